@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Installs what lvlab needs on Debian 12 and starts the libvirt daemons.
+# Idempotent: every step checks before it acts, and says what it does.
+# Sourced by scripts/demo.sh and scripts/test.sh; runnable on its own.
+set -euo pipefail
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages. qemu-utils on these machines comes from bookworm-backports,
+# so QEMU and libvirt must come from there too or their versions disagree.
+BACKPORTS_PACKAGES=(
+    qemu-system-x86 qemu-utils
+    libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu
+    libvirt-daemon-config-network libvirt-clients
+)
+PACKAGES=(
+    pkg-config gcc passt xorriso cloud-init osinfo-db libosinfo-bin dnsmasq-base
+    gnupg curl ca-certificates
+)
+
+ensure_backports_source() {
+    if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        return
+    fi
+    say "adding bookworm-backports to apt's sources"
+    as_root tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    APT_UPDATED=no
+}
+
+missing_packages() {
+    local pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || echo "$pkg"
+    done
+}
+
+ensure_packages() {
+    ensure_backports_source
+    local missing_bpo missing
+    missing_bpo=$(missing_packages "${BACKPORTS_PACKAGES[@]}")
+    missing=$(missing_packages "${PACKAGES[@]}")
+    if [ -z "$missing_bpo" ] && [ -z "$missing" ]; then
+        say "Debian packages: all present"
+        return
+    fi
+    say "apt-get update"
+    as_root apt-get update -qq
+    export DEBIAN_FRONTEND=noninteractive
+    if [ -n "$missing_bpo" ]; then
+        say "installing from bookworm-backports: $(echo $missing_bpo)"
+        # shellcheck disable=SC2086
+        as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports $missing_bpo
+    fi
+    if [ -n "$missing" ]; then
+        say "installing: $(echo $missing)"
+        # shellcheck disable=SC2086
+        as_root apt-get install -y -qq --no-install-recommends $missing
+    fi
+}
+
+ensure_rust() {
+    if command -v cargo >/dev/null 2>&1; then
+        say "Rust: $(cargo --version)"
+        return
+    fi
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+        say "Rust: $(cargo --version)"
+        return
+    fi
+    say "installing Rust from Debian (cargo, rustc)"
+    as_root apt-get install -y -qq cargo rustc
+}
+
+# No udev here: /dev/kvm stays root-only, and libvirt then re-probes QEMU on
+# every define (76 s each, measured). Apply Debian's udev rule by hand.
+ensure_kvm_device() {
+    [ -e /dev/kvm ] || { say "no /dev/kvm: guests run under TCG"; return; }
+    getent group kvm >/dev/null || as_root groupadd --system kvm
+    if [ "$(stat -c '%G:%a' /dev/kvm)" != "kvm:660" ]; then
+        say "giving /dev/kvm to group kvm, mode 0660 (Debian's udev rule)"
+        as_root chgrp kvm /dev/kvm
+        as_root chmod 0660 /dev/kvm
+    fi
+}
+
+daemon_running() { pgrep -x "$1" >/dev/null 2>&1; }
+
+# No systemd here: start the system daemons by hand when they are not running.
+# qemu:///session starts its own per-user daemon when first opened.
+ensure_daemons() {
+    if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
+        say "not root: skipping system daemons (qemu:///session needs none)"
+        return
+    fi
+    if ! daemon_running virtlogd; then
+        say "starting virtlogd"
+        as_root virtlogd -d
+    fi
+    if ! daemon_running libvirtd; then
+        say "starting libvirtd"
+        as_root libvirtd -d
+    fi
+}
+
+setup_all() {
+    ensure_packages
+    ensure_rust
+    ensure_kvm_device
+    ensure_daemons
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    setup_all
+fi

@@ -1,0 +1,116 @@
+//! The command line: argument definitions (clap derive) and one function per
+//! command. Commands call into the library and render its results; errors are
+//! rendered once, here, and every error exits 1.
+
+mod capabilities;
+mod output;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use output::Printer;
+
+/// Declarative libvirt labs: plan and apply VMs from an Lvlab.yml manifest.
+#[derive(Debug, Parser)]
+#[command(name = "lvlab", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Manifest to read (default: Lvlab.yml in the working directory)
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Change to DIR before doing anything else
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+
+    /// More log output on stderr (-v: debug, -vv: trace)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Never color output (also: the NO_COLOR environment variable)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and check the manifest; print a summary per environment
+    Validate(validate::ValidateArgs),
+    /// Show what the libvirt host offers: hypervisor, KVM or only TCG, limits
+    Capabilities(capabilities::CapabilitiesArgs),
+}
+
+/// Runs one parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let printer = Printer::new(cli.global.no_color);
+    init_logging(&cli.global, &printer);
+    if let Some(dir) = &cli.global.directory {
+        if let Err(err) = std::env::set_current_dir(dir) {
+            printer.error(&format!("cannot change to {}: {err}", dir.display()));
+            return ExitCode::from(1);
+        }
+    }
+    let result = match &cli.command {
+        Command::Validate(args) => validate::run(&cli.global, args, &printer),
+        Command::Capabilities(args) => capabilities::run(&cli.global, args, &printer),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            printer.error(&err.render(printer.color_stderr()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(global: &GlobalArgs, printer: &Printer) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "lvlab=debug",
+        (false, _) => "lvlab=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LVLAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(printer.color_stderr())
+        .without_time()
+        .try_init();
+}
+
+/// Any error a command can end with. Each variant renders itself once.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    Libvirt(#[from] crate::libvirt::LibvirtError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    fn render(&self, color: bool) -> String {
+        match self {
+            CliError::Manifest(err) => err.render(color),
+            other => format!("error: {other}"),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Where output goes and whether it is colored. Results go to stdout, logs
+//! and errors to stderr.
+
+use std::io::IsTerminal;
+
+pub struct Printer {
+    color_stdout: bool,
+    color_stderr: bool,
+}
+
+impl Printer {
+    /// Colors only on a terminal, and never with `--no-color` or `NO_COLOR`
+    /// set to anything non-empty (https://no-color.org).
+    pub fn new(no_color: bool) -> Self {
+        let allowed = !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Self {
+            color_stdout: allowed && std::io::stdout().is_terminal(),
+            color_stderr: allowed && std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn color_stdout(&self) -> bool {
+        self.color_stdout
+    }
+
+    pub fn color_stderr(&self) -> bool {
+        self.color_stderr
+    }
+
+    /// A result line on stdout.
+    pub fn out(&self, line: &str) {
+        println!("{line}");
+    }
+
+    /// An already formatted error on stderr.
+    pub fn error(&self, text: &str) {
+        eprintln!("{}", text.trim_end());
+    }
+}

@@ -1,0 +1,2 @@
+//! Renders a resolved machine into libvirt domain XML, including lvlab's
+//! ownership metadata. Arrives with the Machines issue.

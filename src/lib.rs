@@ -1,0 +1,17 @@
+//! lvlab: a declarative reconciler that turns an `Lvlab.yml` manifest into
+//! running libvirt lab VMs.
+//!
+//! Data flows one way: [`manifest`] (parse, validate, resolve into the desired
+//! state) -> [`observe`] (what libvirt and the disk hold now) -> [`plan`] (a
+//! graph of actions) -> [`apply`] (run the graph). [`cli`] is the thin layer
+//! that parses arguments and renders results; it owns no behaviour of its own.
+
+pub mod apply;
+pub mod cli;
+pub mod cloudinit;
+pub mod domain;
+pub mod images;
+pub mod libvirt;
+pub mod manifest;
+pub mod observe;
+pub mod plan;

@@ -1,0 +1,5 @@
+//! Reads `Lvlab.yml`, validates it, and resolves it into the desired state.
+
+mod error;
+
+pub use error::ManifestError;

@@ -1,0 +1,1 @@
+//! What a libvirt host offers: hypervisor, architecture, KVM or only TCG.
