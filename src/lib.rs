@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cloudinit;
+pub mod desired;
 pub mod domain;
 pub mod images;
 pub mod libvirt;

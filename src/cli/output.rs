@@ -27,9 +27,18 @@ impl Printer {
         self.color_stderr
     }
 
-    /// A result line on stdout.
+    /// A result line on stdout. A closed pipe (`lvlab ... | head`) ends the
+    /// process quietly, as it does for other Unix tools.
     pub fn out(&self, line: &str) {
-        println!("{line}");
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(err) = writeln!(stdout, "{line}") {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to stdout: {err}");
+            std::process::exit(1);
+        }
     }
 
     /// An already formatted error on stderr.

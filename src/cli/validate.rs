@@ -1,8 +1,15 @@
+//! `lvlab validate`: load the manifest, report every problem, or summarize
+//! what it describes.
+
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::{CliError, GlobalArgs, Printer};
+use crate::desired::{Desired, EnvironmentSpec, ImageSpec};
+use crate::manifest;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -19,10 +26,96 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-pub fn run(
-    _global: &GlobalArgs,
-    _args: &ValidateArgs,
-    _printer: &Printer,
-) -> Result<ExitCode, CliError> {
-    Err(CliError::Other("validate: not built yet".into()))
+/// The selected part of the desired state, as `--show-resolved` prints it.
+#[derive(Serialize)]
+struct Resolved<'a> {
+    manifest: &'a std::path::Path,
+    environments: Vec<&'a EnvironmentSpec>,
+    images: Vec<&'a ImageSpec>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    environment: &'a str,
+    libvirt_uri: &'a str,
+    machines: Vec<&'a str>,
+    images: Vec<&'a str>,
+}
+
+pub fn run(global: &GlobalArgs, args: &ValidateArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let path = manifest::manifest_path(global.file.as_deref());
+    let desired = manifest::load(&path)?;
+    let environments = desired
+        .environments(args.env.as_deref())
+        .map_err(CliError::Other)?;
+    let text = if args.show_resolved {
+        let resolved = Resolved {
+            manifest: &desired.manifest_path,
+            images: used_images(&desired, &environments),
+            environments,
+        };
+        to_text(&resolved, args.json)?
+    } else {
+        let summaries: Vec<Summary> = environments
+            .iter()
+            .map(|env| summarize(&desired, env))
+            .collect();
+        if args.json {
+            to_text(&summaries, true)?
+        } else {
+            summary_lines(&path, &summaries)
+        }
+    };
+    printer.out(text.trim_end());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summarize<'a>(desired: &'a Desired, env: &'a EnvironmentSpec) -> Summary<'a> {
+    Summary {
+        environment: &env.name,
+        libvirt_uri: &env.libvirt_uri,
+        machines: env.machines.iter().map(|m| m.vm_name.as_str()).collect(),
+        images: used_images(desired, &[env])
+            .into_iter()
+            .map(|i| i.key.as_str())
+            .collect(),
+    }
+}
+
+/// The images the given environments' machines use, in key order.
+fn used_images<'a>(desired: &'a Desired, environments: &[&EnvironmentSpec]) -> Vec<&'a ImageSpec> {
+    let keys: BTreeSet<&str> = environments
+        .iter()
+        .flat_map(|e| e.machines.iter().map(|m| m.os.as_str()))
+        .collect();
+    desired
+        .images
+        .values()
+        .filter(|image| keys.contains(image.key.as_str()))
+        .collect()
+}
+
+fn summary_lines(path: &std::path::Path, summaries: &[Summary]) -> String {
+    let mut out = format!("{}: valid\n", path.display());
+    for s in summaries {
+        let count = s.machines.len();
+        let plural = if count == 1 { "" } else { "s" };
+        out.push_str(&format!(
+            "  {} ({}): {count} machine{plural} [{}], images [{}]\n",
+            s.environment,
+            s.libvirt_uri,
+            s.machines.join(", "),
+            s.images.join(", ")
+        ));
+    }
+    out
+}
+
+fn to_text<T: Serialize>(value: &T, json: bool) -> Result<String, CliError> {
+    let text = if json {
+        serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?
+    } else {
+        serde_yaml::to_string(value).map_err(|e| CliError::Other(e.to_string()))?
+    };
+    Ok(text)
 }

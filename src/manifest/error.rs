@@ -1,9 +1,208 @@
-#[derive(Debug, thiserror::Error)]
-#[error("manifest error")]
-pub struct ManifestError;
+//! Manifest errors: each problem names the key path, where it is in the file,
+//! what is wrong and how to fix it. Rendered once by the CLI, with the source
+//! line and a caret under the culprit.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+
+use super::source::{KeyPath, Location, SourceMap, Target};
+
+/// One thing wrong with the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: KeyPath,
+    pub target: Target,
+    pub message: String,
+    /// Short text under the caret, e.g. "did you mean `memory`?".
+    pub label: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    /// A problem with the value at `path`.
+    pub fn value(path: KeyPath, message: impl Into<String>) -> Self {
+        Self {
+            path,
+            target: Target::Value,
+            message: message.into(),
+            label: None,
+            hint: None,
+        }
+    }
+
+    /// A problem with the key at `path` itself (unknown, misplaced).
+    pub fn key(path: KeyPath, message: impl Into<String>) -> Self {
+        Self {
+            target: Target::Key,
+            ..Self::value(path, message)
+        }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Everything wrong with one manifest file, ready to render.
+#[derive(Debug)]
+pub struct ManifestError {
+    file: PathBuf,
+    text: String,
+    located: Vec<(Problem, Option<Location>)>,
+}
 
 impl ManifestError {
-    pub fn render(&self, _color: bool) -> String {
-        self.to_string()
+    /// Problems found in `text`, placed with `map`.
+    pub fn new(file: &Path, text: &str, map: &SourceMap, problems: Vec<Problem>) -> Self {
+        let located = problems
+            .into_iter()
+            .map(|problem| {
+                let location = map.locate(&problem.path, problem.target);
+                (problem, location)
+            })
+            .collect();
+        Self {
+            file: file.to_path_buf(),
+            text: text.to_string(),
+            located,
+        }
+    }
+
+    /// A problem at a known place (a YAML syntax error has no key path).
+    pub fn at(file: &Path, text: &str, problem: Problem, location: Option<Location>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            text: text.to_string(),
+            located: vec![(problem, location)],
+        }
+    }
+
+    /// The file itself could not be read.
+    pub fn unreadable(file: &Path, problem: Problem) -> Self {
+        Self::at(file, "", problem, None)
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    pub fn problems(&self) -> impl Iterator<Item = (&Problem, Option<Location>)> {
+        self.located.iter().map(|(p, l)| (p, *l))
+    }
+
+    /// The report as a person reads it, colored or plain.
+    pub fn render(&self, color: bool) -> String {
+        let renderer = if color {
+            Renderer::styled()
+        } else {
+            Renderer::plain()
+        };
+        let mut out = String::new();
+        for (problem, location) in &self.located {
+            out.push_str(&self.render_one(&renderer, problem, *location));
+            out.push('\n');
+        }
+        if self.located.len() > 1 {
+            out.push_str(&format!(
+                "{} problems in {}\n",
+                self.located.len(),
+                self.file.display()
+            ));
+        }
+        out
+    }
+
+    fn render_one(&self, renderer: &Renderer, problem: &Problem, at: Option<Location>) -> String {
+        let path = self.file.display().to_string();
+        let title = Level::ERROR.primary_title(problem.message.as_str());
+        let head = match at {
+            Some(loc) => {
+                let label = problem.label.as_deref().unwrap_or("");
+                title.element(
+                    Snippet::source(self.text.as_str())
+                        .path(path.as_str())
+                        .line_start(1)
+                        .annotation(
+                            AnnotationKind::Primary
+                                .span(loc.bytes.0..loc.bytes.1.max(loc.bytes.0 + 1))
+                                .label(label),
+                        ),
+                )
+            }
+            None => title.element(Level::NOTE.message(format!("in {path}"))),
+        };
+        let mut report = vec![head];
+        if !problem.path.to_string().starts_with('(') {
+            report.push(Group::with_title(
+                Level::NOTE.secondary_title(format!("key: {}", problem.path)),
+            ));
+        }
+        if let Some(hint) = &problem.hint {
+            report.push(Group::with_title(Level::HELP.secondary_title(hint.as_str())));
+        }
+        renderer.render(&report)
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (problem, location) in &self.located {
+            match location {
+                Some(loc) => write!(f, "{}:{}:{}: ", self.file.display(), loc.line, loc.column)?,
+                None => write!(f, "{}: ", self.file.display())?,
+            }
+            writeln!(f, "{} (at {})", problem.message, problem.path)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// The known name closest to `unknown`, when it is close enough to be a typo.
+pub fn did_you_mean<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(unknown, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_closest_key() {
+        let known = ["vm_name", "memory", "cpu", "disks"];
+        assert_eq!(did_you_mean("memroy", &known), Some("memory"));
+        assert_eq!(did_you_mean("vmname", &known), Some("vm_name"));
+        assert_eq!(did_you_mean("bananas", &known), None);
+    }
+
+    #[test]
+    fn renders_file_line_column_path_caret_and_hint() {
+        let text = "images:\n  x:\n    image_url: http://a/\n";
+        let map = SourceMap::build(text);
+        let path = KeyPath::root().key("images").key("x").key("image_url");
+        let problem = Problem::value(path, "bad URL")
+            .label("ends in `/`")
+            .hint("name the file");
+        let err = ManifestError::new(Path::new("Lvlab.yml"), text, &map, vec![problem]);
+        let out = err.render(false);
+        assert!(out.contains("error: bad URL"), "{out}");
+        assert!(out.contains("Lvlab.yml:3:16"), "{out}");
+        assert!(out.contains("^^^^^^^^^ ends in `/`"), "{out}");
+        assert!(out.contains("key: images.x.image_url"), "{out}");
+        assert!(out.contains("help: name the file"), "{out}");
     }
 }

@@ -1,5 +1,151 @@
-//! Reads `Lvlab.yml`, validates it, and resolves it into the desired state.
+//! Reads `Lvlab.yml`, validates it, and resolves it into the desired state
+//! ([`crate::desired::Desired`]).
+//!
+//! Three passes over the text: serde_yaml parses it (YAML merge keys
+//! applied), serde deserializes the [`raw`] structs, and [`resolve`] applies
+//! the merge rules and defaults. Every problem becomes a [`Problem`] with a
+//! key path, placed in the file by the [`source::SourceMap`].
 
 mod error;
+mod names;
+mod raw;
+mod resolve;
+pub mod source;
+mod values;
 
-pub use error::ManifestError;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use crate::desired::Desired;
+pub use error::{ManifestError, Problem};
+use source::{KeyPath, Location, Segment, SourceMap};
+
+/// The manifest lvlab reads when none is named.
+pub const DEFAULT_FILE: &str = "Lvlab.yml";
+
+/// The manifest path: `file` when given, else `Lvlab.yml` here.
+pub fn manifest_path(file: Option<&Path>) -> PathBuf {
+    file.map_or_else(|| PathBuf::from(DEFAULT_FILE), Path::to_path_buf)
+}
+
+/// Reads, validates and resolves the manifest at `path`.
+pub fn load(path: &Path) -> Result<Desired, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        let hint = if err.kind() == std::io::ErrorKind::NotFound {
+            "run lvlab in the directory that holds Lvlab.yml, or name it with -f FILE"
+        } else {
+            "check the file's permissions"
+        };
+        ManifestError::unreadable(
+            path,
+            Problem::value(KeyPath::root(), format!("cannot read manifest: {err}")).hint(hint),
+        )
+    })?;
+    load_str(&text, path)
+}
+
+/// Validates and resolves manifest `text`, as if read from `path` (relative
+/// paths in it are taken against `path`'s directory).
+pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
+    let map = SourceMap::build(text);
+    let fail = |problems: Vec<Problem>| ManifestError::new(path, text, &map, problems);
+    let value = parse_yaml(text).map_err(|(problem, at)| ManifestError::at(path, text, problem, at))?;
+    let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
+    let manifest_path = absolute(path);
+    resolve::resolve(raw, &manifest_path).map_err(fail)
+}
+
+fn parse_yaml(text: &str) -> Result<Value, (Problem, Option<Location>)> {
+    let mut value: Value = serde_yaml::from_str(text).map_err(|err| {
+        let at = err.location().map(|l| Location {
+            line: l.line(),
+            column: l.column(),
+            bytes: (l.index(), l.index()),
+        });
+        let message = err.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message);
+        let problem = Problem::value(KeyPath::root(), format!("invalid YAML: {message}"))
+            .hint("fix the YAML syntax; `yamllint` shows more detail");
+        (problem, at)
+    })?;
+    if !value.is_mapping() {
+        let found = match &value {
+            Value::Null => "an empty document",
+            Value::Sequence(_) => "a list",
+            _ => "a single value",
+        };
+        return Err((
+            Problem::value(
+                KeyPath::root(),
+                format!("the manifest must be a mapping, but it is {found}"),
+            )
+            .hint("start the file with `environment:` (a list of environments) and `images:`"),
+            None,
+        ));
+    }
+    value.apply_merge().map_err(|err| {
+        let problem = Problem::value(KeyPath::root(), format!("invalid YAML merge (`<<`): {err}"));
+        (problem, None)
+    })?;
+    Ok(value)
+}
+
+fn deserialize(value: Value) -> Result<raw::RawManifest, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = key_path(err.path());
+        serde_problem(path, &err.inner().to_string())
+    })
+}
+
+fn key_path(path: &serde_path_to_error::Path) -> KeyPath {
+    use serde_path_to_error::Segment as S;
+    KeyPath::from_segments(
+        path.iter()
+            .filter_map(|segment| match segment {
+                S::Seq { index } => Some(Segment::Index(*index)),
+                S::Map { key } => Some(Segment::Key(key.clone())),
+                S::Enum { .. } | S::Unknown => None,
+            })
+            .collect(),
+    )
+}
+
+/// Turns serde's message into a problem; unknown keys get a suggestion.
+fn serde_problem(path: KeyPath, message: &str) -> Problem {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        return unknown_key_problem(path, rest);
+    }
+    let what = path.last_key().unwrap_or("value").to_string();
+    let message = message
+        .replace("invalid type: ", "")
+        .replace("invalid value: ", "");
+    Problem::value(path, format!("wrong type for `{what}`: {message}"))
+        .hint("see the manifest reference in README.md for this key's type")
+}
+
+/// serde says: unknown field `memroy`, expected one of `vm_name`, `cpu`, ...
+fn unknown_key_problem(path: KeyPath, rest: &str) -> Problem {
+    let mut names = rest.split('`').skip(1).step_by(2);
+    let unknown = names.next().unwrap_or_default().to_string();
+    let known: Vec<&str> = names.collect();
+    let path = if path.last_key() == Some(unknown.as_str()) {
+        path
+    } else {
+        path.key(&unknown)
+    };
+    let problem = Problem::key(path, format!("unknown key `{unknown}`"));
+    match error::did_you_mean(&unknown, &known) {
+        Some(best) => problem
+            .label(format!("did you mean `{best}`?"))
+            .hint(format!("rename `{unknown}` to `{best}`")),
+        None => problem
+            .label("not a key here")
+            .hint(format!("the keys allowed here are: {}", known.join(", "))),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

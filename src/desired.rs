@@ -1,0 +1,505 @@
+//! The desired state: what the manifest asks for, fully resolved. Every
+//! default is applied and every name and path is decided here, so later
+//! stages (plan, cloud-init, domain) never guess. Built only by
+//! [`crate::manifest`]; read by everything after it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Desired {
+    /// The manifest file, absolute.
+    pub manifest_path: PathBuf,
+    pub environments: Vec<EnvironmentSpec>,
+    pub images: BTreeMap<String, ImageSpec>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentSpec {
+    pub name: String,
+    pub libvirt_uri: String,
+    pub machines: Vec<MachineSpec>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineSpec {
+    pub vm_name: String,
+    /// `<vm_name>_<environment>`: the libvirt domain name.
+    pub domain_name: String,
+    pub environment: String,
+    pub hostname: String,
+    pub fqdn: String,
+    /// Image key in [`Desired::images`].
+    pub os: String,
+    pub cpu: u32,
+    pub memory_mib: u64,
+    pub domain_type: DomainType,
+    /// Where this machine's image lives in the cache.
+    pub image_path: PathBuf,
+    /// `<disk_image_basedir>/<environment>/<vm_name>/`.
+    pub vm_dir: PathBuf,
+    pub disks: Vec<DiskSpec>,
+    pub interfaces: Vec<InterfaceSpec>,
+    pub nameservers: Nameservers,
+    pub shared_directories: Vec<SharedDirectory>,
+    pub cloud_init: CloudInitSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainType {
+    /// KVM when libvirt offers it, otherwise TCG.
+    Auto,
+    Kvm,
+    /// QEMU's TCG: software emulation, no hardware acceleration.
+    Qemu,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskSpec {
+    /// The manifest's label for the disk.
+    pub name: String,
+    /// `disk<N>.qcow2` in the machine's directory.
+    pub path: PathBuf,
+    pub size: DiskSize,
+    pub role: DiskRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", untagged)]
+pub enum DiskSize {
+    /// The boot disk keeps the image's own virtual size.
+    #[serde(serialize_with = "image_size")]
+    ImageSize,
+    Bytes(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DiskRole {
+    /// The first disk: made from the image.
+    Boot { strategy: DiskStrategy },
+    /// Every further disk: blank qcow2.
+    Blank,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskStrategy {
+    /// A standalone copy of the cached image.
+    Copy,
+    /// A qcow2 overlay whose backing file is the cached image.
+    Backing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InterfaceSpec {
+    /// The manifest's label (`eth0`, `eth1`, ... by default); keys the
+    /// interface in network-config. Not the guest's device name.
+    pub name: String,
+    pub mac: MacAddress,
+    pub attachment: Attachment,
+    pub addressing: Addressing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Attachment {
+    /// A libvirt virtual network.
+    Network { network: String },
+    /// QEMU's user-mode (slirp) networking.
+    User,
+    /// passt user-mode networking, optionally forwarding SSH from 127.0.0.1.
+    Passt { ssh_port: Option<SshPort> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", untagged)]
+pub enum SshPort {
+    /// A free port is picked at define time and recorded on the domain.
+    #[serde(serialize_with = "auto")]
+    Auto,
+    Fixed(u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Addressing {
+    /// DHCP for IPv4 and IPv6.
+    Dhcp,
+    /// Static addresses; a family without an address gets none.
+    Static {
+        ipv4: Option<StaticV4>,
+        ipv6: Option<StaticV6>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticV4 {
+    pub address: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaticV6 {
+    pub address: Ipv6Net,
+    pub gateway: Option<Ipv6Addr>,
+}
+
+/// A unicast MAC address, printed lowercase with colons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddress(pub [u8; 6]);
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl Serialize for MacAddress {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Nameservers {
+    pub addresses: Vec<IpAddr>,
+    pub search: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedDirectory {
+    /// Host directory, with `~` and `$VAR` expanded, absolute.
+    pub source: PathBuf,
+    /// virtiofs tag the guest mounts by.
+    pub mount_tag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CloudInitSpec {
+    pub user: String,
+    /// Absent only when `user_data` replaces the generated user-data.
+    pub pubkey: Option<PublicKey>,
+    pub sudo: Vec<String>,
+    pub shell: String,
+    pub password: ConsolePassword,
+    /// Defaults' commands then the machine's, unless the machine opted out.
+    pub runcmd: Vec<RunCommand>,
+    pub mounts: Vec<Vec<String>>,
+    pub manage_etc_hosts: bool,
+    /// A complete cloud-config that replaces the generated user-data. Its
+    /// strings may hold the placeholders in [`USER_DATA_PLACEHOLDERS`].
+    pub user_data: Option<serde_yaml::Value>,
+}
+
+/// Placeholders that `user_data` strings may use, as `{name}`.
+pub const USER_DATA_PLACEHOLDERS: &[&str] = &[
+    "vm_name",
+    "vm_hostname",
+    "fqdn",
+    "default_vm_username",
+    "password_hash",
+    "environment",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum PublicKey {
+    /// The key text itself.
+    Literal(String),
+    /// A file holding the key, `~` expanded; read when the seed is rendered.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum ConsolePassword {
+    /// A one-time password is generated on first creation.
+    Generate,
+    /// The manifest's crypt hash.
+    Hash(String),
+    /// No console password (`password: false`).
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RunCommand {
+    /// Run by a shell; may span several lines.
+    Shell(String),
+    /// Run directly as an argument vector.
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageSpec {
+    pub key: String,
+    pub source: Source,
+    /// The cache's name for the image: the URL's last path segment.
+    pub file_name: String,
+    pub checksum: Option<ChecksumSpec>,
+    pub signature: Option<SignatureSpec>,
+    pub network_version: NetworkVersion,
+    pub os_variant: String,
+    pub family: OsFamily,
+    pub username: String,
+}
+
+/// Where something is fetched from. Serialized as the URL or path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `http://` or `https://`.
+    Http(String),
+    /// `file://` or a path (relative ones against the manifest's directory).
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Http(url) => f.write_str(url),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+fn image_size<S: serde::Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("image")
+}
+
+fn auto<S: serde::Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("auto")
+}
+
+impl Source {
+    /// The last path segment, which names the file in the cache.
+    pub fn file_name(&self) -> Option<&str> {
+        match self {
+            Source::Http(url) => url.rsplit('/').next(),
+            Source::File(path) => path.file_name().and_then(|n| n.to_str()),
+        }
+    }
+
+    pub fn as_file(&self) -> Option<&Path> {
+        match self {
+            Source::File(path) => Some(path),
+            Source::Http(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChecksumSpec {
+    pub source: Source,
+    pub algorithm: ChecksumAlgorithm,
+    /// `<image file>.<checksum file name>`, so releases never share one.
+    pub file_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureSpec {
+    /// OpenPGP keys that may sign the checksum file.
+    pub keys: Source,
+    pub keys_file_name: String,
+    /// A detached signature; when absent the checksum file must be
+    /// clearsigned, or one of the conventional suffixes must exist.
+    pub detached: Option<Source>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "u8")]
+pub enum NetworkVersion {
+    V1,
+    V2,
+}
+
+impl From<NetworkVersion> for u8 {
+    fn from(version: NetworkVersion) -> u8 {
+        match version {
+            NetworkVersion::V1 => 1,
+            NetworkVersion::V2 => 2,
+        }
+    }
+}
+
+/// Distribution family: decides the default user and the cloud-init hosts
+/// template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OsFamily {
+    Debian,
+    Ubuntu,
+    Fedora,
+    AlmaLinux,
+    Rocky,
+    CentOS,
+    Rhel,
+    Other(String),
+}
+
+impl fmt::Display for OsFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OsFamily::Debian => "debian",
+            OsFamily::Ubuntu => "ubuntu",
+            OsFamily::Fedora => "fedora",
+            OsFamily::AlmaLinux => "almalinux",
+            OsFamily::Rocky => "rocky",
+            OsFamily::CentOS => "centos",
+            OsFamily::Rhel => "rhel",
+            OsFamily::Other(name) => name,
+        })
+    }
+}
+
+impl Serialize for OsFamily {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl Desired {
+    /// The environments `selector` names (all of them for `None`).
+    pub fn environments(&self, selector: Option<&str>) -> Result<Vec<&EnvironmentSpec>, String> {
+        let Some(name) = selector else {
+            return Ok(self.environments.iter().collect());
+        };
+        match self.environments.iter().find(|e| e.name == name) {
+            Some(env) => Ok(vec![env]),
+            None => Err(format!(
+                "no environment `{name}` in {}; environments: {}",
+                self.manifest_path.display(),
+                self.environment_names().join(", ")
+            )),
+        }
+    }
+
+    /// The machine called `vm_name` in the selected environments; a name
+    /// that several environments use must be narrowed with `--env`.
+    pub fn machine(&self, vm_name: &str, env: Option<&str>) -> Result<&MachineSpec, String> {
+        let found: Vec<&MachineSpec> = self
+            .environments(env)?
+            .into_iter()
+            .flat_map(|e| e.machines.iter().filter(|m| m.vm_name == vm_name))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!(
+                "no machine `{vm_name}` in {}",
+                self.manifest_path.display()
+            )),
+            many => Err(format!(
+                "machine `{vm_name}` is in several environments ({}); choose one with --env",
+                many.iter()
+                    .map(|m| m.environment.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn environment_names(&self) -> Vec<&str> {
+        self.environments.iter().map(|e| e.name.as_str()).collect()
+    }
+}
+
+/// Replaces each `{name}` placeholder in a `user_data` string with
+/// `value(name)`. `{{` and `}}` stand for literal braces, and shell
+/// variables (`${HOME}`) are left alone. An unknown name is an error that
+/// lists the known ones.
+pub fn expand_placeholders(
+    text: &str,
+    value: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' if !text[..i].ends_with('$') => {
+                let rest = &text[i + 1..];
+                let Some(end) = rest.find('}') else {
+                    out.push(c);
+                    continue;
+                };
+                let name = &rest[..end];
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
+                    out.push(c);
+                    continue;
+                }
+                let replacement = value(name).ok_or_else(|| {
+                    format!(
+                        "unknown placeholder `{{{name}}}`; known: {}",
+                        USER_DATA_PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                })?;
+                out.push_str(&replacement);
+                for _ in 0..=name.chars().count() {
+                    chars.next();
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(name: &str) -> Option<String> {
+        USER_DATA_PLACEHOLDERS
+            .contains(&name)
+            .then(|| format!("<{name}>"))
+    }
+
+    #[test]
+    fn placeholders_expand_and_braces_escape() {
+        assert_eq!(
+            expand_placeholders("{vm_name}.{environment}", lookup).unwrap(),
+            "<vm_name>.<environment>"
+        );
+        assert_eq!(expand_placeholders("{{literal}}", lookup).unwrap(), "{literal}");
+        assert_eq!(expand_placeholders("echo ${HOME}", lookup).unwrap(), "echo ${HOME}");
+        assert_eq!(expand_placeholders(r#"{"a": 1}"#, lookup).unwrap(), r#"{"a": 1}"#);
+        assert_eq!(expand_placeholders("é{fqdn}é", lookup).unwrap(), "é<fqdn>é");
+    }
+
+    #[test]
+    fn unknown_placeholders_list_the_known_ones() {
+        let err = expand_placeholders("{hostname}", lookup).unwrap_err();
+        assert!(err.contains("`{hostname}`"), "{err}");
+        assert!(err.contains("{vm_hostname}"), "{err}");
+    }
+}

@@ -1,0 +1,388 @@
+//! Applies the merge rules and defaults of manifest.md to the raw manifest,
+//! producing the desired state, or every problem found on the way.
+
+mod cloud_init;
+mod images;
+mod interfaces;
+mod storage;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::error::{did_you_mean, Problem};
+use super::names;
+use super::raw::{RawEnvironment, RawMachine, RawManifest};
+use super::source::KeyPath;
+use super::values;
+use crate::desired::{Desired, DomainType, EnvironmentSpec, ImageSpec, MachineSpec};
+
+const DEFAULT_LIBVIRT_URI: &str = "qemu:///session";
+const DEFAULT_BASEDIR: &str = "/var/lib/libvirt/images/lvlab";
+const DEFAULT_CPU: u64 = 2;
+const DEFAULT_MEMORY_MIB: u64 = 2048;
+
+/// Collects problems while resolving, so one run reports them all.
+pub(super) struct Resolver {
+    /// The manifest's directory: relative paths are taken against it.
+    base: PathBuf,
+    problems: Vec<Problem>,
+}
+
+impl Resolver {
+    pub(super) fn report(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    /// The value of a `Result`, or `None` after reporting its error at `path`.
+    pub(super) fn check<T>(&mut self, path: &KeyPath, result: Result<T, String>) -> Option<T> {
+        result.map_err(|msg| self.report(Problem::value(path.clone(), msg))).ok()
+    }
+
+    pub(super) fn base(&self) -> &Path {
+        &self.base
+    }
+}
+
+/// A value taken from the machine or, failing that, from `config_defaults`,
+/// with the path it came from so errors point at the right line.
+pub(super) struct Layered<'a> {
+    pub machine: &'a RawMachine,
+    pub machine_path: &'a KeyPath,
+    pub defaults: &'a RawMachine,
+    pub defaults_path: &'a KeyPath,
+}
+
+impl<'a> Layered<'a> {
+    pub(super) fn pick<T>(
+        &self,
+        key: &str,
+        field: impl Fn(&'a RawMachine) -> Option<&'a T>,
+    ) -> Option<(&'a T, KeyPath)> {
+        field(self.machine)
+            .map(|v| (v, self.machine_path.key(key)))
+            .or_else(|| field(self.defaults).map(|v| (v, self.defaults_path.key(key))))
+    }
+}
+
+pub fn resolve(raw: RawManifest, manifest_path: &Path) -> Result<Desired, Vec<Problem>> {
+    let base = manifest_path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut r = Resolver {
+        base,
+        problems: Vec::new(),
+    };
+    let root = KeyPath::root();
+    let images = match &raw.images {
+        Some(raw_images) => images::resolve_images(&mut r, raw_images, &root.key("images")),
+        None => {
+            r.report(
+                Problem::key(root.clone(), "the manifest has no `images`")
+                    .hint("add `images:` mapping image keys to `image_url`s (see README.md)"),
+            );
+            BTreeMap::new()
+        }
+    };
+    let environments = resolve_environments(&mut r, raw.environment, &images, &root);
+    if r.problems.is_empty() {
+        Ok(Desired {
+            manifest_path: manifest_path.to_path_buf(),
+            environments,
+            images,
+        })
+    } else {
+        Err(r.problems)
+    }
+}
+
+fn resolve_environments(
+    r: &mut Resolver,
+    raw: Option<Vec<RawEnvironment>>,
+    images: &BTreeMap<String, ImageSpec>,
+    root: &KeyPath,
+) -> Vec<EnvironmentSpec> {
+    let path = root.key("environment");
+    let Some(raw) = raw else {
+        r.report(
+            Problem::key(root.clone(), "the manifest has no `environment`")
+                .hint("add `environment:` with a list holding at least one `- name: ...`"),
+        );
+        return Vec::new();
+    };
+    if raw.is_empty() {
+        r.report(
+            Problem::value(path, "`environment` is empty")
+                .hint("add at least one environment: `- name: lab` with its `machines:`"),
+        );
+        return Vec::new();
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut environments = Vec::new();
+    for (i, env) in raw.into_iter().enumerate() {
+        let env_path = path.index(i);
+        if let Some(spec) = resolve_environment(r, env, images, &env_path) {
+            if let Some(first) = seen.insert(spec.name.clone(), i) {
+                r.report(
+                    Problem::value(
+                        env_path.key("name"),
+                        format!("environment `{}` is defined twice", spec.name),
+                    )
+                    .hint(format!("rename it: environment[{first}] already uses this name")),
+                );
+            }
+            environments.push(spec);
+        }
+    }
+    environments
+}
+
+fn resolve_environment(
+    r: &mut Resolver,
+    env: RawEnvironment,
+    images: &BTreeMap<String, ImageSpec>,
+    path: &KeyPath,
+) -> Option<EnvironmentSpec> {
+    let Some(name) = env.name else {
+        r.report(
+            Problem::key(path.clone(), "an environment has no `name`")
+                .hint("add `name: lab` (it prefixes domain names and directories)"),
+        );
+        return None;
+    };
+    r.check(&path.key("name"), values::check_name(&name))?;
+    let libvirt_uri = env
+        .libvirt_uri
+        .unwrap_or_else(|| DEFAULT_LIBVIRT_URI.to_string());
+    if !libvirt_uri.contains(':') {
+        r.report(
+            Problem::value(path.key("libvirt_uri"), format!("`{libvirt_uri}` is not a libvirt URI"))
+                .hint("use e.g. qemu:///system, qemu:///session or qemu+ssh://host/system"),
+        );
+    }
+    let defaults_path = path.key("config_defaults");
+    let defaults = env.config_defaults.unwrap_or_default();
+    check_defaults(r, &defaults, &defaults_path);
+    let Some(raw_machines) = env.machines else {
+        r.report(
+            Problem::key(path.clone(), format!("environment `{name}` has no `machines`"))
+                .hint("add `machines:` with a list of `- vm_name: ...` entries"),
+        );
+        return None;
+    };
+    let machines_path = path.key("machines");
+    let mut machines: Vec<MachineSpec> = Vec::new();
+    for (i, machine) in raw_machines.iter().enumerate() {
+        let layered = Layered {
+            machine,
+            machine_path: &machines_path.index(i),
+            defaults: &defaults,
+            defaults_path: &defaults_path,
+        };
+        if let Some(spec) = resolve_machine(r, &name, &layered, images) {
+            if let Some(first) = machines.iter().position(|m| m.vm_name == spec.vm_name) {
+                r.report(
+                    Problem::value(
+                        layered.machine_path.key("vm_name"),
+                        format!("machine `{}` is defined twice in `{name}`", spec.vm_name),
+                    )
+                    .label("second definition")
+                    .hint(format!("rename one: machines[{first}] already uses this name")),
+                );
+                continue;
+            }
+            machines.push(spec);
+        }
+    }
+    interfaces::check_unique_macs(r, &machines, &machines_path);
+    Some(EnvironmentSpec {
+        name,
+        libvirt_uri,
+        machines,
+    })
+}
+
+/// Keys that name one machine make no sense as defaults for all.
+fn check_defaults(r: &mut Resolver, defaults: &RawMachine, path: &KeyPath) {
+    let per_machine = [
+        ("vm_name", defaults.vm_name.is_some()),
+        ("hostname", defaults.hostname.is_some()),
+        ("fqdn", defaults.fqdn.is_some()),
+    ];
+    for (key, present) in per_machine {
+        if present {
+            r.report(
+                Problem::key(path.key(key), format!("`{key}` cannot be a default"))
+                    .label("names one machine")
+                    .hint(format!("move `{key}` to each machine under `machines:`")),
+            );
+        }
+    }
+}
+
+fn resolve_machine(
+    r: &mut Resolver,
+    environment: &str,
+    m: &Layered,
+    images: &BTreeMap<String, ImageSpec>,
+) -> Option<MachineSpec> {
+    let Some(vm_name) = m.machine.vm_name.clone() else {
+        r.report(
+            Problem::key(m.machine_path.clone(), "a machine has no `vm_name`")
+                .hint("add `vm_name: web01` to the machine"),
+        );
+        return None;
+    };
+    r.check(&m.machine_path.key("vm_name"), values::check_name(&vm_name))?;
+    let hostname = resolve_hostname(r, m, &vm_name)?;
+    let fqdn = match (&m.machine.fqdn, m.pick("domain", |x| x.domain.as_ref())) {
+        (Some(fqdn), _) => fqdn.clone(),
+        (None, Some((domain, _))) => format!("{hostname}.{domain}"),
+        (None, None) => hostname.clone(),
+    };
+    let (os, image) = resolve_os(r, m, images)?;
+    let cpu = number_in_range(r, m, "cpu", DEFAULT_CPU, 1..=1024, |x| x.cpu.as_ref())?;
+    let memory_mib =
+        number_in_range(r, m, "memory", DEFAULT_MEMORY_MIB, 64..=16 << 20, |x| x.memory.as_ref())?;
+    let domain_type = resolve_domain_type(r, m)?;
+    let cache_base = basedir(r, m, "cloud_image_basedir", |x| x.cloud_image_basedir.as_ref())?;
+    let disk_base = basedir(r, m, "disk_image_basedir", |x| x.disk_image_basedir.as_ref())?;
+    let vm_dir = names::vm_dir(&disk_base, environment, &vm_name);
+    let disks = storage::resolve_disks(r, m, &vm_dir)?;
+    let interfaces = interfaces::resolve_interfaces(r, m, environment, &vm_name)?;
+    let nameservers = interfaces::resolve_nameservers(r, m)?;
+    let shared_directories = storage::resolve_shared_directories(r, m)?;
+    let cloud_init = cloud_init::resolve_cloud_init(r, m, image)?;
+    Some(MachineSpec {
+        domain_name: names::domain_name(&vm_name, environment),
+        environment: environment.to_string(),
+        image_path: names::image_cache_dir(&cache_base).join(&image.file_name),
+        vm_name,
+        hostname,
+        fqdn,
+        os,
+        cpu: cpu as u32,
+        memory_mib,
+        domain_type,
+        vm_dir,
+        disks,
+        interfaces,
+        nameservers,
+        shared_directories,
+        cloud_init,
+    })
+}
+
+/// The machine's `hostname`, or its `vm_name` up to the first `.`.
+fn resolve_hostname(r: &mut Resolver, m: &Layered, vm_name: &str) -> Option<String> {
+    if let Some(hostname) = &m.machine.hostname {
+        return r.check(&m.machine_path.key("hostname"), values::check_hostname(hostname))
+            .map(|()| hostname.clone());
+    }
+    let derived = vm_name.split('.').next().unwrap_or(vm_name);
+    match values::check_hostname(derived) {
+        Ok(()) => Some(derived.to_string()),
+        Err(msg) => {
+            r.report(
+                Problem::value(
+                    m.machine_path.key("vm_name"),
+                    format!("the hostname derived from vm_name is invalid: {msg}"),
+                )
+                .hint("set `hostname:` on this machine to a valid DNS label"),
+            );
+            None
+        }
+    }
+}
+
+fn resolve_os<'i>(
+    r: &mut Resolver,
+    m: &Layered,
+    images: &'i BTreeMap<String, ImageSpec>,
+) -> Option<(String, &'i ImageSpec)> {
+    let Some((os, path)) = m.pick("os", |x| x.os.as_ref()) else {
+        r.report(
+            Problem::key(m.machine_path.clone(), "the machine has no `os`")
+                .hint(image_choice_hint(images, "add `os:` (here or in config_defaults)")),
+        );
+        return None;
+    };
+    match images.get(os) {
+        Some(image) => Some((os.clone(), image)),
+        None => {
+            let keys: Vec<&str> = images.keys().map(String::as_str).collect();
+            let problem = Problem::value(path, format!("`os: {os}` is not a key in `images`"));
+            let problem = match did_you_mean(os, &keys) {
+                Some(best) => problem.label(format!("did you mean `{best}`?")),
+                None => problem,
+            };
+            r.report(problem.hint(image_choice_hint(images, "use an image key")));
+            None
+        }
+    }
+}
+
+fn image_choice_hint(images: &BTreeMap<String, ImageSpec>, lead: &str) -> String {
+    if images.is_empty() {
+        format!("{lead}, after defining the image under `images:`")
+    } else {
+        let keys: Vec<&str> = images.keys().map(String::as_str).collect();
+        format!("{lead}: one of {}", keys.join(", "))
+    }
+}
+
+fn number_in_range<'a>(
+    r: &mut Resolver,
+    m: &Layered<'a>,
+    key: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    field: impl Fn(&'a RawMachine) -> Option<&'a super::raw::Number>,
+) -> Option<u64> {
+    let Some((value, path)) = m.pick(key, field) else {
+        return Some(default);
+    };
+    if range.contains(&value.0) {
+        Some(value.0)
+    } else {
+        r.report(Problem::value(
+            path,
+            format!(
+                "`{key}: {}` is out of range ({}..={})",
+                value.0,
+                range.start(),
+                range.end()
+            ),
+        ));
+        None
+    }
+}
+
+fn resolve_domain_type(r: &mut Resolver, m: &Layered) -> Option<DomainType> {
+    let Some((value, path)) = m.pick("domain_type", |x| x.domain_type.as_ref()) else {
+        return Some(DomainType::Auto);
+    };
+    let parsed = match value.as_str() {
+        "auto" => Ok(DomainType::Auto),
+        "kvm" => Ok(DomainType::Kvm),
+        "qemu" => Ok(DomainType::Qemu),
+        other => Err(format!(
+            "`domain_type: {other}` is not valid; use auto, kvm or qemu (software emulation)"
+        )),
+    };
+    r.check(&path, parsed)
+}
+
+fn basedir<'a>(
+    r: &mut Resolver,
+    m: &Layered<'a>,
+    key: &str,
+    field: impl Fn(&'a RawMachine) -> Option<&'a String>,
+) -> Option<PathBuf> {
+    match m.pick(key, field) {
+        Some((text, path)) => {
+            let expanded = values::expand_path(text, r.base());
+            r.check(&path, expanded)
+        }
+        None => Some(PathBuf::from(DEFAULT_BASEDIR)),
+    }
+}

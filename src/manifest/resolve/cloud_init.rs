@@ -1,0 +1,184 @@
+//! `cloud_init`: machine keys over default keys, `runcmd` concatenation,
+//! the console password, the public key and the `user_data` override.
+
+use super::{Layered, Resolver};
+use crate::desired::{
+    expand_placeholders, CloudInitSpec, ConsolePassword, ImageSpec, PublicKey, RunCommand,
+    USER_DATA_PLACEHOLDERS,
+};
+use crate::manifest::error::Problem;
+use crate::manifest::raw::{OneOrMany, RawCloudInit, Scalar};
+use crate::manifest::source::KeyPath;
+use crate::manifest::values;
+
+const DEFAULT_SUDO: &str = "ALL=(ALL) NOPASSWD:ALL";
+const DEFAULT_SHELL: &str = "/bin/bash";
+
+/// Public keys begin with their type; anything else with a `/` or a leading
+/// `~` is a path. (Base64 key text can hold `/`, so the original's "contains
+/// a slash" rule alone misread keys as paths.)
+const KEY_TYPE_PREFIXES: &[&str] = &["ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"];
+
+pub(super) fn resolve_cloud_init(
+    r: &mut Resolver,
+    m: &Layered,
+    image: &ImageSpec,
+) -> Option<CloudInitSpec> {
+    let empty = RawCloudInit::default();
+    let own = m.machine.cloud_init.as_ref().unwrap_or(&empty);
+    let defaults = m.defaults.cloud_init.as_ref().unwrap_or(&empty);
+    let own_path = m.machine_path.key("cloud_init");
+    let defaults_path = m.defaults_path.key("cloud_init");
+    if defaults.runcmd_ignore_defaults.is_some() {
+        r.report(
+            Problem::key(
+                defaults_path.key("runcmd_ignore_defaults"),
+                "`runcmd_ignore_defaults` belongs on a machine",
+            )
+            .hint("move it to the machine whose runcmd should replace the defaults'"),
+        );
+    }
+    let pick = |field: fn(&RawCloudInit) -> bool| -> (&RawCloudInit, KeyPath) {
+        if field(own) {
+            (own, own_path.clone())
+        } else {
+            (defaults, defaults_path.clone())
+        }
+    };
+    let user_data = own.user_data.as_ref().or(defaults.user_data.as_ref());
+    if let Some(data) = user_data {
+        let (_, path) = pick(|c| c.user_data.is_some());
+        check_placeholders(r, &serde_yaml::Value::Mapping(data.clone()), &path.key("user_data"))?;
+    }
+    let pubkey = resolve_pubkey(r, m, own.pubkey.as_ref().or(defaults.pubkey.as_ref()), pick(|c| c.pubkey.is_some()).1, user_data.is_some())?;
+    let password = resolve_password(r, own, &own_path)
+        .or_else(|| resolve_password(r, defaults, &defaults_path))
+        .unwrap_or(Some(ConsolePassword::Generate))?;
+    Some(CloudInitSpec {
+        user: own
+            .user
+            .clone()
+            .or_else(|| defaults.user.clone())
+            .unwrap_or_else(|| image.username.clone()),
+        pubkey,
+        sudo: own
+            .sudo
+            .clone()
+            .or_else(|| defaults.sudo.clone())
+            .map_or_else(|| vec![DEFAULT_SUDO.to_string()], OneOrMany::into_vec),
+        shell: own
+            .shell
+            .clone()
+            .or_else(|| defaults.shell.clone())
+            .unwrap_or_else(|| DEFAULT_SHELL.to_string()),
+        password,
+        runcmd: runcmd(own, defaults),
+        mounts: own
+            .mounts
+            .as_ref()
+            .or(defaults.mounts.as_ref())
+            .map(|mounts| {
+                mounts
+                    .iter()
+                    .map(|entry| entry.iter().map(|s| s.0.clone()).collect())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        manage_etc_hosts: own
+            .manage_etc_hosts
+            .or(defaults.manage_etc_hosts)
+            .is_none_or(|flag| flag.0),
+        user_data: user_data.cloned().map(serde_yaml::Value::Mapping),
+    })
+}
+
+/// The defaults' commands followed by the machine's own, unless the machine
+/// sets `runcmd_ignore_defaults`. Each default command appears once.
+fn runcmd(own: &RawCloudInit, defaults: &RawCloudInit) -> Vec<RunCommand> {
+    let ignore_defaults = own.runcmd_ignore_defaults.is_some_and(|f| f.0);
+    let inherited = if ignore_defaults {
+        None
+    } else {
+        defaults.runcmd.as_ref()
+    };
+    inherited
+        .into_iter()
+        .chain(own.runcmd.as_ref())
+        .flatten()
+        .map(|entry| match entry {
+            OneOrMany::One(Scalar(cmd)) => RunCommand::Shell(cmd.clone()),
+            OneOrMany::Many(argv) => RunCommand::Argv(argv.iter().map(|s| s.0.clone()).collect()),
+        })
+        .collect()
+}
+
+/// `None` when this level says nothing about the password.
+fn resolve_password(
+    r: &mut Resolver,
+    level: &RawCloudInit,
+    path: &KeyPath,
+) -> Option<Option<ConsolePassword>> {
+    let disabled = level.password.is_some_and(|flag| !flag.0);
+    match (&level.passwd, disabled) {
+        (Some(_), true) => {
+            r.report(
+                Problem::key(path.key("password"), "`passwd` and `password: false` contradict each other")
+                    .hint("remove `passwd` to have no console password, or `password: false` to use the hash"),
+            );
+            Some(None)
+        }
+        (Some(hash), false) => Some(Some(ConsolePassword::Hash(hash.clone()))),
+        (None, true) => Some(Some(ConsolePassword::Disabled)),
+        (None, false) => level.password.map(|_| Some(ConsolePassword::Generate)),
+    }
+}
+
+fn resolve_pubkey(
+    r: &mut Resolver,
+    m: &Layered,
+    text: Option<&String>,
+    path: KeyPath,
+    has_user_data: bool,
+) -> Option<Option<PublicKey>> {
+    let Some(text) = text else {
+        if has_user_data {
+            return Some(None);
+        }
+        r.report(
+            Problem::key(m.machine_path.clone(), "no SSH public key for this machine")
+                .hint("set `cloud_init: {pubkey: ~/.ssh/id_ed25519.pub}` in config_defaults (a path or the key itself)"),
+        );
+        return None;
+    };
+    let text = text.trim();
+    let is_key = KEY_TYPE_PREFIXES.iter().any(|p| text.starts_with(p));
+    if is_key || !(text.contains('/') || text.starts_with('~')) {
+        return Some(Some(PublicKey::Literal(text.to_string())));
+    }
+    let expanded = values::expand_path(text, r.base());
+    r.check(&path.key("pubkey"), expanded)
+        .map(|p| Some(PublicKey::File(p)))
+}
+
+/// Every string in `user_data` may only use the known placeholders.
+fn check_placeholders(r: &mut Resolver, value: &serde_yaml::Value, path: &KeyPath) -> Option<()> {
+    use serde_yaml::Value;
+    let known = |name: &str| USER_DATA_PLACEHOLDERS.contains(&name).then(String::new);
+    match value {
+        Value::String(text) => r.check(path, expand_placeholders(text, known).map(drop)),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| check_placeholders(r, item, &path.index(i)))
+            .fold(Some(()), |acc, x| acc.and(x)),
+        Value::Mapping(map) => map
+            .iter()
+            .map(|(k, v)| {
+                let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
+                check_placeholders(r, v, &path.key(&key))
+            })
+            .fold(Some(()), |acc, x| acc.and(x)),
+        Value::Tagged(tagged) => check_placeholders(r, &tagged.value, path),
+        _ => Some(()),
+    }
+}
