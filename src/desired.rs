@@ -490,9 +490,18 @@ mod tests {
             expand_placeholders("{vm_name}.{environment}", lookup).unwrap(),
             "<vm_name>.<environment>"
         );
-        assert_eq!(expand_placeholders("{{literal}}", lookup).unwrap(), "{literal}");
-        assert_eq!(expand_placeholders("echo ${HOME}", lookup).unwrap(), "echo ${HOME}");
-        assert_eq!(expand_placeholders(r#"{"a": 1}"#, lookup).unwrap(), r#"{"a": 1}"#);
+        assert_eq!(
+            expand_placeholders("{{literal}}", lookup).unwrap(),
+            "{literal}"
+        );
+        assert_eq!(
+            expand_placeholders("echo ${HOME}", lookup).unwrap(),
+            "echo ${HOME}"
+        );
+        assert_eq!(
+            expand_placeholders(r#"{"a": 1}"#, lookup).unwrap(),
+            r#"{"a": 1}"#
+        );
         assert_eq!(expand_placeholders("é{fqdn}é", lookup).unwrap(), "é<fqdn>é");
     }
 

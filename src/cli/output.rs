@@ -10,7 +10,7 @@ pub struct Printer {
 
 impl Printer {
     /// Colors only on a terminal, and never with `--no-color` or `NO_COLOR`
-    /// set to anything non-empty (https://no-color.org).
+    /// set to anything non-empty (<https://no-color.org>).
     pub fn new(no_color: bool) -> Self {
         let allowed = !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Self {

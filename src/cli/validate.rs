@@ -42,7 +42,11 @@ struct Summary<'a> {
     images: Vec<&'a str>,
 }
 
-pub fn run(global: &GlobalArgs, args: &ValidateArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn run(
+    global: &GlobalArgs,
+    args: &ValidateArgs,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
     let path = manifest::manifest_path(global.file.as_deref());
     let desired = manifest::load(&path)?;
     let environments = desired

@@ -77,17 +77,17 @@ impl ManifestError {
     }
 
     /// A problem at a known place (a YAML syntax error has no key path).
-    pub fn at(file: &Path, text: &str, problem: Problem, location: Option<Location>) -> Self {
+    pub fn at(file: &Path, text: &str, problem: Box<Problem>, location: Option<Location>) -> Self {
         Self {
             file: file.to_path_buf(),
             text: text.to_string(),
-            located: vec![(problem, location)],
+            located: vec![(*problem, location)],
         }
     }
 
     /// The file itself could not be read.
     pub fn unreadable(file: &Path, problem: Problem) -> Self {
-        Self::at(file, "", problem, None)
+        Self::at(file, "", Box::new(problem), None)
     }
 
     pub fn file(&self) -> &Path {
@@ -140,13 +140,15 @@ impl ManifestError {
             None => title.element(Level::NOTE.message(format!("in {path}"))),
         };
         let mut report = vec![head];
-        if !problem.path.to_string().starts_with('(') {
+        if !problem.path.is_root() {
             report.push(Group::with_title(
                 Level::NOTE.secondary_title(format!("key: {}", problem.path)),
             ));
         }
         if let Some(hint) = &problem.hint {
-            report.push(Group::with_title(Level::HELP.secondary_title(hint.as_str())));
+            report.push(Group::with_title(
+                Level::HELP.secondary_title(hint.as_str()),
+            ));
         }
         renderer.render(&report)
     }

@@ -50,13 +50,20 @@ pub fn load(path: &Path) -> Result<Desired, ManifestError> {
 pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
     let map = SourceMap::build(text);
     let fail = |problems: Vec<Problem>| ManifestError::new(path, text, &map, problems);
-    let value = parse_yaml(text).map_err(|(problem, at)| ManifestError::at(path, text, problem, at))?;
+    let value = parse_yaml(text)
+        .map_err(|fault| ManifestError::at(path, text, fault.problem, fault.location))?;
     let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
     let manifest_path = absolute(path);
     resolve::resolve(raw, &manifest_path).map_err(fail)
 }
 
-fn parse_yaml(text: &str) -> Result<Value, (Problem, Option<Location>)> {
+/// A problem found before there is a typed manifest to walk.
+struct YamlFault {
+    problem: Box<Problem>,
+    location: Option<Location>,
+}
+
+fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
     let mut value: Value = serde_yaml::from_str(text).map_err(|err| {
         let at = err.location().map(|l| Location {
             line: l.line(),
@@ -67,7 +74,10 @@ fn parse_yaml(text: &str) -> Result<Value, (Problem, Option<Location>)> {
         let message = message.split(" at line ").next().unwrap_or(&message);
         let problem = Problem::value(KeyPath::root(), format!("invalid YAML: {message}"))
             .hint("fix the YAML syntax; `yamllint` shows more detail");
-        (problem, at)
+        YamlFault {
+            problem: Box::new(problem),
+            location: at,
+        }
     })?;
     if !value.is_mapping() {
         let found = match &value {
@@ -75,20 +85,42 @@ fn parse_yaml(text: &str) -> Result<Value, (Problem, Option<Location>)> {
             Value::Sequence(_) => "a list",
             _ => "a single value",
         };
-        return Err((
-            Problem::value(
-                KeyPath::root(),
-                format!("the manifest must be a mapping, but it is {found}"),
-            )
-            .hint("start the file with `environment:` (a list of environments) and `images:`"),
-            None,
-        ));
+        let problem = Problem::value(
+            KeyPath::root(),
+            format!("the manifest must be a mapping, but it is {found}"),
+        )
+        .hint("start the file with `environment:` (a list of environments) and `images:`");
+        return Err(YamlFault {
+            problem: Box::new(problem),
+            location: None,
+        });
     }
-    value.apply_merge().map_err(|err| {
+    apply_merges(&mut value).map_err(|err| {
         let problem = Problem::value(KeyPath::root(), format!("invalid YAML merge (`<<`): {err}"));
-        (problem, None)
+        YamlFault {
+            problem: Box::new(problem),
+            location: None,
+        }
     })?;
+    if let Value::Mapping(top) = &mut value {
+        // `x-` keys hold YAML anchors for reuse, as in docker compose files.
+        top.retain(|key, _| !key.as_str().is_some_and(|k| k.starts_with("x-")));
+    }
     Ok(value)
+}
+
+/// serde_yaml merges one level per pass: a merged mapping that itself held
+/// a `<<` (an anchor built on another anchor) needs another pass.
+fn apply_merges(value: &mut Value) -> Result<(), serde_yaml::Error> {
+    const MAX_DEPTH: usize = 16;
+    for _ in 0..MAX_DEPTH {
+        let before = value.clone();
+        value.apply_merge()?;
+        if *value == before {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn deserialize(value: Value) -> Result<raw::RawManifest, Problem> {
@@ -118,11 +150,15 @@ fn serde_problem(path: KeyPath, message: &str) -> Problem {
         return unknown_key_problem(path, rest);
     }
     let what = path.last_key().unwrap_or("value").to_string();
-    let message = message
-        .replace("invalid type: ", "")
-        .replace("invalid value: ", "");
-    Problem::value(path, format!("wrong type for `{what}`: {message}"))
-        .hint("see the manifest reference in README.md for this key's type")
+    let detail = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "));
+    let message = match detail {
+        Some((found, expected)) => format!("`{what}` must be {expected}, not {found}"),
+        None => format!("`{what}`: {message}"),
+    };
+    Problem::value(path, message).hint("docs/manifest.md lists every key and its type")
 }
 
 /// serde says: unknown field `memroy`, expected one of `vm_name`, `cpu`, ...

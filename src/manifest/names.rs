@@ -48,7 +48,11 @@ pub fn parse_mac(text: &str) -> Result<MacAddress, String> {
         .then(|| {
             parts
                 .iter()
-                .map(|p| (p.len() == 2).then(|| u8::from_str_radix(p, 16).ok()).flatten())
+                .map(|p| {
+                    (p.len() == 2)
+                        .then(|| u8::from_str_radix(p, 16).ok())
+                        .flatten()
+                })
                 .collect()
         })
         .flatten();
@@ -159,7 +163,10 @@ mod tests {
 
     #[test]
     fn domain_and_directory_names() {
-        assert_eq!(domain_name("salt.local", "lvlab-dev"), "salt.local_lvlab-dev");
+        assert_eq!(
+            domain_name("salt.local", "lvlab-dev"),
+            "salt.local_lvlab-dev"
+        );
         assert_eq!(
             vm_dir(Path::new("/var/lib/libvirt/images/lvlab"), "lab", "web01"),
             PathBuf::from("/var/lib/libvirt/images/lvlab/lab/web01")
@@ -168,8 +175,14 @@ mod tests {
 
     #[test]
     fn image_cache_is_not_doubled() {
-        assert_eq!(image_cache_dir(Path::new("/x/lvlab")), PathBuf::from("/x/lvlab/cloud-images"));
-        assert_eq!(image_cache_dir(Path::new("/x/cloud-images")), PathBuf::from("/x/cloud-images"));
+        assert_eq!(
+            image_cache_dir(Path::new("/x/lvlab")),
+            PathBuf::from("/x/lvlab/cloud-images")
+        );
+        assert_eq!(
+            image_cache_dir(Path::new("/x/cloud-images")),
+            PathBuf::from("/x/cloud-images")
+        );
     }
 
     #[test]
@@ -184,11 +197,19 @@ mod tests {
 
     #[test]
     fn manifest_macs() {
-        assert_eq!(parse_mac("52:54:00:AB:cd:01").unwrap().to_string(), "52:54:00:ab:cd:01");
-        assert_eq!(parse_mac("52-54-00-ab-cd-01").unwrap().to_string(), "52:54:00:ab:cd:01");
+        assert_eq!(
+            parse_mac("52:54:00:AB:cd:01").unwrap().to_string(),
+            "52:54:00:ab:cd:01"
+        );
+        assert_eq!(
+            parse_mac("52-54-00-ab-cd-01").unwrap().to_string(),
+            "52:54:00:ab:cd:01"
+        );
         assert!(parse_mac("52:54:00:ab:cd").is_err());
         assert!(parse_mac("52:54:00:ab:cd:zz").is_err());
-        assert!(parse_mac("01:00:5e:00:00:01").unwrap_err().contains("multicast"));
+        assert!(parse_mac("01:00:5e:00:00:01")
+            .unwrap_err()
+            .contains("multicast"));
     }
 
     #[test]
@@ -219,7 +240,14 @@ mod tests {
             parse_source("images/img.qcow2", base).unwrap(),
             Source::File("/srv/lab/images/img.qcow2".into())
         );
-        for bad in ["https://h/d/", "https://h/d/..", "https://h/.", "https://h", "ftp://h/x", "file://rel/x"] {
+        for bad in [
+            "https://h/d/",
+            "https://h/d/..",
+            "https://h/.",
+            "https://h",
+            "ftp://h/x",
+            "file://rel/x",
+        ] {
             assert!(parse_source(bad, base).is_err(), "{bad} must be rejected");
         }
         assert_eq!(cache_file_name("https://h/d/SHA256SUMS?x=1"), "SHA256SUMS");

@@ -6,7 +6,7 @@ mod images;
 mod interfaces;
 mod storage;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::error::{did_you_mean, Problem};
@@ -26,6 +26,10 @@ pub(super) struct Resolver {
     /// The manifest's directory: relative paths are taken against it.
     base: PathBuf,
     problems: Vec<Problem>,
+    /// Every image key the manifest declares, including ones that failed to
+    /// resolve: a machine using one of those has nothing more to report.
+    /// `None` when `images` itself is missing.
+    declared_images: Option<BTreeSet<String>>,
 }
 
 impl Resolver {
@@ -35,7 +39,9 @@ impl Resolver {
 
     /// The value of a `Result`, or `None` after reporting its error at `path`.
     pub(super) fn check<T>(&mut self, path: &KeyPath, result: Result<T, String>) -> Option<T> {
-        result.map_err(|msg| self.report(Problem::value(path.clone(), msg))).ok()
+        result
+            .map_err(|msg| self.report(Problem::value(path.clone(), msg)))
+            .ok()
     }
 
     pub(super) fn base(&self) -> &Path {
@@ -71,6 +77,7 @@ pub fn resolve(raw: RawManifest, manifest_path: &Path) -> Result<Desired, Vec<Pr
     let mut r = Resolver {
         base,
         problems: Vec::new(),
+        declared_images: raw.images.as_ref().map(|i| i.keys().cloned().collect()),
     };
     let root = KeyPath::root();
     let images = match &raw.images {
@@ -127,7 +134,9 @@ fn resolve_environments(
                         env_path.key("name"),
                         format!("environment `{}` is defined twice", spec.name),
                     )
-                    .hint(format!("rename it: environment[{first}] already uses this name")),
+                    .hint(format!(
+                        "rename it: environment[{first}] already uses this name"
+                    )),
                 );
             }
             environments.push(spec);
@@ -155,8 +164,11 @@ fn resolve_environment(
         .unwrap_or_else(|| DEFAULT_LIBVIRT_URI.to_string());
     if !libvirt_uri.contains(':') {
         r.report(
-            Problem::value(path.key("libvirt_uri"), format!("`{libvirt_uri}` is not a libvirt URI"))
-                .hint("use e.g. qemu:///system, qemu:///session or qemu+ssh://host/system"),
+            Problem::value(
+                path.key("libvirt_uri"),
+                format!("`{libvirt_uri}` is not a libvirt URI"),
+            )
+            .hint("use e.g. qemu:///system, qemu:///session or qemu+ssh://host/system"),
         );
     }
     let defaults_path = path.key("config_defaults");
@@ -164,8 +176,11 @@ fn resolve_environment(
     check_defaults(r, &defaults, &defaults_path);
     let Some(raw_machines) = env.machines else {
         r.report(
-            Problem::key(path.clone(), format!("environment `{name}` has no `machines`"))
-                .hint("add `machines:` with a list of `- vm_name: ...` entries"),
+            Problem::key(
+                path.clone(),
+                format!("environment `{name}` has no `machines`"),
+            )
+            .hint("add `machines:` with a list of `- vm_name: ...` entries"),
         );
         return None;
     };
@@ -186,7 +201,9 @@ fn resolve_environment(
                         format!("machine `{}` is defined twice in `{name}`", spec.vm_name),
                     )
                     .label("second definition")
-                    .hint(format!("rename one: machines[{first}] already uses this name")),
+                    .hint(format!(
+                        "rename one: machines[{first}] already uses this name"
+                    )),
                 );
                 continue;
             }
@@ -241,11 +258,16 @@ fn resolve_machine(
     };
     let (os, image) = resolve_os(r, m, images)?;
     let cpu = number_in_range(r, m, "cpu", DEFAULT_CPU, 1..=1024, |x| x.cpu.as_ref())?;
-    let memory_mib =
-        number_in_range(r, m, "memory", DEFAULT_MEMORY_MIB, 64..=16 << 20, |x| x.memory.as_ref())?;
+    let memory_mib = number_in_range(r, m, "memory", DEFAULT_MEMORY_MIB, 64..=16 << 20, |x| {
+        x.memory.as_ref()
+    })?;
     let domain_type = resolve_domain_type(r, m)?;
-    let cache_base = basedir(r, m, "cloud_image_basedir", |x| x.cloud_image_basedir.as_ref())?;
-    let disk_base = basedir(r, m, "disk_image_basedir", |x| x.disk_image_basedir.as_ref())?;
+    let cache_base = basedir(r, m, "cloud_image_basedir", |x| {
+        x.cloud_image_basedir.as_ref()
+    })?;
+    let disk_base = basedir(r, m, "disk_image_basedir", |x| {
+        x.disk_image_basedir.as_ref()
+    })?;
     let vm_dir = names::vm_dir(&disk_base, environment, &vm_name);
     let disks = storage::resolve_disks(r, m, &vm_dir)?;
     let interfaces = interfaces::resolve_interfaces(r, m, environment, &vm_name)?;
@@ -275,7 +297,11 @@ fn resolve_machine(
 /// The machine's `hostname`, or its `vm_name` up to the first `.`.
 fn resolve_hostname(r: &mut Resolver, m: &Layered, vm_name: &str) -> Option<String> {
     if let Some(hostname) = &m.machine.hostname {
-        return r.check(&m.machine_path.key("hostname"), values::check_hostname(hostname))
+        return r
+            .check(
+                &m.machine_path.key("hostname"),
+                values::check_hostname(hostname),
+            )
             .map(|()| hostname.clone());
     }
     let derived = vm_name.split('.').next().unwrap_or(vm_name);
@@ -301,13 +327,16 @@ fn resolve_os<'i>(
 ) -> Option<(String, &'i ImageSpec)> {
     let Some((os, path)) = m.pick("os", |x| x.os.as_ref()) else {
         r.report(
-            Problem::key(m.machine_path.clone(), "the machine has no `os`")
-                .hint(image_choice_hint(images, "add `os:` (here or in config_defaults)")),
+            Problem::key(m.machine_path.clone(), "the machine has no `os`").hint(
+                image_choice_hint(images, "add `os:` (here or in config_defaults)"),
+            ),
         );
         return None;
     };
     match images.get(os) {
         Some(image) => Some((os.clone(), image)),
+        // Declared but broken, or no `images` at all: already reported.
+        None if r.declared_images.as_ref().is_none_or(|d| d.contains(os)) => None,
         None => {
             let keys: Vec<&str> = images.keys().map(String::as_str).collect();
             let problem = Problem::value(path, format!("`os: {os}` is not a key in `images`"));

@@ -40,6 +40,10 @@ impl KeyPath {
         Self(path)
     }
 
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn parent(&self) -> Option<Self> {
         let (_, rest) = self.0.split_last()?;
         Some(Self(rest.to_vec()))

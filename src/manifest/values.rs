@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(parse_size("25G"), Ok(25 << 30));
         assert_eq!(parse_size("25GiB"), Ok(25 << 30));
         assert_eq!(parse_size("512M"), Ok(512 << 20));
-        assert_eq!(parse_size("10GB"), Ok(10_000_000_000u64.div_ceil(1024) * 1024));
+        assert_eq!(
+            parse_size("10GB"),
+            Ok(10_000_000_000u64.div_ceil(1024) * 1024)
+        );
         assert_eq!(parse_size("1.5G"), Ok(3 << 29));
         assert_eq!(parse_size("2T"), Ok(2 << 40));
     }
@@ -168,10 +171,22 @@ mod tests {
     fn paths_expand_home_variables_and_relative_parts() {
         let home = std::env::var("HOME").unwrap();
         let base = Path::new("/srv/lab");
-        assert_eq!(expand_path("~/x", base).unwrap(), PathBuf::from(format!("{home}/x")));
-        assert_eq!(expand_path("$HOME/y", base).unwrap(), PathBuf::from(format!("{home}/y")));
-        assert_eq!(expand_path("${HOME}/z", base).unwrap(), PathBuf::from(format!("{home}/z")));
-        assert_eq!(expand_path("data", base).unwrap(), PathBuf::from("/srv/lab/data"));
+        assert_eq!(
+            expand_path("~/x", base).unwrap(),
+            PathBuf::from(format!("{home}/x"))
+        );
+        assert_eq!(
+            expand_path("$HOME/y", base).unwrap(),
+            PathBuf::from(format!("{home}/y"))
+        );
+        assert_eq!(
+            expand_path("${HOME}/z", base).unwrap(),
+            PathBuf::from(format!("{home}/z"))
+        );
+        assert_eq!(
+            expand_path("data", base).unwrap(),
+            PathBuf::from("/srv/lab/data")
+        );
         assert_eq!(expand_path("/abs", base).unwrap(), PathBuf::from("/abs"));
         let err = expand_path("$LVLAB_SURELY_UNSET_VAR/x", base).unwrap_err();
         assert!(err.contains("LVLAB_SURELY_UNSET_VAR"), "{err}");

@@ -48,9 +48,19 @@ pub(super) fn resolve_cloud_init(
     let user_data = own.user_data.as_ref().or(defaults.user_data.as_ref());
     if let Some(data) = user_data {
         let (_, path) = pick(|c| c.user_data.is_some());
-        check_placeholders(r, &serde_yaml::Value::Mapping(data.clone()), &path.key("user_data"))?;
+        check_placeholders(
+            r,
+            &serde_yaml::Value::Mapping(data.clone()),
+            &path.key("user_data"),
+        )?;
     }
-    let pubkey = resolve_pubkey(r, m, own.pubkey.as_ref().or(defaults.pubkey.as_ref()), pick(|c| c.pubkey.is_some()).1, user_data.is_some())?;
+    let pubkey = resolve_pubkey(
+        r,
+        m,
+        own.pubkey.as_ref().or(defaults.pubkey.as_ref()),
+        pick(|c| c.pubkey.is_some()).1,
+        user_data.is_some(),
+    )?;
     let password = resolve_password(r, own, &own_path)
         .or_else(|| resolve_password(r, defaults, &defaults_path))
         .unwrap_or(Some(ConsolePassword::Generate))?;
@@ -164,20 +174,25 @@ fn resolve_pubkey(
 fn check_placeholders(r: &mut Resolver, value: &serde_yaml::Value, path: &KeyPath) -> Option<()> {
     use serde_yaml::Value;
     let known = |name: &str| USER_DATA_PLACEHOLDERS.contains(&name).then(String::new);
+    // Visit every entry (no short-circuit) so that all bad strings are reported.
+    let all_ok = |results: Vec<Option<()>>| results.iter().all(Option::is_some).then_some(());
     match value {
         Value::String(text) => r.check(path, expand_placeholders(text, known).map(drop)),
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| check_placeholders(r, item, &path.index(i)))
-            .fold(Some(()), |acc, x| acc.and(x)),
-        Value::Mapping(map) => map
-            .iter()
-            .map(|(k, v)| {
-                let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
-                check_placeholders(r, v, &path.key(&key))
-            })
-            .fold(Some(()), |acc, x| acc.and(x)),
+        Value::Sequence(items) => all_ok(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| check_placeholders(r, item, &path.index(i)))
+                .collect(),
+        ),
+        Value::Mapping(map) => all_ok(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
+                    check_placeholders(r, v, &path.key(&key))
+                })
+                .collect(),
+        ),
         Value::Tagged(tagged) => check_placeholders(r, &tagged.value, path),
         _ => Some(()),
     }

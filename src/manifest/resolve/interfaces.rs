@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use super::{Layered, Resolver};
 use crate::desired::{
-    Addressing, Attachment, InterfaceSpec, MachineSpec, MacAddress, Nameservers, SshPort,
-    StaticV4, StaticV6,
+    Addressing, Attachment, InterfaceSpec, MacAddress, MachineSpec, Nameservers, SshPort, StaticV4,
+    StaticV6,
 };
 use crate::manifest::error::Problem;
 use crate::manifest::names;
@@ -140,7 +140,10 @@ fn attachment(
     let kind = nic.network_type.as_deref().unwrap_or("network");
     let attachment = match kind {
         "network" => Attachment::Network {
-            network: nic.network.clone().unwrap_or_else(|| DEFAULT_NETWORK.into()),
+            network: nic
+                .network
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NETWORK.into()),
         },
         "user" => Attachment::User,
         "passt" => Attachment::Passt {
@@ -163,8 +166,11 @@ fn attachment(
     };
     if own.ssh_port.is_some() && !matches!(attachment, Attachment::Passt { .. }) {
         r.report(
-            Problem::key(path.key("ssh_port"), "`ssh_port` only works with `network_type: passt`")
-                .hint("set `network_type: passt`, or remove ssh_port"),
+            Problem::key(
+                path.key("ssh_port"),
+                "`ssh_port` only works with `network_type: passt`",
+            )
+            .hint("set `network_type: passt`, or remove ssh_port"),
         );
         return None;
     }
@@ -177,7 +183,9 @@ fn ssh_port(text: &str) -> Result<SshPort, String> {
     }
     match text.parse::<u16>() {
         Ok(port) if port > 0 => Ok(SshPort::Fixed(port)),
-        _ => Err(format!("`ssh_port: {text}` must be `auto` or a port from 1 to 65535")),
+        _ => Err(format!(
+            "`ssh_port: {text}` must be `auto` or a port from 1 to 65535"
+        )),
     }
 }
 
@@ -238,8 +246,8 @@ pub(super) fn resolve_nameservers(r: &mut Resolver, m: &Layered) -> Option<Names
     let mut out = Nameservers::default();
     if let Some((list, path)) = addresses {
         for (i, text) in list.clone().into_vec().into_iter().enumerate() {
-            let parsed = IpAddr::from_str(text.trim())
-                .map_err(|_| format!("`{text}` is not an IP address"));
+            let parsed =
+                IpAddr::from_str(text.trim()).map_err(|_| format!("`{text}` is not an IP address"));
             out.addresses
                 .push(r.check(&path.key("addresses").index(i), parsed)?);
         }

@@ -118,10 +118,7 @@ fn boot_strategy(
     m: &Layered,
     on_disk: Option<(&String, KeyPath)>,
 ) -> Option<DiskStrategy> {
-    let picked = on_disk.or_else(|| {
-        m.pick("disk_strategy", |x| x.disk_strategy.as_ref())
-            .map(|(s, p)| (s, p))
-    });
+    let picked = on_disk.or_else(|| m.pick("disk_strategy", |x| x.disk_strategy.as_ref()));
     let Some((value, path)) = picked else {
         return Some(DiskStrategy::Copy);
     };
@@ -186,8 +183,11 @@ fn shared_directory(
 ) -> Option<SharedDirectory> {
     let (Some(source), Some(tag)) = (&dir.source, &dir.mount_tag) else {
         r.report(
-            Problem::key(path.clone(), "a shared directory needs `source` and `mount_tag`")
-                .hint("e.g. `- {source: ~/salt, mount_tag: salt}`"),
+            Problem::key(
+                path.clone(),
+                "a shared directory needs `source` and `mount_tag`",
+            )
+            .hint("e.g. `- {source: ~/salt, mount_tag: salt}`"),
         );
         return None;
     };
