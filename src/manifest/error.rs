@@ -77,17 +77,17 @@ impl ManifestError {
     }
 
     /// A problem at a known place (a YAML syntax error has no key path).
-    pub fn at(file: &Path, text: &str, problem: Box<Problem>, location: Option<Location>) -> Self {
+    pub fn at(file: &Path, text: &str, problem: Problem, location: Option<Location>) -> Self {
         Self {
             file: file.to_path_buf(),
             text: text.to_string(),
-            located: vec![(*problem, location)],
+            located: vec![(problem, location)],
         }
     }
 
     /// The file itself could not be read.
     pub fn unreadable(file: &Path, problem: Problem) -> Self {
-        Self::at(file, "", Box::new(problem), None)
+        Self::at(file, "", problem, None)
     }
 
     pub fn file(&self) -> &Path {

@@ -51,7 +51,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
     let map = SourceMap::build(text);
     let fail = |problems: Vec<Problem>| ManifestError::new(path, text, &map, problems);
     let value = parse_yaml(text)
-        .map_err(|fault| ManifestError::at(path, text, fault.problem, fault.location))?;
+        .map_err(|fault| ManifestError::at(path, text, *fault.problem, fault.location))?;
     let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
     let manifest_path = absolute(path);
     resolve::resolve(raw, &manifest_path).map_err(fail)
