@@ -18,7 +18,7 @@ use crate::libvirt::{Connection, LibvirtError};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostCapabilities {
     pub uri: String,
-    /// The driver's name as libvirt spells it: `QEMU`, `Test`, ...
+    /// The driver's name as libvirt spells it: `QEMU`, `TEST`, ...
     pub driver: String,
     /// The hypervisor's version, `major.minor.micro`.
     pub hypervisor_version: Option<String>,
@@ -35,6 +35,7 @@ pub struct HostCapabilities {
     pub kvm: bool,
     /// The domain type lvlab would define guests with: KVM when usable.
     pub domain_type: Option<String>,
+    /// The most vCPUs one guest of [`Self::domain_type`] can have.
     pub max_vcpus: Option<u32>,
     /// The default machine type for [`Self::domain_type`].
     pub machine: Option<String>,
@@ -257,8 +258,12 @@ pub fn read(conn: &Connection) -> Result<HostCapabilities, LibvirtError> {
     .unwrap_or_default();
 
     let node = optional(conn, "node info", raw.node_info());
-    let max_vcpus =
-        optional(conn, "max vcpus", raw.max_vcpus(domain_type.as_deref())).or(best_caps.max_vcpus);
+    // Domain capabilities give the default machine type's limit (255 for
+    // QEMU's i440fx), as `virsh maxvcpus` does; virConnectGetMaxVcpus gives
+    // KVM's kernel limit (1024), which no i440fx guest can reach.
+    let max_vcpus = best_caps
+        .max_vcpus
+        .or_else(|| optional(conn, "max vcpus", raw.max_vcpus(domain_type.as_deref())));
     Ok(HostCapabilities {
         uri: conn.uri().to_string(),
         driver,
