@@ -242,49 +242,75 @@ pub fn read(conn: &Connection) -> Result<HostCapabilities, LibvirtError> {
     // Without the XML the domain types are unknown, which is not "none".
     let domain_types = host.as_ref().map(|h| h.domain_types.clone());
     let host = host.unwrap_or_default();
-    let arch = host.arch.as_deref();
-
-    let kvm_caps = match &domain_types {
-        Some(types) if !types.iter().any(|t| t == "kvm") => None,
-        _ => domain_caps(conn, arch, "kvm"),
-    };
-    let kvm = kvm_usable(domain_types.as_deref(), kvm_caps.as_ref());
-    let domain_type = best_domain_type(domain_types.as_deref().unwrap_or_default(), kvm);
-    let best_caps = match domain_type.as_deref() {
-        Some("kvm") => kvm_caps,
-        Some(other) => domain_caps(conn, arch, other),
-        None => None,
-    }
-    .unwrap_or_default();
-
+    let guests = guest_support(conn, host.arch.as_deref(), domain_types.as_deref());
     let node = optional(conn, "node info", raw.node_info());
-    // Domain capabilities give the default machine type's limit (255 for
-    // QEMU's i440fx), as `virsh maxvcpus` does; virConnectGetMaxVcpus gives
-    // KVM's kernel limit (1024), which no i440fx guest can reach.
-    let max_vcpus = best_caps
-        .max_vcpus
-        .or_else(|| optional(conn, "max vcpus", raw.max_vcpus(domain_type.as_deref())));
+
     Ok(HostCapabilities {
         uri: conn.uri().to_string(),
         driver,
-        // 0 is how libvirt says the hypervisor's version is unknown.
-        hypervisor_version: optional(conn, "hypervisor version", raw.hyp_version())
-            .filter(|v| *v != 0)
-            .map(format_version),
+        hypervisor_version: hypervisor_version(conn),
         libvirt_version,
-        arch: host.arch.clone(),
+        arch: host.arch,
         cpu_model: host.cpu_model,
         cpu_vendor: host.cpu_vendor,
         cpus: node.as_ref().map(|n| n.cpus),
         memory_kib: node.as_ref().map(|n| n.memory),
         domain_types,
+        kvm: guests.kvm,
+        max_vcpus: max_vcpus(conn, &guests),
+        domain_type: guests.domain_type,
+        machine: guests.caps.machine,
+        firmware: guests.caps.os.as_ref().map(|os| os.firmware.clone()),
+        uefi: guests.caps.os.as_ref().map(OsCaps::uefi),
+        osinfo: osinfo::find(),
+    })
+}
+
+/// Whether KVM works, the domain type lvlab would use, and that type's
+/// domain capabilities (default when unknown).
+struct GuestSupport {
+    kvm: bool,
+    domain_type: Option<String>,
+    caps: DomainCaps,
+}
+
+fn guest_support(
+    conn: &Connection,
+    arch: Option<&str>,
+    domain_types: Option<&[String]>,
+) -> GuestSupport {
+    let kvm_caps = match domain_types {
+        Some(types) if !types.iter().any(|t| t == "kvm") => None,
+        _ => domain_caps(conn, arch, "kvm"),
+    };
+    let kvm = kvm_usable(domain_types, kvm_caps.as_ref());
+    let domain_type = best_domain_type(domain_types.unwrap_or_default(), kvm);
+    let caps = match domain_type.as_deref() {
+        Some("kvm") => kvm_caps,
+        Some(other) => domain_caps(conn, arch, other),
+        None => None,
+    };
+    GuestSupport {
         kvm,
         domain_type,
-        max_vcpus,
-        machine: best_caps.machine,
-        firmware: best_caps.os.as_ref().map(|os| os.firmware.clone()),
-        uefi: best_caps.os.as_ref().map(OsCaps::uefi),
-        osinfo: osinfo::find(),
+        caps: caps.unwrap_or_default(),
+    }
+}
+
+fn hypervisor_version(conn: &Connection) -> Option<String> {
+    optional(conn, "hypervisor version", conn.raw().hyp_version())
+        // 0 is how libvirt says the hypervisor's version is unknown.
+        .filter(|v| *v != 0)
+        .map(format_version)
+}
+
+/// Domain capabilities give the default machine type's limit (255 for
+/// QEMU's i440fx), as `virsh maxvcpus` does; virConnectGetMaxVcpus gives
+/// KVM's kernel limit (1024), which no i440fx guest can reach.
+fn max_vcpus(conn: &Connection, guests: &GuestSupport) -> Option<u32> {
+    guests.caps.max_vcpus.or_else(|| {
+        let domain_type = guests.domain_type.as_deref();
+        optional(conn, "max vcpus", conn.raw().max_vcpus(domain_type))
     })
 }
 
