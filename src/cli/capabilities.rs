@@ -1,8 +1,20 @@
+//! `lvlab capabilities`: which libvirt URIs to ask, and how their answers
+//! look as aligned text or JSON. The asking itself lives in
+//! [`crate::observe::capabilities`].
+
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::{CliError, GlobalArgs, Printer};
+use crate::libvirt::{Connection, LibvirtError};
+use crate::observe::capabilities::{self, HostCapabilities};
+
+/// Asked when nothing else names a URI: it needs no daemon running as root.
+const DEFAULT_URI: &str = "qemu:///session";
+
+/// Wide enough for the longest label, "acceleration".
+const LABEL_WIDTH: usize = 12;
 
 #[derive(Debug, Args)]
 pub struct CapabilitiesArgs {
@@ -17,8 +29,294 @@ pub struct CapabilitiesArgs {
 
 pub fn run(
     _global: &GlobalArgs,
-    _args: &CapabilitiesArgs,
-    _printer: &Printer,
+    args: &CapabilitiesArgs,
+    printer: &Printer,
 ) -> Result<ExitCode, CliError> {
-    Err(CliError::Other("capabilities: not built yet".into()))
+    // Ask every URI before printing, so a failure leaves no partial output
+    // (half a JSON array is no JSON).
+    let hosts = uris_to_ask(args)
+        .iter()
+        .map(|uri| ask(uri))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&hosts)
+            .map_err(|err| CliError::Other(format!("cannot write JSON: {err}")))?;
+        printer.out(&json);
+    } else {
+        for (index, host) in hosts.iter().enumerate() {
+            if index > 0 {
+                printer.out("");
+            }
+            for line in render_text(host) {
+                printer.out(&line);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The libvirt URIs to report on, in order: `--connect` when given, else
+/// [`DEFAULT_URI`]. Meant to grow the manifest's environments' URIs.
+fn uris_to_ask(args: &CapabilitiesArgs) -> Vec<String> {
+    match &args.connect {
+        Some(uri) => vec![uri.clone()],
+        None => vec![DEFAULT_URI.to_string()],
+    }
+}
+
+fn ask(uri: &str) -> Result<HostCapabilities, LibvirtError> {
+    let conn = Connection::open(uri)?;
+    capabilities::read(&conn)
+}
+
+/// One aligned block of `label value` lines for one URI.
+fn render_text(host: &HostCapabilities) -> Vec<String> {
+    [
+        ("libvirt", libvirt_line(host)),
+        ("host", host_line(host)),
+        ("domain types", domain_types_line(host)),
+        ("acceleration", acceleration_line(host)),
+        ("max vCPUs", or_unknown(host.max_vcpus)),
+        ("machine", machine_line(host)),
+        ("osinfo", osinfo_line(host)),
+    ]
+    .into_iter()
+    .map(|(label, value)| format!("{label:<LABEL_WIDTH$} {value}"))
+    .collect()
+}
+
+fn libvirt_line(host: &HostCapabilities) -> String {
+    let hypervisor = host
+        .hypervisor_version
+        .as_deref()
+        .unwrap_or("version unknown");
+    format!(
+        "{} ({} {hypervisor}, libvirt {})",
+        host.uri, host.driver, host.libvirt_version
+    )
+}
+
+fn host_line(host: &HostCapabilities) -> String {
+    let cpu = [host.cpu_vendor.as_deref(), host.cpu_model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let parts: Vec<String> = [
+        host.arch.clone(),
+        Some(cpu).filter(|cpu| !cpu.is_empty()),
+        host.cpus.map(|n| format!("{n} CPUs")),
+        host.memory_kib.map(|kib| format!("{} memory", gib(kib))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "unknown".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn gib(kib: u64) -> String {
+    format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0))
+}
+
+fn domain_types_line(host: &HostCapabilities) -> String {
+    match host.domain_types.as_deref() {
+        None => "unknown".to_string(),
+        Some([]) => "none".to_string(),
+        Some(types) => types.join(", "),
+    }
+}
+
+fn acceleration_line(host: &HostCapabilities) -> String {
+    let offers_tcg = host
+        .domain_types
+        .as_deref()
+        .is_some_and(|types| types.iter().any(|t| t == "qemu"));
+    if host.kvm {
+        "KVM available".to_string()
+    } else if offers_tcg {
+        "TCG only (no KVM): guests run under software emulation".to_string()
+    } else {
+        format!("no KVM, no TCG ({} driver)", host.driver)
+    }
+}
+
+fn machine_line(host: &HostCapabilities) -> String {
+    let firmware = match (host.firmware.as_deref(), host.uefi) {
+        (Some(list), _) if !list.is_empty() => Some(format!("firmware: {}", list.join(", "))),
+        (_, Some(true)) => Some("UEFI available".to_string()),
+        (_, Some(false)) => Some("no UEFI firmware installed".to_string()),
+        (_, None) => None,
+    };
+    match (host.machine.as_deref(), firmware) {
+        (Some(machine), Some(firmware)) => format!("{machine} ({firmware})"),
+        (Some(machine), None) => machine.to_string(),
+        (None, Some(firmware)) => format!("unknown ({firmware})"),
+        (None, None) => "unknown".to_string(),
+    }
+}
+
+fn osinfo_line(host: &HostCapabilities) -> String {
+    match &host.osinfo {
+        None => "not found (Debian: apt-get install osinfo-db)".to_string(),
+        Some(db) => match &db.version {
+            Some(version) => format!("{} (osinfo-db {version})", db.path.display()),
+            None => format!("{} (version unknown)", db.path.display()),
+        },
+    }
+}
+
+fn or_unknown<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "unknown".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::osinfo::OsinfoDb;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// What this module's author saw from qemu:///session as root.
+    fn qemu_with_kvm() -> HostCapabilities {
+        HostCapabilities {
+            uri: "qemu:///session".into(),
+            driver: "QEMU".into(),
+            hypervisor_version: Some("10.0.2".into()),
+            libvirt_version: "11.3.0".into(),
+            arch: Some("x86_64".into()),
+            cpu_model: Some("kvm64-v1".into()),
+            cpu_vendor: Some("AMD".into()),
+            cpus: Some(2),
+            memory_kib: Some(4_810_964),
+            domain_types: Some(strings(&["kvm", "qemu"])),
+            kvm: true,
+            domain_type: Some("kvm".into()),
+            max_vcpus: Some(255),
+            machine: Some("pc-i440fx-10.0".into()),
+            firmware: Some(vec![]),
+            uefi: Some(false),
+            osinfo: Some(OsinfoDb {
+                path: "/usr/share/osinfo".into(),
+                version: Some("20221203".into()),
+            }),
+        }
+    }
+
+    /// What test:///default reports: no CPU model, no machine, no firmware.
+    fn test_default() -> HostCapabilities {
+        HostCapabilities {
+            uri: "test:///default".into(),
+            driver: "TEST".into(),
+            hypervisor_version: Some("0.0.2".into()),
+            arch: Some("i686".into()),
+            cpu_model: None,
+            cpu_vendor: None,
+            cpus: Some(16),
+            memory_kib: Some(3_145_728),
+            domain_types: Some(strings(&["test"])),
+            kvm: false,
+            domain_type: Some("test".into()),
+            max_vcpus: Some(32),
+            machine: None,
+            firmware: None,
+            uefi: None,
+            osinfo: None,
+            ..qemu_with_kvm()
+        }
+    }
+
+    #[test]
+    fn qemu_host_with_kvm_renders_aligned() {
+        assert_eq!(
+            render_text(&qemu_with_kvm()),
+            [
+                "libvirt      qemu:///session (QEMU 10.0.2, libvirt 11.3.0)",
+                "host         x86_64, AMD kvm64-v1, 2 CPUs, 4.6 GiB memory",
+                "domain types kvm, qemu",
+                "acceleration KVM available",
+                "max vCPUs    255",
+                "machine      pc-i440fx-10.0 (no UEFI firmware installed)",
+                "osinfo       /usr/share/osinfo (osinfo-db 20221203)",
+            ]
+        );
+    }
+
+    #[test]
+    fn test_driver_renders_unknowns() {
+        assert_eq!(
+            render_text(&test_default()),
+            [
+                "libvirt      test:///default (TEST 0.0.2, libvirt 11.3.0)",
+                "host         i686, 16 CPUs, 3.0 GiB memory",
+                "domain types test",
+                "acceleration no KVM, no TCG (TEST driver)",
+                "max vCPUs    32",
+                "machine      unknown",
+                "osinfo       not found (Debian: apt-get install osinfo-db)",
+            ]
+        );
+    }
+
+    #[test]
+    fn tcg_only_host() {
+        let host = HostCapabilities {
+            domain_types: Some(strings(&["qemu"])),
+            kvm: false,
+            ..qemu_with_kvm()
+        };
+        assert_eq!(
+            acceleration_line(&host),
+            "TCG only (no KVM): guests run under software emulation"
+        );
+    }
+
+    #[test]
+    fn firmware_list_when_libvirt_has_descriptors() {
+        let host = HostCapabilities {
+            machine: Some("pc-q35-10.0".into()),
+            firmware: Some(strings(&["efi"])),
+            uefi: Some(true),
+            ..qemu_with_kvm()
+        };
+        assert_eq!(machine_line(&host), "pc-q35-10.0 (firmware: efi)");
+    }
+
+    #[test]
+    fn unknown_versions_and_host() {
+        let host = HostCapabilities {
+            hypervisor_version: None,
+            arch: None,
+            cpu_model: None,
+            cpu_vendor: None,
+            cpus: None,
+            memory_kib: None,
+            domain_types: None,
+            ..test_default()
+        };
+        assert_eq!(
+            libvirt_line(&host),
+            "test:///default (TEST version unknown, libvirt 11.3.0)"
+        );
+        assert_eq!(host_line(&host), "unknown");
+        assert_eq!(domain_types_line(&host), "unknown");
+    }
+
+    #[test]
+    fn connect_overrides_the_default_uri() {
+        let args = |connect: Option<&str>| CapabilitiesArgs {
+            connect: connect.map(str::to_string),
+            json: false,
+        };
+        assert_eq!(uris_to_ask(&args(None)), ["qemu:///session"]);
+        assert_eq!(
+            uris_to_ask(&args(Some("test:///default"))),
+            ["test:///default"]
+        );
+    }
 }

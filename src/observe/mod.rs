@@ -3,3 +3,4 @@
 //! anything.
 
 pub mod capabilities;
+pub mod osinfo;
