@@ -164,3 +164,48 @@ fn unreachable_uri_is_an_error_naming_it() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn without_connect_the_manifests_environments_are_asked_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("Lvlab.yml");
+    let uri = empty_host_uri();
+    std::fs::write(
+        &manifest,
+        format!(
+            "environment:
+  - name: one
+    libvirt_uri: {uri}
+    machines: []
+  - name: two
+    libvirt_uri: {uri}
+    machines: []
+  - name: three
+    libvirt_uri: test:///default
+    machines: []
+images: {{}}
+"
+        ),
+    )
+    .unwrap();
+    let path = manifest.to_str().unwrap();
+    let all: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["-f", path, "capabilities", "--json"])).unwrap();
+    let uris: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, [uri.as_str(), "test:///default"]);
+    let one: serde_json::Value = serde_json::from_str(&stdout_of(&[
+        "-f",
+        path,
+        "capabilities",
+        "--json",
+        "--env",
+        "three",
+    ]))
+    .unwrap();
+    assert_eq!(one[0]["uri"], "test:///default");
+}

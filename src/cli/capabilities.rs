@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::{CliError, GlobalArgs, Printer};
 use crate::libvirt::{Connection, LibvirtError};
+use crate::manifest;
 use crate::observe::capabilities::{self, HostCapabilities};
 
 /// Asked when nothing else names a URI: it needs no daemon running as root.
@@ -22,19 +23,27 @@ pub struct CapabilitiesArgs {
     #[arg(long, value_name = "URI")]
     pub connect: Option<String>,
 
+    /// Only this environment's libvirt_uri
+    #[arg(long, value_name = "NAME", conflicts_with = "connect")]
+    pub env: Option<String>,
+
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(
-    _global: &GlobalArgs,
+    global: &GlobalArgs,
     args: &CapabilitiesArgs,
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
+    let uris = match &args.connect {
+        Some(uri) => vec![uri.clone()],
+        None => manifest_uris(global, args.env.as_deref())?,
+    };
     // Ask every URI before printing, so a failure leaves no partial output
     // (half a JSON array is no JSON).
-    let hosts = uris_to_ask(args)
+    let hosts = uris
         .iter()
         .map(|uri| ask(uri))
         .collect::<Result<Vec<_>, _>>()?;
@@ -55,13 +64,21 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The libvirt URIs to report on, in order: `--connect` when given, else
-/// [`DEFAULT_URI`]. Meant to grow the manifest's environments' URIs.
-fn uris_to_ask(args: &CapabilitiesArgs) -> Vec<String> {
-    match &args.connect {
-        Some(uri) => vec![uri.clone()],
-        None => vec![DEFAULT_URI.to_string()],
+/// The selected environments' URIs, each once, in manifest order. Without a
+/// manifest (none named and no Lvlab.yml here): [`DEFAULT_URI`].
+fn manifest_uris(global: &GlobalArgs, env: Option<&str>) -> Result<Vec<String>, CliError> {
+    let path = manifest::manifest_path(global.file.as_deref());
+    if global.file.is_none() && !path.exists() {
+        return Ok(vec![DEFAULT_URI.to_string()]);
     }
+    let desired = manifest::load(&path)?;
+    let mut uris: Vec<String> = Vec::new();
+    for environment in desired.environments(env).map_err(CliError::Other)? {
+        if !uris.contains(&environment.libvirt_uri) {
+            uris.push(environment.libvirt_uri.clone());
+        }
+    }
+    Ok(uris)
 }
 
 fn ask(uri: &str) -> Result<HostCapabilities, LibvirtError> {
@@ -305,18 +322,5 @@ mod tests {
         );
         assert_eq!(host_line(&host), "unknown");
         assert_eq!(domain_types_line(&host), "unknown");
-    }
-
-    #[test]
-    fn connect_overrides_the_default_uri() {
-        let args = |connect: Option<&str>| CapabilitiesArgs {
-            connect: connect.map(str::to_string),
-            json: false,
-        };
-        assert_eq!(uris_to_ask(&args(None)), ["qemu:///session"]);
-        assert_eq!(
-            uris_to_ask(&args(Some("test:///default"))),
-            ["test:///default"]
-        );
     }
 }
