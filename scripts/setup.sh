@@ -4,7 +4,25 @@
 # Sourced by scripts/demo.sh and scripts/test.sh; runnable on its own.
 set -euo pipefail
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+say() {
+    if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+        printf '\033[1m==> %s\033[0m\n' "$*" >&2
+    else
+        printf '==> %s\n' "$*" >&2
+    fi
+}
+
+# Runs a noisy command with its output in a log, shown only when it fails.
+quietly() {
+    local log
+    log=$(mktemp -t lvlab-setup.XXXXXX)
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        say "failed: $* (full log: $log)"
+        return 1
+    fi
+    rm -f "$log"
+}
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -15,11 +33,11 @@ as_root() {
 BACKPORTS_PACKAGES=(
     qemu-system-x86 qemu-utils
     libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu
-    libvirt-daemon-config-network libvirt-clients
+    libvirt-daemon-driver-network libvirt-daemon-config-network libvirt-clients
 )
 PACKAGES=(
     pkg-config gcc passt xorriso cloud-init osinfo-db libosinfo-bin dnsmasq-base
-    gnupg curl ca-certificates
+    gnupg curl ca-certificates openssh-client
 )
 
 ensure_backports_source() {
@@ -54,32 +72,37 @@ ensure_packages() {
         return
     fi
     say "apt-get update"
-    as_root apt-get update -qq
+    quietly as_root apt-get update
     export DEBIAN_FRONTEND=noninteractive
     if [ -n "$missing_bpo" ]; then
         say "installing from bookworm-backports: $(echo $missing_bpo)"
         # shellcheck disable=SC2086
-        as_root apt-get install -y -qq --no-install-recommends -t bookworm-backports $missing_bpo
+        quietly as_root apt-get install -y --no-install-recommends -t bookworm-backports $missing_bpo
     fi
     if [ -n "$missing" ]; then
         say "installing: $(echo $missing)"
         # shellcheck disable=SC2086
-        as_root apt-get install -y -qq --no-install-recommends $missing
+        quietly as_root apt-get install -y --no-install-recommends $missing
     fi
 }
 
+MIN_RUST=1.85
+
 ensure_rust() {
-    if command -v cargo >/dev/null 2>&1; then
-        say "Rust: $(cargo --version)"
-        return
-    fi
-    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    if ! command -v cargo >/dev/null 2>&1; then
+        say "installing Rust with rustup (https://rustup.rs)"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal \
+            || { say "cannot install Rust: install Rust $MIN_RUST or newer from https://rustup.rs"; return 1; }
         export PATH="$HOME/.cargo/bin:$PATH"
-        say "Rust: $(cargo --version)"
-        return
     fi
-    say "installing Rust from Debian (cargo, rustc)"
-    as_root apt-get install -y -qq cargo rustc
+    local version
+    version=$(cargo --version | awk '{print $2}')
+    if [ "$(printf '%s\n%s\n' "$MIN_RUST" "$version" | sort -V | head -n1)" != "$MIN_RUST" ]; then
+        say "Rust $version is older than $MIN_RUST: run 'rustup update'"
+        return 1
+    fi
+    say "Rust: $(cargo --version)"
 }
 
 # No udev here: /dev/kvm stays root-only, and libvirt then re-probes QEMU on

@@ -144,7 +144,12 @@ fn qemu_session_agrees_with_virsh() {
 #[test]
 fn qemu_session_is_the_default_uri() {
     virsh_session_ok(&["uri"]);
-    let text = stdout_of(&["capabilities"]);
+    let no_manifest_here = tempfile::tempdir().unwrap();
+    let text = stdout_of(&[
+        "-C",
+        no_manifest_here.path().to_str().unwrap(),
+        "capabilities",
+    ]);
     assert!(
         text.starts_with(&format!("libvirt      {SESSION} (QEMU ")),
         "{text}"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Quick start, part two: install what is missing, start the libvirt daemons,
+# and run the whole test suite (format, lints, unit and integration tests).
+# Idempotent. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
+setup_all
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+say "cargo test"
+cargo test --quiet
