@@ -54,7 +54,14 @@ pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
         .map_err(|fault| ManifestError::at(path, text, *fault.problem, fault.location))?;
     let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
     let manifest_path = absolute(path);
-    resolve::resolve(raw, &manifest_path).map_err(fail)
+    let desired = resolve::resolve(raw, &manifest_path).map_err(fail)?;
+    tracing::debug!(
+        manifest = %manifest_path.display(),
+        environments = desired.environments.len(),
+        images = desired.images.len(),
+        "manifest resolved"
+    );
+    Ok(desired)
 }
 
 /// A problem found before there is a typed manifest to walk.
