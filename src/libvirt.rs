@@ -78,3 +78,33 @@ fn connect_hint(uri: &str) -> &'static str {
 fn silence_default_error_printer() {
     virt::error::clear_error_callback();
 }
+
+/// One open connection per libvirt URI, shared by observe and apply (a
+/// `test:///` URI's state lives only as long as its connection).
+#[derive(Default)]
+pub struct Hypervisors {
+    connections: std::collections::BTreeMap<String, Connection>,
+}
+
+impl Hypervisors {
+    /// Opens each URI once.
+    pub fn open<'a>(uris: impl IntoIterator<Item = &'a str>) -> Result<Self, LibvirtError> {
+        let mut hypervisors = Self::default();
+        for uri in uris {
+            if !hypervisors.connections.contains_key(uri) {
+                hypervisors
+                    .connections
+                    .insert(uri.to_string(), Connection::open(uri)?);
+            }
+        }
+        Ok(hypervisors)
+    }
+
+    /// The connection to `uri`; panics if it was not opened, which is a bug
+    /// in the caller (every URI of the selected environments is opened).
+    pub fn get(&self, uri: &str) -> &Connection {
+        self.connections
+            .get(uri)
+            .unwrap_or_else(|| panic!("no connection to {uri} was opened"))
+    }
+}

@@ -1,6 +1,147 @@
 //! Reads the world as it is: the libvirt host, its domains and lvlab's
-//! metadata on them, the image cache and the per-VM files. Never changes
-//! anything.
+//! marks on them, the per-VM files and the image cache. Never changes
+//! anything. The result, [`Observed`], is plain data the planner reads.
 
 pub mod capabilities;
+pub mod domains;
 pub mod osinfo;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::desired::{EnvironmentSpec, MachineSpec};
+use crate::domain::HostFacts;
+use crate::libvirt::{Hypervisors, LibvirtError};
+pub use domains::{ObservedDomain, PowerState};
+
+/// Files lvlab keeps in each VM directory besides disks and the seed ISO:
+/// what it last defined and rendered, so a plan can show a diff.
+pub const RECORDED_FILES: &[&str] = &["domain.xml", "meta-data", "user-data", "network-config"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    pub environments: Vec<ObservedEnvironment>,
+    /// Every image path a selected machine uses.
+    pub images: BTreeMap<PathBuf, ImageState>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObservedEnvironment {
+    pub name: String,
+    pub uri: String,
+    #[serde(skip)]
+    pub host: HostFacts,
+    /// Every domain on the environment's connection, lvlab's or not.
+    pub domains: Vec<ObservedDomain>,
+    /// The files of each machine in the manifest, by vm_name.
+    pub machines: BTreeMap<String, MachineFiles>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MachineFiles {
+    pub dir_exists: bool,
+    /// Each disk path and whether it exists.
+    pub disks: BTreeMap<PathBuf, bool>,
+    pub seed_iso: bool,
+    /// Contents of the [`RECORDED_FILES`] that exist.
+    pub recorded: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageState {
+    pub present: bool,
+}
+
+impl ObservedEnvironment {
+    pub fn domain(&self, name: &str) -> Option<&ObservedDomain> {
+        self.domains.iter().find(|d| d.name == name)
+    }
+}
+
+impl Observed {
+    pub fn environment(&self, name: &str) -> Option<&ObservedEnvironment> {
+        self.environments.iter().find(|e| e.name == name)
+    }
+
+    /// A digest of everything a plan depends on: a saved plan made from a
+    /// different fingerprint is stale.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(self).expect("observed state serializes");
+        format!("sha256:{:x}", Sha256::digest(json))
+    }
+}
+
+/// Observes the given environments through `hypervisors` (which must hold
+/// a connection for each environment's URI).
+pub fn observe(
+    environments: &[&EnvironmentSpec],
+    hypervisors: &Hypervisors,
+) -> Result<Observed, LibvirtError> {
+    let mut observed = Observed {
+        environments: Vec::new(),
+        images: BTreeMap::new(),
+    };
+    for env in environments {
+        let conn = hypervisors.get(&env.libvirt_uri);
+        let host = host_facts(conn)?;
+        let domains = domains::list(conn)?;
+        let machines = env
+            .machines
+            .iter()
+            .map(|m| (m.vm_name.clone(), machine_files(m)))
+            .collect();
+        for machine in &env.machines {
+            observed.images.insert(
+                machine.image_path.clone(),
+                ImageState {
+                    present: machine.image_path.is_file(),
+                },
+            );
+        }
+        observed.environments.push(ObservedEnvironment {
+            name: env.name.clone(),
+            uri: env.libvirt_uri.clone(),
+            host,
+            domains,
+            machines,
+        });
+    }
+    Ok(observed)
+}
+
+fn host_facts(conn: &crate::libvirt::Connection) -> Result<HostFacts, LibvirtError> {
+    let caps = capabilities::read(conn)?;
+    Ok(HostFacts {
+        uri: caps.uri,
+        arch: caps
+            .arch
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+        domain_types: caps.domain_types.unwrap_or_default(),
+        kvm: caps.kvm,
+    })
+}
+
+/// What exists of a machine's files; reads only the small recorded files.
+pub fn machine_files(machine: &MachineSpec) -> MachineFiles {
+    let dir = &machine.vm_dir;
+    MachineFiles {
+        dir_exists: dir.is_dir(),
+        disks: machine
+            .disks
+            .iter()
+            .map(|d| (d.path.clone(), d.path.is_file()))
+            .collect(),
+        seed_iso: crate::domain::seed_path(machine).is_file(),
+        recorded: RECORDED_FILES
+            .iter()
+            .filter_map(|name| read_small(&dir.join(name)).map(|text| (name.to_string(), text)))
+            .collect(),
+    }
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}

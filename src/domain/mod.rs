@@ -1,0 +1,12 @@
+//! A resolved machine as libvirt sees it: the domain definition (rendered
+//! from `templates/domain.xml`), the spec it was made from, and lvlab's
+//! ownership mark in the domain's `<metadata>`. Pure: never talks to
+//! libvirt; the actions define what this module renders.
+
+mod mark;
+mod render;
+mod spec;
+
+pub use mark::{OwnershipMark, MARK_NAMESPACE};
+pub use render::{render_definition, resolve_domain_type, seed_path, DomainError, HostFacts};
+pub use spec::{spec_digest, ChangeKind, FieldChange, SpecFields};

@@ -1,0 +1,217 @@
+//! Renders the libvirt domain XML for a machine from `templates/domain.xml`.
+//! minijinja escapes every value for XML (the template's `.xml` name turns
+//! escaping on), so no manifest value can change the document's structure.
+
+use std::sync::OnceLock;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+use super::mark::{OwnershipMark, MARK_NAMESPACE};
+use crate::desired::{Attachment, DomainType, MachineSpec, SshPort};
+
+const TEMPLATE_NAME: &str = "domain.xml";
+const TEMPLATE: &str = include_str!("../../templates/domain.xml");
+
+/// Guest device names for disks in list order; the seed comes after them.
+const DISK_TARGETS: &str = "abcdefghijklmnopqrstuvwxyz";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("domain_type {requested} is not offered by {uri} (it offers: {offered})")]
+    TypeNotOffered {
+        requested: &'static str,
+        uri: String,
+        offered: String,
+    },
+    #[error("machine {vm_name} has {count} disks; at most {max} can be attached")]
+    TooManyDisks {
+        vm_name: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("cannot render the domain definition: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+/// What the host offers, as far as rendering a definition needs to know.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub uri: String,
+    pub arch: String,
+    /// Domain types the host offers for `arch` (`kvm`, `qemu`, `test`...).
+    pub domain_types: Vec<String>,
+    /// KVM is offered and usable.
+    pub kvm: bool,
+}
+
+/// `auto` is KVM when usable, else QEMU's TCG, else whatever the host offers
+/// (libvirt's test driver offers only `test`).
+pub fn resolve_domain_type(requested: DomainType, host: &HostFacts) -> Result<String, DomainError> {
+    let offers = |t: &str| host.domain_types.iter().any(|o| o == t);
+    let not_offered = |requested| DomainError::TypeNotOffered {
+        requested,
+        uri: host.uri.clone(),
+        offered: host.domain_types.join(", "),
+    };
+    match requested {
+        DomainType::Kvm if host.kvm => Ok("kvm".into()),
+        DomainType::Kvm => Err(not_offered("kvm")),
+        DomainType::Qemu if offers("qemu") || offers("test") => Ok("qemu".into()),
+        DomainType::Qemu => Err(not_offered("qemu")),
+        DomainType::Auto if host.kvm => Ok("kvm".into()),
+        DomainType::Auto if offers("qemu") => Ok("qemu".into()),
+        DomainType::Auto => host
+            .domain_types
+            .first()
+            .cloned()
+            .ok_or_else(|| not_offered("auto")),
+    }
+}
+
+#[derive(Serialize)]
+struct DomainContext<'a> {
+    domain_type: &'a str,
+    name: &'a str,
+    title: String,
+    mark_namespace: &'static str,
+    mark: MarkContext<'a>,
+    memory_mib: u64,
+    vcpus: u32,
+    arch: &'a str,
+    disks: Vec<DiskContext>,
+    nics: Vec<NicContext>,
+}
+
+#[derive(Serialize)]
+struct MarkContext<'a> {
+    #[serde(flatten)]
+    mark: &'a OwnershipMark,
+    spec_json: String,
+}
+
+#[derive(Serialize)]
+struct DiskContext {
+    path: String,
+    format: &'static str,
+    target: String,
+    readonly: bool,
+}
+
+#[derive(Serialize)]
+struct NicContext {
+    kind: &'static str,
+    network: Option<String>,
+    mac: String,
+    ssh_port: Option<u16>,
+}
+
+/// The domain XML for `machine` on a host where `domain_type` was resolved.
+/// `ssh_ports` holds the host port chosen for each passt interface with
+/// `ssh_port: auto`, in interface order.
+pub fn render_definition(
+    machine: &MachineSpec,
+    domain_type: &str,
+    arch: &str,
+    mark: &OwnershipMark,
+    auto_ssh_ports: &[u16],
+) -> Result<String, DomainError> {
+    let context = DomainContext {
+        domain_type,
+        name: &machine.domain_name,
+        title: format!(
+            "{} ({} lab, made by lvlab)",
+            machine.vm_name, machine.environment
+        ),
+        mark_namespace: MARK_NAMESPACE,
+        mark: MarkContext {
+            mark,
+            spec_json: serde_json::to_string(&mark.spec).expect("a map of strings serializes"),
+        },
+        memory_mib: machine.memory_mib,
+        vcpus: machine.cpu,
+        arch,
+        disks: disks(machine)?,
+        nics: nics(machine, auto_ssh_ports),
+    };
+    Ok(template().render(minijinja::value::Serde(context))?)
+}
+
+fn template() -> minijinja::Template<'static, 'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_template(TEMPLATE_NAME, TEMPLATE)
+            .expect("templates/domain.xml is valid");
+        env
+    })
+    .get_template(TEMPLATE_NAME)
+    .expect("the template was added")
+}
+
+/// The machine's disks as vda, vdb, ..., then the seed ISO, read-only: a
+/// virtio disk, because Debian's cloud kernel has no AHCI driver for a
+/// SATA cdrom while cloud-init finds the `cidata` label on any disk.
+fn disks(machine: &MachineSpec) -> Result<Vec<DiskContext>, DomainError> {
+    let count = machine.disks.len() + 1;
+    if count > DISK_TARGETS.len() {
+        return Err(DomainError::TooManyDisks {
+            vm_name: machine.vm_name.clone(),
+            count,
+            max: DISK_TARGETS.len() - 1,
+        });
+    }
+    let mut targets = DISK_TARGETS.chars().map(|c| format!("vd{c}"));
+    let mut out: Vec<DiskContext> = machine
+        .disks
+        .iter()
+        .zip(targets.by_ref())
+        .map(|(disk, target)| DiskContext {
+            path: disk.path.display().to_string(),
+            format: "qcow2",
+            target,
+            readonly: false,
+        })
+        .collect();
+    out.push(DiskContext {
+        path: seed_path(machine).display().to_string(),
+        format: "raw",
+        target: targets.next().expect("counted above"),
+        readonly: true,
+    });
+    Ok(out)
+}
+
+/// Where a machine's seed ISO lives.
+pub fn seed_path(machine: &MachineSpec) -> std::path::PathBuf {
+    machine.vm_dir.join("cidata.iso")
+}
+
+fn nics(machine: &MachineSpec, auto_ssh_ports: &[u16]) -> Vec<NicContext> {
+    let mut auto_ports = auto_ssh_ports.iter().copied();
+    machine
+        .interfaces
+        .iter()
+        .map(|nic| {
+            let (kind, network, ssh_port) = match &nic.attachment {
+                Attachment::Network { network } => ("network", Some(network.clone()), None),
+                Attachment::User => ("user", None, None),
+                Attachment::Passt { ssh_port } => {
+                    let port = match ssh_port {
+                        Some(SshPort::Fixed(port)) => Some(*port),
+                        Some(SshPort::Auto) => auto_ports.next(),
+                        None => None,
+                    };
+                    ("passt", None, port)
+                }
+            };
+            NicContext {
+                kind,
+                network,
+                mac: nic.mac.to_string(),
+                ssh_port,
+            }
+        })
+        .collect()
+}

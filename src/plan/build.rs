@@ -1,0 +1,487 @@
+//! Builds the plan: for each selected machine, compares the desired spec
+//! with the observed domain and files, and adds the actions (with their
+//! dependency edges) that bring it to the target.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::{
+    Action, Address, Block, Change, Plan, Reason, RenderedMachine, Selection, Step, Summary, Target,
+};
+use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
+use crate::domain::ChangeKind;
+use crate::observe::{MachineFiles, Observed, ObservedDomain, ObservedEnvironment};
+
+/// Everything a plan is made from. All plain data.
+pub struct PlanInput<'a> {
+    pub desired: &'a Desired,
+    pub environments: &'a [&'a EnvironmentSpec],
+    pub observed: &'a Observed,
+    /// The rendered desired machines, by domain name.
+    pub rendered: &'a BTreeMap<String, RenderedMachine>,
+    pub target: Target,
+    pub selection: &'a Selection,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error(
+        "domain {domain} exists on {uri} but was not made by lvlab, and machine {vm_name} of \
+         environment {environment} needs that name\n  hint: rename or remove the domain \
+         (virsh -c {uri} undefine {domain}), or rename the machine in the manifest"
+    )]
+    ForeignDomain {
+        domain: String,
+        uri: String,
+        environment: String,
+        vm_name: String,
+    },
+    #[error("no machine {name} in the selected environments (machines: {known})")]
+    UnknownMachine { name: String, known: String },
+    #[error("environment {0} was not observed")]
+    NotObserved(String),
+}
+
+pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
+    check_selection(input)?;
+    let mut planner = Planner {
+        input,
+        graph: DiGraph::new(),
+        blocks: Vec::new(),
+        notes: Vec::new(),
+        image_ready: BTreeMap::new(),
+        image_blocks: Vec::new(),
+    };
+    for env in input.environments {
+        let observed = input
+            .observed
+            .environment(&env.name)
+            .ok_or_else(|| PlanError::NotObserved(env.name.clone()))?;
+        for machine in &env.machines {
+            if planner.selected(machine) {
+                planner.machine(observed, machine)?;
+            }
+        }
+        if input.selection.machines.is_empty() && !input.selection.images_only {
+            planner.orphans(env, observed);
+        }
+    }
+    let Planner {
+        graph,
+        mut image_blocks,
+        blocks,
+        notes,
+        ..
+    } = planner;
+    image_blocks.extend(blocks);
+    let summary = summarize(&image_blocks);
+    Ok(Plan {
+        target: input.target,
+        graph,
+        blocks: image_blocks,
+        summary,
+        notes,
+    })
+}
+
+fn check_selection(input: &PlanInput) -> Result<(), PlanError> {
+    let known: Vec<&str> = input
+        .environments
+        .iter()
+        .flat_map(|e| e.machines.iter().map(|m| m.vm_name.as_str()))
+        .collect();
+    let wanted = input
+        .selection
+        .machines
+        .iter()
+        .chain(&input.selection.replace);
+    for name in wanted {
+        if !known.contains(&name.as_str()) {
+            return Err(PlanError::UnknownMachine {
+                name: name.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Planner<'a> {
+    input: &'a PlanInput<'a>,
+    graph: DiGraph<Step, ()>,
+    blocks: Vec<Block>,
+    notes: Vec<String>,
+    /// Image path -> the node after which the image is usable (`None`:
+    /// already cached).
+    image_ready: BTreeMap<PathBuf, Option<NodeIndex>>,
+    image_blocks: Vec<Block>,
+}
+
+impl<'a> Planner<'a> {
+    fn selected(&self, machine: &MachineSpec) -> bool {
+        let names = &self.input.selection.machines;
+        names.is_empty() || names.contains(&machine.vm_name)
+    }
+
+    fn machine(
+        &mut self,
+        env: &ObservedEnvironment,
+        machine: &MachineSpec,
+    ) -> Result<(), PlanError> {
+        if self.input.selection.images_only {
+            self.image(machine);
+            return Ok(());
+        }
+        let domain = env.domain(&machine.domain_name);
+        if let Some(foreign) = domain.filter(|d| d.mark.is_none()) {
+            return Err(PlanError::ForeignDomain {
+                domain: foreign.name.clone(),
+                uri: env.uri.clone(),
+                environment: machine.environment.clone(),
+                vm_name: machine.vm_name.clone(),
+            });
+        }
+        let files = env
+            .machines
+            .get(&machine.vm_name)
+            .cloned()
+            .unwrap_or_default();
+        let address = machine_address(machine);
+        match (self.input.target, domain) {
+            (Target::Absent, Some(domain)) => {
+                self.destroy(&address, domain, &machine.vm_dir);
+                self.block(address, Change::Destroy, vec![Reason::TargetAbsent]);
+            }
+            (Target::Absent, None) if files.dir_exists => {
+                self.add(
+                    &address,
+                    Action::RemoveFiles {
+                        dir: machine.vm_dir.clone(),
+                    },
+                );
+                self.block(address, Change::Destroy, vec![Reason::TargetAbsent]);
+            }
+            (Target::Absent, None) => {}
+            (_, None) => {
+                self.create(&address, machine, &files, &[]);
+                self.block(address, Change::Create, vec![Reason::NotDeployed]);
+            }
+            (_, Some(domain)) => self.existing(&address, machine, domain, &files),
+        }
+        Ok(())
+    }
+
+    fn existing(
+        &mut self,
+        address: &Address,
+        machine: &MachineSpec,
+        domain: &ObservedDomain,
+        files: &MachineFiles,
+    ) {
+        let rendered = &self.input.rendered[&machine.domain_name];
+        let mark = domain.mark.as_ref().expect("foreign domains were rejected");
+        let running = domain.state.is_active();
+        let changes = if mark.spec_digest == rendered.spec_digest {
+            Vec::new()
+        } else {
+            mark.spec.changes(&rendered.fields)
+        };
+        let missing_disks: Vec<Reason> = files
+            .disks
+            .iter()
+            .filter(|(_, exists)| !**exists)
+            .map(|(path, _)| Reason::DiskMissing { path: path.clone() })
+            .collect();
+        let needs_replace =
+            !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
+        if self.input.selection.replace.contains(&machine.vm_name) {
+            let end = self.destroy(address, domain, &machine.vm_dir);
+            self.create(address, machine, &MachineFiles::default(), &[end]);
+            let mut reasons = vec![Reason::ReplaceRequested];
+            reasons.extend(spec_reason(changes, running));
+            reasons.extend(missing_disks);
+            self.block_with_diffs(address.clone(), Change::Replace, reasons, files, rendered);
+            return;
+        }
+        if needs_replace {
+            let mut reasons: Vec<Reason> = spec_reason(changes, running).into_iter().collect();
+            reasons.extend(missing_disks);
+            self.block_with_diffs(
+                address.clone(),
+                Change::ReplaceNotRequested,
+                reasons,
+                files,
+                rendered,
+            );
+            self.notes.push(format!(
+                "{} needs replacing to apply its changes; run with --replace {} to destroy and create it",
+                machine.vm_name, machine.vm_name
+            ));
+            return;
+        }
+        let mut reasons = Vec::new();
+        let mut change = None;
+        if !changes.is_empty() {
+            self.add(address, Action::RedefineDomain);
+            reasons.extend(spec_reason(changes, running));
+            change = Some(Change::Update);
+        }
+        if !files.seed_iso {
+            self.add(address, Action::BuildSeed);
+            reasons.push(Reason::SeedMissing);
+            change = Some(Change::Update);
+        }
+        let after_update: Vec<NodeIndex> = self.nodes_of(address);
+        match (self.input.target, running) {
+            (Target::Running, false) => {
+                let start = self.add(address, Action::StartDomain);
+                for node in after_update {
+                    self.graph.add_edge(node, start, ());
+                }
+                reasons.push(Reason::NotRunning {
+                    state: domain.state.label().to_string(),
+                });
+                change.get_or_insert(Change::Start);
+            }
+            (Target::Stopped, true) => {
+                self.add(address, Action::ShutdownDomain);
+                reasons.push(Reason::Running);
+                change.get_or_insert(Change::Stop);
+            }
+            _ => {}
+        }
+        if let Some(change) = change {
+            self.block_with_diffs(address.clone(), change, reasons, files, rendered);
+        }
+    }
+
+    /// Power off (if active), undefine, remove files; returns the last node.
+    fn destroy(
+        &mut self,
+        address: &Address,
+        domain: &ObservedDomain,
+        vm_dir: &std::path::Path,
+    ) -> NodeIndex {
+        let mut previous = None;
+        if domain.state.is_active() {
+            previous = Some(self.add(address, Action::PowerOffDomain));
+        }
+        let undefine = self.add(address, Action::UndefineDomain);
+        self.chain(previous, undefine);
+        let remove = self.add(
+            address,
+            Action::RemoveFiles {
+                dir: vm_dir.to_path_buf(),
+            },
+        );
+        self.chain(Some(undefine), remove);
+        remove
+    }
+
+    /// Disks, seed and definition, then a start for target running. Each
+    /// root waits for every node in `after` (a destroy before a re-create).
+    fn create(
+        &mut self,
+        address: &Address,
+        machine: &MachineSpec,
+        files: &MachineFiles,
+        after: &[NodeIndex],
+    ) {
+        let image = self.image(machine);
+        let define = self.add(address, Action::DefineDomain);
+        let mut roots = Vec::new();
+        for (index, disk) in machine.disks.iter().enumerate() {
+            if files.disks.get(&disk.path).copied().unwrap_or(false) {
+                continue;
+            }
+            let node = self.add(
+                address,
+                Action::CreateDisk {
+                    index,
+                    path: disk.path.clone(),
+                },
+            );
+            if index == 0 {
+                self.chain(image, node);
+            }
+            self.graph.add_edge(node, define, ());
+            roots.push(node);
+        }
+        let seed = self.add(address, Action::BuildSeed);
+        self.graph.add_edge(seed, define, ());
+        roots.push(seed);
+        for root in roots {
+            for before in after {
+                self.graph.add_edge(*before, root, ());
+            }
+        }
+        if self.input.target == Target::Running {
+            let start = self.add(address, Action::StartDomain);
+            self.graph.add_edge(define, start, ());
+        }
+    }
+
+    /// The image's download and verification, once per cache path; returns
+    /// the node after which it is usable (`None` when already cached).
+    fn image(&mut self, machine: &MachineSpec) -> Option<NodeIndex> {
+        if let Some(ready) = self.image_ready.get(&machine.image_path) {
+            return *ready;
+        }
+        let present = self
+            .input
+            .observed
+            .images
+            .get(&machine.image_path)
+            .is_some_and(|i| i.present);
+        let ready = if present {
+            None
+        } else {
+            Some(self.image_actions(machine))
+        };
+        self.image_ready.insert(machine.image_path.clone(), ready);
+        ready
+    }
+
+    fn image_actions(&mut self, machine: &MachineSpec) -> NodeIndex {
+        let spec = &self.input.desired.images[&machine.os];
+        let address = Address::Image {
+            key: spec.key.clone(),
+            path: machine.image_path.clone(),
+        };
+        let mut last = self.add(&address, Action::DownloadImage);
+        // The signature vouches for the checksum file, which vouches for
+        // the image: check them in that order.
+        if spec.signature.is_some() {
+            let node = self.add(&address, Action::VerifySignature);
+            self.chain(Some(last), node);
+            last = node;
+        }
+        if spec.checksum.is_some() {
+            let node = self.add(&address, Action::VerifyChecksum);
+            self.chain(Some(last), node);
+            last = node;
+        }
+        self.image_blocks.push(Block {
+            address,
+            change: Change::Create,
+            reasons: vec![Reason::ImageNotCached {
+                path: machine.image_path.clone(),
+            }],
+            diffs: Vec::new(),
+        });
+        last
+    }
+
+    /// lvlab's domains of this environment that the manifest no longer names.
+    fn orphans(&mut self, env: &EnvironmentSpec, observed: &ObservedEnvironment) {
+        let named: Vec<&str> = env.machines.iter().map(|m| m.vm_name.as_str()).collect();
+        for domain in &observed.domains {
+            let Some(mark) = &domain.mark else { continue };
+            if mark.environment != env.name || named.contains(&mark.vm_name.as_str()) {
+                continue;
+            }
+            if !self.input.selection.prune {
+                self.notes.push(format!(
+                    "{} is lvlab's but {} is no longer in the manifest; --prune destroys it",
+                    domain.name, mark.vm_name
+                ));
+                continue;
+            }
+            let address = Address::Machine {
+                environment: env.name.clone(),
+                vm_name: mark.vm_name.clone(),
+                domain: domain.name.clone(),
+            };
+            self.destroy(&address, domain, std::path::Path::new(&mark.vm_dir));
+            self.block(address, Change::Destroy, vec![Reason::NotInManifest]);
+        }
+    }
+
+    fn add(&mut self, address: &Address, action: Action) -> NodeIndex {
+        self.graph.add_node(Step {
+            address: address.clone(),
+            action,
+        })
+    }
+
+    fn chain(&mut self, from: Option<NodeIndex>, to: NodeIndex) {
+        if let Some(from) = from {
+            self.graph.add_edge(from, to, ());
+        }
+    }
+
+    fn nodes_of(&self, address: &Address) -> Vec<NodeIndex> {
+        self.graph
+            .node_indices()
+            .filter(|i| &self.graph[*i].address == address)
+            .collect()
+    }
+
+    fn block(&mut self, address: Address, change: Change, reasons: Vec<Reason>) {
+        self.blocks.push(Block {
+            address,
+            change,
+            reasons,
+            diffs: Vec::new(),
+        });
+    }
+
+    fn block_with_diffs(
+        &mut self,
+        address: Address,
+        change: Change,
+        reasons: Vec<Reason>,
+        files: &MachineFiles,
+        rendered: &RenderedMachine,
+    ) {
+        let mut diffs = Vec::new();
+        let new_files = std::iter::once(("domain.xml", &rendered.definition))
+            .chain(rendered.seed.iter().map(|(k, v)| (k.as_str(), v)));
+        for (name, new) in new_files {
+            if let Some(old) = files.recorded.get(name) {
+                if old != new {
+                    diffs.push((name.to_string(), old.clone(), new.clone()));
+                }
+            }
+        }
+        self.blocks.push(Block {
+            address,
+            change,
+            reasons,
+            diffs,
+        });
+    }
+}
+
+fn machine_address(machine: &MachineSpec) -> Address {
+    Address::Machine {
+        environment: machine.environment.clone(),
+        vm_name: machine.vm_name.clone(),
+        domain: machine.domain_name.clone(),
+    }
+}
+
+fn spec_reason(changes: Vec<crate::domain::FieldChange>, running: bool) -> Option<Reason> {
+    (!changes.is_empty()).then_some(Reason::SpecChanged { changes, running })
+}
+
+/// A replacement counts once in add and once in destroy; starts, stops and
+/// updates are changes; a replacement not asked for counts nowhere.
+fn summarize(blocks: &[Block]) -> Summary {
+    let mut summary = Summary::default();
+    for block in blocks {
+        match block.change {
+            Change::Create => summary.add += 1,
+            Change::Destroy => summary.destroy += 1,
+            Change::Replace => {
+                summary.add += 1;
+                summary.destroy += 1;
+            }
+            Change::Update | Change::Start | Change::Stop => summary.change += 1,
+            Change::ReplaceNotRequested => {}
+        }
+    }
+    summary
+}

@@ -1,0 +1,60 @@
+//! The plan as one JSON document for scripts: every action with its address,
+//! kind and the indices of the actions it waits for, the blocks with their
+//! reasons, and the summary.
+
+use petgraph::Direction;
+use serde::Serialize;
+
+use super::{Action, Address, Block, Plan, Summary, Target};
+
+#[derive(Serialize)]
+struct PlanDocument<'a> {
+    format_version: u32,
+    target: Target,
+    actions: Vec<ActionDocument<'a>>,
+    changes: &'a [Block],
+    notes: &'a [String],
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct ActionDocument<'a> {
+    id: usize,
+    address: String,
+    resource: &'a Address,
+    #[serde(flatten)]
+    action: &'a Action,
+    description: String,
+    depends_on: Vec<usize>,
+}
+
+pub fn to_json(plan: &Plan) -> serde_json::Value {
+    let actions = plan
+        .steps()
+        .map(|(index, step)| {
+            let mut depends_on: Vec<usize> = plan
+                .graph
+                .neighbors_directed(index, Direction::Incoming)
+                .map(|n| n.index())
+                .collect();
+            depends_on.sort_unstable();
+            ActionDocument {
+                id: index.index(),
+                address: step.address.to_string(),
+                resource: &step.address,
+                action: &step.action,
+                description: step.action.describe(),
+                depends_on,
+            }
+        })
+        .collect();
+    let document = PlanDocument {
+        format_version: 1,
+        target: plan.target,
+        actions,
+        changes: &plan.blocks,
+        notes: &plan.notes,
+        summary: plan.summary,
+    };
+    serde_json::to_value(document).expect("a plan serializes")
+}

@@ -1,0 +1,238 @@
+//! The plan: what must change to bring the observed world to the desired
+//! state for a target, as a dependency graph of actions, each with its
+//! reasons. A plan is a value: [`build`] makes it from plain data and never
+//! touches libvirt or the disk; `text` and `json` render it; apply walks it.
+
+mod build;
+mod json;
+mod text;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::domain::{FieldChange, SpecFields};
+pub use build::{build, PlanError, PlanInput};
+pub use json::to_json;
+pub use text::render_text;
+
+/// The state a command asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Created and started.
+    Running,
+    /// Created (image to definition) but not started; running ones stop.
+    Stopped,
+    /// Powered off, undefined, and every file lvlab made removed.
+    Absent,
+}
+
+/// What a plan is asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Selection {
+    /// Machines to act on (by vm_name); empty means all.
+    pub machines: Vec<String>,
+    /// Machines to destroy and create again even when nothing changed.
+    pub replace: Vec<String>,
+    /// Destroy lvlab's domains of the environment that the manifest no
+    /// longer names.
+    pub prune: bool,
+    /// Only the image actions (`init`).
+    pub images_only: bool,
+}
+
+/// Everything the rendering of a desired machine produced, for comparison
+/// with what was recorded when it was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMachine {
+    pub fields: SpecFields,
+    pub spec_digest: String,
+    /// The domain definition, as defined.
+    pub definition: String,
+    /// Seed documents by file name (`user-data`, ...).
+    pub seed: BTreeMap<String, String>,
+}
+
+/// The thing an action is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Address {
+    Image {
+        key: String,
+        path: PathBuf,
+    },
+    Machine {
+        environment: String,
+        vm_name: String,
+        domain: String,
+    },
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Image { key, .. } => write!(f, "image.{key}"),
+            Address::Machine {
+                environment,
+                vm_name,
+                ..
+            } => write!(f, "{environment}.{vm_name}"),
+        }
+    }
+}
+
+/// One step. Plain data: the apply side decides how each is carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    DownloadImage,
+    VerifyChecksum,
+    VerifySignature,
+    CreateDisk {
+        index: usize,
+        path: PathBuf,
+    },
+    BuildSeed,
+    DefineDomain,
+    /// Define again over the existing domain: in-place changes.
+    RedefineDomain,
+    StartDomain,
+    /// ACPI shutdown, waiting for the guest to stop.
+    ShutdownDomain,
+    PowerOffDomain,
+    UndefineDomain,
+    /// The machine's directory, and the environment's once empty.
+    RemoveFiles {
+        dir: PathBuf,
+    },
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::DownloadImage => "download image".into(),
+            Action::VerifyChecksum => "verify checksum".into(),
+            Action::VerifySignature => "verify signature".into(),
+            Action::CreateDisk { path, .. } => format!(
+                "create disk {}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            Action::BuildSeed => "build seed ISO".into(),
+            Action::DefineDomain => "define domain".into(),
+            Action::RedefineDomain => "update domain definition".into(),
+            Action::StartDomain => "start".into(),
+            Action::ShutdownDomain => "shut down".into(),
+            Action::PowerOffDomain => "power off".into(),
+            Action::UndefineDomain => "undefine domain".into(),
+            Action::RemoveFiles { .. } => "remove files".into(),
+        }
+    }
+}
+
+/// Why something is in the plan. Data, rendered by `text` and `json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    NotDeployed,
+    ImageNotCached {
+        path: PathBuf,
+    },
+    DiskMissing {
+        path: PathBuf,
+    },
+    SeedMissing,
+    SpecChanged {
+        changes: Vec<FieldChange>,
+        running: bool,
+    },
+    ReplaceRequested,
+    NotRunning {
+        state: String,
+    },
+    Running,
+    TargetAbsent,
+    NotInManifest,
+}
+
+/// How a block changes its resource, with terraform's symbols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Create,
+    Update,
+    Destroy,
+    Replace,
+    Start,
+    Stop,
+    /// Needs replacing, but was not asked to: shown, not applied.
+    ReplaceNotRequested,
+}
+
+impl Change {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Change::Create => "+",
+            Change::Update => "~",
+            Change::Destroy => "-",
+            Change::Replace | Change::ReplaceNotRequested => "-/+",
+            Change::Start => ">",
+            Change::Stop => "<",
+        }
+    }
+}
+
+/// One resource's part of the plan, as shown to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Block {
+    pub address: Address,
+    pub change: Change,
+    pub reasons: Vec<Reason>,
+    /// Unified-diff inputs for changed rendered files: (name, old, new).
+    #[serde(skip)]
+    pub diffs: Vec<(String, String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Summary {
+    pub fn is_empty(&self) -> bool {
+        self.add == 0 && self.change == 0 && self.destroy == 0
+    }
+}
+
+/// A graph node: an action on an address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub address: Address,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    /// Edges point from an action to one that must wait for it.
+    pub graph: DiGraph<Step, ()>,
+    pub blocks: Vec<Block>,
+    pub summary: Summary,
+    /// Things worth knowing that are not actions (e.g. orphans without
+    /// `--prune`).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn steps(&self) -> impl Iterator<Item = (NodeIndex, &Step)> {
+        self.graph.node_indices().map(|i| (i, &self.graph[i]))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+}

@@ -1,0 +1,139 @@
+//! The plan as a person reads it: one block per machine and image with
+//! terraform's symbols, reasons, unified diffs of changed rendered files,
+//! and the summary line.
+
+use similar::TextDiff;
+
+use super::{Address, Block, Change, Plan, Reason};
+use crate::domain::{ChangeKind, FieldChange};
+
+const RESET: &str = "\x1b[0m";
+
+fn color(change: Change) -> &'static str {
+    match change {
+        Change::Create | Change::Start => "\x1b[32m",
+        Change::Update | Change::Stop => "\x1b[33m",
+        Change::Destroy | Change::Replace | Change::ReplaceNotRequested => "\x1b[31m",
+    }
+}
+
+/// The whole plan; `manifest` names the file in the "no changes" line.
+pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
+    let mut out = String::new();
+    for block in &plan.blocks {
+        render_block(&mut out, block, colored);
+        out.push('\n');
+    }
+    for note in &plan.notes {
+        out.push_str(&format!("Note: {note}\n"));
+    }
+    if !plan.notes.is_empty() {
+        out.push('\n');
+    }
+    if plan.blocks.is_empty() {
+        out.push_str(&format!("No changes. The lab matches {manifest}.\n"));
+    } else {
+        let s = plan.summary;
+        out.push_str(&format!(
+            "Plan: {} to add, {} to change, {} to destroy.\n",
+            s.add, s.change, s.destroy
+        ));
+    }
+    out
+}
+
+fn render_block(out: &mut String, block: &Block, colored: bool) {
+    out.push_str(&format!("  # {}\n", header(block)));
+    let symbol = block.change.symbol();
+    let symbol = if colored {
+        format!("{}{symbol}{RESET}", color(block.change))
+    } else {
+        symbol.to_string()
+    };
+    out.push_str(&format!("{symbol} {}\n", block.address));
+    for reason in &block.reasons {
+        for line in reason_lines(reason, &block.address) {
+            out.push_str(&format!("      # (because {line})\n"));
+        }
+    }
+    for (name, old, new) in &block.diffs {
+        render_diff(out, name, old, new, colored);
+    }
+}
+
+fn header(block: &Block) -> String {
+    let what = match &block.address {
+        Address::Image { key, .. } => {
+            return format!("image {key} will be downloaded and verified")
+        }
+        Address::Machine {
+            vm_name, domain, ..
+        } => format!("{vm_name} ({domain})"),
+    };
+    match block.change {
+        Change::Create => format!("{what} will be created"),
+        Change::Update => format!("{what} will be updated in place"),
+        Change::Destroy => format!("{what} will be destroyed"),
+        Change::Replace => format!("{what} must be replaced"),
+        Change::Start => format!("{what} will be started"),
+        Change::Stop => format!("{what} will be stopped"),
+        Change::ReplaceNotRequested => {
+            format!("{what} must be replaced (not applied without --replace)")
+        }
+    }
+}
+
+fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
+    let domain = match address {
+        Address::Machine { domain, .. } => domain.as_str(),
+        Address::Image { key, .. } => key.as_str(),
+    };
+    match reason {
+        Reason::NotDeployed => vec![format!("{domain} does not exist")],
+        Reason::ImageNotCached { path } => vec![format!("{} is not in the cache", path.display())],
+        Reason::DiskMissing { path } => vec![format!("disk {} is missing", path.display())],
+        Reason::SeedMissing => vec!["the seed ISO is missing".into()],
+        Reason::SpecChanged { changes, running } => changes
+            .iter()
+            .map(|change| change_line(change, *running))
+            .collect(),
+        Reason::ReplaceRequested => vec!["--replace names it".into()],
+        Reason::NotRunning { state } => vec![format!("it is {state}")],
+        Reason::Running => vec!["it is running".into()],
+        Reason::TargetAbsent => vec!["the target is absent".into()],
+        Reason::NotInManifest => vec![format!("{domain} is not in the manifest")],
+    }
+}
+
+fn change_line(change: &FieldChange, running: bool) -> String {
+    if change.field == "seed" {
+        return "cloud-init seed changed; cloud-init only runs on first boot".into();
+    }
+    let what = match (&change.before, &change.after) {
+        (Some(before), Some(after)) => format!("{} changed {before} -> {after}", change.field),
+        (None, Some(after)) => format!("{} added: {after}", change.field),
+        (Some(before), None) => format!("{} removed (was {before})", change.field),
+        (None, None) => change.field.clone(),
+    };
+    match change.kind {
+        ChangeKind::InPlace if running => format!("{what}; takes effect after restart"),
+        _ => what,
+    }
+}
+
+fn render_diff(out: &mut String, name: &str, old: &str, new: &str, colored: bool) {
+    let diff = TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("{name} (recorded)"), &format!("{name} (desired)"))
+        .to_string();
+    for line in text.lines() {
+        let painted = match line.chars().next() {
+            Some('+') if colored && !line.starts_with("+++") => format!("\x1b[32m{line}{RESET}"),
+            Some('-') if colored && !line.starts_with("---") => format!("\x1b[31m{line}{RESET}"),
+            _ => line.to_string(),
+        };
+        out.push_str(&format!("      {painted}\n"));
+    }
+}

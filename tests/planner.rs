@@ -1,0 +1,630 @@
+//! The planner over tables of desired x observed state: for each situation,
+//! the exact actions, their order (edges) and the reasons.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lvlab::desired::{Desired, MachineSpec};
+use lvlab::domain::{spec_digest, HostFacts, OwnershipMark, SpecFields};
+use lvlab::manifest::load_str;
+use lvlab::observe::{
+    ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
+};
+use lvlab::plan::{
+    self, Action, Change, Plan, PlanError, PlanInput, Reason, RenderedMachine, Selection, Target,
+};
+
+const MANIFEST: &str = "
+environment:
+  - name: lab
+    libvirt_uri: test:///default
+    config_defaults:
+      os: debian12
+      memory: 1024
+      cloud_image_basedir: /cache
+      disk_image_basedir: /vms
+      cloud_init: {pubkey: ssh-ed25519 AAAA lab}
+    machines:
+      - vm_name: web
+        disks: [{name: root, size: 4G}, {name: data, size: 1G}]
+      - vm_name: db
+images:
+  debian12:
+    image_url: https://example.org/debian-12.qcow2
+    checksum_url: https://example.org/SHA512SUMS
+    checksum_type: sha512
+    checksum_url_gpg: https://example.org/key.asc
+";
+
+fn desired(yaml: &str) -> Desired {
+    load_str(yaml, Path::new("/srv/lab/Lvlab.yml"))
+        .unwrap_or_else(|e| panic!("{}", e.render(false)))
+}
+
+const SEED: &str = "sha256:seed";
+
+fn rendered(machine: &MachineSpec) -> RenderedMachine {
+    let fields = SpecFields::of(machine, "qemu", SEED);
+    RenderedMachine {
+        spec_digest: spec_digest(&fields),
+        definition: format!("<domain><memory>{}</memory></domain>\n", machine.memory_mib),
+        seed: BTreeMap::from([(
+            "user-data".to_string(),
+            "#cloud-config\nhostname: x\n".to_string(),
+        )]),
+        fields,
+    }
+}
+
+fn mark_for(machine: &MachineSpec) -> OwnershipMark {
+    let r = rendered(machine);
+    OwnershipMark {
+        environment: machine.environment.clone(),
+        vm_name: machine.vm_name.clone(),
+        manifest: "/srv/lab/Lvlab.yml".into(),
+        vm_dir: machine.vm_dir.display().to_string(),
+        image_key: machine.os.clone(),
+        image_digest: String::new(),
+        seed_digest: SEED.into(),
+        spec_digest: r.spec_digest,
+        spec: r.fields,
+    }
+}
+
+/// A world where `deployed` machines exist in `state` with complete files.
+struct World {
+    desired: Desired,
+    observed: Observed,
+}
+
+impl World {
+    fn new(yaml: &str) -> Self {
+        let desired = desired(yaml);
+        let env = &desired.environments[0];
+        let observed = Observed {
+            environments: vec![ObservedEnvironment {
+                name: env.name.clone(),
+                uri: env.libvirt_uri.clone(),
+                host: HostFacts {
+                    uri: env.libvirt_uri.clone(),
+                    arch: "x86_64".into(),
+                    domain_types: vec!["qemu".into()],
+                    kvm: false,
+                },
+                domains: Vec::new(),
+                machines: env
+                    .machines
+                    .iter()
+                    .map(|m| (m.vm_name.clone(), MachineFiles::default()))
+                    .collect(),
+            }],
+            images: env
+                .machines
+                .iter()
+                .map(|m| (m.image_path.clone(), ImageState { present: false }))
+                .collect(),
+        };
+        Self { desired, observed }
+    }
+
+    fn machine(&self, name: &str) -> MachineSpec {
+        self.desired.machine(name, None).unwrap().clone()
+    }
+
+    fn image_cached(mut self) -> Self {
+        for state in self.observed.images.values_mut() {
+            state.present = true;
+        }
+        self
+    }
+
+    fn deployed(mut self, name: &str, state: PowerState) -> Self {
+        let machine = self.machine(name);
+        let env = &mut self.observed.environments[0];
+        env.domains.push(ObservedDomain {
+            name: machine.domain_name.clone(),
+            state,
+            mark: Some(mark_for(&machine)),
+        });
+        env.machines.insert(
+            machine.vm_name.clone(),
+            MachineFiles {
+                dir_exists: true,
+                disks: machine
+                    .disks
+                    .iter()
+                    .map(|d| (d.path.clone(), true))
+                    .collect(),
+                seed_iso: true,
+                recorded: BTreeMap::from([
+                    ("domain.xml".to_string(), rendered(&machine).definition),
+                    (
+                        "user-data".to_string(),
+                        "#cloud-config\nhostname: x\n".to_string(),
+                    ),
+                ]),
+            },
+        );
+        self.image_cached()
+    }
+
+    fn with_domain(mut self, domain: ObservedDomain) -> Self {
+        self.observed.environments[0].domains.push(domain);
+        self
+    }
+
+    fn files(&mut self, name: &str) -> &mut MachineFiles {
+        self.observed.environments[0]
+            .machines
+            .get_mut(name)
+            .unwrap()
+    }
+
+    fn mark(&mut self, name: &str) -> &mut OwnershipMark {
+        let domain = self.machine(name).domain_name;
+        self.observed.environments[0]
+            .domains
+            .iter_mut()
+            .find(|d| d.name == domain)
+            .unwrap()
+            .mark
+            .as_mut()
+            .unwrap()
+    }
+
+    fn plan(&self, target: Target, selection: Selection) -> Result<Plan, PlanError> {
+        let envs: Vec<_> = self.desired.environments.iter().collect();
+        let rendered: BTreeMap<String, RenderedMachine> = envs
+            .iter()
+            .flat_map(|e| e.machines.iter())
+            .map(|m| (m.domain_name.clone(), rendered(m)))
+            .collect();
+        plan::build(&PlanInput {
+            desired: &self.desired,
+            environments: &envs,
+            observed: &self.observed,
+            rendered: &rendered,
+            target,
+            selection: &selection,
+        })
+    }
+}
+
+/// `address: action` for each step, in insertion order.
+fn steps(plan: &Plan) -> Vec<String> {
+    plan.steps()
+        .map(|(_, s)| format!("{}: {}", s.address, s.action.describe()))
+        .collect()
+}
+
+/// `a -> b` for each edge.
+fn edges(plan: &Plan) -> Vec<String> {
+    let name = |i| {
+        let s: &lvlab::plan::Step = &plan.graph[i];
+        format!("{}: {}", s.address, s.action.describe())
+    };
+    let mut edges: Vec<String> = plan
+        .graph
+        .edge_indices()
+        .map(|e| {
+            let (a, b) = plan.graph.edge_endpoints(e).unwrap();
+            format!("{} -> {}", name(a), name(b))
+        })
+        .collect();
+    edges.sort();
+    edges
+}
+
+fn all() -> Selection {
+    Selection::default()
+}
+
+#[test]
+fn empty_host_creates_everything_image_first() {
+    let plan = World::new(MANIFEST).plan(Target::Running, all()).unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "image.debian12: download image",
+            "image.debian12: verify signature",
+            "image.debian12: verify checksum",
+            "lab.web: define domain",
+            "lab.web: create disk disk0.qcow2",
+            "lab.web: create disk disk1.qcow2",
+            "lab.web: build seed ISO",
+            "lab.web: start",
+            "lab.db: define domain",
+            "lab.db: create disk disk0.qcow2",
+            "lab.db: build seed ISO",
+            "lab.db: start",
+        ]
+    );
+    assert_eq!(
+        edges(&plan),
+        [
+            "image.debian12: download image -> image.debian12: verify signature",
+            "image.debian12: verify checksum -> lab.db: create disk disk0.qcow2",
+            "image.debian12: verify checksum -> lab.web: create disk disk0.qcow2",
+            "image.debian12: verify signature -> image.debian12: verify checksum",
+            "lab.db: build seed ISO -> lab.db: define domain",
+            "lab.db: create disk disk0.qcow2 -> lab.db: define domain",
+            "lab.db: define domain -> lab.db: start",
+            "lab.web: build seed ISO -> lab.web: define domain",
+            "lab.web: create disk disk0.qcow2 -> lab.web: define domain",
+            "lab.web: create disk disk1.qcow2 -> lab.web: define domain",
+            "lab.web: define domain -> lab.web: start",
+        ]
+    );
+    let s = plan.summary;
+    assert_eq!(
+        (s.add, s.change, s.destroy),
+        (3, 0, 0),
+        "two machines and one image"
+    );
+    assert_eq!(plan.blocks[1].reasons, [Reason::NotDeployed]);
+}
+
+#[test]
+fn target_stopped_creates_without_starting() {
+    let plan = World::new(MANIFEST)
+        .image_cached()
+        .plan(Target::Stopped, all())
+        .unwrap();
+    assert!(steps(&plan)
+        .iter()
+        .all(|s| !s.ends_with("start") && !s.starts_with("image")));
+    assert_eq!(plan.summary.add, 2);
+}
+
+#[test]
+fn all_running_means_no_changes() {
+    let world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running);
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(
+        plan.is_empty() && plan.blocks.is_empty(),
+        "{:?}",
+        steps(&plan)
+    );
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert_eq!(text, "No changes. The lab matches Lvlab.yml.\n");
+}
+
+#[test]
+fn one_stopped_machine_is_started() {
+    let world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::ShutOff);
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert_eq!(steps(&plan), ["lab.db: start"]);
+    assert_eq!(plan.blocks[0].change, Change::Start);
+    assert_eq!(
+        plan.blocks[0].reasons,
+        [Reason::NotRunning {
+            state: "shut off".into()
+        }]
+    );
+    assert_eq!(plan.summary.change, 1, "a start is a change");
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains(
+            "  # db (db_lab) will be started\n> lab.db\n      # (because it is shut off)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Plan: 0 to add, 1 to change, 0 to destroy.\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn target_stopped_shuts_running_machines_down() {
+    let world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::ShutOff);
+    let plan = world.plan(Target::Stopped, all()).unwrap();
+    assert_eq!(steps(&plan), ["lab.web: shut down"]);
+    assert_eq!(plan.blocks[0].change, Change::Stop);
+}
+
+#[test]
+fn a_missing_disk_needs_a_replacement_that_must_be_asked_for() {
+    let mut world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running);
+    let data = world.machine("web").disks[1].path.clone();
+    world.files("web").disks.insert(data.clone(), false);
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(
+        plan.is_empty(),
+        "not applied without --replace: {:?}",
+        steps(&plan)
+    );
+    assert_eq!(plan.blocks[0].change, Change::ReplaceNotRequested);
+    assert_eq!(plan.blocks[0].reasons, [Reason::DiskMissing { path: data }]);
+    assert!(plan.summary.is_empty());
+    assert!(plan.notes[0].contains("--replace web"));
+
+    let replace = Selection {
+        replace: vec!["web".into()],
+        ..all()
+    };
+    let plan = world.plan(Target::Running, replace).unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "lab.web: power off",
+            "lab.web: undefine domain",
+            "lab.web: remove files",
+            "lab.web: define domain",
+            "lab.web: create disk disk0.qcow2",
+            "lab.web: create disk disk1.qcow2",
+            "lab.web: build seed ISO",
+            "lab.web: start",
+        ]
+    );
+    let e = edges(&plan);
+    for create in [
+        "create disk disk0.qcow2",
+        "create disk disk1.qcow2",
+        "build seed ISO",
+    ] {
+        assert!(
+            e.contains(&format!("lab.web: remove files -> lab.web: {create}")),
+            "destroy before create: {e:?}"
+        );
+    }
+    let s = plan.summary;
+    assert_eq!(
+        (s.add, s.change, s.destroy),
+        (1, 0, 1),
+        "a replacement counts in add and destroy"
+    );
+}
+
+#[test]
+fn drifted_memory_is_updated_in_place_and_says_when_it_takes_effect() {
+    let mut world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::ShutOff);
+    let mark = world.mark("web");
+    mark.spec.0.insert("memory".into(), "2048 MiB".into());
+    mark.spec_digest = "sha256:old".into();
+    world.files("web").recorded.insert(
+        "domain.xml".into(),
+        "<domain><memory>2048</memory></domain>\n".into(),
+    );
+    let plan = world
+        .plan(
+            Target::Running,
+            Selection {
+                machines: vec!["web".into()],
+                ..all()
+            },
+        )
+        .unwrap();
+    assert_eq!(steps(&plan), ["lab.web: update domain definition"]);
+    let block = &plan.blocks[0];
+    assert_eq!(block.change, Change::Update);
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains(
+            "# (because memory changed 2048 MiB -> 1024 MiB; takes effect after restart)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("-<domain><memory>2048</memory></domain>"),
+        "a diff of the definition:\n{text}"
+    );
+    assert!(
+        text.contains("+<domain><memory>1024</memory></domain>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn changed_user_data_needs_replacement_because_cloud_init_ran_once() {
+    let mut world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running);
+    let mark = world.mark("db");
+    mark.spec
+        .0
+        .insert("seed".into(), "sha256:older-seed".into());
+    mark.spec_digest = "sha256:old".into();
+    world
+        .files("db")
+        .recorded
+        .insert("user-data".into(), "#cloud-config\nhostname: old\n".into());
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(plan.is_empty());
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains("# db (db_lab) must be replaced (not applied without --replace)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cloud-init seed changed; cloud-init only runs on first boot"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-hostname: old") && text.contains("+hostname: x"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_foreign_domain_with_our_name_is_an_error_naming_it() {
+    let world = World::new(MANIFEST).with_domain(ObservedDomain {
+        name: "web_lab".into(),
+        state: PowerState::Running,
+        mark: None,
+    });
+    let err = world.plan(Target::Running, all()).unwrap_err();
+    assert!(matches!(&err, PlanError::ForeignDomain { domain, .. } if domain == "web_lab"));
+    assert!(err.to_string().contains("was not made by lvlab"));
+    let err = world.plan(Target::Absent, all()).unwrap_err();
+    assert!(
+        matches!(err, PlanError::ForeignDomain { .. }),
+        "never destroyed either"
+    );
+}
+
+#[test]
+fn foreign_domains_with_other_names_are_left_alone() {
+    let world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running)
+        .with_domain(ObservedDomain {
+            name: "mail".into(),
+            state: PowerState::Running,
+            mark: None,
+        });
+    let plan = world.plan(Target::Absent, all()).unwrap();
+    assert!(steps(&plan).iter().all(|s| !s.contains("mail")));
+}
+
+#[test]
+fn orphaned_lvlab_domains_are_destroyed_only_with_prune() {
+    let orphan_spec = World::new(&MANIFEST.replace("vm_name: db", "vm_name: old")).machine("old");
+    let world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running)
+        .with_domain(ObservedDomain {
+            name: "old_lab".into(),
+            state: PowerState::Running,
+            mark: Some(mark_for(&orphan_spec)),
+        });
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(plan.is_empty());
+    assert!(
+        plan.notes[0].contains("old_lab is lvlab's but old is no longer in the manifest"),
+        "{:?}",
+        plan.notes
+    );
+
+    let plan = world
+        .plan(
+            Target::Running,
+            Selection {
+                prune: true,
+                ..all()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "lab.old: power off",
+            "lab.old: undefine domain",
+            "lab.old: remove files"
+        ]
+    );
+    assert_eq!(plan.blocks[0].reasons, [Reason::NotInManifest]);
+    assert_eq!(
+        plan.steps().last().unwrap().1.action,
+        Action::RemoveFiles {
+            dir: "/vms/lab/old".into()
+        },
+        "the orphan's directory comes from its mark"
+    );
+}
+
+#[test]
+fn target_absent_on_a_partly_deployed_environment() {
+    let mut world = World::new(MANIFEST).deployed("web", PowerState::ShutOff);
+    world.files("db").dir_exists = true; // left over from an interrupted apply
+    let plan = world.plan(Target::Absent, all()).unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "lab.web: undefine domain",
+            "lab.web: remove files",
+            "lab.db: remove files"
+        ],
+        "a shut-off domain needs no power off"
+    );
+    assert_eq!(
+        edges(&plan),
+        ["lab.web: undefine domain -> lab.web: remove files"]
+    );
+    assert_eq!(plan.summary.destroy, 2);
+}
+
+#[test]
+fn selecting_machines_limits_the_plan_and_unknown_names_are_errors() {
+    let world = World::new(MANIFEST).image_cached();
+    let plan = world
+        .plan(
+            Target::Running,
+            Selection {
+                machines: vec!["db".into()],
+                ..all()
+            },
+        )
+        .unwrap();
+    assert!(steps(&plan).iter().all(|s| s.starts_with("lab.db")));
+    let err = world
+        .plan(
+            Target::Running,
+            Selection {
+                machines: vec!["nope".into()],
+                ..all()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no machine nope"));
+}
+
+#[test]
+fn images_only_plans_just_the_downloads() {
+    let plan = World::new(MANIFEST)
+        .plan(
+            Target::Running,
+            Selection {
+                images_only: true,
+                ..all()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "image.debian12: download image",
+            "image.debian12: verify signature",
+            "image.debian12: verify checksum"
+        ]
+    );
+}
+
+#[test]
+fn json_lists_actions_with_dependencies_and_the_summary() {
+    let plan = World::new(MANIFEST)
+        .image_cached()
+        .plan(
+            Target::Running,
+            Selection {
+                machines: vec!["db".into()],
+                ..all()
+            },
+        )
+        .unwrap();
+    let json = plan::to_json(&plan);
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["summary"]["add"], 1);
+    let actions = json["actions"].as_array().unwrap();
+    let start = actions
+        .iter()
+        .find(|a| a["action"] == "start_domain")
+        .unwrap();
+    let define = actions
+        .iter()
+        .find(|a| a["action"] == "define_domain")
+        .unwrap();
+    assert_eq!(start["depends_on"], serde_json::json!([define["id"]]));
+    assert_eq!(start["address"], "lab.db");
+    assert_eq!(json["changes"][0]["reasons"][0]["reason"], "not_deployed");
+}
