@@ -16,3 +16,4 @@ pub mod libvirt;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod storage;

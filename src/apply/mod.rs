@@ -1,0 +1,6 @@
+//! Carries a plan out: turns each planned step into a job and walks the
+//! graph with bounded parallelism, reporting progress to an observer.
+
+pub mod executor;
+
+pub use executor::{execute, ExecutionObserver, Job, Outcome};
