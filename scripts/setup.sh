@@ -86,7 +86,7 @@ ensure_packages() {
     fi
 }
 
-MIN_RUST=1.85
+MIN_RUST=1.88
 
 ensure_rust() {
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

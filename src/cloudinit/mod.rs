@@ -1,0 +1,92 @@
+//! The NoCloud seed of a machine: `meta-data`, `user-data` and
+//! `network-config` rendered from the desired state, the `cidata` ISO that
+//! carries them, and the digest the planner compares.
+//!
+//! [`render`] is pure: keys and the password hash come in as inputs (read
+//! them with [`pubkey::authorized_keys`] and decide the hash with
+//! [`password::console_credential`]), so an unchanged machine renders an
+//! identical seed. Only [`files`] touches the disk. This module never talks
+//! to libvirt and never decides whether a seed must be rebuilt: that is the
+//! planner's job, with [`seed_digest`].
+
+mod digest;
+pub mod files;
+mod hosts;
+pub mod iso;
+mod network;
+pub mod password;
+pub mod pubkey;
+mod render;
+mod user_data;
+mod yaml;
+
+use std::path::PathBuf;
+
+pub use digest::seed_digest;
+pub use files::write_seed;
+pub use hosts::{snippet as hosts_snippet, template_path as hosts_template};
+pub use render::{render, SeedInput};
+pub use user_data::uses_password_hash;
+pub use yaml::quote as yaml_quote;
+
+use crate::desired::MachineSpec;
+
+/// The three documents of a NoCloud seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub meta_data: String,
+    pub user_data: String,
+    pub network_config: String,
+    /// user-data holds a password hash, so the files are private (0600).
+    pub holds_password_hash: bool,
+}
+
+impl Seed {
+    /// The documents by their file names, in seed order.
+    pub fn documents(&self) -> [(&'static str, &str); 3] {
+        [
+            ("meta-data", &self.meta_data),
+            ("user-data", &self.user_data),
+            ("network-config", &self.network_config),
+        ]
+    }
+
+    /// `sha256:<hex>` of the documents; see [`seed_digest`].
+    pub fn digest(&self) -> String {
+        seed_digest(self)
+    }
+}
+
+/// Whether rendering `machine`'s seed uses a console password hash: false
+/// with `password: false`, and for a `user_data` override that does not use
+/// `{password_hash}`.
+pub fn needs_password_hash(machine: &MachineSpec) -> bool {
+    match &machine.cloud_init.user_data {
+        _ if machine.cloud_init.password == crate::desired::ConsolePassword::Disabled => false,
+        Some(template) => uses_password_hash(template),
+        None => true,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudInitError {
+    #[error("cannot read the SSH public key {}: {problem}", path.display())]
+    Pubkey { path: PathBuf, problem: String },
+    #[error("console password: {0}")]
+    Password(String),
+    #[error("user_data: {0}")]
+    UserData(String),
+    #[error("rendering a cloud-init template: {0:#}")]
+    Template(minijinja::Error),
+    #[error("building the seed ISO: {0}")]
+    Iso(String),
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,151 @@
+//! The `user_data` override: a complete cloud-config from the manifest that
+//! replaces the generated user-data. It is data, not a template: its
+//! strings get their placeholders expanded, every user gets the machine's
+//! SSH keys, and the result is written as YAML by [`super::yaml`].
+
+use std::cell::Cell;
+
+use serde_yaml::{Mapping, Value};
+
+use super::{yaml, CloudInitError};
+use crate::desired::{expand_placeholders, MachineSpec};
+
+const KEYS: &str = "ssh_authorized_keys";
+
+/// What the placeholders stand for.
+pub struct Placeholders<'a> {
+    pub machine: &'a MachineSpec,
+    /// `None` when the machine has no console password.
+    pub password_hash: Option<&'a str>,
+}
+
+impl Placeholders<'_> {
+    fn value(&self, name: &str) -> Option<String> {
+        let m = self.machine;
+        Some(match name {
+            "vm_name" => m.vm_name.clone(),
+            "vm_hostname" => m.hostname.clone(),
+            "fqdn" => m.fqdn.clone(),
+            "default_vm_username" => m.cloud_init.user.clone(),
+            // Checked by the caller: a missing hash is an error of its own.
+            "password_hash" => self.password_hash.unwrap_or_default().to_string(),
+            "environment" => m.environment.clone(),
+            _ => return None,
+        })
+    }
+}
+
+/// Whether any string of `template` uses `{password_hash}`.
+pub fn uses_password_hash(template: &Value) -> bool {
+    let used = Cell::new(false);
+    visit_strings(template, &mut |text| {
+        let _ = expand_placeholders(text, |name| {
+            if name == "password_hash" {
+                used.set(true);
+            }
+            Some(String::new())
+        });
+    });
+    used.get()
+}
+
+/// The user-data document for an override: `#cloud-config`, then the
+/// override with placeholders expanded and `keys` added to every user.
+pub fn render(
+    template: &Value,
+    placeholders: &Placeholders,
+    keys: &[String],
+) -> Result<String, CloudInitError> {
+    if placeholders.password_hash.is_none() && uses_password_hash(template) {
+        return Err(CloudInitError::UserData(
+            "`user_data` uses {password_hash}, but the machine has no console password \
+             (`password: false`); remove the placeholder or the setting"
+                .into(),
+        ));
+    }
+    let mut doc = expand(template, placeholders)?;
+    add_keys(&mut doc, keys);
+    let body = yaml::block_document(&doc).map_err(CloudInitError::UserData)?;
+    Ok(format!("#cloud-config\n{body}"))
+}
+
+/// A copy of `value` with placeholders expanded in every string value
+/// (keys are left as written).
+fn expand(value: &Value, placeholders: &Placeholders) -> Result<Value, CloudInitError> {
+    Ok(match value {
+        Value::String(text) => Value::String(
+            expand_placeholders(text, |name| placeholders.value(name))
+                .map_err(CloudInitError::UserData)?,
+        ),
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .iter()
+                .map(|item| expand(item, placeholders))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Mapping(map) => {
+            let mut out = Mapping::with_capacity(map.len());
+            for (k, v) in map {
+                out.insert(k.clone(), expand(v, placeholders)?);
+            }
+            Value::Mapping(out)
+        }
+        Value::Tagged(tagged) => {
+            let mut tagged = tagged.clone();
+            tagged.value = expand(&tagged.value, placeholders)?;
+            Value::Tagged(tagged)
+        }
+        other => other.clone(),
+    })
+}
+
+/// Adds `keys` to each user's `ssh_authorized_keys`. cloud-init gives the
+/// top-level `ssh_authorized_keys` to the distribution's default user, so
+/// the keys go there too when `users` has no list or names `default`.
+fn add_keys(doc: &mut Value, keys: &[String]) {
+    if keys.is_empty() {
+        return;
+    }
+    let Value::Mapping(top) = doc else { return };
+    let mut default_user = true;
+    if let Some(Value::Sequence(users)) = top.get_mut("users") {
+        default_user = false;
+        for user in users {
+            match user {
+                Value::Mapping(user) => append_keys(user, keys),
+                Value::String(name) if name == "default" => default_user = true,
+                _ => {}
+            }
+        }
+    }
+    if default_user {
+        append_keys(top, keys);
+    }
+}
+
+fn append_keys(map: &mut Mapping, keys: &[String]) {
+    let entry = map
+        .entry(Value::String(KEYS.into()))
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    if let Value::String(single) = entry {
+        *entry = Value::Sequence(vec![Value::String(single.clone())]);
+    }
+    if let Value::Sequence(list) = entry {
+        for key in keys {
+            let key = Value::String(key.clone());
+            if !list.contains(&key) {
+                list.push(key);
+            }
+        }
+    }
+}
+
+fn visit_strings(value: &Value, f: &mut impl FnMut(&str)) {
+    match value {
+        Value::String(text) => f(text),
+        Value::Sequence(items) => items.iter().for_each(|item| visit_strings(item, f)),
+        Value::Mapping(map) => map.values().for_each(|v| visit_strings(v, f)),
+        Value::Tagged(tagged) => visit_strings(&tagged.value, f),
+        _ => {}
+    }
+}
