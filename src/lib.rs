@@ -6,6 +6,7 @@
 //! graph of actions) -> [`apply`] (run the graph). [`cli`] is the thin layer
 //! that parses arguments and renders results; it owns no behaviour of its own.
 
+pub mod actions;
 pub mod apply;
 pub mod cli;
 pub mod cloudinit;
@@ -16,4 +17,5 @@ pub mod libvirt;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod reconcile;
 pub mod storage;

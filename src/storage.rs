@@ -35,7 +35,12 @@ pub enum FromImage {
 /// Creates `path` from `image`, grown to `size` bytes when that is larger
 /// than the image. The volume appears complete or not at all: it is built
 /// beside its final name and renamed.
-pub fn create_from_image(image: &Path, path: &Path, how: FromImage, size: Option<u64>) -> Result<(), StorageError> {
+pub fn create_from_image(
+    image: &Path,
+    path: &Path,
+    how: FromImage,
+    size: Option<u64>,
+) -> Result<(), StorageError> {
     let partial = partial_path(path);
     ensure_parent(path)?;
     let format = image_format(image)?;
@@ -45,8 +50,26 @@ pub fn create_from_image(image: &Path, path: &Path, how: FromImage, size: Option
             // filesystem offers them): the cost is the disk's bandwidth.
             fs::copy(image, &partial).map_err(io("copy the image to", &partial))?;
         }
-        FromImage::Copy => qemu_img(&["convert", "-O", "qcow2", "-f", format, &s(image), &s(&partial)])?,
-        FromImage::Overlay => qemu_img(&["create", "-q", "-f", "qcow2", "-F", format, "-b", &s(image), &s(&partial)])?,
+        FromImage::Copy => qemu_img(&[
+            "convert",
+            "-O",
+            "qcow2",
+            "-f",
+            format,
+            &s(image),
+            &s(&partial),
+        ])?,
+        FromImage::Overlay => qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            format,
+            "-b",
+            &s(image),
+            &s(&partial),
+        ])?,
     }
     if let Some(size) = size {
         if size > virtual_size(&partial)? {
@@ -60,7 +83,14 @@ pub fn create_from_image(image: &Path, path: &Path, how: FromImage, size: Option
 pub fn create_blank(path: &Path, size: u64) -> Result<(), StorageError> {
     let partial = partial_path(path);
     ensure_parent(path)?;
-    qemu_img(&["create", "-q", "-f", "qcow2", &s(&partial), &size.to_string()])?;
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        &s(&partial),
+        &size.to_string(),
+    ])?;
     fs::rename(&partial, path).map_err(io("move into place", path))
 }
 
@@ -126,7 +156,11 @@ pub fn image_format(path: &Path) -> Result<&'static str, StorageError> {
     let mut magic = [0u8; 4];
     let mut file = fs::File::open(path).map_err(io("open", path))?;
     let n = file.read(&mut magic).map_err(io("read", path))?;
-    Ok(if n == 4 && &magic == QCOW2_MAGIC { "qcow2" } else { "raw" })
+    Ok(if n == 4 && &magic == QCOW2_MAGIC {
+        "qcow2"
+    } else {
+        "raw"
+    })
 }
 
 /// The size the guest sees: from the qcow2 header, or a raw file's length.
@@ -142,10 +176,14 @@ pub fn virtual_size(path: &Path) -> Result<u64, StorageError> {
 }
 
 fn qemu_img(args: &[&str]) -> Result<(), StorageError> {
-    let output = Command::new("qemu-img").args(args).output().map_err(|e| StorageError::QemuImg {
-        args: args.join(" "),
-        stderr: e.to_string(),
-    })?;
+    let output =
+        Command::new("qemu-img")
+            .args(args)
+            .output()
+            .map_err(|e| StorageError::QemuImg {
+                args: args.join(" "),
+                stderr: e.to_string(),
+            })?;
     if output.status.success() {
         Ok(())
     } else {
@@ -191,7 +229,11 @@ mod tests {
         let base = image(dir.path());
         let overlay = dir.path().join("disk0.qcow2");
         create_from_image(&base, &overlay, FromImage::Overlay, None).unwrap();
-        let info = Command::new("qemu-img").args(["info", "--output=json"]).arg(&overlay).output().unwrap();
+        let info = Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(&overlay)
+            .output()
+            .unwrap();
         let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
         assert_eq!(info["backing-filename"], base.display().to_string());
         assert_eq!(info["virtual-size"], 64 * MIB);
@@ -208,7 +250,10 @@ mod tests {
         assert!(vm.join("notes.txt").exists());
         fs::remove_file(vm.join("notes.txt")).unwrap();
         assert!(remove_files(&vm, &[]).unwrap().is_empty());
-        assert!(!vm.exists() && !dir.path().join("env").exists(), "the environment dir goes too");
+        assert!(
+            !vm.exists() && !dir.path().join("env").exists(),
+            "the environment dir goes too"
+        );
     }
 
     #[test]
@@ -217,7 +262,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
         write_file(&path, b"hash", 0o600).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         write_file(&path, b"again", 0o600).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"again");
     }

@@ -48,10 +48,12 @@ fn rendered(machine: &MachineSpec) -> RenderedMachine {
     RenderedMachine {
         spec_digest: spec_digest(&fields),
         definition: format!("<domain><memory>{}</memory></domain>\n", machine.memory_mib),
-        seed: BTreeMap::from([(
-            "user-data".to_string(),
-            "#cloud-config\nhostname: x\n".to_string(),
-        )]),
+        seed: lvlab::cloudinit::Seed {
+            meta_data: "instance-id: x\n".into(),
+            user_data: "#cloud-config\nhostname: x\n".into(),
+            network_config: "version: 2\n".into(),
+            holds_password_hash: false,
+        },
         fields,
     }
 }

@@ -96,7 +96,10 @@ pub fn execute<J: Job>(
                     continue;
                 }
             };
-            let position = running.iter().position(|(n, ..)| *n == node).expect("a running job");
+            let position = running
+                .iter()
+                .position(|(n, ..)| *n == node)
+                .expect("a running job");
             let (_, name, start) = running.swap_remove(position);
             observer.finished(&name, start.elapsed(), &result);
             done[node.index()] = true;
@@ -163,28 +166,62 @@ mod tests {
         Box::leak(Box::new(value))
     }
 
-    fn job(name: &'static str, fail: bool, shared: &(&'static AtomicUsize, &'static AtomicUsize, &'static Mutex<Vec<&'static str>>)) -> Sleep {
-        Sleep { name, millis: 30, fail, active: shared.0, peak: shared.1, log: shared.2 }
+    fn job(
+        name: &'static str,
+        fail: bool,
+        shared: &(
+            &'static AtomicUsize,
+            &'static AtomicUsize,
+            &'static Mutex<Vec<&'static str>>,
+        ),
+    ) -> Sleep {
+        Sleep {
+            name,
+            millis: 30,
+            fail,
+            active: shared.0,
+            peak: shared.1,
+            log: shared.2,
+        }
     }
 
     #[test]
     fn runs_in_dependency_order_within_the_parallelism_bound() {
-        let shared = (leak(AtomicUsize::new(0)), leak(AtomicUsize::new(0)), leak(Mutex::new(Vec::new())));
+        let shared = (
+            leak(AtomicUsize::new(0)),
+            leak(AtomicUsize::new(0)),
+            leak(Mutex::new(Vec::new())),
+        );
         let mut graph = DiGraph::new();
-        let roots: Vec<_> = ["a", "b", "c", "d"].iter().map(|n| graph.add_node(job(n, false, &shared))).collect();
+        let roots: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| graph.add_node(job(n, false, &shared)))
+            .collect();
         let last = graph.add_node(job("last", false, &shared));
         for root in &roots {
             graph.add_edge(*root, last, ());
         }
         let outcome = execute(&graph, 2, &Quiet, &AtomicBool::new(false));
         assert!(outcome.succeeded());
-        assert_eq!(shared.1.load(Ordering::SeqCst), 2, "never more than 2 at once, and 2 were used");
-        assert_eq!(shared.2.lock().unwrap().last(), Some(&"last"), "after all it depends on");
+        assert_eq!(
+            shared.1.load(Ordering::SeqCst),
+            2,
+            "never more than 2 at once, and 2 were used"
+        );
+        assert_eq!(
+            shared.2.lock().unwrap().last(),
+            Some(&"last"),
+            "after all it depends on"
+        );
     }
 
     #[test]
     fn a_failure_stops_only_what_depends_on_it() {
-        let shared = (leak(AtomicUsize::new(0)), leak(AtomicUsize::new(0)), leak(Mutex::new(Vec::new())));
+        let shared = (
+            leak(AtomicUsize::new(0)),
+            leak(AtomicUsize::new(0)),
+            leak(Mutex::new(Vec::new())),
+        );
         let mut graph = DiGraph::new();
         let bad = graph.add_node(job("bad", true, &shared));
         let after_bad = graph.add_node(job("after-bad", false, &shared));
@@ -200,7 +237,11 @@ mod tests {
 
     #[test]
     fn an_interrupt_starts_nothing_new() {
-        let shared = (leak(AtomicUsize::new(0)), leak(AtomicUsize::new(0)), leak(Mutex::new(Vec::new())));
+        let shared = (
+            leak(AtomicUsize::new(0)),
+            leak(AtomicUsize::new(0)),
+            leak(Mutex::new(Vec::new())),
+        );
         let mut graph = DiGraph::new();
         graph.add_node(job("a", false, &shared));
         graph.add_node(job("b", false, &shared));

@@ -437,12 +437,12 @@ impl<'a> Planner<'a> {
         rendered: &RenderedMachine,
     ) {
         let mut diffs = Vec::new();
-        let new_files = std::iter::once(("domain.xml", &rendered.definition))
-            .chain(rendered.seed.iter().map(|(k, v)| (k.as_str(), v)));
+        let new_files = std::iter::once(("domain.xml", rendered.definition.as_str()))
+            .chain(rendered.seed.documents());
         for (name, new) in new_files {
             if let Some(old) = files.recorded.get(name) {
                 if old != new {
-                    diffs.push((name.to_string(), old.clone(), new.clone()));
+                    diffs.push((name.to_string(), old.clone(), new.to_string()));
                 }
             }
         }

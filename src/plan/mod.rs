@@ -7,7 +7,6 @@ mod build;
 mod json;
 mod text;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -52,8 +51,8 @@ pub struct RenderedMachine {
     pub spec_digest: String,
     /// The domain definition, as defined.
     pub definition: String,
-    /// Seed documents by file name (`user-data`, ...).
-    pub seed: BTreeMap<String, String>,
+    /// The cloud-init seed it boots with.
+    pub seed: crate::cloudinit::Seed,
 }
 
 /// The thing an action is about.

@@ -1,0 +1,131 @@
+//! Domain actions through libvirt: define, start, shut down (waiting for
+//! the guest), power off, undefine.
+
+use std::time::{Duration, Instant};
+
+use virt::domain::Domain;
+use virt::sys;
+
+use crate::libvirt::Connection;
+use crate::observe::{domains, PowerState};
+
+/// How often a shutdown checks whether the guest has stopped.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Defines `xml`. Over an existing domain of that name the definition
+/// keeps the domain's UUID, which libvirt needs to accept it as an update.
+pub fn define(conn: &Connection, name: &str, xml: &str) -> Result<(), String> {
+    let xml = match conn.raw().lookup_domain_by_name(name) {
+        Ok(existing) => {
+            let uuid = existing
+                .uuid_string()
+                .map_err(|e| conn.error("read the domain's UUID", e).to_string())?;
+            with_uuid(xml, &uuid)
+        }
+        Err(_) => xml.to_string(),
+    };
+    conn.raw()
+        .define_domain_xml(&xml)
+        .map(drop)
+        .map_err(|e| conn.error("define the domain", e).to_string())
+}
+
+/// The definition with `<uuid>` right after `<name>` (the template writes
+/// `</name>` exactly once).
+fn with_uuid(xml: &str, uuid: &str) -> String {
+    xml.replacen("</name>", &format!("</name>\n  <uuid>{uuid}</uuid>"), 1)
+}
+
+pub fn start(conn: &Connection, name: &str) -> Result<(), String> {
+    let domain = lookup(conn, name)?;
+    match state(conn, name)? {
+        PowerState::Running => Ok(()),
+        PowerState::Paused => domain
+            .resume()
+            .map(drop)
+            .map_err(|e| conn.error("resume", e).to_string()),
+        _ => domain
+            .create()
+            .map(drop)
+            .map_err(|e| conn.error("start", e).to_string()),
+    }
+}
+
+/// ACPI shutdown, then wait up to `timeout` for the guest to stop; then
+/// power off when `force`, else fail naming the machine.
+pub fn shutdown(
+    conn: &Connection,
+    name: &str,
+    timeout: Duration,
+    force: bool,
+) -> Result<(), String> {
+    let domain = lookup(conn, name)?;
+    if !state(conn, name)?.is_active() {
+        return Ok(());
+    }
+    domain
+        .shutdown()
+        .map_err(|e| conn.error("shut down", e).to_string())?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !state(conn, name)?.is_active() {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+    if force {
+        tracing::warn!(
+            "{name} did not stop within {}s; powering it off",
+            timeout.as_secs()
+        );
+        return power_off(conn, name);
+    }
+    Err(format!(
+        "{name} did not stop within {}s of the shutdown request; \
+         use --force to power it off, or a longer --timeout",
+        timeout.as_secs()
+    ))
+}
+
+pub fn power_off(conn: &Connection, name: &str) -> Result<(), String> {
+    let domain = lookup(conn, name)?;
+    if !state(conn, name)?.is_active() {
+        return Ok(());
+    }
+    domain
+        .destroy()
+        .map_err(|e| conn.error("power off", e).to_string())
+}
+
+/// Undefines with everything libvirt keeps beside the definition (managed
+/// save, snapshot and checkpoint metadata, NVRAM). Drivers that refuse a
+/// flag (the test driver knows only the first two) get the ones they know.
+pub fn undefine(conn: &Connection, name: &str) -> Result<(), String> {
+    let domain = match domains::find(conn, name).map_err(|e| e.to_string())? {
+        None => return Ok(()),
+        Some(_) => lookup(conn, name)?,
+    };
+    let basic = sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
+    let full =
+        basic | sys::VIR_DOMAIN_UNDEFINE_NVRAM | sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+    match domain.undefine_flags(full) {
+        Ok(()) => Ok(()),
+        Err(e) if e.message().contains("unsupported flags") => domain
+            .undefine_flags(basic)
+            .map_err(|e| conn.error("undefine", e).to_string()),
+        Err(e) => Err(conn.error("undefine", e).to_string()),
+    }
+}
+
+fn lookup(conn: &Connection, name: &str) -> Result<Domain, String> {
+    conn.raw()
+        .lookup_domain_by_name(name)
+        .map_err(|e| conn.error("find the domain", e).to_string())
+}
+
+fn state(conn: &Connection, name: &str) -> Result<PowerState, String> {
+    domains::find(conn, name)
+        .map_err(|e| e.to_string())?
+        .map(|d| d.state)
+        .ok_or_else(|| format!("domain {name} disappeared"))
+}

@@ -1,0 +1,121 @@
+//! How each planned step is carried out. [`job`] turns a [`Step`] into a
+//! [`Job`] the executor can run; this is the one place that knows every
+//! action kind. The work itself is in one module per area.
+
+mod domain;
+mod files;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::apply::Job;
+use crate::desired::{Desired, MachineSpec};
+use crate::libvirt::{Connection, Hypervisors};
+use crate::plan::{Action, Address, RenderedMachine, Step};
+
+/// Everything jobs need besides their step.
+pub struct ApplyContext<'a> {
+    pub desired: &'a Desired,
+    pub hypervisors: &'a Hypervisors,
+    /// Rendered machines by domain name (definition and seed documents).
+    pub rendered: &'a BTreeMap<String, RenderedMachine>,
+    /// How long `down` waits for a guest to stop after the ACPI request.
+    pub shutdown_timeout: Duration,
+    /// Power off a guest that did not stop within the timeout.
+    pub force: bool,
+}
+
+pub struct StepJob<'a> {
+    pub step: &'a Step,
+    pub context: &'a ApplyContext<'a>,
+}
+
+/// The job for one step of a plan.
+pub fn job<'a>(step: &'a Step, context: &'a ApplyContext<'a>) -> StepJob<'a> {
+    StepJob { step, context }
+}
+
+impl Job for StepJob<'_> {
+    fn describe(&self) -> String {
+        format!("{}: {}", self.step.address, self.step.action.describe())
+    }
+
+    fn run(&self) -> Result<(), String> {
+        let ctx = self.context;
+        match (&self.step.address, &self.step.action) {
+            (Address::Image { .. }, action) => Err(format!(
+                "{}: the image pipeline is not wired into apply yet",
+                action.describe()
+            )),
+            (
+                Address::Machine {
+                    environment,
+                    vm_name,
+                    domain,
+                },
+                action,
+            ) => {
+                let conn = connection(ctx, environment)?;
+                let machine = machine(ctx, environment, vm_name);
+                let rendered = ctx.rendered.get(domain.as_str());
+                run_machine_action(conn, domain, machine, rendered, action, ctx)
+            }
+        }
+    }
+}
+
+fn run_machine_action(
+    conn: &Connection,
+    domain: &str,
+    machine: Option<&MachineSpec>,
+    rendered: Option<&RenderedMachine>,
+    action: &Action,
+    ctx: &ApplyContext,
+) -> Result<(), String> {
+    let needs = |what: &str| format!("{domain}: {what} needs the machine in the manifest");
+    match action {
+        Action::CreateDisk { index, .. } => {
+            let machine = machine.ok_or_else(|| needs("a disk"))?;
+            files::create_disk(machine, *index)
+        }
+        Action::BuildSeed => {
+            let machine = machine.ok_or_else(|| needs("a seed"))?;
+            let rendered = rendered.ok_or_else(|| needs("a seed"))?;
+            files::write_seed(machine, rendered)
+        }
+        Action::DefineDomain | Action::RedefineDomain => {
+            let machine = machine.ok_or_else(|| needs("a definition"))?;
+            let rendered = rendered.ok_or_else(|| needs("a definition"))?;
+            files::record_definition(machine, rendered)?;
+            domain::define(conn, domain, &rendered.definition)
+        }
+        Action::StartDomain => domain::start(conn, domain),
+        Action::ShutdownDomain => domain::shutdown(conn, domain, ctx.shutdown_timeout, ctx.force),
+        Action::PowerOffDomain => domain::power_off(conn, domain),
+        Action::UndefineDomain => domain::undefine(conn, domain),
+        Action::RemoveFiles { dir } => files::remove_machine_files(dir, machine),
+        Action::DownloadImage | Action::VerifyChecksum | Action::VerifySignature => {
+            Err(format!("{domain}: image actions belong to an image"))
+        }
+    }
+}
+
+fn connection<'a>(ctx: &'a ApplyContext, environment: &str) -> Result<&'a Connection, String> {
+    let env = ctx
+        .desired
+        .environments
+        .iter()
+        .find(|e| e.name == environment)
+        .ok_or_else(|| format!("environment {environment} is not in the manifest"))?;
+    Ok(ctx.hypervisors.get(&env.libvirt_uri))
+}
+
+fn machine<'a>(ctx: &'a ApplyContext, environment: &str, vm_name: &str) -> Option<&'a MachineSpec> {
+    ctx.desired
+        .environments
+        .iter()
+        .find(|e| e.name == environment)?
+        .machines
+        .iter()
+        .find(|m| m.vm_name == vm_name)
+}

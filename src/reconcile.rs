@@ -1,0 +1,272 @@
+//! Ties the stages together for one command: open the environments'
+//! hypervisors, observe them, render every selected machine (definition and
+//! seed), plan, and carry the plan out. Each stage stays a module of its
+//! own; this one only calls them in order.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::actions::{self, ApplyContext};
+use crate::apply::{self, ExecutionObserver, Outcome};
+use crate::cloudinit::{self, password::OneTimePassword, CloudInitError, SeedInput};
+use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
+use crate::domain::{self, DomainError, HostFacts, OwnershipMark, SpecFields};
+use crate::libvirt::{Hypervisors, LibvirtError};
+use crate::observe::{self, MachineFiles, Observed};
+use crate::plan::{self, Plan, PlanError, PlanInput, RenderedMachine, Selection, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Libvirt(#[from] LibvirtError),
+    #[error("{machine}: {source}")]
+    Domain {
+        machine: String,
+        source: DomainError,
+    },
+    #[error("{machine}: {source}")]
+    Seed {
+        machine: String,
+        source: CloudInitError,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// The selected environments with their connections open.
+pub struct Lab<'d> {
+    pub desired: &'d Desired,
+    pub environments: Vec<&'d EnvironmentSpec>,
+    pub hypervisors: Hypervisors,
+}
+
+impl<'d> Lab<'d> {
+    pub fn open(
+        desired: &'d Desired,
+        environments: Vec<&'d EnvironmentSpec>,
+    ) -> Result<Self, LibvirtError> {
+        let hypervisors = Hypervisors::open(environments.iter().map(|e| e.libvirt_uri.as_str()))?;
+        Ok(Self {
+            desired,
+            environments,
+            hypervisors,
+        })
+    }
+
+    pub fn observe(&self) -> Result<Observed, LibvirtError> {
+        observe::observe(&self.environments, &self.hypervisors)
+    }
+
+    /// Observes, renders and plans.
+    pub fn plan(&self, target: Target, selection: &Selection) -> Result<Planned, ReconcileError> {
+        let observed = self.observe()?;
+        let rendered = render(self.desired, &self.environments, &observed)?;
+        let plan = plan::build(&PlanInput {
+            desired: self.desired,
+            environments: &self.environments,
+            observed: &observed,
+            rendered: &rendered.machines,
+            target,
+            selection,
+        })?;
+        Ok(Planned {
+            observed,
+            rendered,
+            plan,
+        })
+    }
+
+    /// Carries `planned` out.
+    pub fn apply(
+        &self,
+        planned: &Planned,
+        options: &ApplyOptions,
+        observer: &dyn ExecutionObserver,
+        interrupt: &AtomicBool,
+    ) -> Outcome {
+        let context = ApplyContext {
+            desired: self.desired,
+            hypervisors: &self.hypervisors,
+            rendered: &planned.rendered.machines,
+            shutdown_timeout: options.shutdown_timeout,
+            force: options.force,
+        };
+        let jobs = planned
+            .plan
+            .graph
+            .map(|_, step| actions::job(step, &context), |_, _| ());
+        apply::execute(&jobs, options.parallelism, observer, interrupt)
+    }
+}
+
+/// A plan with what it was made from.
+pub struct Planned {
+    pub observed: Observed,
+    pub rendered: Rendered,
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    pub shutdown_timeout: Duration,
+    pub force: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: 10,
+            shutdown_timeout: Duration::from_secs(120),
+            force: false,
+        }
+    }
+}
+
+/// Every selected machine rendered, and the console passwords generated
+/// for machines that get their first seed (shown once, after apply).
+#[derive(Default)]
+pub struct Rendered {
+    pub machines: BTreeMap<String, RenderedMachine>,
+    pub new_passwords: BTreeMap<String, OneTimePassword>,
+}
+
+pub fn render(
+    desired: &Desired,
+    environments: &[&EnvironmentSpec],
+    observed: &Observed,
+) -> Result<Rendered, ReconcileError> {
+    let mut rendered = Rendered::default();
+    for env in environments {
+        let Some(seen) = observed.environment(&env.name) else {
+            continue;
+        };
+        for machine in &env.machines {
+            let files = seen
+                .machines
+                .get(&machine.vm_name)
+                .cloned()
+                .unwrap_or_default();
+            let (one, password) = render_machine(desired, env, machine, &seen.host, &files)?;
+            rendered.machines.insert(machine.domain_name.clone(), one);
+            if let Some(password) = password {
+                rendered
+                    .new_passwords
+                    .insert(machine.domain_name.clone(), password);
+            }
+        }
+    }
+    Ok(rendered)
+}
+
+fn render_machine(
+    desired: &Desired,
+    env: &EnvironmentSpec,
+    machine: &MachineSpec,
+    host: &HostFacts,
+    files: &MachineFiles,
+) -> Result<(RenderedMachine, Option<OneTimePassword>), ReconcileError> {
+    let domain_err = |source| ReconcileError::Domain {
+        machine: machine.vm_name.clone(),
+        source,
+    };
+    let seed_err = |source| ReconcileError::Seed {
+        machine: machine.vm_name.clone(),
+        source,
+    };
+    let image = &desired.images[&machine.os];
+    let domain_type = domain::resolve_domain_type(machine.domain_type, host).map_err(domain_err)?;
+    let keys = match &machine.cloud_init.pubkey {
+        Some(key) => cloudinit::pubkey::authorized_keys(key).map_err(seed_err)?,
+        None => Vec::new(),
+    };
+    let recorded_hash = files
+        .recorded
+        .get("user-data")
+        .and_then(|text| cloudinit::password::recorded_hash(text));
+    let credential = cloudinit::password::console_credential(
+        &machine.cloud_init.password,
+        recorded_hash.as_deref(),
+        cloudinit::needs_password_hash(machine),
+    )
+    .map_err(seed_err)?;
+    let seed = cloudinit::render(&SeedInput {
+        machine,
+        environment: env,
+        image,
+        authorized_keys: &keys,
+        password_hash: credential.hash.as_deref(),
+    })
+    .map_err(seed_err)?;
+    let fields = SpecFields::of(machine, &domain_type, &seed.digest());
+    let spec_digest = domain::spec_digest(&fields);
+    let mark = OwnershipMark {
+        environment: machine.environment.clone(),
+        vm_name: machine.vm_name.clone(),
+        manifest: desired.manifest_path.display().to_string(),
+        vm_dir: machine.vm_dir.display().to_string(),
+        image_key: machine.os.clone(),
+        image_digest: String::new(),
+        seed_digest: seed.digest(),
+        spec_digest: spec_digest.clone(),
+        spec: fields.clone(),
+    };
+    let ports = ssh_ports(machine, files);
+    let definition = domain::render_definition(machine, &domain_type, &host.arch, &mark, &ports)
+        .map_err(domain_err)?;
+    Ok((
+        RenderedMachine {
+            fields,
+            spec_digest,
+            definition,
+            seed,
+        },
+        credential.generated,
+    ))
+}
+
+/// Host ports for `ssh_port: auto`: the ones recorded in the machine's last
+/// definition, else free ones picked now.
+fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
+    use crate::desired::{Attachment, SshPort};
+    let wanted = machine
+        .interfaces
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.attachment,
+                Attachment::Passt {
+                    ssh_port: Some(SshPort::Auto)
+                }
+            )
+        })
+        .count();
+    let recorded = files
+        .recorded
+        .get("domain.xml")
+        .map(|xml| recorded_forward_ports(xml))
+        .unwrap_or_default();
+    if recorded.len() == wanted {
+        return recorded;
+    }
+    (0..wanted).filter_map(|_| free_port()).collect()
+}
+
+fn recorded_forward_ports(xml: &str) -> Vec<u16> {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return Vec::new();
+    };
+    doc.descendants()
+        .filter(|n| {
+            n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward"))
+        })
+        .filter_map(|n| n.attribute("start")?.parse().ok())
+        .collect()
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+fn free_port() -> Option<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
+    listener.local_addr().ok().map(|a| a.port())
+}

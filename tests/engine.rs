@@ -1,0 +1,195 @@
+//! The reconciler end to end on libvirt's test driver (one connection per
+//! test, since a test:/// host lives as long as its connection): plan,
+//! apply, plan again; drift; stop; destroy. Disks and seeds are real files.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use lvlab::apply::ExecutionObserver;
+use lvlab::desired::Desired;
+use lvlab::manifest::load_str;
+use lvlab::observe::PowerState;
+use lvlab::plan::{Change, Selection, Target};
+use lvlab::reconcile::{ApplyOptions, Lab};
+
+fn state_uri(file: &str) -> String {
+    format!("test://{}/state/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache/cloud-images");
+        std::fs::create_dir_all(&cache).unwrap();
+        let status = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(cache.join("tiny.qcow2"))
+            .arg("64M")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn manifest(&self, machines: &str) -> Desired {
+        let yaml = format!(
+            "
+environment:
+  - name: lab
+    libvirt_uri: {uri}
+    config_defaults:
+      os: tiny
+      memory: 256
+      cpu: 1
+      domain_type: qemu
+      cloud_image_basedir: {base}/cache
+      disk_image_basedir: {base}/vms
+      interfaces: {{network_type: user}}
+      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}
+    machines:
+{machines}
+images:
+  tiny:
+    image_url: {base}/source/tiny.qcow2
+",
+            uri = state_uri("empty.xml"),
+            base = self.path().display(),
+        );
+        load_str(&yaml, &self.path().join("Lvlab.yml"))
+            .unwrap_or_else(|e| panic!("{}", e.render(false)))
+    }
+
+    fn vm_dir(&self, vm: &str) -> PathBuf {
+        self.path().join("vms/lab").join(vm)
+    }
+}
+
+struct Quiet;
+impl ExecutionObserver for Quiet {
+    fn started(&self, _: &str) {}
+    fn finished(&self, _: &str, _: Duration, _: &Result<(), String>) {}
+}
+
+fn apply(lab: &Lab, target: Target, selection: &Selection) -> lvlab::plan::Plan {
+    let planned = lab.plan(target, selection).unwrap();
+    let outcome = lab.apply(
+        &planned,
+        &ApplyOptions::default(),
+        &Quiet,
+        &AtomicBool::new(false),
+    );
+    assert!(outcome.succeeded(), "{:?}", outcome.failed);
+    planned.plan
+}
+
+const TWO: &str = "      - vm_name: web\n        disks: [{name: root, size: 128M}, {name: data, size: 32M}]\n      - vm_name: db\n";
+
+#[test]
+fn plan_apply_then_plan_again_shows_no_changes() {
+    let fx = Fixture::new();
+    let desired = fx.manifest(TWO);
+    let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
+    let all = Selection::default();
+
+    let plan = apply(&lab, Target::Running, &all);
+    assert_eq!(plan.summary.add, 2);
+
+    let observed = lab.observe().unwrap();
+    let env = observed.environment("lab").unwrap();
+    for name in ["web_lab", "db_lab"] {
+        let domain = env.domain(name).unwrap();
+        assert_eq!(domain.state, PowerState::Running);
+        let mark = domain
+            .mark
+            .as_ref()
+            .expect("lvlab's mark on what it defined");
+        assert_eq!(mark.environment, "lab");
+    }
+    let web = fx.vm_dir("web");
+    for file in [
+        "disk0.qcow2",
+        "disk1.qcow2",
+        "cidata.iso",
+        "user-data",
+        "meta-data",
+        "network-config",
+        "domain.xml",
+    ] {
+        assert!(web.join(file).is_file(), "{file} was made");
+    }
+    assert_eq!(
+        lvlab::storage::virtual_size(&web.join("disk0.qcow2")).unwrap(),
+        128 << 20
+    );
+
+    let again = lab.plan(Target::Running, &all).unwrap().plan;
+    assert!(
+        again.blocks.is_empty(),
+        "{}",
+        lvlab::plan::render_text(&again, "Lvlab.yml", false)
+    );
+}
+
+#[test]
+fn drift_stop_start_and_destroy_converge() {
+    let fx = Fixture::new();
+    let desired = fx.manifest(TWO);
+    let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
+    let all = Selection::default();
+    apply(&lab, Target::Running, &all);
+
+    // The manifest now asks for more memory: an in-place update.
+    let bigger = fx.manifest(&TWO.replace(
+        "      - vm_name: db\n",
+        "      - vm_name: db\n        memory: 512\n",
+    ));
+    let lab2 = Lab {
+        desired: &bigger,
+        environments: bigger.environments.iter().collect(),
+        hypervisors: lab.hypervisors,
+    };
+    let plan = lab2.plan(Target::Running, &all).unwrap().plan;
+    assert_eq!(plan.blocks.len(), 1);
+    assert_eq!(plan.blocks[0].change, Change::Update);
+    let text = lvlab::plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains("memory changed 256 MiB -> 512 MiB; takes effect after restart"),
+        "{text}"
+    );
+    apply(&lab2, Target::Running, &all);
+    assert!(lab2
+        .plan(Target::Running, &all)
+        .unwrap()
+        .plan
+        .blocks
+        .is_empty());
+
+    let plan = apply(&lab2, Target::Stopped, &all);
+    assert_eq!(plan.summary.change, 2, "two stops");
+    let observed = lab2.observe().unwrap();
+    assert!(observed.environments[0]
+        .domains
+        .iter()
+        .all(|d| d.state == PowerState::ShutOff));
+
+    let plan = apply(&lab2, Target::Absent, &all);
+    assert_eq!(plan.summary.destroy, 2);
+    assert!(lab2.observe().unwrap().environments[0].domains.is_empty());
+    assert!(
+        !fx.path().join("vms/lab").exists(),
+        "the environment directory is gone"
+    );
+    assert!(
+        fx.path().join("cache/cloud-images/tiny.qcow2").exists(),
+        "the image cache stays"
+    );
+}
