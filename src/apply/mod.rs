@@ -2,5 +2,7 @@
 //! graph with bounded parallelism, reporting progress to an observer.
 
 pub mod executor;
+pub mod lock;
 
 pub use executor::{execute, ExecutionObserver, Job, Outcome};
+pub use lock::{EnvironmentLock, LockError};

@@ -2,8 +2,14 @@
 //! command. Commands call into the library and render its results; errors are
 //! rendered once, here, and every error exits 1.
 
+mod apply;
 mod capabilities;
+mod classic;
 mod output;
+mod plan;
+mod progress;
+mod reconcile_args;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -53,6 +59,18 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show what the libvirt host offers: hypervisor, KVM or only TCG, limits
     Capabilities(capabilities::CapabilitiesArgs),
+    /// Show what apply would change, and why
+    Plan(plan::PlanArgs),
+    /// Carry out a plan (a saved one, or made now) after confirmation
+    Apply(apply::ApplyArgs),
+    /// Create and start machines (target running)
+    Up(classic::UpArgs),
+    /// Shut machines down, waiting for them to stop (target stopped)
+    Down(classic::DownArgs),
+    /// Power off and undefine machines and delete their files (target absent)
+    Destroy(classic::DestroyArgs),
+    /// Each machine's state, SSH address and image
+    Status(status::StatusArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -68,6 +86,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args, &printer),
         Command::Capabilities(args) => capabilities::run(&cli.global, args, &printer),
+        Command::Plan(args) => plan::run(&cli.global, args, &printer),
+        Command::Apply(args) => apply::run(&cli.global, args, &printer),
+        Command::Up(args) => classic::up(&cli.global, args, &printer),
+        Command::Down(args) => classic::down(&cli.global, args, &printer),
+        Command::Destroy(args) => classic::destroy(&cli.global, args, &printer),
+        Command::Status(args) => status::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,
@@ -102,6 +126,12 @@ pub enum CliError {
     Manifest(#[from] crate::manifest::ManifestError),
     #[error(transparent)]
     Libvirt(#[from] crate::libvirt::LibvirtError),
+    #[error(transparent)]
+    Reconcile(#[from] crate::reconcile::ReconcileError),
+    #[error(transparent)]
+    Lock(#[from] crate::apply::LockError),
+    #[error(transparent)]
+    SavedPlan(#[from] crate::plan::saved::SavedPlanError),
     #[error("{0}")]
     Other(String),
 }

@@ -5,6 +5,7 @@
 
 mod build;
 mod json;
+pub mod saved;
 mod text;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ pub use json::to_json;
 pub use text::render_text;
 
 /// The state a command asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// Created and started.
@@ -30,7 +31,7 @@ pub enum Target {
 }
 
 /// What a plan is asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Selection {
     /// Machines to act on (by vm_name); empty means all.
     pub machines: Vec<String>,

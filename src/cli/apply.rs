@@ -1,0 +1,248 @@
+//! `lvlab apply`, and the plan-confirm-execute-report flow that the classic
+//! commands (`up`, `down`, `destroy`) share with it.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::progress::LineProgress;
+use super::reconcile_args::{Selectors, Session};
+use super::{CliError, GlobalArgs, Printer};
+use crate::apply::EnvironmentLock;
+use crate::plan::saved::SavedPlan;
+use crate::plan::{Selection, Target};
+use crate::reconcile::{ApplyOptions, Lab, Planned};
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `lvlab plan --out FILE`, or machines to act on
+    #[command(flatten)]
+    pub selectors: Selectors,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+
+    /// Apply without asking for confirmation
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+/// How a plan is carried out; shared by apply and the classic commands.
+#[derive(Debug, Args, Clone)]
+pub struct ExecutionArgs {
+    /// Run at most N actions at once
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+
+    /// Wait up to SECONDS for another lvlab working on the same environment
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+}
+
+pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    if let [file] = args.selectors.vms.as_slice() {
+        if Path::new(file).is_file() {
+            return apply_saved(global, Path::new(file), args, printer);
+        }
+    }
+    let session = args.selectors.session(global)?;
+    let (target, selection) = args.selectors.request();
+    let flow = Flow {
+        target,
+        selection,
+        execution: args.execution.clone(),
+        confirm: (!args.auto_approve).then_some(Confirm::APPLY),
+        shutdown: ApplyOptions::default().shutdown_timeout,
+        force: false,
+        saved: None,
+    };
+    flow.run(&session, printer)
+}
+
+fn apply_saved(global: &GlobalArgs, file: &Path, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let saved = SavedPlan::read(file)?;
+    let global = GlobalArgs {
+        file: Some(saved.manifest.clone()),
+        directory: None,
+        verbose: global.verbose,
+        quiet: global.quiet,
+        no_color: global.no_color,
+    };
+    let session = Session::load(&global, saved.environment.clone())?;
+    let flow = Flow {
+        target: saved.target,
+        selection: saved.selection.clone(),
+        execution: args.execution.clone(),
+        // A saved plan was reviewed when it was made.
+        confirm: None,
+        shutdown: ApplyOptions::default().shutdown_timeout,
+        force: false,
+        saved: Some(&saved),
+    };
+    flow.run(&session, printer)
+}
+
+/// The question asked before changes, and the flag that skips it.
+pub struct Confirm {
+    pub question: &'static str,
+    pub skip_flag: &'static str,
+}
+
+impl Confirm {
+    pub const APPLY: Confirm = Confirm {
+        question: "Apply these changes?",
+        skip_flag: "--auto-approve",
+    };
+}
+
+/// Plan, show, confirm, execute, report.
+pub struct Flow<'a> {
+    pub target: Target,
+    pub selection: Selection,
+    pub execution: ExecutionArgs,
+    pub confirm: Option<Confirm>,
+    pub shutdown: Duration,
+    pub force: bool,
+    pub saved: Option<&'a SavedPlan>,
+}
+
+impl Flow<'_> {
+    pub fn run(&self, session: &Session, printer: &Printer) -> Result<ExitCode, CliError> {
+        let lab = session.lab()?;
+        let _locks = self.lock(&lab)?;
+        let planned = lab.plan(self.target, &self.selection)?;
+        if let Some(saved) = self.saved {
+            saved.check(&session.desired, &planned.observed)?;
+        }
+        let text = crate::plan::render_text(&planned.plan, &session.manifest_name(), printer.color_stdout());
+        printer.out(text.trim_end());
+        if planned.plan.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(confirm) = &self.confirm {
+            if !ask(confirm)? {
+                printer.out("Apply cancelled.");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        printer.out("");
+        let options = ApplyOptions {
+            parallelism: usize::from(self.execution.parallelism),
+            shutdown_timeout: self.shutdown,
+            force: self.force,
+        };
+        let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag());
+        Ok(report(&lab, &planned, &outcome, printer))
+    }
+
+    fn lock(&self, lab: &Lab) -> Result<Vec<EnvironmentLock>, CliError> {
+        let timeout = Duration::from_secs(self.execution.lock_timeout);
+        lab.environments
+            .iter()
+            .filter_map(|env| {
+                let base = env.machines.first()?.vm_dir.parent()?.parent()?.to_path_buf();
+                Some(EnvironmentLock::acquire(&base, &env.name, timeout).map_err(CliError::from))
+            })
+            .collect()
+    }
+}
+
+fn ask(confirm: &Confirm) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Other(format!(
+            "not asking \"{}\": standard input is not a terminal; pass {} to go ahead",
+            confirm.question, confirm.skip_flag
+        )));
+    }
+    print!("\n{} Only 'y' or 'yes' goes ahead. [y/N] ", confirm.question);
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Other(format!("cannot read the answer: {e}")))?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Set by the first Ctrl-C: no new actions start. The second exits at once.
+fn interrupt_flag() -> &'static AtomicBool {
+    static FLAG: OnceLock<&'static AtomicBool> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+        let installed = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("\nInterrupted again: exiting now. The next apply converges from what exists.");
+                std::process::exit(130);
+            }
+            eprintln!("\nInterrupt: starting no new actions; waiting for running ones (Ctrl-C again exits now).");
+        });
+        if let Err(err) = installed {
+            tracing::warn!("cannot watch for Ctrl-C: {err}");
+        }
+        flag
+    })
+}
+
+fn report(lab: &Lab, planned: &Planned, outcome: &crate::apply::Outcome, printer: &Printer) -> ExitCode {
+    let plan = &planned.plan;
+    printer.out("");
+    if outcome.succeeded() {
+        let s = plan.summary;
+        printer.out(&format!(
+            "Apply complete! Resources: {} added, {} changed, {} destroyed.",
+            s.add, s.change, s.destroy
+        ));
+        show_passwords(lab, planned, printer);
+        return ExitCode::SUCCESS;
+    }
+    for (node, message) in &outcome.failed {
+        let step = &plan.graph[*node];
+        printer.error(&format!("error: {}: {} failed: {message}", step.address, step.action.describe()));
+    }
+    show_passwords(lab, planned, printer);
+    if outcome.interrupted {
+        printer.error(&format!(
+            "Interrupted: {} actions not started. Run the same command again to continue.",
+            outcome.not_run.len()
+        ));
+        return ExitCode::from(130);
+    }
+    printer.error(&format!(
+        "Apply failed: {} action(s) failed, {} not run because they depend on them. \
+         Fix the cause and apply again: lvlab continues from what exists.",
+        outcome.failed.len(),
+        outcome.not_run.len()
+    ));
+    ExitCode::from(1)
+}
+
+/// Console passwords generated for machines whose seed was built: shown
+/// once, stored nowhere.
+fn show_passwords(lab: &Lab, planned: &Planned, printer: &Printer) {
+    for (domain, password) in &planned.rendered.new_passwords {
+        let Some(machine) = lab
+            .environments
+            .iter()
+            .flat_map(|e| e.machines.iter())
+            .find(|m| &m.domain_name == domain)
+        else {
+            continue;
+        };
+        let built = planned.plan.steps().any(|(_, s)| {
+            s.action == crate::plan::Action::BuildSeed && s.address.to_string() == format!("{}.{}", machine.environment, machine.vm_name)
+        });
+        if built && machine.vm_dir.join("cidata.iso").is_file() {
+            printer.out(&format!(
+                "Console password for {} (user {}): {}  (shown once; lvlab keeps only its hash)",
+                machine.vm_name,
+                machine.cloud_init.user,
+                password.reveal()
+            ));
+        }
+    }
+}

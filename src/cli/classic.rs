@@ -1,0 +1,138 @@
+//! The classic commands as plan targets: `up` (running), `down` (stopped),
+//! `destroy` (absent). Each prints the plan it carries out, in plan's
+//! format, and runs the same flow as `apply`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::apply::{Confirm, ExecutionArgs, Flow};
+use super::reconcile_args::Session;
+use super::{CliError, GlobalArgs, Printer};
+use crate::plan::{Selection, Target};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Machines to bring up
+    #[arg(value_name = "VM", required_unless_present = "all", conflicts_with = "all")]
+    pub vms: Vec<String>,
+    /// Every machine of the selected environments
+    #[arg(long)]
+    pub all: bool,
+    /// Only this environment
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Machines to stop (default: all that are deployed)
+    #[arg(value_name = "VM")]
+    pub vms: Vec<String>,
+    /// Only this environment
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Seconds to wait for each guest to stop after the ACPI request
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Power off guests that did not stop in time
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Machines to destroy (default: all)
+    #[arg(value_name = "VM")]
+    pub vms: Vec<String>,
+    /// Only this environment
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Do not ask for confirmation
+    #[arg(long, visible_alias = "yes", short = 'y')]
+    pub force: bool,
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+}
+
+const DESTROY: Confirm = Confirm {
+    question: "Destroy these machines and delete their disks?",
+    skip_flag: "--force",
+};
+
+pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let session = Session::load(global, args.env.clone())?;
+    flow(Target::Running, &args.vms, &args.execution, None).run(&session, printer)
+}
+
+pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let session = Session::load(global, args.env.clone())?;
+    require_deployed(&session, &args.vms)?;
+    let mut flow = flow(Target::Stopped, &args.vms, &args.execution, None);
+    flow.shutdown = Duration::from_secs(args.timeout);
+    flow.force = args.force;
+    // `down` stops what exists; it never creates a machine.
+    flow.selection.machines = deployed(&session, &args.vms)?;
+    if flow.selection.machines.is_empty() {
+        printer.out("No machine is deployed: nothing to stop.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    flow.run(&session, printer)
+}
+
+pub fn destroy(global: &GlobalArgs, args: &DestroyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let session = Session::load(global, args.env.clone())?;
+    require_deployed(&session, &args.vms)?;
+    let confirm = (!args.force).then_some(DESTROY);
+    flow(Target::Absent, &args.vms, &args.execution, confirm).run(&session, printer)
+}
+
+fn flow<'a>(target: Target, vms: &[String], execution: &ExecutionArgs, confirm: Option<Confirm>) -> Flow<'a> {
+    Flow {
+        target,
+        selection: Selection {
+            machines: vms.to_vec(),
+            ..Selection::default()
+        },
+        execution: execution.clone(),
+        confirm,
+        shutdown: Duration::from_secs(120),
+        force: false,
+        saved: None,
+    }
+}
+
+/// Named machines must exist in the manifest and be deployed.
+fn require_deployed(session: &Session, vms: &[String]) -> Result<(), CliError> {
+    let deployed = deployed(session, &[])?;
+    for vm in vms {
+        session.desired.machine(vm, session.env.as_deref()).map_err(CliError::Other)?;
+        if !deployed.contains(vm) {
+            return Err(CliError::Other(format!("{vm} is not deployed (lvlab up {vm} creates it)")));
+        }
+    }
+    Ok(())
+}
+
+/// The named machines (all when none are named) whose domain exists.
+fn deployed(session: &Session, vms: &[String]) -> Result<Vec<String>, CliError> {
+    let lab = session.lab()?;
+    let observed = lab.observe()?;
+    Ok(lab
+        .environments
+        .iter()
+        .flat_map(|env| {
+            let seen = observed.environment(&env.name);
+            env.machines
+                .iter()
+                .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
+                .map(|m| m.vm_name.clone())
+        })
+        .filter(|name| vms.is_empty() || vms.contains(name))
+        .collect())
+}

@@ -1,0 +1,83 @@
+//! What plan, apply and the classic commands share: which machines, which
+//! environment, which target; and the loaded manifest with its lab.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{CliError, GlobalArgs};
+use crate::desired::Desired;
+use crate::manifest;
+use crate::plan::{Selection, Target};
+use crate::reconcile::Lab;
+
+#[derive(Debug, Args, Clone)]
+pub struct Selectors {
+    /// Machines to act on (default: all)
+    #[arg(value_name = "VM")]
+    pub vms: Vec<String>,
+
+    /// The state to reach
+    #[arg(long, value_enum, default_value = "running")]
+    pub target: Target,
+
+    /// Only this environment
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+
+    /// Destroy and create VM again (to apply changes that need a new disk or seed)
+    #[arg(long, value_name = "VM")]
+    pub replace: Vec<String>,
+
+    /// Also destroy lvlab's domains that the manifest no longer names
+    #[arg(long)]
+    pub prune: bool,
+}
+
+impl Selectors {
+    pub fn request(&self) -> (Target, Selection) {
+        (
+            self.target,
+            Selection {
+                machines: self.vms.clone(),
+                replace: self.replace.clone(),
+                prune: self.prune,
+                images_only: false,
+            },
+        )
+    }
+
+    pub fn session(&self, global: &GlobalArgs) -> Result<Session, CliError> {
+        Session::load(global, self.env.clone())
+    }
+}
+
+/// The manifest as loaded for one command, and the environment selector.
+pub struct Session {
+    pub path: PathBuf,
+    pub desired: Desired,
+    pub env: Option<String>,
+}
+
+impl Session {
+    pub fn load(global: &GlobalArgs, env: Option<String>) -> Result<Self, CliError> {
+        let path = manifest::manifest_path(global.file.as_deref());
+        let desired = manifest::load(&path)?;
+        let session = Self { path, desired, env };
+        session.desired.environments(session.env.as_deref()).map_err(CliError::Other)?;
+        Ok(session)
+    }
+
+    /// The selected environments with their hypervisors open.
+    pub fn lab(&self) -> Result<Lab<'_>, CliError> {
+        let environments = self
+            .desired
+            .environments(self.env.as_deref())
+            .map_err(CliError::Other)?;
+        Ok(Lab::open(&self.desired, environments)?)
+    }
+
+    pub fn manifest_name(&self) -> String {
+        self.path.display().to_string()
+    }
+}

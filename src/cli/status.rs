@@ -1,0 +1,133 @@
+//! `lvlab status`: each machine's state and how to reach it, and whether
+//! its image is cached. Without a manifest, a landing page that says how to
+//! start.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::reconcile_args::Session;
+use super::{CliError, GlobalArgs, Printer};
+use crate::manifest;
+use crate::observe::{MachineFiles, ObservedEnvironment};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this environment
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct MachineStatus {
+    environment: String,
+    machine: String,
+    domain: String,
+    state: String,
+    /// `127.0.0.1:PORT` forwarded to the guest's SSH, when there is one.
+    ssh: Option<String>,
+    image: String,
+    image_cached: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+    let path = manifest::manifest_path(global.file.as_deref());
+    if global.file.is_none() && !path.exists() {
+        printer.out(LANDING.trim_end());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let session = Session::load(global, args.env.clone())?;
+    let lab = session.lab()?;
+    let observed = lab.observe()?;
+    let mut rows = Vec::new();
+    for env in &lab.environments {
+        let Some(seen) = observed.environment(&env.name) else { continue };
+        for machine in &env.machines {
+            let files = seen.machines.get(&machine.vm_name).cloned().unwrap_or_default();
+            rows.push(MachineStatus {
+                environment: env.name.clone(),
+                machine: machine.vm_name.clone(),
+                domain: machine.domain_name.clone(),
+                state: state(seen, &machine.domain_name),
+                ssh: ssh_address(&files),
+                image: machine.os.clone(),
+                image_cached: observed.images.get(&machine.image_path).is_some_and(|i| i.present),
+            });
+        }
+    }
+    if args.json {
+        printer.out(&serde_json::to_string_pretty(&rows).expect("rows serialize"));
+    } else {
+        printer.out(table(&rows).trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state(env: &ObservedEnvironment, domain: &str) -> String {
+    match env.domain(domain) {
+        None => "undeployed".into(),
+        Some(d) if d.mark.is_none() => format!("{} (not lvlab's)", d.state.label()),
+        Some(d) => d.state.label().into(),
+    }
+}
+
+fn ssh_address(files: &MachineFiles) -> Option<String> {
+    let xml = files.recorded.get("domain.xml")?;
+    let doc = roxmltree::Document::parse(xml).ok()?;
+    let range = doc
+        .descendants()
+        .find(|n| n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward")))?;
+    Some(format!("127.0.0.1:{}", range.attribute("start")?))
+}
+
+fn table(rows: &[MachineStatus]) -> String {
+    let header = ["ENVIRONMENT", "MACHINE", "DOMAIN", "STATE", "SSH", "IMAGE"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.environment.clone(),
+                r.machine.clone(),
+                r.domain.clone(),
+                r.state.clone(),
+                r.ssh.clone().unwrap_or_else(|| "-".into()),
+                format!("{} ({})", r.image, if r.image_cached { "cached" } else { "not cached" }),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| cells.iter().map(|c| c[i].len()).chain([header[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cols: Vec<&str>| {
+        cols.iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(header.to_vec()) + "\n";
+    for row in &cells {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+const LANDING: &str = "\
+No Lvlab.yml here.
+
+lvlab turns an Lvlab.yml manifest into libvirt lab VMs. To start:
+  - copy examples/demo/Lvlab.yml (a lab that runs without internet) or
+    examples/full/Lvlab.yml (every feature) from lvlab's repository;
+  - lvlab validate       check it
+  - lvlab plan           see what would be created
+  - lvlab up --all       create and start every machine
+  - lvlab status         see them
+Name another manifest with -f FILE.
+";

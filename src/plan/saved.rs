@@ -1,0 +1,95 @@
+//! A plan saved with `--out`: what was asked, and fingerprints of the
+//! desired and observed state it was made from. Applying it re-plans and
+//! refuses when either fingerprint moved.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Selection, Target};
+use crate::desired::Desired;
+use crate::observe::Observed;
+
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SavedPlan {
+    pub lvlab_saved_plan: u32,
+    pub manifest: PathBuf,
+    pub environment: Option<String>,
+    pub target: Target,
+    pub selection: Selection,
+    pub desired_fingerprint: String,
+    pub observed_fingerprint: String,
+    /// The plan as `--json` prints it, for people and scripts.
+    pub plan: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("cannot read the saved plan {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a saved lvlab plan: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("Saved plan is stale: {what} changed since the plan was made\n  hint: run `lvlab plan --out FILE` again and review it")]
+    Stale { what: &'static str },
+}
+
+pub fn desired_fingerprint(desired: &Desired) -> String {
+    let json = serde_json::to_vec(desired).expect("desired state serializes");
+    format!("sha256:{:x}", Sha256::digest(json))
+}
+
+impl SavedPlan {
+    pub fn read(path: &Path) -> Result<Self, SavedPlanError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SavedPlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| SavedPlanError::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if saved.lvlab_saved_plan != FORMAT {
+            return Err(SavedPlanError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("format {} (this lvlab reads {FORMAT})", saved.lvlab_saved_plan),
+            });
+        }
+        Ok(saved)
+    }
+
+    pub fn new(
+        desired: &Desired,
+        environment: Option<String>,
+        target: Target,
+        selection: Selection,
+        observed: &Observed,
+        plan: serde_json::Value,
+    ) -> Self {
+        Self {
+            lvlab_saved_plan: FORMAT,
+            manifest: desired.manifest_path.clone(),
+            environment,
+            target,
+            selection,
+            desired_fingerprint: desired_fingerprint(desired),
+            observed_fingerprint: observed.fingerprint(),
+            plan,
+        }
+    }
+
+    /// Fresh when the manifest and the world are as they were.
+    pub fn check(&self, desired: &Desired, observed: &Observed) -> Result<(), SavedPlanError> {
+        if desired_fingerprint(desired) != self.desired_fingerprint {
+            return Err(SavedPlanError::Stale { what: "the manifest" });
+        }
+        if observed.fingerprint() != self.observed_fingerprint {
+            return Err(SavedPlanError::Stale {
+                what: "the observed state (domains, disks or seeds)",
+            });
+        }
+        Ok(())
+    }
+}
