@@ -16,7 +16,10 @@ pub enum LockError {
         path: PathBuf,
     },
     #[error("cannot use the lock file {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Held until dropped; the OS releases it if the process dies.
@@ -48,7 +51,9 @@ impl EnvironmentLock {
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if start.elapsed() < timeout => std::thread::sleep(RETRY),
+                Err(TryLockError::WouldBlock) if start.elapsed() < timeout => {
+                    std::thread::sleep(RETRY)
+                }
                 Err(TryLockError::WouldBlock) => {
                     let mut holder = String::new();
                     let _ = file.read_to_string(&mut holder);
@@ -78,10 +83,17 @@ mod tests {
     fn a_second_holder_waits_then_names_the_first() {
         let dir = tempfile::tempdir().unwrap();
         let first = EnvironmentLock::acquire(dir.path(), "lab", Duration::ZERO).unwrap();
-        let err = EnvironmentLock::acquire(dir.path(), "lab", Duration::from_millis(300)).unwrap_err();
+        let err =
+            EnvironmentLock::acquire(dir.path(), "lab", Duration::from_millis(300)).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains(&format!("PID {}", std::process::id())), "{text}");
-        assert!(EnvironmentLock::acquire(dir.path(), "other", Duration::ZERO).is_ok(), "per environment");
+        assert!(
+            text.contains(&format!("PID {}", std::process::id())),
+            "{text}"
+        );
+        assert!(
+            EnvironmentLock::acquire(dir.path(), "other", Duration::ZERO).is_ok(),
+            "per environment"
+        );
         drop(first);
         assert!(EnvironmentLock::acquire(dir.path(), "lab", Duration::ZERO).is_ok());
     }

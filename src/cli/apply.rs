@@ -64,7 +64,12 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<E
     flow.run(&session, printer)
 }
 
-fn apply_saved(global: &GlobalArgs, file: &Path, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+fn apply_saved(
+    global: &GlobalArgs,
+    file: &Path,
+    args: &ApplyArgs,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
     let saved = SavedPlan::read(file)?;
     let global = GlobalArgs {
         file: Some(saved.manifest.clone()),
@@ -119,7 +124,11 @@ impl Flow<'_> {
         if let Some(saved) = self.saved {
             saved.check(&session.desired, &planned.observed)?;
         }
-        let text = crate::plan::render_text(&planned.plan, &session.manifest_name(), printer.color_stdout());
+        let text = crate::plan::render_text(
+            &planned.plan,
+            &session.manifest_name(),
+            printer.color_stdout(),
+        );
         printer.out(text.trim_end());
         if planned.plan.is_empty() {
             return Ok(ExitCode::SUCCESS);
@@ -145,7 +154,13 @@ impl Flow<'_> {
         lab.environments
             .iter()
             .filter_map(|env| {
-                let base = env.machines.first()?.vm_dir.parent()?.parent()?.to_path_buf();
+                let base = env
+                    .machines
+                    .first()?
+                    .vm_dir
+                    .parent()?
+                    .parent()?
+                    .to_path_buf();
                 Some(EnvironmentLock::acquire(&base, &env.name, timeout).map_err(CliError::from))
             })
             .collect()
@@ -159,14 +174,20 @@ fn ask(confirm: &Confirm) -> Result<bool, CliError> {
             confirm.question, confirm.skip_flag
         )));
     }
-    print!("\n{} Only 'y' or 'yes' goes ahead. [y/N] ", confirm.question);
+    print!(
+        "\n{} Only 'y' or 'yes' goes ahead. [y/N] ",
+        confirm.question
+    );
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
         .map_err(|e| CliError::Other(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Set by the first Ctrl-C: no new actions start. The second exits at once.
@@ -188,7 +209,12 @@ fn interrupt_flag() -> &'static AtomicBool {
     })
 }
 
-fn report(lab: &Lab, planned: &Planned, outcome: &crate::apply::Outcome, printer: &Printer) -> ExitCode {
+fn report(
+    lab: &Lab,
+    planned: &Planned,
+    outcome: &crate::apply::Outcome,
+    printer: &Printer,
+) -> ExitCode {
     let plan = &planned.plan;
     printer.out("");
     if outcome.succeeded() {
@@ -202,7 +228,11 @@ fn report(lab: &Lab, planned: &Planned, outcome: &crate::apply::Outcome, printer
     }
     for (node, message) in &outcome.failed {
         let step = &plan.graph[*node];
-        printer.error(&format!("error: {}: {} failed: {message}", step.address, step.action.describe()));
+        printer.error(&format!(
+            "error: {}: {} failed: {message}",
+            step.address,
+            step.action.describe()
+        ));
     }
     show_passwords(lab, planned, printer);
     if outcome.interrupted {
@@ -234,7 +264,8 @@ fn show_passwords(lab: &Lab, planned: &Planned, printer: &Printer) {
             continue;
         };
         let built = planned.plan.steps().any(|(_, s)| {
-            s.action == crate::plan::Action::BuildSeed && s.address.to_string() == format!("{}.{}", machine.environment, machine.vm_name)
+            s.action == crate::plan::Action::BuildSeed
+                && s.address.to_string() == format!("{}.{}", machine.environment, machine.vm_name)
         });
         if built && machine.vm_dir.join("cidata.iso").is_file() {
             printer.out(&format!(

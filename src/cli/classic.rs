@@ -15,7 +15,11 @@ use crate::plan::{Selection, Target};
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Machines to bring up
-    #[arg(value_name = "VM", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "VM",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub vms: Vec<String>,
     /// Every machine of the selected environments
     #[arg(long)]
@@ -85,14 +89,23 @@ pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<E
     flow.run(&session, printer)
 }
 
-pub fn destroy(global: &GlobalArgs, args: &DestroyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn destroy(
+    global: &GlobalArgs,
+    args: &DestroyArgs,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
     require_deployed(&session, &args.vms)?;
     let confirm = (!args.force).then_some(DESTROY);
     flow(Target::Absent, &args.vms, &args.execution, confirm).run(&session, printer)
 }
 
-fn flow<'a>(target: Target, vms: &[String], execution: &ExecutionArgs, confirm: Option<Confirm>) -> Flow<'a> {
+fn flow<'a>(
+    target: Target,
+    vms: &[String],
+    execution: &ExecutionArgs,
+    confirm: Option<Confirm>,
+) -> Flow<'a> {
     Flow {
         target,
         selection: Selection {
@@ -111,9 +124,14 @@ fn flow<'a>(target: Target, vms: &[String], execution: &ExecutionArgs, confirm: 
 fn require_deployed(session: &Session, vms: &[String]) -> Result<(), CliError> {
     let deployed = deployed(session, &[])?;
     for vm in vms {
-        session.desired.machine(vm, session.env.as_deref()).map_err(CliError::Other)?;
+        session
+            .desired
+            .machine(vm, session.env.as_deref())
+            .map_err(CliError::Other)?;
         if !deployed.contains(vm) {
-            return Err(CliError::Other(format!("{vm} is not deployed (lvlab up {vm} creates it)")));
+            return Err(CliError::Other(format!(
+                "{vm} is not deployed (lvlab up {vm} creates it)"
+            )));
         }
     }
     Ok(())

@@ -35,7 +35,11 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, printer: &Printer) -> Result<Ex
     if args.json {
         printer.out(&serde_json::to_string_pretty(&json).expect("JSON values serialize"));
     } else {
-        let text = crate::plan::render_text(&planned.plan, &session.manifest_name(), printer.color_stdout());
+        let text = crate::plan::render_text(
+            &planned.plan,
+            &session.manifest_name(),
+            printer.color_stdout(),
+        );
         printer.out(text.trim_end());
     }
     if let Some(out) = &args.out {
@@ -51,7 +55,11 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, printer: &Printer) -> Result<Ex
         std::fs::write(out, text)
             .map_err(|e| CliError::Other(format!("cannot write {}: {e}", out.display())))?;
         if !args.json {
-            printer.out(&format!("\nSaved the plan to {}. Apply it with: lvlab apply {}", out.display(), out.display()));
+            printer.out(&format!(
+                "\nSaved the plan to {}. Apply it with: lvlab apply {}",
+                out.display(),
+                out.display()
+            ));
         }
     }
     let changes = !planned.plan.blocks.is_empty();

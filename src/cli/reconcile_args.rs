@@ -64,7 +64,10 @@ impl Session {
         let path = manifest::manifest_path(global.file.as_deref());
         let desired = manifest::load(&path)?;
         let session = Self { path, desired, env };
-        session.desired.environments(session.env.as_deref()).map_err(CliError::Other)?;
+        session
+            .desired
+            .environments(session.env.as_deref())
+            .map_err(CliError::Other)?;
         Ok(session)
     }
 

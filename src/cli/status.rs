@@ -34,7 +34,11 @@ struct MachineStatus {
     image_cached: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+pub fn run(
+    global: &GlobalArgs,
+    args: &StatusArgs,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
     let path = manifest::manifest_path(global.file.as_deref());
     if global.file.is_none() && !path.exists() {
         printer.out(LANDING.trim_end());
@@ -45,9 +49,15 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<
     let observed = lab.observe()?;
     let mut rows = Vec::new();
     for env in &lab.environments {
-        let Some(seen) = observed.environment(&env.name) else { continue };
+        let Some(seen) = observed.environment(&env.name) else {
+            continue;
+        };
         for machine in &env.machines {
-            let files = seen.machines.get(&machine.vm_name).cloned().unwrap_or_default();
+            let files = seen
+                .machines
+                .get(&machine.vm_name)
+                .cloned()
+                .unwrap_or_default();
             rows.push(MachineStatus {
                 environment: env.name.clone(),
                 machine: machine.vm_name.clone(),
@@ -55,7 +65,10 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<
                 state: state(seen, &machine.domain_name),
                 ssh: ssh_address(&files),
                 image: machine.os.clone(),
-                image_cached: observed.images.get(&machine.image_path).is_some_and(|i| i.present),
+                image_cached: observed
+                    .images
+                    .get(&machine.image_path)
+                    .is_some_and(|i| i.present),
             });
         }
     }
@@ -78,9 +91,9 @@ fn state(env: &ObservedEnvironment, domain: &str) -> String {
 fn ssh_address(files: &MachineFiles) -> Option<String> {
     let xml = files.recorded.get("domain.xml")?;
     let doc = roxmltree::Document::parse(xml).ok()?;
-    let range = doc
-        .descendants()
-        .find(|n| n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward")))?;
+    let range = doc.descendants().find(|n| {
+        n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward"))
+    })?;
     Some(format!("127.0.0.1:{}", range.attribute("start")?))
 }
 
@@ -95,12 +108,27 @@ fn table(rows: &[MachineStatus]) -> String {
                 r.domain.clone(),
                 r.state.clone(),
                 r.ssh.clone().unwrap_or_else(|| "-".into()),
-                format!("{} ({})", r.image, if r.image_cached { "cached" } else { "not cached" }),
+                format!(
+                    "{} ({})",
+                    r.image,
+                    if r.image_cached {
+                        "cached"
+                    } else {
+                        "not cached"
+                    }
+                ),
             ]
         })
         .collect();
     let widths: Vec<usize> = (0..header.len())
-        .map(|i| cells.iter().map(|c| c[i].len()).chain([header[i].len()]).max().unwrap_or(0))
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cols: Vec<&str>| {
         cols.iter()

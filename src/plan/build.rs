@@ -205,13 +205,17 @@ impl<'a> Planner<'a> {
             self.block_with_diffs(address.clone(), Change::Replace, reasons, files, rendered);
             return;
         }
+        let mut reasons = Vec::new();
+        let mut change = None;
         if needs_replace {
-            let mut reasons: Vec<Reason> = spec_reason(changes, running).into_iter().collect();
-            reasons.extend(missing_disks);
+            // Shown, not applied; power changes below still are.
+            let mut replace_reasons: Vec<Reason> =
+                spec_reason(changes, running).into_iter().collect();
+            replace_reasons.extend(missing_disks);
             self.block_with_diffs(
                 address.clone(),
                 Change::ReplaceNotRequested,
-                reasons,
+                replace_reasons,
                 files,
                 rendered,
             );
@@ -219,16 +223,12 @@ impl<'a> Planner<'a> {
                 "{} needs replacing to apply its changes; run with --replace {} to destroy and create it",
                 machine.vm_name, machine.vm_name
             ));
-            return;
-        }
-        let mut reasons = Vec::new();
-        let mut change = None;
-        if !changes.is_empty() {
+        } else if !changes.is_empty() {
             self.add(address, Action::RedefineDomain);
             reasons.extend(spec_reason(changes, running));
             change = Some(Change::Update);
         }
-        if !files.seed_iso {
+        if !files.seed_iso && !needs_replace {
             self.add(address, Action::BuildSeed);
             reasons.push(Reason::SeedMissing);
             change = Some(Change::Update);
@@ -253,7 +253,12 @@ impl<'a> Planner<'a> {
             _ => {}
         }
         if let Some(change) = change {
-            self.block_with_diffs(address.clone(), change, reasons, files, rendered);
+            let diffs = if change == Change::Update {
+                files
+            } else {
+                &MachineFiles::default()
+            };
+            self.block_with_diffs(address.clone(), change, reasons, diffs, rendered);
         }
     }
 

@@ -29,7 +29,10 @@ pub struct SavedPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
     #[error("cannot read the saved plan {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} is not a saved lvlab plan: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
     #[error("Saved plan is stale: {what} changed since the plan was made\n  hint: run `lvlab plan --out FILE` again and review it")]
@@ -47,14 +50,18 @@ impl SavedPlan {
             path: path.to_path_buf(),
             source,
         })?;
-        let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| SavedPlanError::Invalid {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let saved: SavedPlan =
+            serde_json::from_str(&text).map_err(|e| SavedPlanError::Invalid {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         if saved.lvlab_saved_plan != FORMAT {
             return Err(SavedPlanError::Invalid {
                 path: path.to_path_buf(),
-                reason: format!("format {} (this lvlab reads {FORMAT})", saved.lvlab_saved_plan),
+                reason: format!(
+                    "format {} (this lvlab reads {FORMAT})",
+                    saved.lvlab_saved_plan
+                ),
             });
         }
         Ok(saved)
@@ -83,7 +90,9 @@ impl SavedPlan {
     /// Fresh when the manifest and the world are as they were.
     pub fn check(&self, desired: &Desired, observed: &Observed) -> Result<(), SavedPlanError> {
         if desired_fingerprint(desired) != self.desired_fingerprint {
-            return Err(SavedPlanError::Stale { what: "the manifest" });
+            return Err(SavedPlanError::Stale {
+                what: "the manifest",
+            });
         }
         if observed.fingerprint() != self.observed_fingerprint {
             return Err(SavedPlanError::Stale {

@@ -1,0 +1,343 @@
+//! plan, apply and the classic commands as a user runs them, against
+//! libvirt's test driver opened on the hypervisor states in `state/`. Each
+//! run of the binary opens the state file afresh.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// A manifest for machines `web` and `db` of environment `lab` on the
+    /// given state file, with the image already in the cache.
+    fn on(state: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache/cloud-images");
+        std::fs::create_dir_all(&cache).unwrap();
+        let made = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(cache.join("tiny.qcow2"))
+            .arg("16M")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let lab = Self { dir };
+        lab.write_manifest(state, 256);
+        lab
+    }
+
+    fn write_manifest(&self, state: &str, memory: u32) {
+        let uri = format!("test://{}/state/{state}", env!("CARGO_MANIFEST_DIR"));
+        let base = self.dir.path().display();
+        std::fs::write(
+            self.manifest(),
+            format!(
+                "environment:
+  - name: lab
+    libvirt_uri: {uri}
+    config_defaults:
+      os: tiny
+      memory: {memory}
+      cpu: 1
+      cloud_image_basedir: {base}/cache
+      disk_image_basedir: {base}/vms
+      interfaces: {{network_type: user}}
+      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
+    machines:
+      - vm_name: web
+      - vm_name: db
+images:
+  tiny:
+    image_url: {base}/source/tiny.qcow2
+"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.dir.path().join("Lvlab.yml")
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_lvlab"))
+            .arg("-f")
+            .arg(self.manifest())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plan_on_an_empty_host_and_the_detailed_exit_code() {
+    let lab = Lab::on("empty.xml");
+    let out = lab.run(&["plan"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("  # web (web_lab) will be created\n+ lab.web\n      # (because web_lab does not exist)"), "{stdout}");
+    assert!(
+        stdout.ends_with("Plan: 2 to add, 0 to change, 0 to destroy.\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lab.run(&["plan", "--detailed-exitcode"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        lab.run(&["plan", "nope", "--detailed-exitcode"])
+            .status
+            .code(),
+        Some(1),
+        "errors are 1"
+    );
+}
+
+#[test]
+fn plan_json_has_the_documented_shape() {
+    let lab = Lab::on("empty.xml");
+    let out = lab.run(&["plan", "--json", "web"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["target"], "running");
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"add": 1, "change": 0, "destroy": 0})
+    );
+    for action in doc["actions"].as_array().unwrap() {
+        for key in [
+            "id",
+            "address",
+            "action",
+            "description",
+            "depends_on",
+            "resource",
+        ] {
+            assert!(!action[key].is_null(), "{key} in {action}");
+        }
+    }
+    assert_eq!(doc["changes"][0]["change"], "create");
+}
+
+#[test]
+fn a_foreign_domain_with_our_name_stops_the_plan() {
+    let lab = Lab::on("foreign.xml");
+    let out = lab.run(&["plan"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("domain web_lab exists") && stderr.contains("was not made by lvlab"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_partly_deployed_environment() {
+    let lab = Lab::on("partly-deployed.xml");
+    let out = lab.run(&["plan", "--detailed-exitcode"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stdout.contains("# web (web_lab) must be replaced (not applied without --replace)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("disk0.qcow2 is missing"), "{stdout}");
+    assert!(stdout.contains("# db (db_lab) will be created"), "{stdout}");
+    assert!(stdout.contains("Note: web needs replacing"), "{stdout}");
+    let absent = lab.run(&["plan", "--target", "absent"]);
+    let (stdout, _) = text(&absent);
+    assert!(
+        stdout.contains("- lab.web") && !stdout.contains("lab.db"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("Plan: 0 to add, 0 to change, 1 to destroy.\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn orphans_are_destroyed_only_with_prune_and_foreign_domains_never() {
+    let lab = Lab::on("orphaned.xml");
+    let (stdout, _) = text(&lab.run(&["plan"]));
+    assert!(
+        stdout.contains("Note: old_lab is lvlab's but old is no longer in the manifest"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("- lab.old"), "{stdout}");
+    let (stdout, _) = text(&lab.run(&["plan", "--prune"]));
+    assert!(stdout.contains("  # old (old_lab) will be destroyed\n- lab.old\n      # (because old_lab is not in the manifest)"), "{stdout}");
+    assert!(!stdout.contains("mail"), "{stdout}");
+}
+
+#[test]
+fn apply_needs_a_terminal_or_auto_approve_and_then_converges() {
+    let lab = Lab::on("empty.xml");
+    let out = lab.run(&["apply"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("standard input is not a terminal; pass --auto-approve"),
+        "{stderr}"
+    );
+    assert!(!lab.path().join("vms/lab/web").exists(), "nothing was done");
+
+    let out = lab.run(&["apply", "--auto-approve"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("lab.web: define domain: done after"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Apply complete! Resources: 2 added, 0 changed, 0 destroyed."),
+        "{stdout}"
+    );
+    assert!(lab.path().join("vms/lab/web/disk0.qcow2").is_file());
+}
+
+#[test]
+fn saved_plans_apply_when_fresh_and_are_refused_when_stale() {
+    let lab = Lab::on("empty.xml");
+    let plan_file = lab.path().join("lab.plan");
+    let out = lab.run(&["plan", "--out", plan_file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(text(&out).0.contains("Saved the plan to"));
+
+    // The manifest changes after the plan was made: refused.
+    lab.write_manifest("empty.xml", 512);
+    let out = lab.run(&["apply", plan_file.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("Saved plan is stale: the manifest changed"),
+        "{stderr}"
+    );
+
+    // Back as it was, but the world moved: files appeared in a VM directory.
+    lab.write_manifest("empty.xml", 256);
+    std::fs::create_dir_all(lab.path().join("vms/lab/db")).unwrap();
+    std::fs::write(lab.path().join("vms/lab/db/user-data"), "#cloud-config\n").unwrap();
+    let out = lab.run(&["apply", plan_file.to_str().unwrap()]);
+    assert!(
+        text(&out)
+            .1
+            .contains("Saved plan is stale: the observed state"),
+        "{:?}",
+        text(&out)
+    );
+
+    // Fresh again: applied without asking.
+    std::fs::remove_dir_all(lab.path().join("vms")).unwrap();
+    let out = lab.run(&["apply", plan_file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Apply complete! Resources: 2 added"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn classic_commands_refuse_unknown_and_undeployed_machines() {
+    let lab = Lab::on("partly-deployed.xml");
+    let out = lab.run(&["up", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("no machine nope"), "{:?}", text(&out));
+    let out = lab.run(&["down", "db"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("db is not deployed"),
+        "{:?}",
+        text(&out)
+    );
+    let out = lab.run(&["destroy", "db", "--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = lab.run(&["destroy", "web"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "asks, and cannot without a terminal"
+    );
+    assert!(text(&out).1.contains("pass --force"), "{:?}", text(&out));
+    let out = lab.run(&["up"]);
+    assert_eq!(out.status.code(), Some(2), "names or --all: a usage error");
+}
+
+#[test]
+fn down_stops_deployed_machines_and_destroy_removes_them() {
+    let lab = Lab::on("partly-deployed.xml");
+    let out = lab.run(&["down"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("< lab.web"), "{stdout}");
+    assert!(stdout.contains("lab.web: shut down: done"), "{stdout}");
+    assert!(!stdout.contains("lab.db"), "down never creates: {stdout}");
+
+    let out = lab.run(&["destroy", "--force"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("lab.web: power off: done")
+            && stdout.contains("lab.web: undefine domain: done"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn status_shows_each_machine_and_a_landing_page_without_manifest() {
+    let lab = Lab::on("partly-deployed.xml");
+    let out = lab.run(&["status"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("ENVIRONMENT  MACHINE  DOMAIN"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("web      web_lab  running") && lines[1].contains("tiny (cached)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("db       db_lab   undeployed"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&lab.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json[0]["state"], "running");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .arg("-C")
+        .arg(empty.path())
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No Lvlab.yml here."));
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/invalid/unknown_key.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .arg("-f")
+        .arg(bad)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
