@@ -1,0 +1,205 @@
+//! The classic commands on a real QEMU through `qemu:///session` (TCG, no
+//! NIC or user-mode NICs, a tiny local image): up, status, plan, down,
+//! destroy; an apply killed half-way converges on the next run; a second
+//! apply waits for the first one's lock.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+struct SessionLab {
+    dir: tempfile::TempDir,
+    env: String,
+}
+
+impl SessionLab {
+    fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache/cloud-images");
+        std::fs::create_dir_all(&cache).unwrap();
+        let made = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(cache.join("tiny.qcow2"))
+            .arg("16M")
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let env = format!("{name}{}", std::process::id());
+        let base = dir.path().display();
+        std::fs::write(
+            dir.path().join("Lvlab.yml"),
+            format!(
+                "environment:
+  - name: {env}
+    libvirt_uri: qemu:///session
+    config_defaults:
+      os: tiny
+      memory: 128
+      cpu: 1
+      domain_type: qemu
+      cloud_image_basedir: {base}/cache
+      disk_image_basedir: {base}/vms
+      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
+    machines:
+      - vm_name: one
+        interfaces: []
+      - vm_name: two
+        interfaces: [{{network_type: user}}]
+      - vm_name: three
+        interfaces: []
+        disks: [{{name: root}}, {{name: data, size: 8M}}]
+images:
+  tiny:
+    image_url: {base}/source/tiny.qcow2
+"
+            ),
+        )
+        .unwrap();
+        Self { dir, env }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+        command
+            .arg("-C")
+            .arg(self.dir.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "lvlab {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn vms(&self) -> PathBuf {
+        self.dir.path().join("vms")
+    }
+
+    fn domains(&self) -> Vec<String> {
+        let out = Command::new("virsh")
+            .args(["-c", "qemu:///session", "list", "--all", "--name"])
+            .output()
+            .expect("virsh (libvirt-clients) is installed by scripts/setup.sh");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.ends_with(&format!("_{}", self.env)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for SessionLab {
+    /// Leaves the shared session daemon clean even when a test failed.
+    fn drop(&mut self) {
+        let _ = self.run(&["destroy", "--force"]);
+    }
+}
+
+#[test]
+fn up_status_plan_down_destroy_on_real_qemu() {
+    let lab = SessionLab::new("e2e");
+    let up = lab.ok(&["up", "--all"]);
+    assert!(
+        up.contains("Apply complete! Resources: 3 added, 0 changed, 0 destroyed."),
+        "{up}"
+    );
+    assert_eq!(lab.domains().len(), 3);
+
+    let status = lab.ok(&["status"]);
+    assert_eq!(
+        status.lines().filter(|l| l.contains(" running ")).count(),
+        3,
+        "{status}"
+    );
+
+    let plan = lab.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+
+    // The image holds no OS to answer ACPI: the guests are powered off
+    // after the timeout, which is what --force is for.
+    let down = lab.ok(&["down", "--timeout", "1", "--force"]);
+    assert!(down.contains("Resources: 0 added, 3 changed"), "{down}");
+    let status = lab.ok(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "shut off"),
+        "{status}"
+    );
+
+    let destroy = lab.ok(&["destroy", "--force"]);
+    assert!(destroy.contains("3 destroyed"), "{destroy}");
+    assert!(lab.domains().is_empty());
+    assert!(!lab.vms().join(&lab.env).exists(), "no file left behind");
+}
+
+#[test]
+fn an_apply_killed_half_way_converges_on_the_next_run() {
+    let lab = SessionLab::new("kill");
+    let mut child = lab
+        .command(&["up", "--all", "--parallelism", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Kill it as soon as the first action is under way.
+    while let Some(Ok(line)) = lines.next() {
+        if line.ends_with("...") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let up = lab.ok(&["up", "--all"]);
+    assert!(up.contains("Apply complete!"), "{up}");
+    let plan = lab.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    assert_eq!(lab.domains().len(), 3);
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
+    let lab = SessionLab::new("lock");
+    let held =
+        lvlab::apply::EnvironmentLock::acquire(&lab.vms(), &lab.env, Duration::ZERO).unwrap();
+    let out = lab.run(&["up", "--all", "--lock-timeout", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("another lvlab (PID {})", std::process::id())),
+        "{stderr}"
+    );
+    assert!(lab.domains().is_empty(), "nothing was done");
+    drop(held);
+    lab.ok(&["up", "--all"]);
+    assert!(Path::new(&lab.vms())
+        .join(format!("{}.lock", lab.env))
+        .exists());
+}
