@@ -3,6 +3,7 @@
 //! rendered once, here, and every error exits 1.
 
 mod capabilities;
+mod cloudinit;
 mod output;
 mod validate;
 
@@ -53,6 +54,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show what the libvirt host offers: hypervisor, KVM or only TCG, limits
     Capabilities(capabilities::CapabilitiesArgs),
+    /// Render a machine's cloud-init seed (meta-data, user-data,
+    /// network-config and cidata.iso) into its directory, or print it
+    Cloudinit(cloudinit::CloudinitArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -68,6 +72,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args, &printer),
         Command::Capabilities(args) => capabilities::run(&cli.global, args, &printer),
+        Command::Cloudinit(args) => cloudinit::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,
@@ -100,6 +105,8 @@ fn init_logging(global: &GlobalArgs, printer: &Printer) {
 pub enum CliError {
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    CloudInit(#[from] crate::cloudinit::CloudInitError),
     #[error(transparent)]
     Libvirt(#[from] crate::libvirt::LibvirtError),
     #[error("{0}")]
