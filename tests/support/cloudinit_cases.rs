@@ -201,7 +201,10 @@ pub fn load(manifest: &str) -> Desired {
 /// The hash that stands for a generated console password, so goldens are
 /// stable: the SHA-512 crypt of a known password with a fixed salt.
 pub fn golden_hash() -> String {
-    password::sha512_crypt("correct horse", b"lvlab-golden").unwrap()
+    // 5000 rounds of SHA-512 are slow in a debug build: compute it once.
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| password::sha512_crypt("correct horse", b"lvlab-golden").unwrap())
+        .clone()
 }
 
 /// Renders `machine` of `desired` as the planner would on first creation,
