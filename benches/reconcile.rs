@@ -69,7 +69,12 @@ fn apply(path: &Path, target: Target) -> Duration {
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     let start = Instant::now();
     let planned = lab.plan(target, &Selection::default()).unwrap();
-    let outcome = lab.apply(&planned, &ApplyOptions::default(), &Quiet, &AtomicBool::new(false));
+    let outcome = lab.apply(
+        &planned,
+        &ApplyOptions::default(),
+        &Quiet,
+        &AtomicBool::new(false),
+    );
     assert!(outcome.succeeded(), "{:?}", outcome.failed);
     start.elapsed()
 }
@@ -91,7 +96,10 @@ fn main() {
 
     let ten = manifest(dir.path(), &format!("benchup{tag}"), 10);
     let up = apply(&ten, Target::Stopped);
-    println!("up, 10 machines, backing, host-side work: {:.0} ms", up.as_secs_f64() * 1e3);
+    println!(
+        "up, 10 machines, backing, host-side work: {:.0} ms",
+        up.as_secs_f64() * 1e3
+    );
     apply(&ten, Target::Absent);
 
     let fifty = manifest(dir.path(), &format!("benchplan{tag}"), 50);

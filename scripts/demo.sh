@@ -29,3 +29,5 @@ say "lvlab validate"
 "$lvlab" -f "$demo/Lvlab.yml" validate
 say "lvlab capabilities"
 "$lvlab" -f "$demo/Lvlab.yml" capabilities
+say "lvlab cloudinit web (the seed: meta-data, user-data, network-config, cidata.iso)"
+"$lvlab" -f "$demo/Lvlab.yml" cloudinit web

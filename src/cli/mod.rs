@@ -5,6 +5,7 @@
 mod apply;
 mod capabilities;
 mod classic;
+mod cloudinit;
 mod output;
 mod plan;
 mod progress;
@@ -71,6 +72,9 @@ pub enum Command {
     Destroy(classic::DestroyArgs),
     /// Each machine's state, SSH address and image
     Status(status::StatusArgs),
+    /// Render a machine's cloud-init seed (meta-data, user-data,
+    /// network-config and cidata.iso) into its directory, or print it
+    Cloudinit(cloudinit::CloudinitArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -92,6 +96,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Down(args) => classic::down(&cli.global, args, &printer),
         Command::Destroy(args) => classic::destroy(&cli.global, args, &printer),
         Command::Status(args) => status::run(&cli.global, args, &printer),
+        Command::Cloudinit(args) => cloudinit::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,
@@ -124,6 +129,8 @@ fn init_logging(global: &GlobalArgs, printer: &Printer) {
 pub enum CliError {
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    CloudInit(#[from] crate::cloudinit::CloudInitError),
     #[error(transparent)]
     Libvirt(#[from] crate::libvirt::LibvirtError),
     #[error(transparent)]

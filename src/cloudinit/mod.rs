@@ -27,9 +27,8 @@ pub use files::write_seed;
 pub use hosts::{snippet as hosts_snippet, template_path as hosts_template};
 pub use render::{render, SeedInput};
 pub use user_data::uses_password_hash;
-pub use yaml::quote as yaml_quote;
 
-use crate::desired::MachineSpec;
+use crate::desired::{ConsolePassword, MachineSpec};
 
 /// The three documents of a NoCloud seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,11 +60,11 @@ impl Seed {
 /// with `password: false`, and for a `user_data` override that does not use
 /// `{password_hash}`.
 pub fn needs_password_hash(machine: &MachineSpec) -> bool {
-    match &machine.cloud_init.user_data {
-        _ if machine.cloud_init.password == crate::desired::ConsolePassword::Disabled => false,
-        Some(template) => uses_password_hash(template),
-        None => true,
+    let ci = &machine.cloud_init;
+    if ci.password == ConsolePassword::Disabled {
+        return false;
     }
+    ci.user_data.as_ref().is_none_or(uses_password_hash)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,10 @@
 //! v2 templates (`templates/network-config-v1.yaml.j2` and `-v2`).
 //!
 //! v2 keys each NIC by its manifest label and matches it by MAC, never
-//! renaming it (`set-name` breaks DHCP under systemd-networkd). v1 has no
+//! renaming it (`set-name` breaks DHCP under systemd-networkd). Its IPv4
+//! default route is a `0.0.0.0/0` route; its IPv6 gateway is `gateway6`,
+//! because cloud-init before 23.1 (Debian 12 ships 22.4) turns a `::/0`
+//! route into `::/64` in every renderer but netplan (LP: #2003562). v1 has no
 //! match: its `physical` entries name the device and give its MAC. NICs on
 //! user-mode networking (user, passt) always use DHCP.
 
@@ -26,14 +29,6 @@ pub struct NicContext {
     pub ipv6: Option<StaticContext>,
     /// Both static addresses, for v2's `addresses`.
     pub addresses: Vec<String>,
-    /// v2 default routes, one per family with a gateway.
-    pub routes: Vec<RouteContext>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RouteContext {
-    pub to: &'static str,
-    pub via: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,17 +73,10 @@ pub fn context(machine: &MachineSpec) -> NetworkContext {
                     }),
                 ),
             };
-            let statics = [(&ipv4, "0.0.0.0/0"), (&ipv6, "::/0")];
-            let addresses = statics
-                .iter()
-                .filter_map(|(s, _)| s.as_ref().map(|s| s.address.clone()))
-                .collect();
-            let routes = statics
-                .iter()
-                .filter_map(|(s, to)| {
-                    let via = s.as_ref()?.gateway.clone()?;
-                    Some(RouteContext { to, via })
-                })
+            let addresses = [&ipv4, &ipv6]
+                .into_iter()
+                .flatten()
+                .map(|s| s.address.clone())
                 .collect();
             NicContext {
                 label: nic.name.clone(),
@@ -97,7 +85,6 @@ pub fn context(machine: &MachineSpec) -> NetworkContext {
                 ipv4,
                 ipv6,
                 addresses,
-                routes,
             }
         })
         .collect();

@@ -1,0 +1,117 @@
+//! `lvlab cloudinit VM`: render one machine's NoCloud seed into its
+//! directory (the three documents and `cidata.iso`), or print the documents.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{CliError, GlobalArgs, Printer};
+use crate::cloudinit::{self, password, pubkey, SeedInput};
+use crate::desired::{Desired, MachineSpec};
+use crate::manifest;
+
+#[derive(Debug, Args)]
+pub struct CloudinitArgs {
+    /// The machine's vm_name
+    #[arg(value_name = "VM")]
+    pub vm: String,
+
+    /// The machine's environment (needed when several use the name)
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+
+    /// Print the documents as `--- meta-data ---` sections instead of
+    /// writing them
+    #[arg(long)]
+    pub stdout: bool,
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    args: &CloudinitArgs,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
+    let path = manifest::manifest_path(global.file.as_deref());
+    let desired = manifest::load(&path)?;
+    let machine = desired
+        .machine(&args.vm, args.env.as_deref())
+        .map_err(CliError::Other)?;
+    let (environment, image) = context(&desired, machine)?;
+    let keys = match &machine.cloud_init.pubkey {
+        Some(key) => pubkey::authorized_keys(key)?,
+        None => Vec::new(),
+    };
+    // The hash generated when this seed was first written keeps the seed
+    // stable; a fresh password is made only when there is none.
+    let recorded = std::fs::read_to_string(machine.vm_dir.join("user-data"))
+        .ok()
+        .and_then(|text| password::recorded_hash(&text));
+    let credential = password::console_credential(
+        &machine.cloud_init.password,
+        recorded.as_deref(),
+        cloudinit::needs_password_hash(machine),
+    )?;
+    let seed = cloudinit::render(&SeedInput {
+        machine,
+        environment,
+        image,
+        authorized_keys: &keys,
+        password_hash: credential.hash.as_deref(),
+    })?;
+    if args.stdout {
+        for (name, text) in seed.documents() {
+            printer.out(&format!("--- {name} ---"));
+            printer.out(text.trim_end_matches('\n'));
+        }
+        if let Some(generated) = &credential.generated {
+            // stdout holds the documents; the password goes beside them.
+            printer.error(&format!(
+                "note: console password of `{}` in this output (shown once, saved nowhere): {}",
+                machine.cloud_init.user,
+                generated.reveal()
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let written = cloudinit::write_seed(&machine.vm_dir, &seed)?;
+    printer.out(&format!(
+        "{} ({}): seed written to {}",
+        machine.vm_name,
+        machine.environment,
+        machine.vm_dir.display()
+    ));
+    for file in &written {
+        printer.out(&format!("  {}", file.display()));
+    }
+    printer.out(&format!("  digest {}", seed.digest()));
+    if let Some(generated) = &credential.generated {
+        printer.out(&format!(
+            "console password of `{}` (shown once, saved only as a hash): {}",
+            machine.cloud_init.user,
+            generated.reveal()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn context<'a>(
+    desired: &'a Desired,
+    machine: &MachineSpec,
+) -> Result<
+    (
+        &'a crate::desired::EnvironmentSpec,
+        &'a crate::desired::ImageSpec,
+    ),
+    CliError,
+> {
+    let environment = desired
+        .environments
+        .iter()
+        .find(|e| e.name == machine.environment)
+        .ok_or_else(|| CliError::Other(format!("no environment `{}`", machine.environment)))?;
+    let image = desired
+        .images
+        .get(&machine.os)
+        .ok_or_else(|| CliError::Other(format!("no image `{}`", machine.os)))?;
+    Ok((environment, image))
+}
