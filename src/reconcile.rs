@@ -245,24 +245,12 @@ fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
     let recorded = files
         .recorded
         .get("domain.xml")
-        .map(|xml| recorded_forward_ports(xml))
+        .map(|xml| domain::forwarded_ssh_ports(xml))
         .unwrap_or_default();
     if recorded.len() == wanted {
         return recorded;
     }
     (0..wanted).filter_map(|_| free_port()).collect()
-}
-
-fn recorded_forward_ports(xml: &str) -> Vec<u16> {
-    let Ok(doc) = roxmltree::Document::parse(xml) else {
-        return Vec::new();
-    };
-    doc.descendants()
-        .filter(|n| {
-            n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward"))
-        })
-        .filter_map(|n| n.attribute("start")?.parse().ok())
-        .collect()
 }
 
 /// A port on 127.0.0.1 that nothing listens on now.

@@ -90,11 +90,8 @@ fn state(env: &ObservedEnvironment, domain: &str) -> String {
 
 fn ssh_address(files: &MachineFiles) -> Option<String> {
     let xml = files.recorded.get("domain.xml")?;
-    let doc = roxmltree::Document::parse(xml).ok()?;
-    let range = doc.descendants().find(|n| {
-        n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward"))
-    })?;
-    Some(format!("127.0.0.1:{}", range.attribute("start")?))
+    let port = crate::domain::forwarded_ssh_ports(xml).into_iter().next()?;
+    Some(format!("127.0.0.1:{port}"))
 }
 
 fn table(rows: &[MachineStatus]) -> String {

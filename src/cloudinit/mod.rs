@@ -79,13 +79,8 @@ pub enum CloudInitError {
     Template(minijinja::Error),
     #[error("building the seed ISO: {0}")]
     Iso(String),
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     #[error("internal error: {0}")]
     Internal(String),
 }

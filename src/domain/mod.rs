@@ -8,5 +8,7 @@ mod render;
 mod spec;
 
 pub use mark::{OwnershipMark, MARK_NAMESPACE};
-pub use render::{render_definition, resolve_domain_type, seed_path, DomainError, HostFacts};
+pub use render::{
+    forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DomainError, HostFacts,
+};
 pub use spec::{spec_digest, ChangeKind, FieldChange, SpecFields};

@@ -215,3 +215,17 @@ fn nics(machine: &MachineSpec, auto_ssh_ports: &[u16]) -> Vec<NicContext> {
         })
         .collect()
 }
+
+/// The host ports a definition forwards to guests' SSH (passt
+/// `portForward`), in interface order.
+pub fn forwarded_ssh_ports(definition: &str) -> Vec<u16> {
+    let Ok(doc) = roxmltree::Document::parse(definition) else {
+        return Vec::new();
+    };
+    doc.descendants()
+        .filter(|n| {
+            n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward"))
+        })
+        .filter_map(|n| n.attribute("start")?.parse().ok())
+        .collect()
+}
