@@ -39,6 +39,7 @@ pub struct MachineSpec {
     pub cpu: u32,
     pub memory_mib: u64,
     pub domain_type: DomainType,
+    pub graphics: Graphics,
     /// Where this machine's image lives in the cache.
     pub image_path: PathBuf,
     /// `<disk_image_basedir>/<environment>/<vm_name>/`.
@@ -58,6 +59,16 @@ pub enum DomainType {
     Kvm,
     /// QEMU's TCG: software emulation, no hardware acceleration.
     Qemu,
+}
+
+/// A graphical console, listening on 127.0.0.1 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Graphics {
+    /// Serial console only (`virsh console`).
+    None,
+    Vnc,
+    Spice,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

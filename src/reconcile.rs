@@ -11,9 +11,9 @@ use crate::actions::{self, ApplyContext};
 use crate::apply::{self, ExecutionObserver, Outcome};
 use crate::cloudinit::{self, password::OneTimePassword, CloudInitError, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
-use crate::domain::{self, DomainError, HostFacts, OwnershipMark, SpecFields};
+use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
 use crate::libvirt::{Hypervisors, LibvirtError};
-use crate::observe::{self, MachineFiles, Observed};
+use crate::observe::{self, osinfo, MachineFiles, Observed};
 use crate::plan::{self, Plan, PlanError, PlanInput, RenderedMachine, Selection, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +148,8 @@ pub fn render(
                 .get(&machine.vm_name)
                 .cloned()
                 .unwrap_or_default();
-            let (one, password) = render_machine(desired, env, machine, &seen.host, &files)?;
+            let (one, password) =
+                render_machine(desired, env, machine, &seen.host, &files, &observed.os_ids)?;
             rendered.machines.insert(machine.domain_name.clone(), one);
             if let Some(password) = password {
                 rendered
@@ -166,6 +167,7 @@ fn render_machine(
     machine: &MachineSpec,
     host: &HostFacts,
     files: &MachineFiles,
+    os_ids: &BTreeMap<String, String>,
 ) -> Result<(RenderedMachine, Option<OneTimePassword>), ReconcileError> {
     let domain_err = |source| ReconcileError::Domain {
         machine: machine.vm_name.clone(),
@@ -213,14 +215,24 @@ fn render_machine(
         spec: fields.clone(),
     };
     let ports = ssh_ports(machine, files);
-    let definition = domain::render_definition(machine, &domain_type, &host.arch, &mark, &ports)
-        .map_err(domain_err)?;
+    let variant = osinfo::choose_variant(&image.os_variant, os_ids);
+    let definition = domain::render_definition(&DefinitionInput {
+        machine,
+        domain_type: &domain_type,
+        arch: &host.arch,
+        mark: &mark,
+        auto_ssh_ports: &ports,
+        virtiofsd: host.virtiofsd.as_deref(),
+        os_id: variant.id.as_deref(),
+    })
+    .map_err(domain_err)?;
     Ok((
         RenderedMachine {
             fields,
             spec_digest,
             definition,
             seed,
+            os_variant: variant,
         },
         credential.generated,
     ))

@@ -54,6 +54,11 @@ fn rendered(machine: &MachineSpec) -> RenderedMachine {
             network_config: "version: 2\n".into(),
             holds_password_hash: false,
         },
+        os_variant: lvlab::observe::osinfo::OsVariant {
+            requested: "debian12".into(),
+            chosen: "debian12".into(),
+            id: None,
+        },
         fields,
     }
 }
@@ -84,6 +89,7 @@ impl World {
         let desired = desired(yaml);
         let env = &desired.environments[0];
         let observed = Observed {
+            os_ids: Default::default(),
             environments: vec![ObservedEnvironment {
                 name: env.name.clone(),
                 uri: env.libvirt_uri.clone(),
@@ -92,6 +98,7 @@ impl World {
                     arch: "x86_64".into(),
                     domain_types: vec!["qemu".into()],
                     kvm: false,
+                    virtiofsd: None,
                 },
                 domains: Vec::new(),
                 machines: env

@@ -9,6 +9,7 @@ mod spec;
 
 pub use mark::{OwnershipMark, MARK_NAMESPACE};
 pub use render::{
-    forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DomainError, HostFacts,
+    forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DefinitionInput,
+    DomainError, HostFacts,
 };
 pub use spec::{spec_digest, ChangeKind, FieldChange, SpecFields};

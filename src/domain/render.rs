@@ -8,7 +8,9 @@ use minijinja::Environment;
 use serde::Serialize;
 
 use super::mark::{OwnershipMark, MARK_NAMESPACE};
-use crate::desired::{Attachment, DomainType, MachineSpec, SshPort};
+use std::path::Path;
+
+use crate::desired::{Attachment, DomainType, Graphics, MachineSpec, SshPort};
 
 const TEMPLATE_NAME: &str = "domain.xml";
 const TEMPLATE: &str = include_str!("../../templates/domain.xml");
@@ -30,6 +32,13 @@ pub enum DomainError {
         count: usize,
         max: usize,
     },
+    #[error(
+        "machine {vm_name} shares directories, but no virtiofsd was found (PATH, \
+         /usr/libexec/virtiofsd, /usr/lib/qemu/virtiofsd, ~/.cargo/bin)\n  hint: \
+         install it with `cargo install virtiofsd` (needs libseccomp-dev and libcap-ng-dev; \
+         scripts/setup.sh does this), or remove shared_directories"
+    )]
+    NoVirtiofsd { vm_name: String },
     #[error("cannot render the domain definition: {0}")]
     Template(#[from] minijinja::Error),
 }
@@ -43,6 +52,8 @@ pub struct HostFacts {
     pub domain_types: Vec<String>,
     /// KVM is offered and usable.
     pub kvm: bool,
+    /// The virtiofsd binary for shared directories, if one is installed.
+    pub virtiofsd: Option<std::path::PathBuf>,
 }
 
 /// `auto` is KVM when usable, else QEMU's TCG, else whatever the host offers
@@ -76,11 +87,15 @@ struct DomainContext<'a> {
     title: String,
     mark_namespace: &'static str,
     mark: MarkContext<'a>,
+    os_id: Option<&'a str>,
     memory_mib: u64,
     vcpus: u32,
     arch: &'a str,
     disks: Vec<DiskContext>,
+    filesystems: Vec<FilesystemContext>,
+    virtiofsd: Option<String>,
     nics: Vec<NicContext>,
+    graphics: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -99,6 +114,12 @@ struct DiskContext {
 }
 
 #[derive(Serialize)]
+struct FilesystemContext {
+    source: String,
+    tag: String,
+}
+
+#[derive(Serialize)]
 struct NicContext {
     kind: &'static str,
     network: Option<String>,
@@ -106,18 +127,31 @@ struct NicContext {
     ssh_port: Option<u16>,
 }
 
-/// The domain XML for `machine` on a host where `domain_type` was resolved.
-/// `ssh_ports` holds the host port chosen for each passt interface with
-/// `ssh_port: auto`, in interface order.
-pub fn render_definition(
-    machine: &MachineSpec,
-    domain_type: &str,
-    arch: &str,
-    mark: &OwnershipMark,
-    auto_ssh_ports: &[u16],
-) -> Result<String, DomainError> {
+/// What a definition is made from besides the machine itself.
+pub struct DefinitionInput<'a> {
+    pub machine: &'a MachineSpec,
+    /// `kvm`, `qemu` or what else the host offers (see [`resolve_domain_type`]).
+    pub domain_type: &'a str,
+    pub arch: &'a str,
+    pub mark: &'a OwnershipMark,
+    /// Host ports for `ssh_port: auto` passt interfaces, in interface order.
+    pub auto_ssh_ports: &'a [u16],
+    /// The virtiofsd binary, needed when the machine shares directories.
+    pub virtiofsd: Option<&'a Path>,
+    /// The libosinfo id of the machine's OS, recorded as virt-install does.
+    pub os_id: Option<&'a str>,
+}
+
+/// The domain XML for a machine.
+pub fn render_definition(input: &DefinitionInput) -> Result<String, DomainError> {
+    let machine = input.machine;
+    if !machine.shared_directories.is_empty() && input.virtiofsd.is_none() {
+        return Err(DomainError::NoVirtiofsd {
+            vm_name: machine.vm_name.clone(),
+        });
+    }
     let context = DomainContext {
-        domain_type,
+        domain_type: input.domain_type,
         name: &machine.domain_name,
         title: format!(
             "{} ({} lab, made by lvlab)",
@@ -125,14 +159,30 @@ pub fn render_definition(
         ),
         mark_namespace: MARK_NAMESPACE,
         mark: MarkContext {
-            mark,
-            spec_json: serde_json::to_string(&mark.spec).expect("a map of strings serializes"),
+            mark: input.mark,
+            spec_json: serde_json::to_string(&input.mark.spec)
+                .expect("a map of strings serializes"),
         },
+        os_id: input.os_id,
         memory_mib: machine.memory_mib,
         vcpus: machine.cpu,
-        arch,
+        arch: input.arch,
         disks: disks(machine)?,
-        nics: nics(machine, auto_ssh_ports),
+        filesystems: machine
+            .shared_directories
+            .iter()
+            .map(|d| FilesystemContext {
+                source: d.source.display().to_string(),
+                tag: d.mount_tag.clone(),
+            })
+            .collect(),
+        virtiofsd: input.virtiofsd.map(|p| p.display().to_string()),
+        nics: nics(machine, input.auto_ssh_ports),
+        graphics: match machine.graphics {
+            Graphics::None => None,
+            Graphics::Vnc => Some("vnc"),
+            Graphics::Spice => Some("spice"),
+        },
     };
     Ok(template().render(minijinja::value::Serde(context))?)
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::desired::{Attachment, DiskRole, DiskSize, DiskStrategy, MachineSpec, SshPort};
+use crate::desired::{
+    Attachment, DiskRole, DiskSize, DiskStrategy, Graphics, MachineSpec, SshPort,
+};
 
 /// Field name -> value as shown to a person.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,12 @@ impl SpecFields {
         fields.insert("cpu".into(), machine.cpu.to_string());
         fields.insert("memory".into(), format!("{} MiB", machine.memory_mib));
         fields.insert("domain_type".into(), domain_type.to_string());
+        if machine.graphics != Graphics::None {
+            fields.insert(
+                "graphics".into(),
+                format!("{:?}", machine.graphics).to_lowercase(),
+            );
+        }
         fields.insert("image".into(), machine.os.clone());
         fields.insert("seed".into(), seed_digest.to_string());
         for (index, disk) in machine.disks.iter().enumerate() {

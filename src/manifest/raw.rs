@@ -50,6 +50,7 @@ pub struct RawMachine {
     pub disk_image_basedir: Option<String>,
     pub disk_strategy: Option<String>,
     pub domain_type: Option<String>,
+    pub graphics: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -14,7 +14,7 @@ use super::names;
 use super::raw::{RawEnvironment, RawMachine, RawManifest};
 use super::source::KeyPath;
 use super::values;
-use crate::desired::{Desired, DomainType, EnvironmentSpec, ImageSpec, MachineSpec};
+use crate::desired::{Desired, DomainType, EnvironmentSpec, Graphics, ImageSpec, MachineSpec};
 
 const DEFAULT_LIBVIRT_URI: &str = "qemu:///session";
 const DEFAULT_BASEDIR: &str = "/var/lib/libvirt/images/lvlab";
@@ -262,6 +262,7 @@ fn resolve_machine(
         x.memory.as_ref()
     })?;
     let domain_type = resolve_domain_type(r, m)?;
+    let graphics = resolve_graphics(r, m)?;
     let cache_base = basedir(r, m, "cloud_image_basedir", |x| {
         x.cloud_image_basedir.as_ref()
     })?;
@@ -285,6 +286,7 @@ fn resolve_machine(
         cpu: cpu as u32,
         memory_mib,
         domain_type,
+        graphics,
         vm_dir,
         disks,
         interfaces,
@@ -396,6 +398,21 @@ fn resolve_domain_type(r: &mut Resolver, m: &Layered) -> Option<DomainType> {
         "qemu" => Ok(DomainType::Qemu),
         other => Err(format!(
             "`domain_type: {other}` is not valid; use auto, kvm or qemu (software emulation)"
+        )),
+    };
+    r.check(&path, parsed)
+}
+
+fn resolve_graphics(r: &mut Resolver, m: &Layered) -> Option<Graphics> {
+    let Some((value, path)) = m.pick("graphics", |x| x.graphics.as_ref()) else {
+        return Some(Graphics::None);
+    };
+    let parsed = match value.as_str() {
+        "none" => Ok(Graphics::None),
+        "vnc" => Ok(Graphics::Vnc),
+        "spice" => Ok(Graphics::Spice),
+        other => Err(format!(
+            "`graphics: {other}` is not valid; use none (serial console only), vnc or spice"
         )),
     };
     r.check(&path, parsed)

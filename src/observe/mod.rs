@@ -24,6 +24,9 @@ pub const RECORDED_FILES: &[&str] = &["domain.xml", "meta-data", "user-data", "n
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
     pub environments: Vec<ObservedEnvironment>,
+    /// The local osinfo database: short id -> libosinfo id.
+    #[serde(skip)]
+    pub os_ids: BTreeMap<String, String>,
     /// Every image path a selected machine uses.
     pub images: BTreeMap<PathBuf, ImageState>,
 }
@@ -82,6 +85,9 @@ pub fn observe(
 ) -> Result<Observed, LibvirtError> {
     let mut observed = Observed {
         environments: Vec::new(),
+        os_ids: osinfo::find()
+            .map(|db| osinfo::os_ids(&db.path))
+            .unwrap_or_default(),
         images: BTreeMap::new(),
     };
     for env in environments {
@@ -121,7 +127,19 @@ fn host_facts(conn: &crate::libvirt::Connection) -> Result<HostFacts, LibvirtErr
             .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
         domain_types: caps.domain_types.unwrap_or_default(),
         kvm: caps.kvm,
+        virtiofsd: find_virtiofsd(),
     })
+}
+
+/// Where Debian and `cargo install` put virtiofsd, after PATH.
+fn find_virtiofsd() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let home_cargo = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    std::env::split_paths(&path)
+        .chain(home_cargo)
+        .map(|dir| dir.join("virtiofsd"))
+        .chain(["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].map(PathBuf::from))
+        .find(|candidate| candidate.is_file())
 }
 
 /// What exists of a machine's files; reads only the small recorded files.

@@ -2,6 +2,7 @@
 //! release it is. virt-install and lvlab name guest operating systems by its
 //! short ids, so a missing database is worth telling about.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,120 @@ pub fn parse_version(text: &str) -> Option<String> {
     text.split_whitespace().next().map(str::to_string)
 }
 
+/// Every OS the database describes: short id (`debian11`) -> libosinfo
+/// id (`http://debian.org/debian/11`). Read with a plain scan of the XML
+/// files, which is all the structure this needs.
+pub fn os_ids(db: &Path) -> BTreeMap<String, String> {
+    let mut ids = BTreeMap::new();
+    let Ok(vendors) = std::fs::read_dir(db.join("os")) else {
+        return ids;
+    };
+    for vendor in vendors.flatten() {
+        let Ok(files) = std::fs::read_dir(vendor.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            if let Ok(text) = std::fs::read_to_string(file.path()) {
+                collect_ids(&text, &mut ids);
+            }
+        }
+    }
+    ids
+}
+
+fn collect_ids(xml: &str, ids: &mut BTreeMap<String, String>) {
+    let Some(id) = between(xml, "<os id=\"", "\"") else {
+        return;
+    };
+    let mut rest = xml;
+    while let Some(start) = rest.find("<short-id>") {
+        rest = &rest[start + "<short-id>".len()..];
+        let Some(end) = rest.find("</short-id>") else {
+            break;
+        };
+        ids.entry(rest[..end].trim().to_string())
+            .or_insert_with(|| id.to_string());
+    }
+}
+
+fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)?;
+    Some(&text[start..start + end])
+}
+
+/// The OS variant a machine is recorded with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OsVariant {
+    pub requested: String,
+    /// The short id used; `generic` when nothing matched.
+    pub chosen: String,
+    /// Its libosinfo id, when the database knows it.
+    pub id: Option<String>,
+}
+
+impl OsVariant {
+    pub fn is_fallback(&self) -> bool {
+        self.requested != self.chosen
+    }
+}
+
+/// `requested` if the database knows it; else, as the original lvlab did,
+/// the same family's newest lower version, then `<family>-unknown` or
+/// `<family>-current`, then the newest generic `linuxNNNN`, then `generic`.
+pub fn choose_variant(requested: &str, ids: &BTreeMap<String, String>) -> OsVariant {
+    let pick = |short: &str| OsVariant {
+        requested: requested.to_string(),
+        chosen: short.to_string(),
+        id: ids.get(short).cloned(),
+    };
+    if ids.contains_key(requested) {
+        return pick(requested);
+    }
+    let (family, version) = split_version(requested);
+    let lower = ids
+        .keys()
+        .filter_map(|short| {
+            let (f, v) = split_version(short);
+            (f == family && !v.is_empty() && (version.is_empty() || v < version))
+                .then_some((v, short))
+        })
+        .max();
+    if let Some((_, short)) = lower {
+        return pick(short);
+    }
+    for suffix in ["-unknown", "-current"] {
+        let short = format!("{family}{suffix}");
+        if ids.contains_key(&short) {
+            return pick(&short);
+        }
+    }
+    let generic_linux = ids
+        .keys()
+        .filter(|s| {
+            s.strip_prefix("linux")
+                .is_some_and(|y| !y.is_empty() && y.chars().all(|c| c.is_ascii_digit()))
+        })
+        .max();
+    match generic_linux {
+        Some(short) => pick(short),
+        None => pick("generic"),
+    }
+}
+
+/// `ubuntu22.04` -> (`ubuntu`, [22, 4]); `debian12` -> (`debian`, [12]).
+fn split_version(short: &str) -> (&str, Vec<u64>) {
+    let at = short
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(short.len());
+    let (family, rest) = short.split_at(at);
+    let version = rest
+        .split('.')
+        .map_while(|part| part.parse().ok())
+        .collect();
+    (family, version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +230,85 @@ mod tests {
     fn no_database_anywhere() {
         let root = tempfile::tempdir().unwrap();
         assert_eq!(find_in(&[root.path().to_path_buf()]), None);
+    }
+
+    fn db(entries: &[(&str, &[&str])]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let vendor = root.path().join("os/example.org");
+        std::fs::create_dir_all(&vendor).unwrap();
+        for (i, (id, shorts)) in entries.iter().enumerate() {
+            let shorts: String = shorts
+                .iter()
+                .map(|s| format!("<short-id>{s}</short-id>\n"))
+                .collect();
+            std::fs::write(
+                vendor.join(format!("os-{i}.xml")),
+                format!("<libosinfo version=\"0.0.1\">\n  <os id=\"{id}\">\n{shorts}  </os>\n</libosinfo>\n"),
+            )
+            .unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn variants_fall_back_like_the_original() {
+        let root = db(&[
+            ("http://debian.org/debian/10", &["debian10"]),
+            (
+                "http://debian.org/debian/11",
+                &["debian11", "debianbullseye"],
+            ),
+            ("http://fedoraproject.org/fedora/36", &["fedora36"]),
+            (
+                "http://fedoraproject.org/fedora/unknown",
+                &["fedora-unknown"],
+            ),
+            ("http://ubuntu.com/ubuntu/22.04", &["ubuntu22.04"]),
+            ("http://libosinfo.org/linux/2020", &["linux2020"]),
+            ("http://libosinfo.org/linux/2022", &["linux2022"]),
+        ]);
+        let ids = os_ids(root.path());
+        assert_eq!(ids["debianbullseye"], "http://debian.org/debian/11");
+        let chosen = |r: &str| choose_variant(r, &ids).chosen;
+        assert_eq!(chosen("debian11"), "debian11", "known: as is");
+        assert_eq!(
+            chosen("debian12"),
+            "debian11",
+            "the family's newest lower version"
+        );
+        assert_eq!(
+            chosen("debian9"),
+            "linux2022",
+            "no lower debian: generic Linux"
+        );
+        assert_eq!(chosen("ubuntu2404"), "ubuntu22.04");
+        assert_eq!(chosen("fedora44"), "fedora36");
+        assert_eq!(chosen("fedora"), "fedora36");
+        let v = choose_variant("debian12", &ids);
+        assert!(v.is_fallback());
+        assert_eq!(v.id.as_deref(), Some("http://debian.org/debian/11"));
+        assert_eq!(
+            choose_variant("plan9", &os_ids(db(&[]).path())).chosen,
+            "generic"
+        );
+        let unknown_only = db(&[(
+            "http://fedoraproject.org/fedora/unknown",
+            &["fedora-unknown"],
+        )]);
+        assert_eq!(
+            choose_variant("fedora44", &os_ids(unknown_only.path())).chosen,
+            "fedora-unknown"
+        );
+    }
+
+    #[test]
+    fn the_installed_database_lacks_debian12_and_falls_back() {
+        // Debian 12's osinfo-db (2022-11, installed by scripts/setup.sh)
+        // predates Debian 12.
+        let installed = find().expect("osinfo-db is installed");
+        let ids = os_ids(&installed.path);
+        assert!(!ids.contains_key("debian12"));
+        let v = choose_variant("debian12", &ids);
+        assert_eq!(v.chosen, "debian11");
     }
 }

@@ -294,6 +294,13 @@ impl<'a> Planner<'a> {
         files: &MachineFiles,
         after: &[NodeIndex],
     ) {
+        let variant = &self.input.rendered[&machine.domain_name].os_variant;
+        if variant.is_fallback() {
+            self.notes.push(format!(
+                "{}: the osinfo database does not know os_variant {}; it is recorded as {}",
+                machine.vm_name, variant.requested, variant.chosen
+            ));
+        }
         let image = self.image(machine);
         let define = self.add(address, Action::DefineDomain);
         let mut roots = Vec::new();

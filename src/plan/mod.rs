@@ -54,6 +54,8 @@ pub struct RenderedMachine {
     pub definition: String,
     /// The cloud-init seed it boots with.
     pub seed: crate::cloudinit::Seed,
+    /// The osinfo variant recorded in the definition.
+    pub os_variant: crate::observe::osinfo::OsVariant,
 }
 
 /// The thing an action is about.
