@@ -86,7 +86,7 @@ ensure_packages() {
     fi
 }
 
-MIN_RUST=1.88
+MIN_RUST=1.89
 
 ensure_rust() {
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
@@ -103,6 +103,28 @@ ensure_rust() {
         return 1
     fi
     say "Rust: $(cargo --version)"
+}
+
+# Debian 12 has no virtiofsd that works with the backports QEMU; shared
+# directories (virtiofs) need it, so it comes from crates.io.
+ensure_virtiofsd() {
+    local found
+    for found in "$(command -v virtiofsd || true)" "$HOME/.cargo/bin/virtiofsd" \
+        /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd; do
+        if [ -n "$found" ] && [ -x "$found" ]; then
+            say "virtiofsd: $found"
+            return
+        fi
+    done
+    local missing
+    missing=$(missing_packages libseccomp-dev libcap-ng-dev)
+    if [ -n "$missing" ]; then
+        say "installing virtiofsd's build dependencies: $(echo $missing)"
+        # shellcheck disable=SC2086
+        quietly as_root apt-get install -y --no-install-recommends $missing
+    fi
+    say "building virtiofsd (cargo install virtiofsd; a few minutes, once)"
+    quietly cargo install --locked virtiofsd
 }
 
 # No udev here: /dev/kvm stays root-only, and libvirt then re-probes QEMU on
@@ -139,6 +161,7 @@ ensure_daemons() {
 setup_all() {
     ensure_packages
     ensure_rust
+    ensure_virtiofsd
     ensure_kvm_device
     ensure_daemons
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use lvlab::desired::{Desired, MachineSpec};
 use lvlab::domain::{spec_digest, HostFacts, OwnershipMark, SpecFields};
 use lvlab::manifest::load_str;
+use lvlab::observe::networks::{NetworkIpv4, ObservedNetwork};
 use lvlab::observe::{
     ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
 };
@@ -101,6 +102,19 @@ impl World {
                     virtiofsd: None,
                 },
                 domains: Vec::new(),
+                networks: BTreeMap::from([(
+                    "default".to_string(),
+                    ObservedNetwork {
+                        active: true,
+                        ipv4: Some(NetworkIpv4 {
+                            subnet: "192.168.122.0/24".parse().unwrap(),
+                            dhcp_ranges: vec![(
+                                "192.168.122.100".parse().unwrap(),
+                                "192.168.122.254".parse().unwrap(),
+                            )],
+                        }),
+                    },
+                )]),
                 machines: env
                     .machines
                     .iter()
@@ -145,6 +159,7 @@ impl World {
                     .map(|d| (d.path.clone(), true))
                     .collect(),
                 seed_iso: true,
+                missing_shares: Vec::new(),
                 recorded: BTreeMap::from([
                     ("domain.xml".to_string(), rendered(&machine).definition),
                     (
@@ -636,4 +651,71 @@ fn json_lists_actions_with_dependencies_and_the_summary() {
     assert_eq!(start["depends_on"], serde_json::json!([define["id"]]));
     assert_eq!(start["address"], "lab.db");
     assert_eq!(json["changes"][0]["reasons"][0]["reason"], "not_deployed");
+}
+
+#[test]
+fn networks_must_exist_run_and_fit_static_addresses() {
+    let with_ip = |ip: &str| {
+        MANIFEST.replace(
+            "      - vm_name: db\n",
+            &format!("      - vm_name: db\n        interfaces: [{{ip4: {ip}}}]\n"),
+        )
+    };
+    let world = World::new(&with_ip("192.168.122.10/24")).image_cached();
+    assert!(
+        world.plan(Target::Running, all()).is_ok(),
+        "outside the DHCP range, inside the subnet"
+    );
+
+    let err = World::new(&with_ip("192.168.122.150/24"))
+        .plan(Target::Running, all())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("inside network default's DHCP range 192.168.122.100-192.168.122.254"),
+        "{err}"
+    );
+    let err = World::new(&with_ip("10.1.2.3/24"))
+        .plan(Target::Running, all())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("outside network default's subnet 192.168.122.0/24"),
+        "{err}"
+    );
+
+    let mut world = World::new(MANIFEST);
+    world.observed.environments[0]
+        .networks
+        .get_mut("default")
+        .unwrap()
+        .active = false;
+    let err = world.plan(Target::Running, all()).unwrap_err();
+    assert!(err.to_string().contains("net-start default"), "{err}");
+    assert!(
+        world.plan(Target::Absent, all()).is_ok(),
+        "destroying needs no network"
+    );
+
+    world.observed.environments[0].networks.clear();
+    let err = world.plan(Target::Running, all()).unwrap_err();
+    assert!(
+        matches!(err, PlanError::NetworkMissing { ref network, .. } if network == "default"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_shared_directory_is_a_plan_error() {
+    let mut world = World::new(MANIFEST);
+    world
+        .files("web")
+        .missing_shares
+        .push("/nonexistent/salt".into());
+    let err = world.plan(Target::Running, all()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("shares /nonexistent/salt, which does not exist"),
+        "{err}"
+    );
 }

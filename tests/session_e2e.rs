@@ -15,6 +15,20 @@ struct SessionLab {
 
 impl SessionLab {
     fn new(name: &str) -> Self {
+        Self::with(
+            name,
+            "      - vm_name: one
+        interfaces: []
+      - vm_name: two
+        interfaces: [{network_type: user}]
+      - vm_name: three
+        interfaces: []
+        disks: [{name: root}, {name: data, size: 8M}]
+",
+        )
+    }
+
+    fn with(name: &str, machines: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache/cloud-images");
         std::fs::create_dir_all(&cache).unwrap();
@@ -42,14 +56,7 @@ impl SessionLab {
       disk_image_basedir: {base}/vms
       cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
     machines:
-      - vm_name: one
-        interfaces: []
-      - vm_name: two
-        interfaces: [{{network_type: user}}]
-      - vm_name: three
-        interfaces: []
-        disks: [{{name: root}}, {{name: data, size: 8M}}]
-images:
+{machines}images:
   tiny:
     image_url: {base}/source/tiny.qcow2
 "
@@ -202,4 +209,96 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     assert!(Path::new(&lab.vms())
         .join(format!("{}.lock", lab.env))
         .exists());
+}
+
+fn virsh(args: &[&str]) -> String {
+    let out = Command::new("virsh")
+        .args(["-c", "qemu:///session"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "virsh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_disk_and_nic_is_attached_and_cleanup_keeps_foreign_files() {
+    let lab = SessionLab::with(
+        "dev",
+        "      - vm_name: full
+        disks: [{name: root}, {name: data, size: 8M}, {name: logs, size: 4M}]
+        interfaces: [{network_type: user}, {name: mgmt, network_type: passt, ssh_port: auto}]
+",
+    );
+    lab.ok(&["up", "--all"]);
+    let domain = format!("full_{}", lab.env);
+    let disks = virsh(&["domblklist", &domain]);
+    for target in ["vda", "vdb", "vdc", "vdd"] {
+        assert!(disks.contains(target), "{target} in\n{disks}");
+    }
+    assert!(disks.contains("cidata.iso"), "{disks}");
+    let nics = virsh(&["domiflist", &domain]);
+    let desired = lvlab::manifest::load(&lab.dir.path().join("Lvlab.yml")).unwrap();
+    for nic in &desired.environments[0].machines[0].interfaces {
+        assert!(
+            nics.contains(&nic.mac.to_string()),
+            "{} in\n{nics}",
+            nic.mac
+        );
+    }
+    let status = lab.ok(&["status"]);
+    assert!(status.contains("127.0.0.1:"), "the passt forward: {status}");
+
+    // The blank image answers no ACPI request: --force powers it off.
+    let out = lab.run(&["down", "--timeout", "2", "--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("did not stop within 2s; powering it off"),
+        "{stderr}"
+    );
+
+    let vm_dir = lab.vms().join(&lab.env).join("full");
+    std::fs::write(vm_dir.join("notes.txt"), "mine").unwrap();
+    let out = lab.run(&["destroy", "--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("notes.txt") && stderr.contains("lvlab did not make it"),
+        "reported: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vm_dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    let left: Vec<_> = std::fs::read_dir(&vm_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["notes.txt"], "every file lvlab made is gone");
+    assert!(lab.domains().is_empty());
+}
+
+#[test]
+fn a_kvm_guest_that_cannot_run_here_says_to_use_tcg() {
+    let lab = SessionLab::with(
+        "kvm",
+        "      - vm_name: fast\n        domain_type: kvm\n        interfaces: []\n",
+    );
+    let out = lab.run(&["up", "--all"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        // A host where KVM works: the guest runs.
+        assert!(lab.ok(&["status"]).contains(" running "), "{stdout}");
+    } else {
+        assert!(
+            stderr.contains("set `domain_type: qemu`"),
+            "{stdout}\n{stderr}"
+        );
+    }
 }

@@ -36,19 +36,71 @@ fn with_uuid(xml: &str, uuid: &str) -> String {
     xml.replacen("</name>", &format!("</name>\n  <uuid>{uuid}</uuid>"), 1)
 }
 
-pub fn start(conn: &Connection, name: &str) -> Result<(), String> {
+/// How long a KVM guest is watched after its start: on hosts where KVM is
+/// offered but broken (nested virtualization), the guest dies or pauses
+/// within moments.
+const KVM_WATCH: Duration = Duration::from_secs(2);
+
+const KVM_HINT: &str = "KVM does not work on this host (often nested virtualization): \
+     set `domain_type: qemu` to run the machine under software emulation (TCG)";
+
+pub fn start(conn: &Connection, name: &str, kvm: bool) -> Result<(), String> {
     let domain = lookup(conn, name)?;
-    match state(conn, name)? {
-        PowerState::Running => Ok(()),
-        PowerState::Paused => domain
-            .resume()
-            .map(drop)
-            .map_err(|e| conn.error("resume", e).to_string()),
-        _ => domain
-            .create()
-            .map(drop)
-            .map_err(|e| conn.error("start", e).to_string()),
+    let started = match state(conn, name)? {
+        PowerState::Running => return Ok(()),
+        PowerState::Paused => domain.resume().map(drop),
+        _ => domain.create().map(drop),
+    };
+    if let Err(e) = started {
+        let message = conn.error("start", e).to_string();
+        return Err(if kvm && message.to_lowercase().contains("kvm") {
+            format!("{message}\n  hint: {KVM_HINT}")
+        } else {
+            message
+        });
     }
+    if kvm {
+        watch_kvm_start(conn, name)?;
+    }
+    Ok(())
+}
+
+/// Fails when a KVM guest pauses or stops right after its start, quoting
+/// QEMU's log.
+fn watch_kvm_start(conn: &Connection, name: &str) -> Result<(), String> {
+    let deadline = Instant::now() + KVM_WATCH;
+    while Instant::now() < deadline {
+        match state(conn, name)? {
+            PowerState::Running => std::thread::sleep(POLL),
+            state => {
+                let log = qemu_log_tail(name).unwrap_or_default();
+                return Err(format!(
+                    "{name} is {} right after its start{log}\n  hint: {KVM_HINT}",
+                    state.label()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The last lines of the domain's QEMU log, where libvirt keeps it locally.
+fn qemu_log_tail(name: &str) -> Option<String> {
+    let home_log = std::env::var_os("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/libvirt/qemu/log"));
+    let dirs = [
+        Some(std::path::PathBuf::from("/var/log/libvirt/qemu")),
+        home_log,
+    ];
+    let text = dirs
+        .into_iter()
+        .flatten()
+        .find_map(|dir| std::fs::read_to_string(dir.join(format!("{name}.log"))).ok())?;
+    let tail: Vec<&str> = text.lines().rev().take(3).collect();
+    Some(format!(
+        " (QEMU log: {})",
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    ))
 }
 
 /// ACPI shutdown, then wait up to `timeout` for the guest to stop; then

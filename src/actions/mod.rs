@@ -89,7 +89,12 @@ fn run_machine_action(
             files::record_definition(machine, rendered)?;
             domain::define(conn, domain, &rendered.definition)
         }
-        Action::StartDomain => domain::start(conn, domain),
+        Action::StartDomain => {
+            let kvm = rendered
+                .and_then(|r| r.fields.0.get("domain_type"))
+                .is_some_and(|t| t == "kvm");
+            domain::start(conn, domain, kvm)
+        }
         Action::ShutdownDomain => domain::shutdown(conn, domain, ctx.shutdown_timeout, ctx.force),
         Action::PowerOffDomain => domain::power_off(conn, domain),
         Action::UndefineDomain => domain::undefine(conn, domain),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
 use crate::manifest;
-use crate::observe::{MachineFiles, ObservedEnvironment};
+use crate::observe::{runtime, MachineFiles, ObservedEnvironment};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -28,10 +28,17 @@ struct MachineStatus {
     machine: String,
     domain: String,
     state: String,
+    vcpus: Option<u32>,
+    memory_mib: Option<u64>,
+    /// Guest addresses from DHCP leases or the guest agent.
+    addresses: Vec<String>,
     /// `127.0.0.1:PORT` forwarded to the guest's SSH, when there is one.
     ssh: Option<String>,
+    uptime_seconds: Option<u64>,
     image: String,
     image_cached: bool,
+    /// virtiofs tags the guest can mount.
+    mount_tags: Vec<String>,
 }
 
 pub fn run(
@@ -58,17 +65,33 @@ pub fn run(
                 .get(&machine.vm_name)
                 .cloned()
                 .unwrap_or_default();
+            let deployed = seen.domain(&machine.domain_name).is_some();
+            let runtime = deployed
+                .then(|| runtime::read(lab.hypervisors.get(&env.libvirt_uri), &machine.domain_name))
+                .flatten();
             rows.push(MachineStatus {
                 environment: env.name.clone(),
                 machine: machine.vm_name.clone(),
                 domain: machine.domain_name.clone(),
                 state: state(seen, &machine.domain_name),
+                vcpus: runtime.as_ref().map(|r| r.vcpus),
+                memory_mib: runtime.as_ref().map(|r| r.memory_mib),
+                addresses: runtime
+                    .as_ref()
+                    .map(|r| r.addresses.clone())
+                    .unwrap_or_default(),
                 ssh: ssh_address(&files),
+                uptime_seconds: runtime.as_ref().and_then(|r| r.uptime).map(|d| d.as_secs()),
                 image: machine.os.clone(),
                 image_cached: observed
                     .images
                     .get(&machine.image_path)
                     .is_some_and(|i| i.present),
+                mount_tags: machine
+                    .shared_directories
+                    .iter()
+                    .map(|d| d.mount_tag.clone())
+                    .collect(),
             });
         }
     }
@@ -95,16 +118,40 @@ fn ssh_address(files: &MachineFiles) -> Option<String> {
 }
 
 fn table(rows: &[MachineStatus]) -> String {
-    let header = ["ENVIRONMENT", "MACHINE", "DOMAIN", "STATE", "SSH", "IMAGE"];
-    let cells: Vec<[String; 6]> = rows
+    let with_shares = rows.iter().any(|r| !r.mount_tags.is_empty());
+    let mut header = vec![
+        "ENVIRONMENT",
+        "MACHINE",
+        "DOMAIN",
+        "STATE",
+        "CPU",
+        "MEMORY",
+        "ADDRESS",
+        "SSH",
+        "UPTIME",
+        "IMAGE",
+    ];
+    if with_shares {
+        header.push("SHARES");
+    }
+    let dash = || "-".to_string();
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
+            let mut row = vec![
                 r.environment.clone(),
                 r.machine.clone(),
                 r.domain.clone(),
                 r.state.clone(),
-                r.ssh.clone().unwrap_or_else(|| "-".into()),
+                r.vcpus.map_or_else(dash, |v| v.to_string()),
+                r.memory_mib.map_or_else(dash, |m| format!("{m} MiB")),
+                if r.addresses.is_empty() {
+                    dash()
+                } else {
+                    r.addresses.join(",")
+                },
+                r.ssh.clone().unwrap_or_else(dash),
+                r.uptime_seconds.map_or_else(dash, human_duration),
                 format!(
                     "{} ({})",
                     r.image,
@@ -114,7 +161,15 @@ fn table(rows: &[MachineStatus]) -> String {
                         "not cached"
                     }
                 ),
-            ]
+            ];
+            if with_shares {
+                row.push(if r.mount_tags.is_empty() {
+                    dash()
+                } else {
+                    r.mount_tags.join(",")
+                });
+            }
+            row
         })
         .collect();
     let widths: Vec<usize> = (0..header.len())
@@ -136,12 +191,20 @@ fn table(rows: &[MachineStatus]) -> String {
             .trim_end()
             .to_string()
     };
-    let mut out = line(header.to_vec()) + "\n";
+    let mut out = line(header) + "\n";
     for row in &cells {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
         out.push('\n');
     }
     out
+}
+
+fn human_duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 const LANDING: &str = "\

@@ -4,7 +4,9 @@
 
 pub mod capabilities;
 pub mod domains;
+pub mod networks;
 pub mod osinfo;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ pub struct ObservedEnvironment {
     pub host: HostFacts,
     /// Every domain on the environment's connection, lvlab's or not.
     pub domains: Vec<ObservedDomain>,
+    /// The connection's libvirt networks, by name.
+    pub networks: BTreeMap<String, networks::ObservedNetwork>,
     /// The files of each machine in the manifest, by vm_name.
     pub machines: BTreeMap<String, MachineFiles>,
 }
@@ -51,6 +55,8 @@ pub struct MachineFiles {
     pub seed_iso: bool,
     /// Contents of the [`RECORDED_FILES`] that exist.
     pub recorded: BTreeMap<String, String>,
+    /// Shared directory sources that do not exist.
+    pub missing_shares: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,6 +100,7 @@ pub fn observe(
         let conn = hypervisors.get(&env.libvirt_uri);
         let host = host_facts(conn)?;
         let domains = domains::list(conn)?;
+        let networks = networks::list(conn)?;
         let machines = env
             .machines
             .iter()
@@ -112,6 +119,7 @@ pub fn observe(
             uri: env.libvirt_uri.clone(),
             host,
             domains,
+            networks,
             machines,
         });
     }
@@ -156,6 +164,12 @@ pub fn machine_files(machine: &MachineSpec) -> MachineFiles {
         recorded: RECORDED_FILES
             .iter()
             .filter_map(|name| read_small(&dir.join(name)).map(|text| (name.to_string(), text)))
+            .collect(),
+        missing_shares: machine
+            .shared_directories
+            .iter()
+            .filter(|d| !d.source.is_dir())
+            .map(|d| d.source.clone())
             .collect(),
     }
 }

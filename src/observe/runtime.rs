@@ -1,0 +1,76 @@
+//! What a running domain looks like from the host, for `status`: its vCPUs
+//! and memory, its addresses (libvirt's DHCP leases, else the guest agent),
+//! and how long its QEMU process has run. Only `status` asks; plans never
+//! need it.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use virt::sys;
+
+use crate::libvirt::Connection;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Runtime {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// `address/prefix` for each address the guest has, when known.
+    pub addresses: Vec<String>,
+    #[serde(serialize_with = "seconds")]
+    pub uptime: Option<Duration>,
+}
+
+fn seconds<S: serde::Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => s.serialize_some(&d.as_secs()),
+        None => s.serialize_none(),
+    }
+}
+
+/// `None` when the domain does not exist. Addresses and uptime are best
+/// effort: a guest without an agent, or a remote host, leaves them empty.
+pub fn read(conn: &Connection, name: &str) -> Option<Runtime> {
+    let domain = conn.raw().lookup_domain_by_name(name).ok()?;
+    let info = domain.info().ok()?;
+    let active = domain.is_active().unwrap_or(false);
+    let addresses = if active {
+        [
+            sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+            sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+        ]
+        .into_iter()
+        .filter_map(|source| domain.interface_addresses(source, 0).ok())
+        .map(|interfaces| {
+            interfaces
+                .iter()
+                .filter(|i| i.name != "lo")
+                .flat_map(|i| i.addrs.iter().map(|a| format!("{}/{}", a.addr, a.prefix)))
+                .filter(|a| !a.starts_with("127.") && !a.starts_with("::1/"))
+                .collect::<Vec<_>>()
+        })
+        .find(|found| !found.is_empty())
+        .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Some(Runtime {
+        vcpus: info.nr_virt_cpu,
+        memory_mib: info.max_mem / 1024,
+        addresses,
+        uptime: if active { uptime(name) } else { None },
+    })
+}
+
+/// libvirt writes a QEMU pid file when the process starts: its age is the
+/// domain's uptime.
+fn uptime(name: &str) -> Option<Duration> {
+    let runtime_dir =
+        std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("libvirt/qemu/run"));
+    [Some(PathBuf::from("/run/libvirt/qemu")), runtime_dir]
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(format!("{name}.pid")))
+        .find_map(|pid| std::fs::metadata(pid).ok()?.modified().ok())
+        .and_then(|started| SystemTime::now().duration_since(started).ok())
+}
