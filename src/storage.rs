@@ -138,9 +138,16 @@ pub fn remove_files(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, Storag
     Ok(left)
 }
 
+/// Directories on the way are 0755 whatever the umask: the QEMU process of
+/// `qemu:///system` runs as another user and must reach the files.
 fn ensure_parent(path: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::DirBuilderExt;
     let parent = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io("create directory", parent))
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(parent)
+        .map_err(io("create directory", parent))
 }
 
 fn partial_path(path: &Path) -> PathBuf {
@@ -254,6 +261,17 @@ mod tests {
             !vm.exists() && !dir.path().join("env").exists(),
             "the environment dir goes too"
         );
+    }
+
+    #[test]
+    fn directories_on_the_way_are_traversable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        write_file(&dir.path().join("a/b/file"), b"x", 0o600).unwrap();
+        for d in ["a", "a/b"] {
+            let mode = fs::metadata(dir.path().join(d)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o755, 0o755, "{d}");
+        }
     }
 
     #[test]
