@@ -138,6 +138,20 @@ pub fn remove_files(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, Storag
     Ok(left)
 }
 
+/// Whether a volume (disk, seed, image) exists.
+pub fn volume_exists(path: &Path) -> bool {
+    path.is_file()
+}
+
+pub fn directory_exists(path: &Path) -> bool {
+    path.is_dir()
+}
+
+/// A small text file lvlab keeps beside the volumes, if it is there.
+pub fn read_text(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
 /// Directories on the way are 0755 whatever the umask: the QEMU process of
 /// `qemu:///system` runs as another user and must reach the files.
 fn ensure_parent(path: &Path) -> Result<(), StorageError> {
@@ -269,7 +283,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_file(&dir.path().join("a/b/file"), b"x", 0o600).unwrap();
         for d in ["a", "a/b"] {
-            let mode = fs::metadata(dir.path().join(d)).unwrap().permissions().mode() & 0o777;
+            let mode = fs::metadata(dir.path().join(d))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode & 0o755, 0o755, "{d}");
         }
     }

@@ -9,7 +9,7 @@ pub mod osinfo;
 pub mod runtime;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::desired::{EnvironmentSpec, MachineSpec};
 use crate::domain::HostFacts;
 use crate::libvirt::{Hypervisors, LibvirtError};
+use crate::storage;
 pub use domains::{ObservedDomain, PowerState};
 
 /// Files lvlab keeps in each VM directory besides disks and the seed ISO:
@@ -110,7 +111,7 @@ pub fn observe(
             observed.images.insert(
                 machine.image_path.clone(),
                 ImageState {
-                    present: machine.image_path.is_file(),
+                    present: storage::volume_exists(&machine.image_path),
                 },
             );
         }
@@ -154,16 +155,18 @@ fn find_virtiofsd() -> Option<PathBuf> {
 pub fn machine_files(machine: &MachineSpec) -> MachineFiles {
     let dir = &machine.vm_dir;
     MachineFiles {
-        dir_exists: dir.is_dir(),
+        dir_exists: storage::directory_exists(dir),
         disks: machine
             .disks
             .iter()
-            .map(|d| (d.path.clone(), d.path.is_file()))
+            .map(|d| (d.path.clone(), storage::volume_exists(&d.path)))
             .collect(),
-        seed_iso: crate::domain::seed_path(machine).is_file(),
+        seed_iso: storage::volume_exists(&crate::domain::seed_path(machine)),
         recorded: RECORDED_FILES
             .iter()
-            .filter_map(|name| read_small(&dir.join(name)).map(|text| (name.to_string(), text)))
+            .filter_map(|name| {
+                storage::read_text(&dir.join(name)).map(|text| (name.to_string(), text))
+            })
             .collect(),
         missing_shares: machine
             .shared_directories
@@ -172,8 +175,4 @@ pub fn machine_files(machine: &MachineSpec) -> MachineFiles {
             .map(|d| d.source.clone())
             .collect(),
     }
-}
-
-fn read_small(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
 }
