@@ -302,3 +302,20 @@ fn a_kvm_guest_that_cannot_run_here_says_to_use_tcg() {
         );
     }
 }
+
+#[test]
+fn wait_gives_up_naming_the_machines_without_ssh() {
+    let lab = SessionLab::with(
+        "wait",
+        "      - vm_name: mute\n        interfaces: [{network_type: passt, ssh_port: auto}]\n      - vm_name: nonic\n        interfaces: []\n",
+    );
+    let out = lab.run(&["up", "--all", "--wait", "--wait-timeout", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("nonic: no SSH endpoint"), "{stdout}");
+    assert!(
+        stderr.contains("not reachable on SSH within 3s: mute (127.0.0.1:"),
+        "{stderr}"
+    );
+}

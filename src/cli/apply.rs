@@ -12,6 +12,7 @@ use clap::Args;
 
 use super::progress::LineProgress;
 use super::reconcile_args::{Selectors, Session};
+use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
 use crate::apply::EnvironmentLock;
 use crate::plan::saved::SavedPlan;
@@ -30,6 +31,9 @@ pub struct ApplyArgs {
     /// Apply without asking for confirmation
     #[arg(long)]
     pub auto_approve: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// How a plan is carried out; shared by apply and the classic commands.
@@ -60,6 +64,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<E
         shutdown: ApplyOptions::default().shutdown_timeout,
         force: false,
         saved: None,
+        wait: args.wait.wait.then(|| args.wait.clone()),
     };
     flow.run(&session, printer)
 }
@@ -88,6 +93,7 @@ fn apply_saved(
         shutdown: ApplyOptions::default().shutdown_timeout,
         force: false,
         saved: Some(&saved),
+        wait: args.wait.wait.then(|| args.wait.clone()),
     };
     flow.run(&session, printer)
 }
@@ -114,6 +120,8 @@ pub struct Flow<'a> {
     pub shutdown: Duration,
     pub force: bool,
     pub saved: Option<&'a SavedPlan>,
+    /// Wait for SSH on the machines after a successful apply.
+    pub wait: Option<WaitArgs>,
 }
 
 impl Flow<'_> {
@@ -131,7 +139,9 @@ impl Flow<'_> {
         );
         printer.out(text.trim_end());
         if planned.plan.is_empty() {
-            return Ok(ExitCode::SUCCESS);
+            return self
+                .wait_if_asked(&lab, printer)
+                .map(|()| ExitCode::SUCCESS);
         }
         if let Some(confirm) = &self.confirm {
             if !ask(confirm)? {
@@ -146,7 +156,20 @@ impl Flow<'_> {
             force: self.force,
         };
         let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag());
-        Ok(report(&lab, &planned, &outcome, printer))
+        let code = report(&lab, &planned, &outcome, printer);
+        if outcome.succeeded() {
+            self.wait_if_asked(&lab, printer)?;
+        }
+        Ok(code)
+    }
+
+    fn wait_if_asked(&self, lab: &Lab, printer: &Printer) -> Result<(), CliError> {
+        match &self.wait {
+            Some(args) if self.target == Target::Running => {
+                super::wait::wait_for_ssh(lab, &self.selection.machines, args, printer)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn lock(&self, lab: &Lab) -> Result<Vec<EnvironmentLock>, CliError> {

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::apply::{Confirm, ExecutionArgs, Flow};
 use super::reconcile_args::Session;
+use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
 use crate::plan::{Selection, Target};
 
@@ -29,6 +30,8 @@ pub struct UpArgs {
     pub env: Option<String>,
     #[command(flatten)]
     pub execution: ExecutionArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -71,7 +74,9 @@ const DESTROY: Confirm = Confirm {
 
 pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
-    flow(Target::Running, &args.vms, &args.execution, None).run(&session, printer)
+    let mut flow = flow(Target::Running, &args.vms, &args.execution, None);
+    flow.wait = args.wait.wait.then(|| args.wait.clone());
+    flow.run(&session, printer)
 }
 
 pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<ExitCode, CliError> {
@@ -117,6 +122,7 @@ fn flow<'a>(
         shutdown: Duration::from_secs(120),
         force: false,
         saved: None,
+        wait: None,
     }
 }
 

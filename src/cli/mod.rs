@@ -12,6 +12,7 @@ mod progress;
 mod reconcile_args;
 mod status;
 mod validate;
+mod wait;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,6 +7,7 @@ pub mod domains;
 pub mod networks;
 pub mod osinfo;
 pub mod runtime;
+pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
