@@ -319,3 +319,30 @@ fn wait_gives_up_naming_the_machines_without_ssh() {
         "{stderr}"
     );
 }
+
+#[test]
+fn shared_directories_start_with_virtiofs_and_missing_sources_stop_the_plan() {
+    let share = tempfile::tempdir().unwrap();
+    let lab = SessionLab::with(
+        "share",
+        &format!(
+            "      - vm_name: files\n        interfaces: [{{network_type: passt}}]\n        shared_directories: [{{source: {}, mount_tag: data}}]\n",
+            share.path().display()
+        ),
+    );
+    lab.ok(&["up", "--all"]);
+    let status = lab.ok(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(rows[0]["state"], "running");
+    assert_eq!(rows[0]["mount_tags"], serde_json::json!(["data"]));
+    let xml = virsh(&["dumpxml", &format!("files_{}", lab.env)]);
+    assert!(xml.contains("virtiofs") && xml.contains("<target dir='data'/>"), "{xml}");
+    lab.ok(&["destroy", "--force"]);
+
+    let gone = share.path().display().to_string();
+    drop(share);
+    let out = lab.run(&["plan"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains(&format!("shares {gone}, which does not exist")), "{stderr}");
+}
