@@ -2,6 +2,10 @@
 //! test, since a test:/// host lives as long as its connection): plan,
 //! apply, plan again; drift; stop; destroy. Disks and seeds are real files.
 
+#[path = "support/tiny_image.rs"]
+mod support;
+use support::tiny_image;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -24,15 +28,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache/cloud-images");
-        std::fs::create_dir_all(&cache).unwrap();
-        let status = std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(cache.join("tiny.qcow2"))
-            .arg("64M")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "64M");
         Self { dir }
     }
 

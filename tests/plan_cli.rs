@@ -2,6 +2,10 @@
 //! libvirt's test driver opened on the hypervisor states in `state/`. Each
 //! run of the binary opens the state file afresh.
 
+#[path = "support/tiny_image.rs"]
+mod support;
+use support::tiny_image;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -14,15 +18,7 @@ impl Lab {
     /// given state file, with the image already in the cache.
     fn on(state: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache/cloud-images");
-        std::fs::create_dir_all(&cache).unwrap();
-        let made = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(cache.join("tiny.qcow2"))
-            .arg("16M")
-            .status()
-            .unwrap();
-        assert!(made.success());
+        tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
         let lab = Self { dir };
         lab.write_manifest(state, 256);
         lab

@@ -3,6 +3,10 @@
 //! destroy; an apply killed half-way converges on the next run; a second
 //! apply waits for the first one's lock.
 
+#[path = "support/tiny_image.rs"]
+mod support;
+use support::tiny_image;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -30,15 +34,7 @@ impl SessionLab {
 
     fn with(name: &str, machines: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache/cloud-images");
-        std::fs::create_dir_all(&cache).unwrap();
-        let made = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(cache.join("tiny.qcow2"))
-            .arg("16M")
-            .status()
-            .unwrap();
-        assert!(made.success());
+        tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
         let env = format!("{name}{}", std::process::id());
         let base = dir.path().display();
         std::fs::write(
@@ -336,7 +332,10 @@ fn shared_directories_start_with_virtiofs_and_missing_sources_stop_the_plan() {
     assert_eq!(rows[0]["state"], "running");
     assert_eq!(rows[0]["mount_tags"], serde_json::json!(["data"]));
     let xml = virsh(&["dumpxml", &format!("files_{}", lab.env)]);
-    assert!(xml.contains("virtiofs") && xml.contains("<target dir='data'/>"), "{xml}");
+    assert!(
+        xml.contains("virtiofs") && xml.contains("<target dir='data'/>"),
+        "{xml}"
+    );
     lab.ok(&["destroy", "--force"]);
 
     let gone = share.path().display().to_string();
@@ -344,5 +343,8 @@ fn shared_directories_start_with_virtiofs_and_missing_sources_stop_the_plan() {
     let out = lab.run(&["plan"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains(&format!("shares {gone}, which does not exist")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("shares {gone}, which does not exist")),
+        "{stderr}"
+    );
 }
