@@ -65,8 +65,14 @@ pub struct ChecksumRecord {
 pub struct SignatureRecord {
     /// `clearsigned`, or the detached signature's URL.
     pub signature: String,
+    /// The cached copy of a detached signature, in the same directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_file: Option<String>,
     /// Where the keys came from.
     pub keys: String,
+    /// The cached copy of keys fetched over HTTP, in the same directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_file: Option<String>,
     /// Fingerprint of the primary key whose key (or subkey) made the signature.
     pub key_fingerprint: String,
 }

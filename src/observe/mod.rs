@@ -3,4 +3,5 @@
 //! anything.
 
 pub mod capabilities;
+pub mod disks;
 pub mod osinfo;
