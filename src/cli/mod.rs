@@ -3,7 +3,11 @@
 //! rendered once, here, and every error exits 1.
 
 mod capabilities;
+mod image_set;
+mod images;
+mod init;
 mod output;
+mod progress;
 mod validate;
 
 use std::path::PathBuf;
@@ -53,6 +57,11 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show what the libvirt host offers: hypervisor, KVM or only TCG, limits
     Capabilities(capabilities::CapabilitiesArgs),
+    /// Download and verify images into the cache (the manifest's, or named
+    /// ones; without a manifest, from the built-in catalog)
+    Init(init::InitArgs),
+    /// What the image caches hold, and cleaning them
+    Images(images::ImagesArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -68,6 +77,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args, &printer),
         Command::Capabilities(args) => capabilities::run(&cli.global, args, &printer),
+        Command::Init(args) => init::run(&cli.global, args, &printer),
+        Command::Images(args) => images::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,
@@ -102,8 +113,16 @@ pub enum CliError {
     Manifest(#[from] crate::manifest::ManifestError),
     #[error(transparent)]
     Libvirt(#[from] crate::libvirt::LibvirtError),
+    #[error(transparent)]
+    Image(Box<crate::images::ImageError>),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<crate::images::ImageError> for CliError {
+    fn from(err: crate::images::ImageError) -> Self {
+        CliError::Image(Box::new(err))
+    }
 }
 
 impl CliError {

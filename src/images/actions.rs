@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::cache;
 use super::checksums::{self, algorithm_name};
-use super::error::ImageError;
+use super::error::{ImageError, Mismatch};
 use super::fetch::{Fetcher, Small};
 use super::hash;
 use super::progress::{Phase, Reporter};
@@ -134,12 +134,13 @@ pub fn ensure_image(
                 }
                 None => (String::from_utf8_lossy(&fetched).into_owned(), None),
             };
-            let expected = checksums::find(&listing, &spec.file_name, checksum.algorithm)
-                .map_err(|source| ImageError::Listing {
+            let expected = checksums::find(&listing, &spec.file_name, checksum.algorithm).map_err(
+                |source| ImageError::Listing {
                     key: key.to_string(),
                     checksum_url: checksum.source.to_string(),
                     source,
-                })?;
+                },
+            )?;
             let checksum_path = cache_dir.join(&checksum.file_name);
             record::write_atomically(&checksum_path, &fetched).map_err(io_err(&checksum_path))?;
             let verified = VerifiedListing {
@@ -154,7 +155,9 @@ pub fn ensure_image(
                 },
                 signature,
             };
-            download_verified(fetcher, spec, cache_dir, record, verified, options, reporter)
+            download_verified(
+                fetcher, spec, cache_dir, record, verified, options, reporter,
+            )
         }
     }
 }
@@ -214,10 +217,15 @@ fn ensure_unverified(
     };
     let (target, outcome, file) = match std::fs::metadata(&canonical) {
         // A file placed by hand (or an earlier lvlab's): recorded as it is.
-        Ok(meta) if record.is_none() => (spec.file_name.clone(), Outcome::Adopted, entry(meta.len())),
+        Ok(meta) if record.is_none() => {
+            (spec.file_name.clone(), Outcome::Adopted, entry(meta.len()))
+        }
         _ => {
             let target = if canonical.exists() {
-                cache::versioned_name(&spec.file_name, &hash::sha256_hex(spec.source.to_string().as_bytes())[..12])
+                cache::versioned_name(
+                    &spec.file_name,
+                    &hash::sha256_hex(spec.source.to_string().as_bytes())[..12],
+                )
             } else {
                 spec.file_name.clone()
             };
@@ -263,7 +271,10 @@ pub fn fetch_checksums(
         what: "checksum file",
         source,
     };
-    match fetcher.fetch_small(&checksum.source, SMALL_LIMIT).map_err(fail)? {
+    match fetcher
+        .fetch_small(&checksum.source, SMALL_LIMIT)
+        .map_err(fail)?
+    {
         Small::Found(bytes) => Ok(bytes),
         Small::NotFound => Err(fail(not_found(&checksum.source))),
     }
@@ -313,7 +324,7 @@ pub fn verify_signature(
         key: key.clone(),
         checksum_url: checksum_url.clone(),
         keys: keys_origin.clone(),
-        source,
+        source: Box::new(source),
     };
     let keyring = Keyring::parse(&keys_bytes, &keys_origin).map_err(sig_err)?;
     let text = String::from_utf8_lossy(checksum_bytes);
@@ -484,22 +495,20 @@ pub fn download_verified(
         });
     }
     let canonical = dir.join(&spec.file_name);
-    let unrecorded_at_canonical =
-        canonical.exists() && !record.files.contains_key(&spec.file_name);
+    let unrecorded_at_canonical = canonical.exists() && !record.files.contains_key(&spec.file_name);
     if unrecorded_at_canonical {
         // Placed by hand, or recorded by nothing: it must match to stay.
         reporter.on_phase(key, Phase::Hashing);
         let size = std::fs::metadata(&canonical).map(|m| m.len()).ok();
         reporter.on_transfer(key, &canonical.display().to_string(), 0, size);
-        let (actual, size) =
-            hash::hash_file(&canonical, expected.algorithm, None, &mut |n| {
-                reporter.on_progress(key, n)
-            })
-            .map_err(|source| ImageError::Io {
-                key: key.clone(),
-                path: canonical.clone(),
-                source,
-            })?;
+        let (actual, size) = hash::hash_file(&canonical, expected.algorithm, None, &mut |n| {
+            reporter.on_progress(key, n)
+        })
+        .map_err(|source| ImageError::Io {
+            key: key.clone(),
+            path: canonical.clone(),
+            source,
+        })?;
         if actual != expected.hex {
             let kept = cache::rejected_path(dir, &spec.file_name);
             std::fs::rename(&canonical, &kept).map_err(|source| ImageError::Io {
@@ -628,14 +637,14 @@ fn retire(
 }
 
 fn mismatch(spec: &ImageSpec, expected: &Digest, actual: String, kept: PathBuf) -> ImageError {
-    ImageError::Mismatch {
+    ImageError::Mismatch(Box::new(Mismatch {
         key: spec.key.clone(),
         url: spec.source.to_string(),
         algorithm: algorithm_name(expected.algorithm),
         expected: expected.hex.clone(),
         actual,
         kept,
-    }
+    }))
 }
 
 /// The atomic step: a complete, checked `.partial` becomes the image.

@@ -5,7 +5,9 @@
 //! The URLs follow each distribution's published layout; `latest`/`current`
 //! links are used where one exists, so `init --refresh` picks up rebuilds.
 
-use crate::desired::{ChecksumAlgorithm, ChecksumSpec, ImageSpec, NetworkVersion, SignatureSpec, Source};
+use crate::desired::{
+    ChecksumAlgorithm, ChecksumSpec, ImageSpec, NetworkVersion, SignatureSpec, Source,
+};
 use crate::manifest::cache_file_name;
 
 /// One catalog image.

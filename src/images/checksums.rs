@@ -282,14 +282,23 @@ mod tests {
             H64.to_uppercase()
         );
         assert_eq!(
-            find(&text, "Fedora-Cloud-Base-Generic-44-1.7.x86_64.qcow2", Sha256).unwrap(),
+            find(
+                &text,
+                "Fedora-Cloud-Base-Generic-44-1.7.x86_64.qcow2",
+                Sha256
+            )
+            .unwrap(),
             H64
         );
     }
 
     #[test]
     fn debian_text_mode_and_ubuntu_binary_mode() {
-        let text = format!("{}  debian-13-generic-amd64.qcow2\n{}  other.raw\n", h128(), h128());
+        let text = format!(
+            "{}  debian-13-generic-amd64.qcow2\n{}  other.raw\n",
+            h128(),
+            h128()
+        );
         assert_eq!(
             find(&text, "debian-13-generic-amd64.qcow2", Sha512).unwrap(),
             h128()
@@ -349,12 +358,23 @@ mod tests {
     fn a_web_page_is_no_checksum_file() {
         let err = find("<html><body>Not here</body></html>", "x", Sha256).unwrap_err();
         assert!(err.to_string().contains("<html>"), "{err}");
-        assert!(matches!(find("", "x", Sha256), Err(LookupError::Empty { .. })));
+        assert!(matches!(
+            find("", "x", Sha256),
+            Err(LookupError::Empty { .. })
+        ));
     }
 
     #[test]
     fn garbage_never_panics() {
-        for text in ["(", ")(", "SHA256 () =", "SHA256 (x) = zz", "\\", "abc *", "é(é)=é"] {
+        for text in [
+            "(",
+            ")(",
+            "SHA256 () =",
+            "SHA256 (x) = zz",
+            "\\",
+            "abc *",
+            "é(é)=é",
+        ] {
             let _ = parse(text);
             let _ = find(text, "x", Sha256);
         }

@@ -46,7 +46,7 @@ pub enum ImageError {
         checksum_url: String,
         keys: String,
         #[source]
-        source: SignatureError,
+        source: Box<SignatureError>,
     },
     #[error("image `{key}`: {source}\n  checksum file: {checksum_url}")]
     Listing {
@@ -55,19 +55,8 @@ pub enum ImageError {
         #[source]
         source: LookupError,
     },
-    #[error(
-        "image `{key}`: {algorithm} mismatch for {url}\n  expected {expected}\n  got      \
-         {actual}\n  the file was kept as {} for inspection; nothing was put in the cache",
-        .kept.display()
-    )]
-    Mismatch {
-        key: String,
-        url: String,
-        algorithm: &'static str,
-        expected: String,
-        actual: String,
-        kept: PathBuf,
-    },
+    #[error("{0}")]
+    Mismatch(Box<Mismatch>),
     #[error("image `{key}`: {}: {source}", .path.display())]
     Io {
         key: String,
@@ -84,4 +73,20 @@ pub enum ImageError {
         path: PathBuf,
         sources: Vec<String>,
     },
+}
+
+/// A downloaded (or placed) file whose digest is not the published one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "image `{key}`: {algorithm} mismatch for {url}\n  expected {expected}\n  got      \
+     {actual}\n  the file was kept as {} for inspection; nothing was put in the cache",
+    .kept.display()
+)]
+pub struct Mismatch {
+    pub key: String,
+    pub url: String,
+    pub algorithm: &'static str,
+    pub expected: String,
+    pub actual: String,
+    pub kept: PathBuf,
 }

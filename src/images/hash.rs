@@ -148,9 +148,7 @@ impl HashPipe {
             return vec![0u8; BUFFER_SIZE];
         }
         // Every buffer is with the hasher: wait for one (back-pressure).
-        self.free
-            .recv()
-            .unwrap_or_else(|_| vec![0u8; BUFFER_SIZE])
+        self.free.recv().unwrap_or_else(|_| vec![0u8; BUFFER_SIZE])
     }
 
     /// Hands the first `len` bytes of `buffer` to the hasher.
@@ -211,7 +209,9 @@ mod tests {
 
     #[test]
     fn the_pipe_hashes_what_it_is_fed_in_order() {
-        let data: Vec<u8> = (0..3 * BUFFER_SIZE + 17).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..3 * BUFFER_SIZE + 17)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         let mut pipe = HashPipe::new(ChecksumAlgorithm::Sha256);
         for chunk in data.chunks(BUFFER_SIZE / 3 + 1) {
             pipe.feed(chunk);
@@ -225,8 +225,10 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"abcdef").unwrap();
         let mut seen = 0;
-        let (digest, n) =
-            hash_file(&path, ChecksumAlgorithm::Sha256, Some(3), &mut |k| seen += k).unwrap();
+        let (digest, n) = hash_file(&path, ChecksumAlgorithm::Sha256, Some(3), &mut |k| {
+            seen += k
+        })
+        .unwrap();
         assert_eq!((digest.as_str(), n, seen), (ABC_256, 3, 3));
     }
 }

@@ -112,7 +112,10 @@ pub fn load(dir: &Path, image_file: &str) -> Option<ImageRecord> {
             None
         }
         Err(err) => {
-            tracing::warn!("{}: damaged record ({err}); verifying again", path.display());
+            tracing::warn!(
+                "{}: damaged record ({err}); verifying again",
+                path.display()
+            );
             None
         }
     }

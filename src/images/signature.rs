@@ -98,7 +98,7 @@ impl Keyring {
 
     /// Primary key fingerprints, uppercase hex.
     pub fn fingerprints(&self) -> Vec<String> {
-        self.keys.iter().map(|k| fingerprint_of(k)).collect()
+        self.keys.iter().map(fingerprint_of).collect()
     }
 
     /// Checks a clearsigned text and returns the text the signature covers.
@@ -299,7 +299,8 @@ mod tests {
 
     #[test]
     fn blocks_are_split() {
-        let text = "x\n-----BEGIN A-----\n1\n-----END A-----\ny\n-----BEGIN A-----\n2\n-----END A-----\n";
+        let text =
+            "x\n-----BEGIN A-----\n1\n-----END A-----\ny\n-----BEGIN A-----\n2\n-----END A-----\n";
         assert_eq!(armored_blocks(text, "A").len(), 2);
     }
 }

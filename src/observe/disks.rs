@@ -127,8 +127,9 @@ pub fn qcow2_backing_file(path: &Path) -> io::Result<Option<String>> {
     file.seek(SeekFrom::Start(offset))?;
     let mut name = vec![0u8; size as usize];
     file.read_exact(&mut name)?;
-    let name = String::from_utf8(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "backing file name is not UTF-8"))?;
+    let name = String::from_utf8(name).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidData, "backing file name is not UTF-8")
+    })?;
     // A backing "file" given as a protocol URL (nbd:, json:) is not a local file.
     Ok((!name.contains(':') || name.starts_with('/')).then_some(name))
 }
