@@ -199,7 +199,9 @@ impl Fetcher {
     pub fn fetch_small(&self, source: &Source, limit: u64) -> Result<Small, FetchError> {
         match source {
             Source::File(path) => read_small_file(path, limit),
-            Source::Http(url) => self.with_retries(url, None, |_| self.small_once(url, limit)),
+            Source::Http(url) => {
+                self.with_retries(url, None, None, |_| self.small_once(url, limit))
+            }
         }
     }
 
@@ -216,15 +218,18 @@ impl Fetcher {
     ) -> Result<Downloaded, FetchError> {
         match source {
             Source::File(path) => copy_local(path, partial, algorithm, image, reporter),
-            Source::Http(url) => self.with_retries(url, Some((image, reporter)), |_| {
-                self.download_once(url, partial, algorithm, image, reporter)
-            }),
+            Source::Http(url) => {
+                self.with_retries(url, Some(partial), Some((image, reporter)), |_| {
+                    self.download_once(url, partial, algorithm, image, reporter)
+                })
+            }
         }
     }
 
     fn with_retries<T>(
         &self,
         url: &str,
+        restart_removes: Option<&Path>,
         report: Option<(&str, &dyn Reporter)>,
         mut once: impl FnMut(u32) -> Result<T, Failure>,
     ) -> Result<T, FetchError> {
@@ -236,6 +241,16 @@ impl Fetcher {
                 Err(Failure::Fatal(err)) => return Err(err.with_attempts(attempt)),
                 Err(Failure::Restart(why)) => {
                     tracing::debug!("{url}: starting over: {why}");
+                    if let Some(partial) = restart_removes {
+                        if let Err(err) = std::fs::remove_file(partial) {
+                            if err.kind() != io::ErrorKind::NotFound {
+                                return Err(FetchError::Write {
+                                    path: partial.to_path_buf(),
+                                    source: err,
+                                });
+                            }
+                        }
+                    }
                     if attempt > self.options.retries {
                         return Err(FetchError::Transport {
                             url: url.to_string(),
