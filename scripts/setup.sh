@@ -37,7 +37,7 @@ BACKPORTS_PACKAGES=(
 )
 PACKAGES=(
     pkg-config gcc passt xorriso cloud-init osinfo-db libosinfo-bin dnsmasq-base
-    gnupg curl ca-certificates openssh-client
+    gnupg curl ca-certificates openssh-client libssl-dev
 )
 
 ensure_backports_source() {

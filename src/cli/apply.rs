@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::progress::LineProgress;
+use super::apply_progress::LineProgress;
 use super::reconcile_args::{Selectors, Session};
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};

@@ -3,9 +3,13 @@
 //! rendered once, here, and every error exits 1.
 
 mod apply;
+mod apply_progress;
 mod capabilities;
 mod classic;
 mod cloudinit;
+mod image_set;
+mod images;
+mod init;
 mod output;
 mod plan;
 mod progress;
@@ -76,6 +80,11 @@ pub enum Command {
     /// Render a machine's cloud-init seed (meta-data, user-data,
     /// network-config and cidata.iso) into its directory, or print it
     Cloudinit(cloudinit::CloudinitArgs),
+    /// Download and verify images into the cache (the manifest's, or named
+    /// ones; without a manifest, from the built-in catalog)
+    Init(init::InitArgs),
+    /// What the image caches hold, and cleaning them
+    Images(images::ImagesArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -98,6 +107,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Destroy(args) => classic::destroy(&cli.global, args, &printer),
         Command::Status(args) => status::run(&cli.global, args, &printer),
         Command::Cloudinit(args) => cloudinit::run(&cli.global, args, &printer),
+        Command::Init(args) => init::run(&cli.global, args, &printer),
+        Command::Images(args) => images::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,
@@ -140,8 +151,16 @@ pub enum CliError {
     Lock(#[from] crate::apply::LockError),
     #[error(transparent)]
     SavedPlan(#[from] crate::plan::saved::SavedPlanError),
+    #[error(transparent)]
+    Image(Box<crate::images::ImageError>),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<crate::images::ImageError> for CliError {
+    fn from(err: crate::images::ImageError) -> Self {
+        CliError::Image(Box::new(err))
+    }
 }
 
 impl CliError {

@@ -3,6 +3,7 @@
 //! anything. The result, [`Observed`], is plain data the planner reads.
 
 pub mod capabilities;
+pub mod disks;
 pub mod domains;
 pub mod networks;
 pub mod osinfo;

@@ -1,0 +1,134 @@
+//! Which images a command works on and where their caches are: the
+//! manifest's images (each in the cache of the machines that use it), or,
+//! with no manifest, the built-in catalog in the default cache.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::{CliError, GlobalArgs};
+use crate::desired::ImageSpec;
+use crate::images::cache::default_cache_dir;
+use crate::images::catalog::CATALOG;
+use crate::images::DomainFiles;
+use crate::libvirt::Connection;
+use crate::manifest;
+use crate::observe::disks;
+
+/// An image in one cache directory.
+#[derive(Debug, Clone)]
+pub struct CachedImage {
+    pub spec: ImageSpec,
+    pub cache_dir: PathBuf,
+    /// `<environment>/<vm_name>` of each machine that uses it from this cache.
+    pub machines: Vec<String>,
+}
+
+pub struct ImageSet {
+    /// `None` when the built-in catalog stands in for a manifest.
+    pub manifest: Option<PathBuf>,
+    pub images: Vec<CachedImage>,
+    /// The manifest's libvirt URIs, each once.
+    pub uris: Vec<String>,
+}
+
+impl ImageSet {
+    pub fn cache_dirs(&self) -> BTreeSet<PathBuf> {
+        self.images.iter().map(|i| i.cache_dir.clone()).collect()
+    }
+}
+
+/// The manifest's images, or the catalog when there is no manifest here
+/// and none was named.
+pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
+    let path = manifest::manifest_path(global.file.as_deref());
+    if global.file.is_none() && !path.exists() {
+        let dir = default_cache_dir();
+        return Ok(ImageSet {
+            manifest: None,
+            images: CATALOG
+                .iter()
+                .map(|e| CachedImage {
+                    spec: e.to_spec(),
+                    cache_dir: dir.clone(),
+                    machines: Vec::new(),
+                })
+                .collect(),
+            uris: Vec::new(),
+        });
+    }
+    let desired = manifest::load(&path)?;
+    let mut dirs: BTreeMap<&str, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
+    let mut uris = Vec::new();
+    for env in &desired.environments {
+        if !uris.contains(&env.libvirt_uri) {
+            uris.push(env.libvirt_uri.clone());
+        }
+        for m in &env.machines {
+            let dir = m
+                .image_path
+                .parent()
+                .map_or_else(default_cache_dir, |p| p.to_path_buf());
+            dirs.entry(m.os.as_str())
+                .or_default()
+                .entry(dir)
+                .or_default()
+                .push(format!("{}/{}", env.name, m.vm_name));
+        }
+    }
+    // An image no machine uses goes where the machines' images go, when
+    // they agree on one cache; otherwise in the manifest's default cache.
+    let all_dirs: BTreeSet<&PathBuf> = dirs.values().flat_map(|d| d.keys()).collect();
+    let fallback = match all_dirs.iter().collect::<Vec<_>>().as_slice() {
+        [one] => (**one).clone(),
+        _ => PathBuf::from("/var/lib/libvirt/images/lvlab/cloud-images"),
+    };
+    let mut images = Vec::new();
+    for (key, spec) in &desired.images {
+        match dirs.get(key.as_str()) {
+            Some(by_dir) => {
+                for (dir, machines) in by_dir {
+                    images.push(CachedImage {
+                        spec: spec.clone(),
+                        cache_dir: dir.clone(),
+                        machines: machines.clone(),
+                    });
+                }
+            }
+            None => images.push(CachedImage {
+                spec: spec.clone(),
+                cache_dir: fallback.clone(),
+                machines: Vec::new(),
+            }),
+        }
+    }
+    Ok(ImageSet {
+        manifest: Some(desired.manifest_path.clone()),
+        images,
+        uris,
+    })
+}
+
+/// Files the domains on `uris` use. `None` when any URI cannot be read:
+/// then nothing may be removed on the grounds that no domain uses it.
+pub fn domain_files(uris: &[String]) -> (Option<DomainFiles>, Vec<String>) {
+    let mut all = DomainFiles::new();
+    let mut problems = Vec::new();
+    for uri in uris {
+        match Connection::open(uri).and_then(|conn| disks::domain_files(&conn)) {
+            Ok(files) => {
+                for (file, users) in files {
+                    let entry = all.entry(file).or_default();
+                    for user in users {
+                        let user = format!("{user} ({uri})");
+                        if !entry.contains(&user) {
+                            entry.push(user);
+                        }
+                    }
+                }
+            }
+            Err(err) => problems.push(err.to_string()),
+        }
+    }
+    let files = problems.is_empty().then_some(all);
+    (files, problems)
+}

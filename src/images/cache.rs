@@ -1,0 +1,188 @@
+//! Where things live in an image cache directory, and what each file there
+//! is. Naming only; the pipeline decides when files appear and go.
+//!
+//! For an image file `F` (the URL's last segment):
+//! - `F`: the image, immutable once verified;
+//! - `F.partial`: a download in progress (resumed by the next `init`);
+//! - `F.rejected`: a download that failed its checksum, kept for inspection;
+//! - `F.lvlab.json`: the verification record ([`super::record`]);
+//! - `F.<checksum file>` and `F.<signature file>`: what it was verified with;
+//! - `<stem>-<digest12>.<ext>`: a newer published version, downloaded beside
+//!   `F` by `init --refresh` (the record says which file is current);
+//! - the key file, under its URL's last segment, shared by images.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::record::{self, ImageRecord};
+
+pub const PARTIAL: &str = ".partial";
+pub const REJECTED: &str = ".rejected";
+
+/// The cache used without a manifest: `/var/lib/libvirt/images/lvlab/
+/// cloud-images` as root (the manifest's default base), otherwise
+/// `$XDG_DATA_HOME/lvlab/cloud-images` (`~/.local/share/lvlab/cloud-images`).
+pub fn default_cache_dir() -> PathBuf {
+    if is_root() {
+        return PathBuf::from("/var/lib/libvirt/images/lvlab/cloud-images");
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("lvlab").join("cloud-images")
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+pub fn with_suffix(dir: &Path, file: &str, suffix: &str) -> PathBuf {
+    dir.join(format!("{file}{suffix}"))
+}
+
+pub fn partial_path(dir: &Path, file: &str) -> PathBuf {
+    with_suffix(dir, file, PARTIAL)
+}
+
+pub fn rejected_path(dir: &Path, file: &str) -> PathBuf {
+    with_suffix(dir, file, REJECTED)
+}
+
+/// `<stem>-<tag>.<ext>` (`debian-13-generic-amd64-1a2b3c4d5e6f.qcow2`): a
+/// second version of `file` beside the first.
+pub fn versioned_name(file: &str, tag: &str) -> String {
+    match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{tag}.{ext}"),
+        _ => format!("{file}-{tag}"),
+    }
+}
+
+/// What a file in a cache directory is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheFileKind {
+    /// An image the record named `image_file` describes.
+    Image { image_file: String, current: bool },
+    /// A verification record.
+    Record { image_file: String },
+    /// A checksum file, detached signature or key file a record names.
+    Verification { image_file: String },
+    /// An unfinished download.
+    Partial,
+    /// A download that failed verification.
+    Rejected,
+    /// Nothing lvlab recorded: lvlab leaves it alone.
+    Foreign,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub kind: CacheFileKind,
+}
+
+/// Every file in `dir` (none when it does not exist), and the records found.
+pub fn scan(dir: &Path) -> io::Result<(Vec<CacheFile>, BTreeMap<String, ImageRecord>)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(err) => return Err(err),
+    };
+    let mut names = BTreeMap::new();
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        if let Some(name) = entry.file_name().to_str() {
+            names.insert(name.to_string(), meta.len());
+        }
+    }
+    let mut records = BTreeMap::new();
+    for name in names.keys() {
+        if let Some(image_file) = name.strip_suffix(record::SUFFIX) {
+            if let Some(rec) = record::load(dir, image_file) {
+                records.insert(image_file.to_string(), rec);
+            }
+        }
+    }
+    let mut owner: BTreeMap<&str, CacheFileKind> = BTreeMap::new();
+    for (image_file, rec) in &records {
+        owner.insert(
+            name_ref(&names, &format!("{image_file}{}", record::SUFFIX)),
+            CacheFileKind::Record {
+                image_file: image_file.clone(),
+            },
+        );
+        for (file, f) in &rec.files {
+            owner.insert(
+                name_ref(&names, file),
+                CacheFileKind::Image {
+                    image_file: image_file.clone(),
+                    current: *file == rec.current,
+                },
+            );
+            let extra = [
+                f.checksum.as_ref().map(|c| c.file.clone()),
+                f.signature.as_ref().and_then(|s| s.signature_file.clone()),
+                f.signature.as_ref().and_then(|s| s.keys_file.clone()),
+            ];
+            for name in extra.into_iter().flatten() {
+                owner
+                    .entry(name_ref(&names, &name))
+                    .or_insert(CacheFileKind::Verification {
+                        image_file: image_file.clone(),
+                    });
+            }
+        }
+    }
+    let files = names
+        .iter()
+        .map(|(name, size)| {
+            let kind = owner.get(name.as_str()).cloned().unwrap_or_else(|| {
+                if name.ends_with(PARTIAL) {
+                    CacheFileKind::Partial
+                } else if name.ends_with(REJECTED) {
+                    CacheFileKind::Rejected
+                } else {
+                    CacheFileKind::Foreign
+                }
+            });
+            CacheFile {
+                name: name.clone(),
+                path: dir.join(name),
+                size: *size,
+                kind,
+            }
+        })
+        .collect();
+    Ok((files, records))
+}
+
+/// `name` as stored in `names` (so the map can borrow it), or a leaked-free
+/// fallback: names not on disk simply never match.
+fn name_ref<'a>(names: &'a BTreeMap<String, u64>, name: &str) -> &'a str {
+    names
+        .get_key_value(name)
+        .map(|(k, _)| k.as_str())
+        .unwrap_or("\0absent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_names_keep_the_extension() {
+        assert_eq!(versioned_name("d.qcow2", "abc"), "d-abc.qcow2");
+        assert_eq!(versioned_name("noext", "abc"), "noext-abc");
+        assert_eq!(versioned_name(".hidden", "abc"), ".hidden-abc");
+    }
+}

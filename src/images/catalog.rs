@@ -1,0 +1,158 @@
+//! The built-in catalog: well-known cloud images `lvlab init` can fetch
+//! without a manifest. Each entry carries the publisher's checksum file and,
+//! where the publisher signs it, the signing keys' URL.
+//!
+//! The URLs follow each distribution's published layout; `latest`/`current`
+//! links are used where one exists, so `init --refresh` picks up rebuilds.
+
+use crate::desired::{
+    ChecksumAlgorithm, ChecksumSpec, ImageSpec, NetworkVersion, SignatureSpec, Source,
+};
+use crate::manifest::cache_file_name;
+
+/// One catalog image.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogEntry {
+    pub key: &'static str,
+    pub description: &'static str,
+    pub image_url: &'static str,
+    pub checksum_url: &'static str,
+    pub algorithm: ChecksumAlgorithm,
+    /// Keys that sign the checksum file, when the publisher signs it.
+    pub keys_url: Option<&'static str>,
+    /// A detached signature, when not `<checksum_url>.gpg` and friends.
+    pub signature_url: Option<&'static str>,
+    pub os_variant: &'static str,
+    pub family: &'static str,
+    pub username: &'static str,
+}
+
+pub const CATALOG: &[CatalogEntry] = &[
+    CatalogEntry {
+        key: "debian13",
+        description: "Debian 13 (trixie), generic cloud image",
+        image_url: "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-generic-amd64.qcow2",
+        checksum_url: "https://cloud.debian.org/images/cloud/trixie/latest/SHA512SUMS",
+        algorithm: ChecksumAlgorithm::Sha512,
+        // Debian publishes its cloud images' checksums over HTTPS unsigned.
+        keys_url: None,
+        signature_url: None,
+        os_variant: "debian13",
+        family: "debian",
+        username: "debian",
+    },
+    CatalogEntry {
+        key: "debian12",
+        description: "Debian 12 (bookworm), generic cloud image",
+        image_url: "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-generic-amd64.qcow2",
+        checksum_url: "https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS",
+        algorithm: ChecksumAlgorithm::Sha512,
+        keys_url: None,
+        signature_url: None,
+        os_variant: "debian12",
+        family: "debian",
+        username: "debian",
+    },
+    CatalogEntry {
+        key: "ubuntu24.04",
+        description: "Ubuntu 24.04 LTS (noble), server cloud image",
+        image_url: "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img",
+        checksum_url: "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS",
+        algorithm: ChecksumAlgorithm::Sha256,
+        // The Ubuntu Cloud Image Builder key (D2EB 4462 6FDD C30B 513D 5BB7 1A5D 6C4C 7DB8 7C81).
+        keys_url: Some("https://keyserver.ubuntu.com/pks/lookup?op=get&search=0xd2eb44626fddc30b513d5bb71a5d6c4c7db87c81"),
+        signature_url: Some("https://cloud-images.ubuntu.com/noble/current/SHA256SUMS.gpg"),
+        os_variant: "ubuntu24.04",
+        family: "ubuntu",
+        username: "ubuntu",
+    },
+    CatalogEntry {
+        key: "fedora44",
+        description: "Fedora 44 Cloud Base (Generic)",
+        image_url: "https://download.fedoraproject.org/pub/fedora/linux/releases/44/Cloud/x86_64/images/Fedora-Cloud-Base-Generic-44-1.7.x86_64.qcow2",
+        checksum_url: "https://download.fedoraproject.org/pub/fedora/linux/releases/44/Cloud/x86_64/images/Fedora-Cloud-44-1.7-x86_64-CHECKSUM",
+        algorithm: ChecksumAlgorithm::Sha256,
+        keys_url: Some("https://fedoraproject.org/fedora.gpg"),
+        signature_url: None,
+        os_variant: "fedora44",
+        family: "fedora",
+        username: "fedora",
+    },
+    CatalogEntry {
+        key: "almalinux10",
+        description: "AlmaLinux 10, generic cloud image",
+        image_url: "https://repo.almalinux.org/almalinux/10/cloud/x86_64/images/AlmaLinux-10-GenericCloud-latest.x86_64.qcow2",
+        checksum_url: "https://repo.almalinux.org/almalinux/10/cloud/x86_64/images/CHECKSUM",
+        algorithm: ChecksumAlgorithm::Sha256,
+        keys_url: Some("https://repo.almalinux.org/almalinux/RPM-GPG-KEY-AlmaLinux-10"),
+        signature_url: None,
+        os_variant: "almalinux10",
+        family: "almalinux",
+        username: "almalinux",
+    },
+    CatalogEntry {
+        key: "almalinux9",
+        description: "AlmaLinux 9, generic cloud image",
+        image_url: "https://repo.almalinux.org/almalinux/9/cloud/x86_64/images/AlmaLinux-9-GenericCloud-latest.x86_64.qcow2",
+        checksum_url: "https://repo.almalinux.org/almalinux/9/cloud/x86_64/images/CHECKSUM",
+        algorithm: ChecksumAlgorithm::Sha256,
+        keys_url: Some("https://repo.almalinux.org/almalinux/RPM-GPG-KEY-AlmaLinux-9"),
+        signature_url: None,
+        os_variant: "almalinux9",
+        family: "almalinux",
+        username: "almalinux",
+    },
+];
+
+impl CatalogEntry {
+    /// The entry as a manifest image would resolve.
+    pub fn to_spec(&self) -> ImageSpec {
+        let file_name = cache_file_name(self.image_url);
+        ImageSpec {
+            key: self.key.to_string(),
+            source: Source::Http(self.image_url.to_string()),
+            checksum: Some(ChecksumSpec {
+                source: Source::Http(self.checksum_url.to_string()),
+                algorithm: self.algorithm,
+                file_name: format!("{file_name}.{}", cache_file_name(self.checksum_url)),
+            }),
+            signature: self.keys_url.map(|keys| SignatureSpec {
+                keys: Source::Http(keys.to_string()),
+                keys_file_name: cache_file_name(keys),
+                detached: self.signature_url.map(|s| Source::Http(s.to_string())),
+            }),
+            file_name,
+            network_version: NetworkVersion::V2,
+            os_variant: self.os_variant.to_string(),
+            family: crate::manifest::family_of(self.family),
+            username: self.username.to_string(),
+        }
+    }
+}
+
+/// The entry called `key`.
+pub fn find(key: &str) -> Option<&'static CatalogEntry> {
+    CATALOG.iter().find(|e| e.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_resolves_like_a_manifest_image() {
+        let dir = std::path::Path::new("/");
+        for entry in CATALOG {
+            let spec = entry.to_spec();
+            assert!(!spec.file_name.is_empty() && !spec.file_name.contains('/'));
+            let text = format!("{}\n", entry.image_url);
+            assert!(crate::manifest::cache_file_name(text.trim()) == spec.file_name);
+            assert_eq!(spec.key, entry.key);
+            assert_ne!(spec.family.to_string(), "", "{}", entry.key);
+            let _ = dir;
+        }
+        assert!(find("debian13").is_some() && find("nope").is_none());
+        let keys: std::collections::BTreeSet<_> = CATALOG.iter().map(|e| e.key).collect();
+        assert_eq!(keys.len(), CATALOG.len(), "keys are unique");
+    }
+}

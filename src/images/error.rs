@@ -1,0 +1,92 @@
+//! What can go wrong with an image, with the URL, path and hint a user
+//! needs to act on it.
+
+use std::io;
+use std::path::PathBuf;
+
+use super::checksums::LookupError;
+use super::fetch::FetchError;
+use super::signature::SignatureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("image `{key}`: cannot fetch the {what}: {source}")]
+    Fetch {
+        key: String,
+        what: &'static str,
+        #[source]
+        source: FetchError,
+    },
+    #[error(
+        "image `{key}`: cannot download {source}\n  \
+         hint: download it by hand to {} and run `lvlab init` again: \
+         it is then verified like a download",
+        .manual_path.display()
+    )]
+    Download {
+        key: String,
+        #[source]
+        source: FetchError,
+        manual_path: PathBuf,
+    },
+    #[error(
+        "image `{key}`: checksum file is not signed: {checksum_url} is not clearsigned \
+         and there is no {}\n  hint: name the signature with `checksum_sig_url`, or remove \
+         `checksum_url_gpg` to trust the checksum file unsigned",
+        .tried.join(", ")
+    )]
+    NotSigned {
+        key: String,
+        checksum_url: String,
+        tried: Vec<String>,
+    },
+    #[error("image `{key}`: {source}\n  checksum file: {checksum_url}\n  keys: {keys}")]
+    Signature {
+        key: String,
+        checksum_url: String,
+        keys: String,
+        #[source]
+        source: Box<SignatureError>,
+    },
+    #[error("image `{key}`: {source}\n  checksum file: {checksum_url}")]
+    Listing {
+        key: String,
+        checksum_url: String,
+        #[source]
+        source: LookupError,
+    },
+    #[error("{0}")]
+    Mismatch(Box<Mismatch>),
+    #[error("image `{key}`: {}: {source}", .path.display())]
+    Io {
+        key: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "images {} all use the cache file {} but come from different sources ({})",
+        .keys.join(", "), .path.display(), .sources.join(", ")
+    )]
+    Conflict {
+        keys: Vec<String>,
+        path: PathBuf,
+        sources: Vec<String>,
+    },
+}
+
+/// A downloaded (or placed) file whose digest is not the published one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "image `{key}`: {algorithm} mismatch for {url}\n  expected {expected}\n  got      \
+     {actual}\n  the file was kept as {} for inspection; nothing was put in the cache",
+    .kept.display()
+)]
+pub struct Mismatch {
+    pub key: String,
+    pub url: String,
+    pub algorithm: &'static str,
+    pub expected: String,
+    pub actual: String,
+    pub kept: PathBuf,
+}

@@ -1,0 +1,659 @@
+//! Getting bytes from a [`Source`]: HTTP(S) with connect and read timeouts,
+//! retries with exponential backoff, and resume of a `.partial` file with a
+//! Range request; `file://` and plain paths by copying. Bytes are written
+//! and hashed as they arrive (see [`super::hash::HashPipe`]).
+//!
+//! Blocking I/O on the calling thread: callers run jobs on worker threads
+//! (`init --jobs`, later the apply executor's pool). Never call these from
+//! inside an async runtime.
+//!
+//! This module knows nothing of images, records or checksums: it fetches
+//! to the path it is given and reports through a [`Reporter`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{CONTENT_RANGE, RANGE};
+
+use super::hash::{HashPipe, HexDigest, BUFFER_SIZE};
+use super::progress::Reporter;
+use crate::desired::{ChecksumAlgorithm, Source};
+
+/// Timeouts and retries. Tests shorten them through the environment.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout: Duration,
+    /// Further attempts after the first fails for a reason worth retrying.
+    pub retries: u32,
+    /// Delay before the first retry; doubled for each next one (at most 30 s).
+    pub backoff: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            retries: 4,
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+impl FetchOptions {
+    /// The defaults, overridden by `LVLAB_HTTP_CONNECT_TIMEOUT` and
+    /// `LVLAB_HTTP_TIMEOUT` (seconds, fractions allowed),
+    /// `LVLAB_HTTP_RETRIES` and `LVLAB_HTTP_BACKOFF_MS`.
+    pub fn from_env() -> Self {
+        let mut options = Self::default();
+        if let Some(secs) = env_number::<f64>("LVLAB_HTTP_CONNECT_TIMEOUT") {
+            options.connect_timeout = Duration::from_secs_f64(secs.max(0.001));
+        }
+        if let Some(secs) = env_number::<f64>("LVLAB_HTTP_TIMEOUT") {
+            options.read_timeout = Duration::from_secs_f64(secs.max(0.001));
+        }
+        if let Some(n) = env_number::<u32>("LVLAB_HTTP_RETRIES") {
+            options.retries = n;
+        }
+        if let Some(ms) = env_number::<u64>("LVLAB_HTTP_BACKOFF_MS") {
+            options.backoff = Duration::from_millis(ms);
+        }
+        options
+    }
+}
+
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let text = std::env::var(name).ok()?;
+    match text.trim().parse::<T>() {
+        Ok(value) => Some(value),
+        Err(_) => {
+            tracing::warn!("ignoring {name}={text:?}: not a number");
+            None
+        }
+    }
+}
+
+/// A fetch that failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: HTTP {}{}", status_text(*.status), attempts_text(*.attempts))]
+    Status {
+        url: String,
+        status: u16,
+        attempts: u32,
+    },
+    #[error("{url}: {message}{}", attempts_text(*.attempts))]
+    Transport {
+        url: String,
+        message: String,
+        attempts: u32,
+    },
+    #[error("{url}: more than {limit} bytes; that is no checksum, signature or key file")]
+    TooLarge { url: String, limit: u64 },
+    #[error("cannot read {}: {source}", .path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+impl FetchError {
+    /// The HTTP status, when the server answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    fn with_attempts(mut self, n: u32) -> Self {
+        match &mut self {
+            FetchError::Status { attempts, .. } | FetchError::Transport { attempts, .. } => {
+                *attempts = n
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+fn status_text(status: u16) -> String {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason());
+    match reason {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    }
+}
+
+fn attempts_text(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+/// A complete download in the `.partial` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    pub size: u64,
+    /// The digest, when one was asked for.
+    pub digest: Option<HexDigest>,
+    /// Bytes that were already in the `.partial` file and not fetched again.
+    pub resumed_from: u64,
+}
+
+/// A small file fetched whole into memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Small {
+    Found(Vec<u8>),
+    /// HTTP 404 or 410, or no such local file.
+    NotFound,
+}
+
+/// Why one attempt ended.
+enum Failure {
+    /// Worth another attempt after a delay (and resumes the `.partial`).
+    Retry(FetchError),
+    /// The `.partial` cannot be resumed: start over at once.
+    Restart(String),
+    Fatal(FetchError),
+}
+
+/// An HTTP client with lvlab's timeouts and retry policy. Cheap to share
+/// between threads.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: Client,
+    options: FetchOptions,
+}
+
+impl Fetcher {
+    pub fn new(options: FetchOptions) -> Result<Self, FetchError> {
+        let client = Client::builder()
+            .connect_timeout(options.connect_timeout)
+            // reqwest's blocking timeout bounds each wait (for the response
+            // head, for each read of the body): a read timeout, not a limit
+            // on the whole download.
+            .timeout(options.read_timeout)
+            .user_agent(concat!("lvlab/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| FetchError::Client(describe(&err)))?;
+        Ok(Self { client, options })
+    }
+
+    pub fn options(&self) -> &FetchOptions {
+        &self.options
+    }
+
+    /// Fetches a small file (checksums, keys, signatures) into memory,
+    /// refusing more than `limit` bytes.
+    pub fn fetch_small(&self, source: &Source, limit: u64) -> Result<Small, FetchError> {
+        match source {
+            Source::File(path) => read_small_file(path, limit),
+            Source::Http(url) => {
+                self.with_retries(url, None, None, |_| self.small_once(url, limit))
+            }
+        }
+    }
+
+    /// Fetches `source` into `partial`, resuming what is there when the
+    /// server allows, and hashes it with `algorithm` on the way. The caller
+    /// decides what to do with the complete `.partial`.
+    pub fn download(
+        &self,
+        source: &Source,
+        partial: &Path,
+        algorithm: Option<ChecksumAlgorithm>,
+        image: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<Downloaded, FetchError> {
+        match source {
+            Source::File(path) => copy_local(path, partial, algorithm, image, reporter),
+            Source::Http(url) => {
+                self.with_retries(url, Some(partial), Some((image, reporter)), |_| {
+                    self.download_once(url, partial, algorithm, image, reporter)
+                })
+            }
+        }
+    }
+
+    fn with_retries<T>(
+        &self,
+        url: &str,
+        restart_removes: Option<&Path>,
+        report: Option<(&str, &dyn Reporter)>,
+        mut once: impl FnMut(u32) -> Result<T, Failure>,
+    ) -> Result<T, FetchError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let err = match once(attempt) {
+                Ok(value) => return Ok(value),
+                Err(Failure::Fatal(err)) => return Err(err.with_attempts(attempt)),
+                Err(Failure::Restart(why)) => {
+                    tracing::debug!("{url}: starting over: {why}");
+                    if let Some(partial) = restart_removes {
+                        if let Err(err) = std::fs::remove_file(partial) {
+                            if err.kind() != io::ErrorKind::NotFound {
+                                return Err(FetchError::Write {
+                                    path: partial.to_path_buf(),
+                                    source: err,
+                                });
+                            }
+                        }
+                    }
+                    if attempt > self.options.retries {
+                        return Err(FetchError::Transport {
+                            url: url.to_string(),
+                            message: why,
+                            attempts: attempt,
+                        });
+                    }
+                    continue;
+                }
+                Err(Failure::Retry(err)) => err,
+            };
+            if attempt > self.options.retries {
+                return Err(err.with_attempts(attempt));
+            }
+            let factor = 1u32 << (attempt - 1).min(16);
+            let delay = (self.options.backoff * factor).min(Duration::from_secs(30));
+            tracing::debug!("{err}; retrying in {delay:?}");
+            if let Some((image, reporter)) = report {
+                reporter.on_retry(image, attempt, delay, &err.to_string());
+            }
+            std::thread::sleep(delay);
+        }
+    }
+
+    fn send(&self, url: &str, range_from: u64) -> Result<Response, Failure> {
+        let mut request = self.client.get(url);
+        if range_from > 0 {
+            request = request.header(RANGE, format!("bytes={range_from}-"));
+        }
+        request
+            .send()
+            .map_err(|err| Failure::Retry(transport(url, &err)))
+    }
+
+    fn small_once(&self, url: &str, limit: u64) -> Result<Small, Failure> {
+        let response = self.send(url, 0)?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            404 | 410 => return Ok(Small::NotFound),
+            _ => return Err(status_failure(url, status)),
+        }
+        let mut bytes = Vec::new();
+        response
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|err| Failure::Retry(transport_io(url, &err)))?;
+        if bytes.len() as u64 > limit {
+            return Err(Failure::Fatal(FetchError::TooLarge {
+                url: url.to_string(),
+                limit,
+            }));
+        }
+        Ok(Small::Found(bytes))
+    }
+
+    fn download_once(
+        &self,
+        url: &str,
+        partial: &Path,
+        algorithm: Option<ChecksumAlgorithm>,
+        image: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<Downloaded, Failure> {
+        let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+        let response = self.send(url, have)?;
+        let status = response.status().as_u16();
+        let (start, total) = match status {
+            206 if have > 0 => match content_range(&response) {
+                Some((first, total)) if first == have => (have, total),
+                other => {
+                    return Err(Failure::Restart(format!(
+                        "asked for bytes from {have}, the server sent {other:?}"
+                    )))
+                }
+            },
+            // A full answer: to a plain request, or the server ignored Range.
+            200 => (0, response.content_length()),
+            416 if have > 0 => {
+                return match unsatisfied_length(&response) {
+                    // The .partial already holds the whole file.
+                    Some(total) if total == have => {
+                        reporter.on_transfer(image, url, have, Some(have));
+                        finish_existing(partial, algorithm, have).map_err(Failure::Fatal)
+                    }
+                    _ => Err(Failure::Restart(format!(
+                        "the server cannot resume at byte {have} (HTTP 416)"
+                    ))),
+                };
+            }
+            _ => return Err(status_failure(url, status)),
+        };
+        if start == 0 && have > 0 {
+            tracing::debug!("{url}: the server sent the whole file; restarting {have} bytes in");
+        }
+        reporter.on_transfer(image, url, start, total);
+        let file = open_partial(partial, start).map_err(Failure::Fatal)?;
+        let mut sink = Sink::new(file, partial, algorithm);
+        if start > 0 {
+            sink.hash_existing(start).map_err(Failure::Fatal)?;
+        }
+        let received = sink
+            .pump(response, image, reporter)
+            .map_err(|err| match err {
+                PumpError::Read(err) => Failure::Retry(transport_io(url, &err)),
+                PumpError::Write(err) => Failure::Fatal(err),
+            })?;
+        let size = start + received;
+        if let Some(total) = total {
+            if size != total {
+                return Err(Failure::Retry(FetchError::Transport {
+                    url: url.to_string(),
+                    message: format!("the connection ended after {size} of {total} bytes"),
+                    attempts: 1,
+                }));
+            }
+        }
+        let digest = sink.finish().map_err(Failure::Fatal)?;
+        Ok(Downloaded {
+            size,
+            digest,
+            resumed_from: start,
+        })
+    }
+}
+
+fn status_failure(url: &str, status: u16) -> Failure {
+    let err = FetchError::Status {
+        url: url.to_string(),
+        status,
+        attempts: 1,
+    };
+    if status == 408 || status == 429 || (500..600).contains(&status) {
+        Failure::Retry(err)
+    } else {
+        Failure::Fatal(err)
+    }
+}
+
+/// `Content-Range: bytes FIRST-LAST/TOTAL` -> (FIRST, TOTAL when known).
+fn content_range(response: &Response) -> Option<(u64, Option<u64>)> {
+    let value = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    let range = value.trim().strip_prefix("bytes ")?;
+    let (span, total) = range.split_once('/')?;
+    let (first, _) = span.split_once('-')?;
+    Some((first.trim().parse().ok()?, total.trim().parse().ok()))
+}
+
+/// `Content-Range: bytes */TOTAL` of a 416 answer.
+fn unsatisfied_length(response: &Response) -> Option<u64> {
+    let value = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
+}
+
+fn open_partial(partial: &Path, start: u64) -> Result<File, FetchError> {
+    let opened = if start == 0 {
+        File::create(partial)
+    } else {
+        OpenOptions::new().append(true).open(partial)
+    };
+    opened.map_err(|source| FetchError::Write {
+        path: partial.to_path_buf(),
+        source,
+    })
+}
+
+/// Hashes a `.partial` that already holds the whole file.
+fn finish_existing(
+    partial: &Path,
+    algorithm: Option<ChecksumAlgorithm>,
+    size: u64,
+) -> Result<Downloaded, FetchError> {
+    let digest = match algorithm {
+        Some(algorithm) => Some(
+            super::hash::hash_file(partial, algorithm, None, &mut |_| {})
+                .map_err(|source| FetchError::Read {
+                    path: partial.to_path_buf(),
+                    source,
+                })?
+                .0,
+        ),
+        None => None,
+    };
+    Ok(Downloaded {
+        size,
+        digest,
+        resumed_from: size,
+    })
+}
+
+fn read_small_file(path: &Path, limit: u64) -> Result<Small, FetchError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Small::NotFound),
+        Err(source) => {
+            return Err(FetchError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| FetchError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(FetchError::TooLarge {
+            url: path.display().to_string(),
+            limit,
+        });
+    }
+    Ok(Small::Found(bytes))
+}
+
+fn copy_local(
+    path: &Path,
+    partial: &Path,
+    algorithm: Option<ChecksumAlgorithm>,
+    image: &str,
+    reporter: &dyn Reporter,
+) -> Result<Downloaded, FetchError> {
+    let read_error = |source| FetchError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let source = File::open(path).map_err(read_error)?;
+    let total = source.metadata().map(|m| m.len()).ok();
+    reporter.on_transfer(image, &path.display().to_string(), 0, total);
+    let mut sink = Sink::new(open_partial(partial, 0)?, partial, algorithm);
+    let size = sink
+        .pump(source, image, reporter)
+        .map_err(|err| match err {
+            PumpError::Read(source) => read_error(source),
+            PumpError::Write(err) => err,
+        })?;
+    let digest = sink.finish()?;
+    Ok(Downloaded {
+        size,
+        digest,
+        resumed_from: 0,
+    })
+}
+
+enum PumpError {
+    Read(io::Error),
+    Write(FetchError),
+}
+
+/// Where downloaded bytes go: the `.partial` file, and the hasher when one
+/// is wanted.
+struct Sink<'a> {
+    file: File,
+    path: &'a Path,
+    pipe: Option<HashPipe>,
+    buffer: Vec<u8>,
+}
+
+impl<'a> Sink<'a> {
+    fn new(file: File, path: &'a Path, algorithm: Option<ChecksumAlgorithm>) -> Self {
+        let pipe = algorithm.map(HashPipe::new);
+        let buffer = if pipe.is_some() {
+            Vec::new()
+        } else {
+            vec![0u8; BUFFER_SIZE]
+        };
+        Self {
+            file,
+            path,
+            pipe,
+            buffer,
+        }
+    }
+
+    fn write_error(&self, source: io::Error) -> FetchError {
+        FetchError::Write {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Feeds the first `len` bytes already in the file to the hasher.
+    fn hash_existing(&mut self, len: u64) -> Result<(), FetchError> {
+        let Some(pipe) = &mut self.pipe else {
+            return Ok(());
+        };
+        let read_error = |source| FetchError::Read {
+            path: self.path.to_path_buf(),
+            source,
+        };
+        let mut existing = File::open(self.path).map_err(read_error)?.take(len);
+        loop {
+            let mut buffer = pipe.buffer();
+            match existing.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => pipe.submit(buffer, n),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(read_error(err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `reader` to the file (and hasher) until it ends.
+    fn pump(
+        &mut self,
+        mut reader: impl Read,
+        image: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<u64, PumpError> {
+        let mut received = 0u64;
+        loop {
+            let mut buffer = match &mut self.pipe {
+                Some(pipe) => pipe.buffer(),
+                None => std::mem::take(&mut self.buffer),
+            };
+            let n = match reader.read(&mut buffer) {
+                Ok(0) => {
+                    self.give_back(buffer, 0);
+                    return Ok(received);
+                }
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                    self.give_back(buffer, 0);
+                    continue;
+                }
+                Err(err) => {
+                    self.give_back(buffer, 0);
+                    return Err(PumpError::Read(err));
+                }
+            };
+            if let Err(err) = self.file.write_all(&buffer[..n]) {
+                return Err(PumpError::Write(self.write_error(err)));
+            }
+            self.give_back(buffer, n);
+            received += n as u64;
+            reporter.on_progress(image, n as u64);
+        }
+    }
+
+    fn give_back(&mut self, buffer: Vec<u8>, len: usize) {
+        match &mut self.pipe {
+            Some(pipe) if len > 0 => pipe.submit(buffer, len),
+            Some(_) => {}
+            None => self.buffer = buffer,
+        }
+    }
+
+    /// Flushes the file to disk and returns the digest.
+    fn finish(self) -> Result<Option<HexDigest>, FetchError> {
+        self.file
+            .sync_all()
+            .map_err(|source| self.write_error(source))?;
+        Ok(self.pipe.map(HashPipe::finish))
+    }
+}
+
+fn transport(url: &str, err: &reqwest::Error) -> FetchError {
+    FetchError::Transport {
+        url: url.to_string(),
+        message: describe(err),
+        attempts: 1,
+    }
+}
+
+fn transport_io(url: &str, err: &io::Error) -> FetchError {
+    let message = match err.get_ref() {
+        Some(inner) => describe(inner),
+        None => err.to_string(),
+    };
+    FetchError::Transport {
+        url: url.to_string(),
+        message,
+        attempts: 1,
+    }
+}
+
+/// An error's most specific causes, without reqwest's `for url (...)`
+/// wrapper (the URL is printed once, by [`FetchError`]).
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = Vec::new();
+    let mut timed_out = false;
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(r) = e.downcast_ref::<reqwest::Error>() {
+            timed_out |= r.is_timeout();
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            timed_out |= io.kind() == io::ErrorKind::TimedOut;
+        }
+        let text = e.to_string();
+        if !text.contains(" for url (") && !chain.contains(&text) {
+            chain.push(text);
+        }
+        current = e.source();
+    }
+    if timed_out {
+        return "timed out waiting for the server".into();
+    }
+    if chain.is_empty() {
+        return err.to_string();
+    }
+    chain.join(": ")
+}

@@ -1,0 +1,26 @@
+//! The image cache: download, checksum and OpenPGP verification of base
+//! images, and the records that say what was verified.
+//!
+//! [`actions`] holds the steps the plan/apply engine and `lvlab init` run;
+//! the other modules are their parts: [`fetch`] (HTTP and local sources),
+//! [`hash`] (streaming digests), [`checksums`] (checksum-file formats),
+//! [`signature`] (OpenPGP), [`record`] (what was verified), [`cache`] (file
+//! naming and listing), [`catalog`] (images known without a manifest) and
+//! [`progress`] (the reporter the pipeline talks to). Nothing here prints
+//! or talks to libvirt.
+
+pub mod actions;
+pub mod cache;
+pub mod catalog;
+pub mod checksums;
+mod error;
+pub mod fetch;
+pub mod hash;
+pub mod progress;
+pub mod record;
+pub mod signature;
+
+pub use actions::{ensure_image, DomainFiles, EnsureOptions, EnsuredImage, Outcome, PreviousFate};
+pub use error::ImageError;
+pub use fetch::{FetchError, FetchOptions, Fetcher};
+pub use progress::{Phase, Reporter};

@@ -1,0 +1,849 @@
+//! `lvlab init` and `lvlab images` against a real HTTP server on 127.0.0.1,
+//! with real OpenPGP keys and signatures (GnuPG in a temporary home) and
+//! real qcow2 images: the downloads, their failures and the cache rules.
+
+#[path = "support/gpg.rs"]
+mod gpg;
+#[path = "support/http.rs"]
+mod http;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use gpg::Gpg;
+use http::{Behaviour, Server};
+use lvlab::desired::ChecksumAlgorithm;
+use lvlab::images::hash::StreamHasher;
+
+const PUBKEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example";
+const MIB: usize = 1024 * 1024;
+
+/// Deterministic bytes that do not compress or repeat within a file.
+fn image_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn digest(algorithm: ChecksumAlgorithm, bytes: &[u8]) -> String {
+    let mut h = StreamHasher::new(algorithm);
+    h.update(bytes);
+    h.finish()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    digest(ChecksumAlgorithm::Sha256, bytes)
+}
+
+fn sha512(bytes: &[u8]) -> String {
+    digest(ChecksumAlgorithm::Sha512, bytes)
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    server: Option<Server>,
+}
+
+impl Lab {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            server: Some(Server::start()),
+        }
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.server().url(path)
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("base/cloud-images")
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.dir.path().join("Lvlab.yml")
+    }
+
+    /// A manifest whose machine `m<i>` uses the i-th of `keys`, on `uri`.
+    fn write_manifest(&self, keys: &[&str], images: &str, uri: &str) {
+        let machines: String = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("      - {{vm_name: m{i}, os: {k}}}\n"))
+            .collect();
+        let text = format!(
+            "environment:\n  - name: lab\n    libvirt_uri: {uri}\n    config_defaults:\n      \
+             cloud_image_basedir: {base}\n      disk_image_basedir: {vms}\n      \
+             cloud_init: {{pubkey: {PUBKEY}}}\n    machines:\n{machines}images:\n{images}",
+            base = self.dir.path().join("base").display(),
+            vms = self.dir.path().join("vms").display(),
+        );
+        std::fs::write(self.manifest(), text).unwrap();
+    }
+
+    fn lvlab(&self, args: &[&str]) -> Output {
+        self.lvlab_env(args, &[])
+    }
+
+    fn lvlab_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+        cmd.arg("-f")
+            .arg(self.manifest())
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env("LVLAB_HTTP_TIMEOUT", "2")
+            .env("LVLAB_HTTP_CONNECT_TIMEOUT", "2")
+            .env("LVLAB_HTTP_RETRIES", "2")
+            .env("LVLAB_HTTP_BACKOFF_MS", "20")
+            .env("NO_PROXY", "*")
+            .env("no_proxy", "*")
+            .env_remove("LVLAB_LOG");
+        for var in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn record(&self, file: &str) -> serde_json::Value {
+        let text = std::fs::read(self.cache().join(format!("{file}.lvlab.json"))).unwrap();
+        serde_json::from_slice(&text).unwrap()
+    }
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "lvlab failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn failed(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "lvlab should fail\nstdout:\n{}\nstderr:\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// An image entry of the manifest.
+fn image_yaml(key: &str, fields: &[(&str, String)]) -> String {
+    let mut out = format!("  {key}:\n");
+    for (name, value) in fields {
+        out.push_str(&format!("    {name}: \"{value}\"\n"));
+    }
+    out
+}
+
+/// Publishes `bytes` as `name` with a Fedora-style clearsigned CHECKSUM
+/// (BSD lines, SHA-256) signed by `signer`, and the keys of `keyring` in one
+/// armored file. Returns the manifest entry.
+fn publish_fedora_style(
+    lab: &Lab,
+    gpg: &Gpg,
+    key: &str,
+    name: &str,
+    bytes: &[u8],
+    signer: &str,
+    keyring: &[&str],
+) -> String {
+    lab.server().put(&format!("f/{name}"), bytes.to_vec());
+    let checksum = format!(
+        "# {name}: {} bytes\nSHA256 ({name}) = {}\n",
+        bytes.len(),
+        sha256(bytes)
+    );
+    lab.server().put(
+        &format!("f/{name}-CHECKSUM"),
+        gpg.clearsign(signer, &checksum),
+    );
+    let keys: Vec<u8> = keyring.iter().flat_map(|u| gpg.export(u, true)).collect();
+    lab.server().put("keys/fedora.gpg", keys);
+    image_yaml(
+        key,
+        &[
+            ("image_url", lab.url(&format!("f/{name}"))),
+            ("checksum_url", lab.url(&format!("f/{name}-CHECKSUM"))),
+            ("checksum_type", "sha256".into()),
+            ("checksum_url_gpg", lab.url("keys/fedora.gpg")),
+        ],
+    )
+}
+
+/// An unsigned checksum entry over HTTP (`hex  name`, SHA-256).
+fn publish_plain(lab: &Lab, key: &str, name: &str, bytes: &[u8]) -> String {
+    lab.server().put(&format!("p/{name}"), bytes.to_vec());
+    lab.server().put(
+        &format!("p/{name}.SUMS"),
+        format!("{}  {name}\n", sha256(bytes)),
+    );
+    image_yaml(
+        key,
+        &[
+            ("image_url", lab.url(&format!("p/{name}"))),
+            ("checksum_url", lab.url(&format!("p/{name}.SUMS"))),
+            ("checksum_type", "sha256".into()),
+        ],
+    )
+}
+
+#[test]
+fn a_clearsigned_checksum_file_verifies_with_one_of_several_keys() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["other", "fedora"]);
+    let bytes = image_bytes(1, 3 * MIB);
+    let entry = publish_fedora_style(
+        &lab,
+        &gpg,
+        "fedora44",
+        "F-44.qcow2",
+        &bytes,
+        "fedora",
+        &["other", "fedora"],
+    );
+    lab.write_manifest(&["fedora44"], &entry, "test:///default");
+    let out = ok(&lab.lvlab(&["init"]));
+    let fingerprint = gpg.fingerprint("fedora");
+    assert!(out.contains(&format!("signed by {fingerprint}")), "{out}");
+    assert_eq!(
+        std::fs::read(lab.cache().join("F-44.qcow2")).unwrap(),
+        bytes
+    );
+    let record = lab.record("F-44.qcow2");
+    let file = &record["files"]["F-44.qcow2"];
+    assert_eq!(file["verified"], true);
+    assert_eq!(file["digest"]["hex"], sha256(&bytes));
+    assert_eq!(file["signature"]["signature"], "clearsigned");
+    assert_eq!(file["signature"]["key_fingerprint"], fingerprint.as_str());
+    assert!(file["checksum"]["sha256"].as_str().unwrap().len() == 64);
+    assert!(file["recorded_at"].as_str().unwrap().ends_with('Z'));
+    assert!(lab.cache().join("F-44.qcow2.F-44.qcow2-CHECKSUM").exists());
+    assert!(!lab.cache().join("F-44.qcow2.partial").exists());
+}
+
+#[test]
+fn a_detached_binary_signature_is_found_by_suffix_with_a_binary_key() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["debian"]);
+    let bytes = image_bytes(2, 2 * MIB);
+    let sums = format!(
+        "{}  other.qcow2\n{}  debian-13.qcow2\n",
+        sha512(b"x"),
+        sha512(&bytes)
+    );
+    lab.server().put("d/debian-13.qcow2", bytes.clone());
+    lab.server().put("d/SHA512SUMS", sums.clone());
+    lab.server().put(
+        "d/SHA512SUMS.sign",
+        gpg.detach_sign("debian", sums.as_bytes(), false),
+    );
+    lab.server()
+        .put("d/debian.gpg", gpg.export("debian", false));
+    let entry = image_yaml(
+        "debian13",
+        &[
+            ("image_url", lab.url("d/debian-13.qcow2")),
+            ("checksum_url", lab.url("d/SHA512SUMS")),
+            ("checksum_type", "sha512".into()),
+            ("checksum_url_gpg", lab.url("d/debian.gpg")),
+        ],
+    );
+    lab.write_manifest(&["debian13"], &entry, "test:///default");
+    let out = ok(&lab.lvlab(&["init"]));
+    assert!(out.contains(&gpg.fingerprint("debian")), "{out}");
+    let tried: Vec<String> = lab
+        .server()
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.starts_with("/d/SHA512SUMS."))
+        .collect();
+    assert_eq!(
+        tried,
+        [
+            "/d/SHA512SUMS.gpg",
+            "/d/SHA512SUMS.sig",
+            "/d/SHA512SUMS.sign"
+        ]
+    );
+    let record = lab.record("debian-13.qcow2");
+    assert_eq!(
+        record["files"]["debian-13.qcow2"]["digest"]["algorithm"],
+        "sha512"
+    );
+    assert!(lab.cache().join("debian-13.qcow2.SHA512SUMS.sign").exists());
+}
+
+#[test]
+fn an_ubuntu_style_binary_marker_with_an_armored_sig_url() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["ubuntu"]);
+    let bytes = image_bytes(3, MIB + 7);
+    let sums = format!("{} *noble.img\n", sha256(&bytes));
+    lab.server().put("u/noble.img", bytes);
+    lab.server().put("u/SHA256SUMS", sums.clone());
+    lab.server().put(
+        "u/SHA256SUMS.gpg",
+        gpg.detach_sign("ubuntu", sums.as_bytes(), true),
+    );
+    lab.server().put("u/key.asc", gpg.export("ubuntu", true));
+    let entry = image_yaml(
+        "ubuntu24.04",
+        &[
+            ("image_url", lab.url("u/noble.img")),
+            ("checksum_url", lab.url("u/SHA256SUMS")),
+            ("checksum_type", "sha256".into()),
+            ("checksum_url_gpg", lab.url("u/key.asc")),
+            ("checksum_sig_url", lab.url("u/SHA256SUMS.gpg")),
+        ],
+    );
+    lab.write_manifest(&["ubuntu24.04"], &entry, "test:///default");
+    ok(&lab.lvlab(&["init"]));
+}
+
+#[test]
+fn a_download_cut_mid_file_resumes_with_a_range_request() {
+    let lab = Lab::new();
+    let bytes = image_bytes(4, 3 * MIB);
+    let entry = publish_plain(&lab, "img", "cut.qcow2", &bytes);
+    lab.server()
+        .behave("p/cut.qcow2", Behaviour::CutAfter(MIB + 5));
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let out = ok(&lab.lvlab(&["init"]));
+    assert!(out.contains("resumed at"), "{out}");
+    let requests = lab.server().requests_for("p/cut.qcow2");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0].range, None);
+    assert_eq!(
+        requests[1].range.as_deref(),
+        Some(format!("bytes={}-", MIB + 5).as_str())
+    );
+    assert_eq!(std::fs::read(lab.cache().join("cut.qcow2")).unwrap(), bytes);
+}
+
+#[test]
+fn a_416_restarts_cleanly_and_a_complete_partial_needs_no_body() {
+    let lab = Lab::new();
+    let bytes = image_bytes(5, 2 * MIB);
+    let entry = publish_plain(&lab, "img", "r.qcow2", &bytes);
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    std::fs::create_dir_all(lab.cache()).unwrap();
+    // A stale partial the server cannot resume: restart from zero.
+    std::fs::write(lab.cache().join("r.qcow2.partial"), image_bytes(99, MIB)).unwrap();
+    lab.server()
+        .behave("p/r.qcow2", Behaviour::RangeNotSatisfiable);
+    ok(&lab.lvlab(&["init"]));
+    let requests = lab.server().requests_for("p/r.qcow2");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[0].range.is_some() && requests[1].range.is_none());
+    assert_eq!(std::fs::read(lab.cache().join("r.qcow2")).unwrap(), bytes);
+
+    // A partial that already holds everything: 416 with the same length.
+    let lab = Lab::new();
+    let entry = publish_plain(&lab, "img", "r.qcow2", &bytes);
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    std::fs::create_dir_all(lab.cache()).unwrap();
+    std::fs::write(lab.cache().join("r.qcow2.partial"), &bytes).unwrap();
+    ok(&lab.lvlab(&["init"]));
+    assert_eq!(lab.server().requests_for("p/r.qcow2").len(), 1);
+    assert_eq!(std::fs::read(lab.cache().join("r.qcow2")).unwrap(), bytes);
+}
+
+#[test]
+fn a_server_that_ignores_range_restarts_the_file() {
+    let lab = Lab::new();
+    let bytes = image_bytes(6, 2 * MIB);
+    let entry = publish_plain(&lab, "img", "i.qcow2", &bytes);
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    std::fs::create_dir_all(lab.cache()).unwrap();
+    // Garbage in the partial: appending the full answer to it would not verify.
+    std::fs::write(lab.cache().join("i.qcow2.partial"), image_bytes(98, MIB)).unwrap();
+    lab.server().behave("p/i.qcow2", Behaviour::IgnoreRange);
+    ok(&lab.lvlab(&["init"]));
+    assert_eq!(lab.server().requests_for("p/i.qcow2").len(), 1);
+    assert_eq!(std::fs::read(lab.cache().join("i.qcow2")).unwrap(), bytes);
+}
+
+#[test]
+fn a_404_names_the_url_the_status_and_where_to_put_the_file() {
+    let lab = Lab::new();
+    let bytes = image_bytes(7, 1000);
+    let entry = publish_plain(&lab, "img", "gone.qcow2", &bytes);
+    lab.server().behave("p/gone.qcow2", Behaviour::Status(404));
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains(&lab.url("p/gone.qcow2")), "{err}");
+    assert!(err.contains("HTTP 404 Not Found"), "{err}");
+    let path = lab.cache().join("gone.qcow2");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(!path.exists());
+    // 404 is final: no retries.
+    assert_eq!(lab.server().requests_for("p/gone.qcow2").len(), 1);
+
+    // Placing the file by hand, as the hint says, works and verifies it.
+    std::fs::write(&path, &bytes).unwrap();
+    let out = ok(&lab.lvlab(&["init"]));
+    assert!(out.contains("found in the cache"), "{out}");
+}
+
+#[test]
+fn a_stalled_server_times_out_and_retries_are_bounded() {
+    let lab = Lab::new();
+    let entry = publish_plain(&lab, "img", "slow.qcow2", &image_bytes(8, MIB));
+    for _ in 0..3 {
+        lab.server()
+            .behave("p/slow.qcow2", Behaviour::Stall(Duration::from_secs(4)));
+    }
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let start = Instant::now();
+    let err = failed(&lab.lvlab_env(
+        &["init"],
+        &[("LVLAB_HTTP_TIMEOUT", "0.3"), ("LVLAB_HTTP_RETRIES", "1")],
+    ));
+    assert!(err.contains("timed out"), "{err}");
+    assert!(err.contains("after 2 attempts"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(lab.server().requests_for("p/slow.qcow2").len(), 2);
+    assert!(!lab.cache().join("slow.qcow2").exists());
+}
+
+#[test]
+fn a_wrong_checksum_fails_and_keeps_the_file_only_as_rejected() {
+    let lab = Lab::new();
+    let bytes = image_bytes(9, MIB);
+    let entry = publish_plain(&lab, "img", "bad.qcow2", &bytes);
+    lab.server().put(
+        "p/bad.qcow2.SUMS",
+        format!("{}  bad.qcow2\n", sha256(b"something else")),
+    );
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    assert!(err.contains(&sha256(&bytes)), "{err}");
+    let rejected = lab.cache().join("bad.qcow2.rejected");
+    assert!(err.contains(&rejected.display().to_string()), "{err}");
+    assert!(!lab.cache().join("bad.qcow2").exists());
+    assert_eq!(std::fs::read(rejected).unwrap(), bytes);
+    assert!(!lab.cache().join("bad.qcow2.lvlab.json").exists());
+}
+
+#[test]
+fn a_bad_signature_fails_before_the_image_is_fetched() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["debian"]);
+    let bytes = image_bytes(10, MIB);
+    let sums = format!("{}  x.qcow2\n", sha256(&bytes));
+    lab.server().put("s/x.qcow2", bytes);
+    lab.server().put("s/SUMS", sums);
+    // A real signature by the right key, over other content.
+    lab.server().put(
+        "s/SUMS.gpg",
+        gpg.detach_sign("debian", b"another file\n", false),
+    );
+    lab.server().put("s/key.gpg", gpg.export("debian", true));
+    let entry = image_yaml(
+        "img",
+        &[
+            ("image_url", lab.url("s/x.qcow2")),
+            ("checksum_url", lab.url("s/SUMS")),
+            ("checksum_type", "sha256".into()),
+            ("checksum_url_gpg", lab.url("s/key.gpg")),
+        ],
+    );
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("bad signature"), "{err}");
+    assert!(err.contains(&gpg.fingerprint("debian")), "{err}");
+    assert!(lab.server().requests_for("s/x.qcow2").is_empty());
+    assert!(!lab.cache().join("x.qcow2").exists());
+}
+
+#[test]
+fn a_signature_by_a_key_not_configured_is_refused() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["fedora", "mallory"]);
+    let bytes = image_bytes(11, MIB);
+    let entry = publish_fedora_style(&lab, &gpg, "img", "k.qcow2", &bytes, "mallory", &["fedora"]);
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("unknown key"), "{err}");
+    assert!(err.contains(&gpg.fingerprint("fedora")), "{err}");
+    assert!(lab.server().requests_for("f/k.qcow2").is_empty());
+}
+
+#[test]
+fn tampered_clearsigned_text_is_refused() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["fedora"]);
+    let bytes = image_bytes(12, MIB);
+    let entry = publish_fedora_style(&lab, &gpg, "img", "t.qcow2", &bytes, "fedora", &["fedora"]);
+    // Swap the digest inside the signed text for the attacker's.
+    let signed = gpg.clearsign(
+        "fedora",
+        &format!("SHA256 (t.qcow2) = {}\n", sha256(&bytes)),
+    );
+    let tampered = signed.replace(&sha256(&bytes), &sha256(b"evil"));
+    assert_ne!(signed, tampered);
+    lab.server().put("f/t.qcow2-CHECKSUM", tampered);
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("bad signature"), "{err}");
+    assert!(lab.server().requests_for("f/t.qcow2").is_empty());
+
+    // Lines added outside the signed text are never read.
+    let lab = Lab::new();
+    let entry = publish_fedora_style(&lab, &gpg, "img", "t.qcow2", &bytes, "fedora", &["fedora"]);
+    let signed = gpg.clearsign(
+        "fedora",
+        "SHA256 (other.qcow2) = 00\n# nothing for t.qcow2\n",
+    );
+    lab.server().put(
+        "f/t.qcow2-CHECKSUM",
+        format!("SHA256 (t.qcow2) = {}\n{signed}", sha256(&bytes)),
+    );
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let out = lab.lvlab(&["init"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn an_image_missing_from_the_checksum_file_fails() {
+    let lab = Lab::new();
+    let entry = publish_plain(&lab, "img", "m.qcow2", &image_bytes(13, 1000));
+    lab.server()
+        .put("p/m.qcow2.SUMS", format!("{}  other.qcow2\n", sha256(b"x")));
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("`m.qcow2` is not listed"), "{err}");
+    assert!(err.contains("`other.qcow2`"), "{err}");
+    assert!(lab.server().requests_for("p/m.qcow2").is_empty());
+}
+
+#[test]
+fn a_key_without_any_signature_means_not_signed() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["debian"]);
+    let bytes = image_bytes(14, 1000);
+    let mut entry = publish_plain(&lab, "img", "n.qcow2", &bytes);
+    lab.server().put("p/key.asc", gpg.export("debian", true));
+    entry.push_str(&format!(
+        "    checksum_url_gpg: \"{}\"\n",
+        lab.url("p/key.asc")
+    ));
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("checksum file is not signed"), "{err}");
+    for suffix in [".gpg", ".sig", ".sign", ".asc"] {
+        assert!(err.contains(&format!("n.qcow2.SUMS{suffix}")), "{err}");
+    }
+}
+
+#[test]
+fn an_image_without_checksum_is_downloaded_and_recorded_unverified() {
+    let lab = Lab::new();
+    lab.server().put("u/raw.img", image_bytes(15, 1000));
+    let entry = image_yaml("img", &[("image_url", lab.url("u/raw.img"))]);
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    let out = ok(&lab.lvlab(&["init"]));
+    assert!(out.contains("UNVERIFIED"), "{out}");
+    assert_eq!(lab.record("raw.img")["files"]["raw.img"]["verified"], false);
+    let list = ok(&lab.lvlab(&["images", "list"]));
+    assert!(list.contains("UNVERIFIED"), "{list}");
+}
+
+#[test]
+fn several_images_download_in_parallel_then_need_no_server() {
+    let mut lab = Lab::new();
+    let mut entries = String::new();
+    let keys = ["a1", "a2", "a3", "a4"];
+    let mut all = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let bytes = image_bytes(20 + i as u64, 2 * MIB);
+        let name = format!("{key}.qcow2");
+        entries.push_str(&publish_plain(&lab, key, &name, &bytes));
+        lab.server().behave(&format!("p/{name}"), Behaviour::Slow);
+        all.push((name, bytes));
+    }
+    lab.write_manifest(&keys, &entries, "test:///default");
+    let out = ok(&lab.lvlab(&["init", "--jobs", "4"]));
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(lab.server().max_concurrent() >= 2, "transfers overlapped");
+    for (name, bytes) in &all {
+        assert_eq!(&std::fs::read(lab.cache().join(name)).unwrap(), bytes);
+    }
+
+    // Verified images need no request: the server is gone.
+    lab.server.take().unwrap().stop();
+    let out = ok(&lab.lvlab(&["init"]));
+    assert_eq!(out.matches("no request made").count(), 4, "{out}");
+
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&lab.lvlab(&["images", "list", "--json"]))).unwrap();
+    let images: Vec<&serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "image")
+        .collect();
+    assert_eq!(images.len(), 4);
+    for row in images {
+        assert_eq!(row["verified"], true);
+        assert_eq!(row["current"], true);
+        assert_eq!(row["machines"].as_array().unwrap().len(), 1);
+        assert_eq!(row["size"], 2 * MIB);
+    }
+}
+
+/// The URI of the libvirt test-driver host [`host_with_domain_on`] writes.
+fn host_uri(lab: &Lab) -> String {
+    format!("test://{}", lab.dir.path().join("host.xml").display())
+}
+
+/// A libvirt test-driver host whose one domain's disk is a qcow2 overlay
+/// backed by `image`.
+fn host_with_domain_on(lab: &Lab, image: &Path) {
+    let overlay = lab.dir.path().join("vms/lab/m0/disk0.qcow2");
+    std::fs::create_dir_all(overlay.parent().unwrap()).unwrap();
+    let status = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(image)
+        .arg(&overlay)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let state = lab.dir.path().join("host.xml");
+    std::fs::write(
+        &state,
+        format!(
+            "<node><cpu><mhz>2000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets>\
+             <cores>1</cores><threads>1</threads><active>1</active></cpu><memory>2097152</memory>\
+             <domain type='test'><name>m0_lab</name><memory>524288</memory><vcpu>1</vcpu>\
+             <os><type>hvm</type></os><devices><disk type='file' device='disk'>\
+             <source file='{}'/><target dev='vda' bus='virtio'/></disk></devices></domain></node>",
+            overlay.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn qcow2(lab: &Lab, size: &str) -> Vec<u8> {
+    let path = lab.dir.path().join(format!("src-{size}.qcow2"));
+    let status = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&path)
+        .arg(size)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn refresh_downloads_a_new_published_image_beside_the_one_a_domain_uses() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["fedora"]);
+    let old = qcow2(&lab, "64M");
+    let entry = publish_fedora_style(
+        &lab,
+        &gpg,
+        "img",
+        "cloud.qcow2",
+        &old,
+        "fedora",
+        &["fedora"],
+    );
+    let old_path = lab.cache().join("cloud.qcow2");
+    lab.write_manifest(&["img"], &entry, &host_uri(&lab));
+    ok(&lab.lvlab(&["init"]));
+    host_with_domain_on(&lab, &old_path);
+
+    // Without --refresh nothing is asked, even though the publisher moved on.
+    let new = qcow2(&lab, "65M");
+    assert_ne!(old, new);
+    publish_fedora_style(
+        &lab,
+        &gpg,
+        "img",
+        "cloud.qcow2",
+        &new,
+        "fedora",
+        &["fedora"],
+    );
+    let before = lab.server().requests().len();
+    ok(&lab.lvlab(&["init"]));
+    assert_eq!(lab.server().requests().len(), before);
+
+    let out = ok(&lab.lvlab(&["init", "--refresh"]));
+    assert!(out.contains("kept, used by m0_lab"), "{out}");
+    let new_name = format!("cloud-{}.qcow2", &sha256(&new)[..12]);
+    assert_eq!(
+        std::fs::read(&old_path).unwrap(),
+        old,
+        "the old image is untouched"
+    );
+    assert_eq!(std::fs::read(lab.cache().join(&new_name)).unwrap(), new);
+    let record = lab.record("cloud.qcow2");
+    assert_eq!(record["current"], new_name.as_str());
+    assert_eq!(record["files"].as_object().unwrap().len(), 2);
+
+    // images clean keeps the superseded image: a domain's backing chain uses it.
+    let clean = ok(&lab.lvlab(&["images", "clean", "--force"]));
+    assert!(clean.contains("keep"), "{clean}");
+    assert!(old_path.exists());
+}
+
+#[test]
+fn refresh_removes_a_superseded_image_no_domain_uses() {
+    let lab = Lab::new();
+    let old = image_bytes(30, MIB);
+    let entry = publish_plain(&lab, "img", "c.qcow2", &old);
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    ok(&lab.lvlab(&["init"]));
+    let new = image_bytes(31, MIB);
+    publish_plain(&lab, "img", "c.qcow2", &new);
+    let out = ok(&lab.lvlab(&["init", "--refresh"]));
+    assert!(out.contains("removed, no domain used it"), "{out}");
+    assert!(!lab.cache().join("c.qcow2").exists());
+    let current = lab.record("c.qcow2")["current"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(std::fs::read(lab.cache().join(current)).unwrap(), new);
+
+    // An unchanged publisher: refresh confirms without downloading.
+    let before = lab.server().requests_for("p/c.qcow2").len();
+    let out = ok(&lab.lvlab(&["init", "--refresh"]));
+    assert!(out.contains("still the published file"), "{out}");
+    assert_eq!(lab.server().requests_for("p/c.qcow2").len(), before);
+}
+
+#[test]
+fn clean_is_a_dry_run_by_default_and_spares_foreign_files() {
+    let lab = Lab::new();
+    let a = image_bytes(40, 1000);
+    let b = image_bytes(41, 1000);
+    let both = format!(
+        "{}{}",
+        publish_plain(&lab, "a", "a.qcow2", &a),
+        publish_plain(&lab, "b", "b.qcow2", &b)
+    );
+    lab.write_manifest(&["a", "b"], &both, "test:///default");
+    ok(&lab.lvlab(&["init"]));
+    std::fs::write(lab.cache().join("notes.txt"), "mine").unwrap();
+    std::fs::write(lab.cache().join("x.qcow2.rejected"), "bad").unwrap();
+    // The manifest drops image b.
+    lab.write_manifest(
+        &["a"],
+        &publish_plain(&lab, "a", "a.qcow2", &a),
+        "test:///default",
+    );
+    let dry = ok(&lab.lvlab(&["images", "clean"]));
+    assert!(
+        dry.contains("would remove") && dry.contains("b.qcow2"),
+        "{dry}"
+    );
+    assert!(lab.cache().join("b.qcow2").exists());
+    let done = ok(&lab.lvlab(&["images", "clean", "--force"]));
+    assert!(done.contains("removed"), "{done}");
+    assert!(!lab.cache().join("b.qcow2").exists());
+    assert!(!lab.cache().join("b.qcow2.lvlab.json").exists());
+    assert!(!lab.cache().join("x.qcow2.rejected").exists());
+    assert!(lab.cache().join("notes.txt").exists(), "not lvlab's file");
+    assert!(lab.cache().join("a.qcow2").exists());
+    assert!(lab.cache().join("a.qcow2.lvlab.json").exists());
+}
+
+#[test]
+fn without_a_manifest_init_offers_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .arg("init")
+        .output()
+        .unwrap();
+    let err = failed(&out);
+    for key in ["debian13", "ubuntu24.04", "fedora44", "almalinux10"] {
+        assert!(err.contains(key), "{err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .args(["init", "nonesuch"])
+        .output()
+        .unwrap();
+    assert!(failed(&out).contains("no image `nonesuch` in the built-in catalog"));
+}
+
+#[test]
+fn backing_chains_are_read_from_qcow2_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let status = Command::new("qemu-img")
+            .current_dir(dir.path())
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    run(&["create", "-q", "-f", "qcow2", "base.qcow2", "16M"]);
+    // A relative backing name, as qemu-img writes it, resolves beside the overlay.
+    run(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        "base.qcow2",
+        "mid.qcow2",
+    ]);
+    run(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        "mid.qcow2",
+        "top.qcow2",
+    ]);
+    let chain = lvlab::observe::disks::backing_chain(&dir.path().join("top.qcow2"));
+    let names: Vec<String> = chain
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["top.qcow2", "mid.qcow2", "base.qcow2"]);
+}
