@@ -69,12 +69,14 @@ fn apply(path: &Path, target: Target) -> Duration {
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     let start = Instant::now();
     let planned = lab.plan(target, &Selection::default()).unwrap();
-    let outcome = lab.apply(
-        &planned,
-        &ApplyOptions::default(),
-        &Quiet,
-        &AtomicBool::new(false),
-    );
+    let outcome = lab
+        .apply(
+            &planned,
+            &ApplyOptions::default(),
+            &Quiet,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
     assert!(outcome.succeeded(), "{:?}", outcome.failed);
     start.elapsed()
 }

@@ -12,6 +12,7 @@ use crate::apply::{self, ExecutionObserver, Outcome};
 use crate::cloudinit::{self, password::OneTimePassword, CloudInitError, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
+use crate::images::{self, progress::Silent, FetchOptions, Fetcher, Reporter};
 use crate::libvirt::{Hypervisors, LibvirtError};
 use crate::observe::{self, osinfo, MachineFiles, Observed};
 use crate::plan::{self, Plan, PlanError, PlanInput, RenderedMachine, Selection, Target};
@@ -32,6 +33,8 @@ pub enum ReconcileError {
     },
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("cannot set up downloads: {0}")]
+    Fetcher(crate::images::FetchError),
 }
 
 /// The selected environments with their connections open.
@@ -55,7 +58,7 @@ impl<'d> Lab<'d> {
     }
 
     pub fn observe(&self) -> Result<Observed, LibvirtError> {
-        observe::observe(&self.environments, &self.hypervisors)
+        observe::observe(self.desired, &self.environments, &self.hypervisors)
     }
 
     /// Observes, renders and plans.
@@ -84,19 +87,27 @@ impl<'d> Lab<'d> {
         options: &ApplyOptions,
         observer: &dyn ExecutionObserver,
         interrupt: &AtomicBool,
-    ) -> Outcome {
+    ) -> Result<Outcome, ReconcileError> {
+        let fetcher = Fetcher::new(FetchOptions::from_env()).map_err(ReconcileError::Fetcher)?;
         let context = ApplyContext {
             desired: self.desired,
             hypervisors: &self.hypervisors,
             rendered: &planned.rendered.machines,
             shutdown_timeout: options.shutdown_timeout,
             force: options.force,
+            fetcher: &fetcher,
+            image_reporter: options.image_reporter.as_ref(),
         };
         let jobs = planned
             .plan
             .graph
             .map(|_, step| actions::job(step, &context), |_, _| ());
-        apply::execute(&jobs, options.parallelism, observer, interrupt)
+        Ok(apply::execute(
+            &jobs,
+            options.parallelism,
+            observer,
+            interrupt,
+        ))
     }
 }
 
@@ -107,11 +118,12 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-#[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub parallelism: usize,
     pub shutdown_timeout: Duration,
     pub force: bool,
+    /// Hears about image downloads (bars on a terminal, or nothing).
+    pub image_reporter: Box<dyn Reporter>,
 }
 
 impl Default for ApplyOptions {
@@ -120,6 +132,7 @@ impl Default for ApplyOptions {
             parallelism: 10,
             shutdown_timeout: Duration::from_secs(120),
             force: false,
+            image_reporter: Box::new(Silent),
         }
     }
 }
@@ -209,7 +222,7 @@ fn render_machine(
         manifest: desired.manifest_path.display().to_string(),
         vm_dir: machine.vm_dir.display().to_string(),
         image_key: machine.os.clone(),
-        image_digest: String::new(),
+        image_digest: images::record::verified_digest(machine, image).unwrap_or_default(),
         seed_digest: seed.digest(),
         spec_digest: spec_digest.clone(),
         spec: fields.clone(),

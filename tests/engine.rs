@@ -77,12 +77,14 @@ impl ExecutionObserver for Quiet {
 
 fn apply(lab: &Lab, target: Target, selection: &Selection) -> lvlab::plan::Plan {
     let planned = lab.plan(target, selection).unwrap();
-    let outcome = lab.apply(
-        &planned,
-        &ApplyOptions::default(),
-        &Quiet,
-        &AtomicBool::new(false),
-    );
+    let outcome = lab
+        .apply(
+            &planned,
+            &ApplyOptions::default(),
+            &Quiet,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
     assert!(outcome.succeeded(), "{:?}", outcome.failed);
     planned.plan
 }

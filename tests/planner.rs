@@ -124,7 +124,15 @@ impl World {
             images: env
                 .machines
                 .iter()
-                .map(|m| (m.image_path.clone(), ImageState { present: false }))
+                .map(|m| {
+                    let state = ImageState {
+                        path: m.image_path.clone(),
+                        present: false,
+                        verified: false,
+                        stale: false,
+                    };
+                    (m.image_path.clone(), state)
+                })
                 .collect(),
         };
         Self { desired, observed }
@@ -137,6 +145,7 @@ impl World {
     fn image_cached(mut self) -> Self {
         for state in self.observed.images.values_mut() {
             state.present = true;
+            state.verified = true;
         }
         self
     }
@@ -249,9 +258,7 @@ fn empty_host_creates_everything_image_first() {
     assert_eq!(
         steps(&plan),
         [
-            "image.debian12: download image",
-            "image.debian12: verify signature",
-            "image.debian12: verify checksum",
+            "image.debian12: verify signature, download image, verify checksum",
             "lab.web: define domain",
             "lab.web: create disk disk0.qcow2",
             "lab.web: create disk disk1.qcow2",
@@ -266,10 +273,8 @@ fn empty_host_creates_everything_image_first() {
     assert_eq!(
         edges(&plan),
         [
-            "image.debian12: download image -> image.debian12: verify signature",
-            "image.debian12: verify checksum -> lab.db: create disk disk0.qcow2",
-            "image.debian12: verify checksum -> lab.web: create disk disk0.qcow2",
-            "image.debian12: verify signature -> image.debian12: verify checksum",
+            "image.debian12: verify signature, download image, verify checksum -> lab.db: create disk disk0.qcow2",
+            "image.debian12: verify signature, download image, verify checksum -> lab.web: create disk disk0.qcow2",
             "lab.db: build seed ISO -> lab.db: define domain",
             "lab.db: create disk disk0.qcow2 -> lab.db: define domain",
             "lab.db: define domain -> lab.db: start",
@@ -616,12 +621,59 @@ fn images_only_plans_just_the_downloads() {
         .unwrap();
     assert_eq!(
         steps(&plan),
-        [
-            "image.debian12: download image",
-            "image.debian12: verify signature",
-            "image.debian12: verify checksum"
-        ]
+        ["image.debian12: verify signature, download image, verify checksum"]
     );
+    assert_eq!(plan.summary.add, 1);
+}
+
+#[test]
+fn cached_images_are_verified_again_when_unverified_or_stale() {
+    let mut world = World::new(MANIFEST);
+    let path = world.machine("web").image_path;
+    let state = world.observed.images.get_mut(&path).unwrap();
+    state.present = true;
+    let plan = world
+        .plan(
+            Target::Running,
+            Selection {
+                images_only: true,
+                ..all()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        plan.blocks[0].reasons,
+        [Reason::ImageUnverified { path: path.clone() }]
+    );
+
+    let state = world.observed.images.get_mut(&path).unwrap();
+    state.verified = true;
+    state.stale = true;
+    let plan = world
+        .plan(
+            Target::Running,
+            Selection {
+                images_only: true,
+                ..all()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        plan.blocks[0].reasons,
+        [Reason::ImageRecordStale { path: path.clone() }]
+    );
+
+    world.observed.images.get_mut(&path).unwrap().stale = false;
+    let plan = world
+        .plan(
+            Target::Running,
+            Selection {
+                images_only: true,
+                ..all()
+            },
+        )
+        .unwrap();
+    assert!(plan.is_empty(), "verified and current: no request");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::storage::{self, FromImage};
 
 const PUBLIC: u32 = 0o644;
 
-pub fn create_disk(machine: &MachineSpec, index: usize) -> Result<(), String> {
+pub fn create_disk(machine: &MachineSpec, image: &Path, index: usize) -> Result<(), String> {
     let disk = machine
         .disks
         .get(index)
@@ -25,7 +25,7 @@ pub fn create_disk(machine: &MachineSpec, index: usize) -> Result<(), String> {
                 DiskStrategy::Copy => FromImage::Copy,
                 DiskStrategy::Backing => FromImage::Overlay,
             };
-            storage::create_from_image(&machine.image_path, &disk.path, how, size)
+            storage::create_from_image(image, &disk.path, how, size)
         }
         (DiskRole::Blank, Some(size)) => storage::create_blank(&disk.path, size),
         (DiskRole::Blank, None) => return Err(format!("{}: a blank disk needs a size", disk.name)),

@@ -4,12 +4,14 @@
 
 mod domain;
 mod files;
+pub mod image;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::apply::Job;
 use crate::desired::{Desired, MachineSpec};
+use crate::images::{EnsureOptions, Fetcher, Reporter};
 use crate::libvirt::{Connection, Hypervisors};
 use crate::plan::{Action, Address, RenderedMachine, Step};
 
@@ -23,6 +25,8 @@ pub struct ApplyContext<'a> {
     pub shutdown_timeout: Duration,
     /// Power off a guest that did not stop within the timeout.
     pub force: bool,
+    pub fetcher: &'a Fetcher,
+    pub image_reporter: &'a dyn Reporter,
 }
 
 pub struct StepJob<'a> {
@@ -43,10 +47,13 @@ impl Job for StepJob<'_> {
     fn run(&self) -> Result<(), String> {
         let ctx = self.context;
         match (&self.step.address, &self.step.action) {
-            (Address::Image { .. }, action) => Err(format!(
-                "{}: the image pipeline is not wired into apply yet",
-                action.describe()
-            )),
+            (Address::Image { key, path }, _) => {
+                let spec = &ctx.desired.images[key];
+                let cache_dir = path.parent().unwrap_or(std::path::Path::new("/"));
+                let options = EnsureOptions::default();
+                image::ImageJob::new(spec, cache_dir, ctx.fetcher, &options, ctx.image_reporter)
+                    .run()
+            }
             (
                 Address::Machine {
                     environment,
@@ -76,7 +83,7 @@ fn run_machine_action(
     match action {
         Action::CreateDisk { index, .. } => {
             let machine = machine.ok_or_else(|| needs("a disk"))?;
-            files::create_disk(machine, *index)
+            files::create_disk(machine, &boot_image(ctx, machine), *index)
         }
         Action::BuildSeed => {
             let machine = machine.ok_or_else(|| needs("a seed"))?;
@@ -87,7 +94,10 @@ fn run_machine_action(
             let machine = machine.ok_or_else(|| needs("a definition"))?;
             let rendered = rendered.ok_or_else(|| needs("a definition"))?;
             files::record_definition(machine, rendered)?;
-            domain::define(conn, domain, &rendered.definition)
+            let digest =
+                crate::images::record::verified_digest(machine, &ctx.desired.images[&machine.os]);
+            let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
+            domain::define(conn, domain, &xml)
         }
         Action::StartDomain => {
             let kvm = rendered
@@ -99,10 +109,18 @@ fn run_machine_action(
         Action::PowerOffDomain => domain::power_off(conn, domain),
         Action::UndefineDomain => domain::undefine(conn, domain),
         Action::RemoveFiles { dir } => files::remove_machine_files(dir, machine),
-        Action::DownloadImage | Action::VerifyChecksum | Action::VerifySignature => {
-            Err(format!("{domain}: image actions belong to an image"))
-        }
+        Action::DownloadImage { .. } => Err(format!("{domain}: image actions belong to an image")),
     }
+}
+
+/// The file the machine's image key means now (a `--refresh` may have
+/// brought a newer one beside the URL's own name).
+fn boot_image(ctx: &ApplyContext, machine: &MachineSpec) -> std::path::PathBuf {
+    let cache_dir = machine
+        .image_path
+        .parent()
+        .unwrap_or(std::path::Path::new("/"));
+    crate::images::actions::current_path(cache_dir, &ctx.desired.images[&machine.os])
 }
 
 fn connection<'a>(ctx: &'a ApplyContext, environment: &str) -> Result<&'a Connection, String> {

@@ -154,8 +154,9 @@ impl Flow<'_> {
             parallelism: usize::from(self.execution.parallelism),
             shutdown_timeout: self.shutdown,
             force: self.force,
+            image_reporter: download_bars(),
         };
-        let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag());
+        let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag())?;
         let code = report(&lab, &planned, &outcome, printer);
         if outcome.succeeded() {
             self.wait_if_asked(&lab, printer)?;
@@ -187,6 +188,15 @@ impl Flow<'_> {
                 Some(EnvironmentLock::acquire(&base, &env.name, timeout).map_err(CliError::from))
             })
             .collect()
+    }
+}
+
+/// Live download bars on a terminal; elsewhere the action lines say enough.
+fn download_bars() -> Box<dyn crate::images::Reporter> {
+    if std::io::stderr().is_terminal() {
+        super::progress::reporter(false)
+    } else {
+        Box::new(crate::images::progress::Silent)
     }
 }
 

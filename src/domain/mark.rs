@@ -62,3 +62,44 @@ impl OwnershipMark {
         })
     }
 }
+
+/// The definition with the verified image's digest in the mark. The image
+/// may be downloaded after the definition was rendered (in the same apply),
+/// so the digest is filled in when the domain is defined.
+pub fn with_image_digest(definition: &str, digest: Option<&str>) -> String {
+    const EMPTY: &str = "digest=''";
+    let (Some(digest), Some(image)) = (digest, definition.find("<lvlab:image ")) else {
+        return definition.to_string();
+    };
+    let element_end = definition[image..]
+        .find("/>")
+        .map_or(definition.len(), |e| image + e);
+    match definition[image..element_end].find(EMPTY) {
+        Some(at) => {
+            let at = image + at;
+            format!(
+                "{}digest='{digest}'{}",
+                &definition[..at],
+                &definition[at + EMPTY.len()..]
+            )
+        }
+        None => definition.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_digest_is_filled_in_only_where_empty() {
+        let xml = "<lvlab:image key='d' digest=''/>\n<lvlab:seed digest=''/>";
+        assert_eq!(
+            with_image_digest(xml, Some("sha512:ab")),
+            "<lvlab:image key='d' digest='sha512:ab'/>\n<lvlab:seed digest=''/>"
+        );
+        let known = "<lvlab:image key='d' digest='sha256:x'/>";
+        assert_eq!(with_image_digest(known, Some("sha512:ab")), known);
+        assert_eq!(with_image_digest(xml, None), xml);
+    }
+}

@@ -7,7 +7,7 @@ mod mark;
 mod render;
 mod spec;
 
-pub use mark::{OwnershipMark, MARK_NAMESPACE};
+pub use mark::{with_image_digest, OwnershipMark, MARK_NAMESPACE};
 pub use render::{
     forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DefinitionInput,
     DomainError, HostFacts,

@@ -83,6 +83,20 @@ impl ImageRecord {
     }
 }
 
+/// `sha512:<hex>` of the image `machine` boots from, when it was verified.
+pub fn verified_digest(
+    machine: &crate::desired::MachineSpec,
+    image: &crate::desired::ImageSpec,
+) -> Option<String> {
+    let record = load(machine.image_path.parent()?, &image.file_name)?;
+    let digest = record.current_file()?.digest.clone()?;
+    Some(format!(
+        "{}:{}",
+        super::checksums::algorithm_name(digest.algorithm),
+        digest.hex
+    ))
+}
+
 /// `<image file>.lvlab.json` in `dir`.
 pub fn path(dir: &Path, image_file: &str) -> PathBuf {
     dir.join(format!("{image_file}{SUFFIX}"))

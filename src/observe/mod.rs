@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{EnvironmentSpec, MachineSpec};
+use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::HostFacts;
+use crate::images;
 use crate::libvirt::{Hypervisors, LibvirtError};
 use crate::storage;
 pub use domains::{ObservedDomain, PowerState};
@@ -64,7 +65,14 @@ pub struct MachineFiles {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageState {
+    /// The file the image key means now (after a `--refresh`, maybe not
+    /// the URL's own name).
+    pub path: PathBuf,
     pub present: bool,
+    /// Its verification record says it was checked.
+    pub verified: bool,
+    /// The record describes another file (its size differs).
+    pub stale: bool,
 }
 
 impl ObservedEnvironment {
@@ -89,6 +97,7 @@ impl Observed {
 /// Observes the given environments through `hypervisors` (which must hold
 /// a connection for each environment's URI).
 pub fn observe(
+    desired: &Desired,
     environments: &[&EnvironmentSpec],
     hypervisors: &Hypervisors,
 ) -> Result<Observed, LibvirtError> {
@@ -110,12 +119,10 @@ pub fn observe(
             .map(|m| (m.vm_name.clone(), machine_files(m)))
             .collect();
         for machine in &env.machines {
-            observed.images.insert(
-                machine.image_path.clone(),
-                ImageState {
-                    present: storage::volume_exists(&machine.image_path),
-                },
-            );
+            let image = &desired.images[&machine.os];
+            observed
+                .images
+                .insert(machine.image_path.clone(), image_state(machine, image));
         }
         observed.environments.push(ObservedEnvironment {
             name: env.name.clone(),
@@ -151,6 +158,26 @@ fn find_virtiofsd() -> Option<PathBuf> {
         .map(|dir| dir.join("virtiofsd"))
         .chain(["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].map(PathBuf::from))
         .find(|candidate| candidate.is_file())
+}
+
+/// The image a machine boots from, as the cache and its record say.
+fn image_state(machine: &MachineSpec, image: &ImageSpec) -> ImageState {
+    let cache_dir = machine
+        .image_path
+        .parent()
+        .unwrap_or(std::path::Path::new("/"));
+    let path = images::actions::current_path(cache_dir, image);
+    let present = storage::volume_exists(&path);
+    let current = images::record::load(cache_dir, &image.file_name)
+        .filter(|r| r.source == image.source.to_string())
+        .and_then(|r| r.current_file().cloned());
+    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+    ImageState {
+        present,
+        verified: current.as_ref().is_some_and(|f| f.verified),
+        stale: present && current.as_ref().is_some_and(|f| Some(f.size) != size),
+        path,
+    }
 }
 
 /// What exists of a machine's files; reads only the small recorded files.

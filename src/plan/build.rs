@@ -375,49 +375,43 @@ impl<'a> Planner<'a> {
         if let Some(ready) = self.image_ready.get(&machine.image_path) {
             return *ready;
         }
-        let present = self
-            .input
-            .observed
-            .images
-            .get(&machine.image_path)
-            .is_some_and(|i| i.present);
-        let ready = if present {
-            None
-        } else {
-            Some(self.image_actions(machine))
+        let spec = &self.input.desired.images[&machine.os];
+        let state = self.input.observed.images.get(&machine.image_path);
+        let path = machine.image_path.clone();
+        let reason = match state {
+            None => Some(Reason::ImageNotCached { path }),
+            Some(s) if !s.present => Some(Reason::ImageNotCached { path }),
+            Some(s) if s.stale => Some(Reason::ImageRecordStale { path }),
+            Some(s) if spec.checksum.is_some() && !s.verified => {
+                Some(Reason::ImageUnverified { path })
+            }
+            Some(_) => None,
         };
+        let ready = reason.map(|reason| self.image_action(machine, reason));
         self.image_ready.insert(machine.image_path.clone(), ready);
         ready
     }
 
-    fn image_actions(&mut self, machine: &MachineSpec) -> NodeIndex {
+    fn image_action(&mut self, machine: &MachineSpec, reason: Reason) -> NodeIndex {
         let spec = &self.input.desired.images[&machine.os];
         let address = Address::Image {
             key: spec.key.clone(),
             path: machine.image_path.clone(),
         };
-        let mut last = self.add(&address, Action::DownloadImage);
-        // The signature vouches for the checksum file, which vouches for
-        // the image: check them in that order.
-        if spec.signature.is_some() {
-            let node = self.add(&address, Action::VerifySignature);
-            self.chain(Some(last), node);
-            last = node;
-        }
-        if spec.checksum.is_some() {
-            let node = self.add(&address, Action::VerifyChecksum);
-            self.chain(Some(last), node);
-            last = node;
-        }
+        let node = self.add(
+            &address,
+            Action::DownloadImage {
+                checksum: spec.checksum.is_some(),
+                signature: spec.signature.is_some(),
+            },
+        );
         self.image_blocks.push(Block {
             address,
             change: Change::Create,
-            reasons: vec![Reason::ImageNotCached {
-                path: machine.image_path.clone(),
-            }],
+            reasons: vec![reason],
             diffs: Vec::new(),
         });
-        last
+        node
     }
 
     /// lvlab's domains of this environment that the manifest no longer names.

@@ -90,9 +90,12 @@ impl std::fmt::Display for Address {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    DownloadImage,
-    VerifyChecksum,
-    VerifySignature,
+    /// Download the image, checking its checksum while the bytes arrive,
+    /// after the checksum file's OpenPGP signature (when configured).
+    DownloadImage {
+        checksum: bool,
+        signature: bool,
+    },
     CreateDisk {
         index: usize,
         path: PathBuf,
@@ -115,9 +118,15 @@ pub enum Action {
 impl Action {
     pub fn describe(&self) -> String {
         match self {
-            Action::DownloadImage => "download image".into(),
-            Action::VerifyChecksum => "verify checksum".into(),
-            Action::VerifySignature => "verify signature".into(),
+            Action::DownloadImage {
+                checksum: false, ..
+            } => "download image (unverified)".into(),
+            Action::DownloadImage {
+                signature: false, ..
+            } => "download image, verify checksum".into(),
+            Action::DownloadImage { .. } => {
+                "verify signature, download image, verify checksum".into()
+            }
             Action::CreateDisk { path, .. } => format!(
                 "create disk {}",
                 path.file_name().unwrap_or_default().to_string_lossy()
@@ -140,6 +149,14 @@ impl Action {
 pub enum Reason {
     NotDeployed,
     ImageNotCached {
+        path: PathBuf,
+    },
+    /// The cached file is not the one its verification record describes.
+    ImageRecordStale {
+        path: PathBuf,
+    },
+    /// Cached without verification although a checksum is configured now.
+    ImageUnverified {
         path: PathBuf,
     },
     DiskMissing {

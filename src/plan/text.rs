@@ -91,6 +91,14 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
     match reason {
         Reason::NotDeployed => vec![format!("{domain} does not exist")],
         Reason::ImageNotCached { path } => vec![format!("{} is not in the cache", path.display())],
+        Reason::ImageRecordStale { path } => vec![format!(
+            "{} is not the file its verification record describes",
+            path.display()
+        )],
+        Reason::ImageUnverified { path } => vec![format!(
+            "{} was never verified, and a checksum is configured",
+            path.display()
+        )],
         Reason::DiskMissing { path } => vec![format!("disk {} is missing", path.display())],
         Reason::SeedMissing => vec!["the seed ISO is missing".into()],
         Reason::SpecChanged { changes, running } => changes

@@ -1,0 +1,73 @@
+//! The image action: make a cache hold an image, verified. One function,
+//! [`ensure_image`](crate::images::ensure_image), run as a job both by
+//! `apply` (a step of a plan) and by `init` (a graph of image jobs alone).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::apply::Job;
+use crate::desired::ImageSpec;
+use crate::images::{ensure_image, EnsureOptions, EnsuredImage, Fetcher, ImageError, Reporter};
+
+/// One image into one cache; keeps its result for the caller to report.
+pub struct ImageJob<'a> {
+    pub spec: &'a ImageSpec,
+    pub cache_dir: &'a Path,
+    pub fetcher: &'a Fetcher,
+    pub options: &'a EnsureOptions,
+    pub reporter: &'a dyn Reporter,
+    pub result: Mutex<Option<Result<EnsuredImage, ImageError>>>,
+}
+
+impl<'a> ImageJob<'a> {
+    pub fn new(
+        spec: &'a ImageSpec,
+        cache_dir: &'a Path,
+        fetcher: &'a Fetcher,
+        options: &'a EnsureOptions,
+        reporter: &'a dyn Reporter,
+    ) -> Self {
+        Self {
+            spec,
+            cache_dir,
+            fetcher,
+            options,
+            reporter,
+            result: Mutex::new(None),
+        }
+    }
+
+    /// The result, once the job ran.
+    pub fn take_result(&self) -> Option<Result<EnsuredImage, ImageError>> {
+        self.result.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Job for ImageJob<'_> {
+    fn describe(&self) -> String {
+        format!("image.{}: download and verify", self.spec.key)
+    }
+
+    fn run(&self) -> Result<(), String> {
+        let key = &self.spec.key;
+        self.reporter.on_start(key);
+        let result = ensure_image(
+            self.fetcher,
+            self.spec,
+            self.cache_dir,
+            self.options,
+            self.reporter,
+        );
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        };
+        self.reporter.on_done(
+            key,
+            outcome.is_ok(),
+            if outcome.is_ok() { "ready" } else { "failed" },
+        );
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        outcome
+    }
+}
