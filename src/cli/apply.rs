@@ -224,7 +224,7 @@ fn ask(confirm: &Confirm) -> Result<bool, CliError> {
 }
 
 /// Set by the first Ctrl-C: no new actions start. The second exits at once.
-fn interrupt_flag() -> &'static AtomicBool {
+pub(super) fn interrupt_flag() -> &'static AtomicBool {
     static FLAG: OnceLock<&'static AtomicBool> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));

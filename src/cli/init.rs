@@ -2,8 +2,6 @@
 //! images (or the named ones), downloaded and verified, several at once.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use clap::Args;
 
@@ -11,9 +9,12 @@ use super::image_set::{self, CachedImage, ImageSet};
 use super::progress::{self, bytes};
 use super::{CliError, GlobalArgs, Printer};
 use crate::images::catalog::CATALOG;
+use petgraph::graph::DiGraph;
+
+use crate::actions::image::ImageJob;
+use crate::apply::{self, ExecutionObserver};
 use crate::images::{
-    ensure_image, EnsureOptions, EnsuredImage, FetchOptions, Fetcher, ImageError, Outcome,
-    PreviousFate,
+    EnsureOptions, EnsuredImage, FetchOptions, Fetcher, ImageError, Outcome, PreviousFate,
 };
 
 #[derive(Debug, Args)]
@@ -63,21 +64,37 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         }
     }
     let reporter = progress::reporter(global.quiet);
-    let results = run_jobs(&unique, args.jobs as usize, |image| {
-        reporter.on_start(&image.spec.key);
-        let result = ensure_image(
-            &fetcher,
-            &image.spec,
-            &image.cache_dir,
-            &options,
-            reporter.as_ref(),
-        );
-        match &result {
-            Ok(done) => reporter.on_done(&image.spec.key, true, &summary(done)),
-            Err(_) => reporter.on_done(&image.spec.key, false, "see below"),
+    // The same image action apply runs, on the same executor: a graph of
+    // independent image jobs, `--jobs` at a time.
+    let graph: DiGraph<ImageJob, ()> = {
+        let mut graph = DiGraph::new();
+        for image in &unique {
+            graph.add_node(ImageJob::new(
+                &image.spec,
+                &image.cache_dir,
+                &fetcher,
+                &options,
+                reporter.as_ref(),
+            ));
         }
-        result
-    });
+        graph
+    };
+    let outcome = apply::execute(
+        &graph,
+        args.jobs as usize,
+        &Unobserved,
+        super::apply::interrupt_flag(),
+    );
+    if outcome.interrupted {
+        reporter.finish();
+        printer.error("Interrupted: images not started were left as they were; run init again.");
+        return Ok(ExitCode::from(130));
+    }
+    // Image jobs depend on nothing, so without an interrupt every one ran.
+    let results: Vec<Result<EnsuredImage, ImageError>> = graph
+        .node_weights()
+        .map(|job| job.take_result().expect("every image job ran"))
+        .collect();
     reporter.finish();
     for (job, &i) in jobs.iter().zip(&slot) {
         if let Ok(done) = &results[i] {
@@ -228,24 +245,10 @@ pub fn catalog_text() -> String {
     out
 }
 
-/// Runs `work` on each item with at most `jobs` threads; results in order.
-fn run_jobs<T: Sync, R: Send>(items: &[&T], jobs: usize, work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(items.len()).max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
-                let result = work(item);
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every job ran"))
-        .collect()
+/// init's progress is the image reporter's; the executor's events add nothing.
+struct Unobserved;
+
+impl ExecutionObserver for Unobserved {
+    fn started(&self, _: &str) {}
+    fn finished(&self, _: &str, _: std::time::Duration, _: &Result<(), String>) {}
 }
