@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, part one: install what is missing, build lvlab, and run it on
-# the demo lab in examples/demo against the local libvirt (qemu:///session).
+# the demo lab in examples/demo against the local libvirt (qemu:///session):
+# validate, init (verified image), plan, up, status, plan again (no changes),
+# destroy.
 # Idempotent: run it as often as you like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +27,17 @@ if [ ! -f "$state/id_ed25519.pub" ]; then
     ssh-keygen -q -t ed25519 -N '' -C lvlab-demo -f "$state/id_ed25519"
 fi
 
-say "lvlab validate"
-"$lvlab" -f "$demo/Lvlab.yml" validate
-say "lvlab capabilities"
-"$lvlab" -f "$demo/Lvlab.yml" capabilities
-say "lvlab cloudinit web (the seed: meta-data, user-data, network-config, cidata.iso)"
-"$lvlab" -f "$demo/Lvlab.yml" cloudinit web
+run() {
+    say "lvlab $*"
+    "$lvlab" -f "$demo/Lvlab.yml" "$@"
+}
+
+run validate
+run capabilities
+run init
+run plan
+run up --all
+run status
+run plan --detailed-exitcode
+run destroy --force
+say "done: the demo lab was created, checked and removed again"
