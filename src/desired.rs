@@ -40,6 +40,8 @@ pub struct MachineSpec {
     pub memory_mib: u64,
     pub domain_type: DomainType,
     pub graphics: Graphics,
+    /// Start the domain when libvirt starts.
+    pub autostart: bool,
     /// Where this machine's image lives in the cache.
     pub image_path: PathBuf,
     /// `<disk_image_basedir>/<environment>/<vm_name>/`.

@@ -191,3 +191,34 @@ fn drift_stop_start_and_destroy_converge() {
         "the image cache stays"
     );
 }
+
+#[test]
+fn autostart_is_an_in_place_change() {
+    let fx = Fixture::new();
+    let desired = fx.manifest(TWO);
+    let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
+    apply(&lab, Target::Running, &Selection::default());
+
+    let auto = fx.manifest(&TWO.replace(
+        "      - vm_name: db\n",
+        "      - vm_name: db\n        autostart: yes\n",
+    ));
+    let lab2 = Lab {
+        desired: &auto,
+        environments: auto.environments.iter().collect(),
+        hypervisors: lab.hypervisors,
+    };
+    let plan = apply(&lab2, Target::Running, &Selection::default());
+    assert_eq!(plan.blocks[0].change, Change::Update);
+    let conn = lab2.hypervisors.get(&auto.environments[0].libvirt_uri);
+    let db = conn.raw().lookup_domain_by_name("db_lab").unwrap();
+    assert!(db.autostart().unwrap());
+    let web = conn.raw().lookup_domain_by_name("web_lab").unwrap();
+    assert!(!web.autostart().unwrap());
+    assert!(lab2
+        .plan(Target::Running, &Selection::default())
+        .unwrap()
+        .plan
+        .blocks
+        .is_empty());
+}

@@ -337,3 +337,25 @@ fn status_shows_each_machine_and_a_landing_page_without_manifest() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn plan_json_uses_only_the_documented_names() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan-json.md"))
+            .unwrap();
+    let lab = Lab::on("partly-deployed.xml");
+    let out = lab.run(&["plan", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for action in json["actions"].as_array().unwrap() {
+        let name = action["action"].as_str().unwrap();
+        assert!(doc.contains(&format!("`{name}`")), "{name} is documented");
+    }
+    for change in json["changes"].as_array().unwrap() {
+        let kind = change["change"].as_str().unwrap();
+        assert!(doc.contains(&format!("`{kind}`")), "{kind} is documented");
+        for reason in change["reasons"].as_array().unwrap() {
+            let name = reason["reason"].as_str().unwrap();
+            assert!(doc.contains(&format!("`{name}`")), "{name} is documented");
+        }
+    }
+}

@@ -14,7 +14,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Defines `xml`. Over an existing domain of that name the definition
 /// keeps the domain's UUID, which libvirt needs to accept it as an update.
-pub fn define(conn: &Connection, name: &str, xml: &str) -> Result<(), String> {
+pub fn define(conn: &Connection, name: &str, xml: &str, autostart: bool) -> Result<(), String> {
     let xml = match conn.raw().lookup_domain_by_name(name) {
         Ok(existing) => {
             let uuid = existing
@@ -24,10 +24,15 @@ pub fn define(conn: &Connection, name: &str, xml: &str) -> Result<(), String> {
         }
         Err(_) => xml.to_string(),
     };
-    conn.raw()
+    let domain = conn
+        .raw()
         .define_domain_xml(&xml)
+        .map_err(|e| conn.error("define the domain", e).to_string())?;
+    // Autostart is not part of the definition: set it each time.
+    domain
+        .set_autostart(autostart)
         .map(drop)
-        .map_err(|e| conn.error("define the domain", e).to_string())
+        .map_err(|e| conn.error("set autostart", e).to_string())
 }
 
 /// The definition with `<uuid>` right after `<name>` (the template writes

@@ -97,7 +97,7 @@ fn run_machine_action(
             let digest =
                 crate::images::record::verified_digest(machine, &ctx.desired.images[&machine.os]);
             let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
-            domain::define(conn, domain, &xml)
+            domain::define(conn, domain, &xml, machine.autostart)
         }
         Action::StartDomain => {
             let kvm = rendered

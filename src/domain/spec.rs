@@ -42,6 +42,9 @@ impl SpecFields {
         fields.insert("cpu".into(), machine.cpu.to_string());
         fields.insert("memory".into(), format!("{} MiB", machine.memory_mib));
         fields.insert("domain_type".into(), domain_type.to_string());
+        if machine.autostart {
+            fields.insert("autostart".into(), "yes".into());
+        }
         if machine.graphics != Graphics::None {
             fields.insert(
                 "graphics".into(),

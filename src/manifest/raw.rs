@@ -51,6 +51,7 @@ pub struct RawMachine {
     pub disk_strategy: Option<String>,
     pub domain_type: Option<String>,
     pub graphics: Option<String>,
+    pub autostart: Option<Flag>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -287,6 +287,9 @@ fn resolve_machine(
         memory_mib,
         domain_type,
         graphics,
+        autostart: m
+            .pick("autostart", |x| x.autostart.as_ref())
+            .is_some_and(|(flag, _)| flag.0),
         vm_dir,
         disks,
         interfaces,
