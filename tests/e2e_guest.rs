@@ -28,7 +28,7 @@
 //! even when a check fails.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -260,22 +260,19 @@ images:
         for guest in &GUESTS {
             let xml = String::from_utf8_lossy(&virsh(&["dumpxml", &self.domain(guest.vm)]).stdout)
                 .into_owned();
-            let Some(pty) = xml
+            let log = self.logs.join(format!("{}.console.log", guest.vm));
+            // Created here, not in the thread: no reader sees an old log.
+            let mut output = std::fs::File::create(&log).unwrap();
+            let Some(mut input) = xml
                 .split("<source path='")
                 .nth(1)
                 .and_then(|rest| rest.split('\'').next())
-                .map(str::to_string)
+                .and_then(|pty| std::fs::File::open(pty).ok())
             else {
-                eprintln!("{}: no serial pty found, no console log", guest.vm);
+                eprintln!("{}: no serial pty to read, no console log", guest.vm);
                 continue;
             };
-            let log = self.logs.join(format!("{}.console.log", guest.vm));
             std::thread::spawn(move || {
-                let (Ok(mut input), Ok(mut output)) =
-                    (std::fs::File::open(&pty), std::fs::File::create(&log))
-                else {
-                    return;
-                };
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = input.read(&mut buf) {
                     if n == 0 || output.write_all(&buf[..n]).is_err() {
@@ -385,6 +382,9 @@ fn ssh_banner(port: u16) -> Result<String, String> {
             Ok(0) => break,
             Ok(_) if byte[0] == b'\n' => break,
             Ok(_) => banner.push(byte[0]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err("connected, but no banner within 5 s".into())
+            }
             Err(e) => return Err(format!("no banner: {e}")),
         }
     }
@@ -438,7 +438,47 @@ struct Readiness {
     cloud_init: Result<(f64, String), String>,
 }
 
-fn wait_for_guest(vm: &'static str, port: u16, key: PathBuf, started: Instant) -> Readiness {
+/// How long the probes wait for the console to show sshd started before
+/// they start anyway (a console that could not be read, say).
+const CONSOLE_GRACE: Duration = Duration::from_secs(240);
+
+/// Whether the guest's console shows systemd starting sshd.
+fn console_shows_sshd(console: &Path) -> bool {
+    std::fs::read(console).is_ok_and(|bytes| {
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .any(|l| l.contains("Started") && l.contains("ssh.service"))
+    })
+}
+
+/// Cloud-init's table of network devices from the guest's console, the
+/// first place to look when SSH never answered.
+fn console_net_info(console: &Path) -> String {
+    let Ok(bytes) = std::fs::read(console) else {
+        return format!("(no console log at {})", console.display());
+    };
+    let log = String::from_utf8_lossy(&bytes);
+    let rows: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.contains("Net device info"))
+        .take_while(|l| !l.contains("Route"))
+        .filter(|l| l.contains("ci-info: |"))
+        .filter_map(|l| l.split("ci-info: ").nth(1))
+        .collect();
+    if rows.is_empty() {
+        "(the console shows no cloud-init network table)".into()
+    } else {
+        format!("network devices per cloud-init:\n{}", rows.join("\n"))
+    }
+}
+
+fn wait_for_guest(
+    vm: &'static str,
+    port: u16,
+    key: PathBuf,
+    console: PathBuf,
+    started: Instant,
+) -> Readiness {
     let deadline = started + ssh_timeout();
     let mut ready = Readiness {
         vm,
@@ -447,6 +487,16 @@ fn wait_for_guest(vm: &'static str, port: u16, key: PathBuf, started: Instant) -
         login: Err("SSH was never reachable".into()),
         cloud_init: Err("SSH was never reachable".into()),
     };
+    // A connection through bookworm's passt to a guest whose network is not
+    // up yet makes passt spin at up to a full core until the guest answers
+    // (measured: 38 s of CPU during a 50 s boot), which slows TCG guests on
+    // a 2-core host. So probe only once the console shows sshd starting.
+    while !console_shows_sshd(&console)
+        && started.elapsed() < CONSOLE_GRACE
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_secs(1));
+    }
     loop {
         match ssh_banner(port) {
             Ok(banner) => {
@@ -457,8 +507,9 @@ fn wait_for_guest(vm: &'static str, port: u16, key: PathBuf, started: Instant) -
             }
             Err(last) if Instant::now() > deadline => {
                 ready.ssh_ready = Err(format!(
-                    "no SSH banner on 127.0.0.1:{port} within {} s; last probe: {last}",
-                    ssh_timeout().as_secs()
+                    "no SSH banner on 127.0.0.1:{port} within {} s; last probe: {last}; {}",
+                    ssh_timeout().as_secs(),
+                    console_net_info(&console)
                 ));
                 return ready;
             }
@@ -696,8 +747,9 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             .unwrap_or_else(|| panic!("no SSH port for {} in status: {row}", guest.vm));
         let key = lab.key();
         let vm = guest.vm;
+        let console = lab.logs.join(format!("{vm}.console.log"));
         waits.push(std::thread::spawn(move || {
-            wait_for_guest(vm, port, key, started)
+            wait_for_guest(vm, port, key, console, started)
         }));
     }
     let readiness: Vec<Readiness> = waits.into_iter().map(|w| w.join().unwrap()).collect();
