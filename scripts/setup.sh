@@ -39,6 +39,10 @@ PACKAGES=(
     pkg-config gcc passt xorriso cloud-init osinfo-db libosinfo-bin dnsmasq-base
     gnupg curl ca-certificates openssh-client libssl-dev
 )
+# The real-guest tier builds its own Debian 12 image (scripts/e2e/build-image.sh).
+E2E_PACKAGES=(
+    mmdebstrap grub-pc-bin e2fsprogs fdisk
+)
 
 ensure_backports_source() {
     if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
@@ -66,7 +70,7 @@ ensure_packages() {
     ensure_backports_source
     local missing_bpo missing
     missing_bpo=$(missing_packages "${BACKPORTS_PACKAGES[@]}")
-    missing=$(missing_packages "${PACKAGES[@]}")
+    missing=$(missing_packages "${PACKAGES[@]}" "${E2E_PACKAGES[@]}")
     if [ -z "$missing_bpo" ] && [ -z "$missing" ]; then
         say "Debian packages: all present"
         return
