@@ -680,3 +680,30 @@ environment:
     ));
     assert!(err.contains("one mapping of defaults"), "{err}");
 }
+
+#[test]
+fn a_bare_file_name_is_a_key_file_and_other_text_is_an_error() {
+    let d = load(&format!(
+        "
+environment:
+  - name: lab
+    machines: [{{vm_name: a, os: debian12, cloud_init: {{pubkey: id_ed25519.pub}}}}]
+{IMAGES}"
+    ));
+    assert_eq!(
+        machine(&d, "a").cloud_init.pubkey,
+        Some(PublicKey::File("/srv/lab/id_ed25519.pub".into())),
+        "taken against the manifest's directory, not as key text"
+    );
+    let err = load_err(&format!(
+        "
+environment:
+  - name: lab
+    machines: [{{vm_name: a, os: debian12, cloud_init: {{pubkey: not a key}}}}]
+{IMAGES}"
+    ));
+    assert!(
+        err.contains("neither an SSH public key nor a path"),
+        "{err}"
+    );
+}

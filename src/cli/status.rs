@@ -80,7 +80,10 @@ pub fn run(
                     .as_ref()
                     .map(|r| r.addresses.clone())
                     .unwrap_or_default(),
-                ssh: ssh_address(&files),
+                ssh: runtime
+                    .as_ref()
+                    .and_then(|r| r.uptime)
+                    .and(ssh_address(&files)),
                 uptime_seconds: runtime.as_ref().and_then(|r| r.uptime).map(|d| d.as_secs()),
                 image: machine.os.clone(),
                 image_cached: observed

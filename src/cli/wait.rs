@@ -23,8 +23,16 @@ pub struct WaitArgs {
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-const RETRY: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+
+/// Before the first SSH probe through a passt forward: a connection that
+/// arrives before the guest's network is up makes bookworm's passt spin a
+/// whole core until the guest answers, which halved two TCG guests' boot
+/// speed on 2 cores (measured). So wait until the guest agent answers, or
+/// this long (TCG boots take about a minute; KVM ones seconds).
+const FIRST_PROBE_TCG: Duration = Duration::from_secs(45);
+const FIRST_PROBE_KVM: Duration = Duration::from_secs(5);
 
 /// Waits for the given machines' SSH; an error lists those not ready.
 pub fn wait_for_ssh(
@@ -33,14 +41,11 @@ pub fn wait_for_ssh(
     args: &WaitArgs,
     printer: &Printer,
 ) -> Result<(), CliError> {
-    let machines: Vec<&MachineSpec> = lab
-        .environments
-        .iter()
-        .flat_map(|e| e.machines.iter())
-        .filter(|m| vm_names.is_empty() || vm_names.contains(&m.vm_name))
-        .collect();
     let mut pending: Vec<(&MachineSpec, SocketAddr)> = Vec::new();
-    for machine in machines {
+    for machine in lab.environments.iter().flat_map(|e| e.machines.iter()) {
+        if !vm_names.is_empty() && !vm_names.contains(&machine.vm_name) {
+            continue;
+        }
         match endpoint(machine) {
             Some(address) => pending.push((machine, address)),
             None => printer.out(&format!(
@@ -53,20 +58,22 @@ pub fn wait_for_ssh(
     let deadline = start + Duration::from_secs(args.wait_timeout);
     let mut last_progress = start;
     while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(
-            |(machine, address)| match ssh::probe(*address, PROBE_TIMEOUT) {
-                Ok(_) => {
-                    printer.out(&format!(
-                        "{} answers on SSH after {}s: {}",
-                        machine.vm_name,
-                        start.elapsed().as_secs(),
-                        connect_hint(machine, *address)
-                    ));
-                    false
-                }
-                Err(_) => true,
-            },
-        );
+        pending.retain(|(machine, address)| {
+            let through_passt = address.ip().is_loopback();
+            if through_passt && !may_probe(lab, machine, start.elapsed()) {
+                return true;
+            }
+            let Ok(_) = ssh::probe(*address, PROBE_TIMEOUT) else {
+                return true;
+            };
+            printer.out(&format!(
+                "{} answers on SSH after {}s: {}",
+                machine.vm_name,
+                start.elapsed().as_secs(),
+                connect_hint(machine, *address)
+            ));
+            false
+        });
         if pending.is_empty() {
             break;
         }
@@ -79,7 +86,7 @@ pub fn wait_for_ssh(
                 start.elapsed().as_secs()
             ));
         }
-        std::thread::sleep(RETRY);
+        std::thread::sleep(RETRY.min(deadline.saturating_duration_since(Instant::now())));
     }
     if pending.is_empty() {
         return Ok(());
@@ -93,6 +100,31 @@ pub fn wait_for_ssh(
         args.wait_timeout,
         names.join(", ")
     )))
+}
+
+/// Whether probing a passt forward now is safe: the guest agent answers,
+/// or the guest has had the time such a guest needs to bring its network up.
+fn may_probe(lab: &Lab, machine: &MachineSpec, elapsed: Duration) -> bool {
+    let env = lab
+        .environments
+        .iter()
+        .find(|e| e.name == machine.environment);
+    let conn = env.map(|e| lab.hypervisors.get(&e.libvirt_uri));
+    let kvm = conn
+        .and_then(|c| {
+            crate::observe::domains::find(c, &machine.domain_name)
+                .ok()
+                .flatten()
+        })
+        .and_then(|d| d.mark)
+        .is_some_and(|mark| mark.spec.0.get("domain_type").is_some_and(|t| t == "kvm"));
+    let first = if kvm {
+        FIRST_PROBE_KVM
+    } else {
+        FIRST_PROBE_TCG
+    };
+    elapsed >= first
+        || conn.is_some_and(|c| crate::observe::runtime::agent_answers(c, &machine.domain_name))
 }
 
 /// A passt forward on 127.0.0.1, else the first static IPv4 address.

@@ -74,3 +74,11 @@ fn uptime(name: &str) -> Option<Duration> {
         .find_map(|pid| std::fs::metadata(pid).ok()?.modified().ok())
         .and_then(|started| SystemTime::now().duration_since(started).ok())
 }
+
+/// Whether the guest agent in `name` answers (it reports addresses).
+pub fn agent_answers(conn: &Connection, name: &str) -> bool {
+    conn.raw()
+        .lookup_domain_by_name(name)
+        .and_then(|d| d.interface_addresses(sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0))
+        .is_ok_and(|interfaces| !interfaces.is_empty())
+}

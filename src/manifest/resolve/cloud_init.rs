@@ -14,9 +14,9 @@ use crate::manifest::values;
 const DEFAULT_SUDO: &str = "ALL=(ALL) NOPASSWD:ALL";
 const DEFAULT_SHELL: &str = "/bin/bash";
 
-/// Public keys begin with their type; anything else with a `/` or a leading
-/// `~` is a path. (Base64 key text can hold `/`, so the original's "contains
-/// a slash" rule alone misread keys as paths.)
+/// Public keys begin with their type; anything else is a path. (Base64 key
+/// text can hold `/`, so the original's "contains a slash" rule alone
+/// misread keys as paths.)
 const KEY_TYPE_PREFIXES: &[&str] = &["ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"];
 
 pub(super) fn resolve_cloud_init(
@@ -161,9 +161,23 @@ fn resolve_pubkey(
         return None;
     };
     let text = text.trim();
-    let is_key = KEY_TYPE_PREFIXES.iter().any(|p| text.starts_with(p));
-    if is_key || !(text.contains('/') || text.starts_with('~')) {
+    if KEY_TYPE_PREFIXES.iter().any(|p| text.starts_with(p)) {
         return Some(Some(PublicKey::Literal(text.to_string())));
+    }
+    // Not key text: a path, even a bare file name (`id_ed25519.pub`), which
+    // is taken against the manifest's directory. Text with spaces that does
+    // not start with a key type is neither.
+    if text.contains(char::is_whitespace) && !text.contains('/') && !text.starts_with('~') {
+        r.report(
+            Problem::value(
+                path.key("pubkey"),
+                "`pubkey` is neither an SSH public key nor a path",
+            )
+            .hint(
+                "give the key itself (`ssh-ed25519 AAAA... you@host`) or the path of a .pub file",
+            ),
+        );
+        return None;
     }
     let expanded = values::expand_path(text, r.base());
     r.check(&path.key("pubkey"), expanded)
