@@ -156,11 +156,7 @@ pub fn render(
             continue;
         };
         for machine in &env.machines {
-            let files = seen
-                .machines
-                .get(&machine.vm_name)
-                .cloned()
-                .unwrap_or_default();
+            let files = seen.files(&machine.vm_name);
             let (one, password) =
                 render_machine(desired, env, machine, &seen.host, &files, &observed.os_ids)?;
             rendered.machines.insert(machine.domain_name.clone(), one);

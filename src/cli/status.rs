@@ -60,11 +60,7 @@ pub fn run(
             continue;
         };
         for machine in &env.machines {
-            let files = seen
-                .machines
-                .get(&machine.vm_name)
-                .cloned()
-                .unwrap_or_default();
+            let files = seen.files(&machine.vm_name);
             let deployed = seen.domain(&machine.domain_name).is_some();
             let runtime = deployed
                 .then(|| runtime::read(lab.hypervisors.get(&env.libvirt_uri), &machine.domain_name))

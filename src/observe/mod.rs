@@ -79,6 +79,12 @@ impl ObservedEnvironment {
     pub fn domain(&self, name: &str) -> Option<&ObservedDomain> {
         self.domains.iter().find(|d| d.name == name)
     }
+
+    /// What was found of a machine's files (nothing, for a machine not
+    /// observed).
+    pub fn files(&self, vm_name: &str) -> MachineFiles {
+        self.machines.get(vm_name).cloned().unwrap_or_default()
+    }
 }
 
 impl Observed {

@@ -10,11 +10,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::{
     Action, Address, Block, Change, Plan, Reason, RenderedMachine, Selection, Step, Summary, Target,
 };
-use crate::desired::{Addressing, Attachment, Desired, EnvironmentSpec, MachineSpec};
+use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::domain::ChangeKind;
-use crate::observe::networks::NetworkIpv4;
 use crate::observe::{MachineFiles, Observed, ObservedDomain, ObservedEnvironment};
-use std::net::Ipv4Addr;
 
 /// Everything a plan is made from. All plain data.
 pub struct PlanInput<'a> {
@@ -174,13 +172,9 @@ impl<'a> Planner<'a> {
                 vm_name: machine.vm_name.clone(),
             });
         }
-        let files = env
-            .machines
-            .get(&machine.vm_name)
-            .cloned()
-            .unwrap_or_default();
+        let files = env.files(&machine.vm_name);
         if self.input.target != Target::Absent {
-            check_attachments(env, machine, &files)?;
+            super::checks::check_attachments(env, machine, &files)?;
         }
         let address = machine_address(machine);
         match (self.input.target, domain) {
@@ -492,69 +486,6 @@ impl<'a> Planner<'a> {
             reasons,
             diffs,
         });
-    }
-}
-
-/// What must hold on the host before a machine can be defined: its
-/// networks exist and run, its static addresses fit them, its shared
-/// directories exist.
-fn check_attachments(
-    env: &ObservedEnvironment,
-    machine: &MachineSpec,
-    files: &MachineFiles,
-) -> Result<(), PlanError> {
-    if let Some(path) = files.missing_shares.first() {
-        return Err(PlanError::ShareMissing {
-            vm_name: machine.vm_name.clone(),
-            path: path.clone(),
-        });
-    }
-    for nic in &machine.interfaces {
-        let Attachment::Network { network } = &nic.attachment else {
-            continue;
-        };
-        let observed = env
-            .networks
-            .get(network)
-            .ok_or_else(|| PlanError::NetworkMissing {
-                vm_name: machine.vm_name.clone(),
-                network: network.clone(),
-                uri: env.uri.clone(),
-            })?;
-        if !observed.active {
-            return Err(PlanError::NetworkInactive {
-                vm_name: machine.vm_name.clone(),
-                network: network.clone(),
-                uri: env.uri.clone(),
-            });
-        }
-        if let (Addressing::Static { ipv4: Some(v4), .. }, Some(net)) =
-            (&nic.addressing, &observed.ipv4)
-        {
-            check_static_v4(v4.address.addr(), network, net).map_err(|problem| {
-                PlanError::StaticAddress {
-                    vm_name: machine.vm_name.clone(),
-                    interface: nic.name.clone(),
-                    problem,
-                }
-            })?;
-        }
-    }
-    Ok(())
-}
-
-fn check_static_v4(address: Ipv4Addr, network: &str, net: &NetworkIpv4) -> Result<(), String> {
-    if !net.subnet.contains(&address) {
-        return Err(format!(
-            "{address} is outside network {network}'s subnet {}",
-            net.subnet
-        ));
-    }
-    match net.dhcp_ranges.iter().find(|(start, end)| (*start..=*end).contains(&address)) {
-        Some((start, end)) => Err(format!(
-            "{address} is inside network {network}'s DHCP range {start}-{end}; pick an address outside it"
-        )),
-        None => Ok(()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! touches libvirt or the disk; `text` and `json` render it; apply walks it.
 
 mod build;
+mod checks;
 mod json;
 pub mod saved;
 mod text;
