@@ -48,6 +48,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 const USER: &str = "labuser";
@@ -323,8 +324,15 @@ images:
 
     /// Copies each guest's serial console into `logs/<vm>.console.log`
     /// until the guest's pty closes.
-    fn record_consoles(&self) {
+    ///
+    /// Also notes when each console first shows systemd starting sshd
+    /// (seconds from `started`): not used to decide anything, only to show
+    /// how soon after it `up --wait` saw SSH answer.
+    fn record_consoles(&self, started: Instant) -> Vec<(&'static str, Arc<OnceLock<f64>>)> {
+        let mut sshd_seen = Vec::new();
         for guest in &GUESTS {
+            let seen = Arc::new(OnceLock::new());
+            sshd_seen.push((guest.vm, seen.clone()));
             let xml = String::from_utf8_lossy(&virsh(&["dumpxml", &self.domain(guest.vm)]).stdout)
                 .into_owned();
             let log = self.logs.join(format!("{}.console.log", guest.vm));
@@ -341,13 +349,26 @@ images:
             };
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
+                let mut line = Vec::new();
                 while let Ok(n) = input.read(&mut buf) {
                     if n == 0 || output.write_all(&buf[..n]).is_err() {
                         break;
                     }
+                    for &byte in &buf[..n] {
+                        if byte != b'\n' {
+                            line.push(byte);
+                            continue;
+                        }
+                        let text = String::from_utf8_lossy(&line);
+                        if text.contains("Started") && text.contains("ssh.service") {
+                            let _ = seen.set(started.elapsed().as_secs_f64());
+                        }
+                        line.clear();
+                    }
                 }
             });
         }
+        sshd_seen
     }
 
     /// Breaks `beta`'s seed the way `LVLAB_E2E_BREAK` says: power it off
@@ -556,6 +577,8 @@ struct Up {
     output: Output,
     /// The readiness of each guest that answered, by name.
     answered: Vec<Readiness>,
+    /// When each guest's console showed sshd started.
+    sshd_started: Vec<(&'static str, Arc<OnceLock<f64>>)>,
 }
 
 /// Runs `lvlab up --all --wait`; while it waits, records the consoles (and
@@ -609,6 +632,7 @@ fn up_and_wait(lab: &Lab, started: Instant) -> Up {
 
     // Both domains running: record their consoles, break a seed if asked.
     let mut running = None;
+    let mut sshd_started = Vec::new();
     while running.is_none() {
         if child.try_wait().unwrap().is_some() {
             break;
@@ -623,7 +647,7 @@ fn up_and_wait(lab: &Lab, started: Instant) -> Up {
             if let Ok(how) = std::env::var("LVLAB_E2E_BREAK") {
                 lab.break_seed(&how);
             }
-            lab.record_consoles();
+            sshd_started = lab.record_consoles(started);
         } else {
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -642,6 +666,7 @@ fn up_and_wait(lab: &Lab, started: Instant) -> Up {
             stderr: errors.join().unwrap(),
         },
         answered,
+        sshd_started,
     }
 }
 
@@ -1022,6 +1047,17 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             show(ready.cloud_init.as_ref().map(|(s, _)| *s)),
         );
     }
+    let sshd: Vec<String> = up
+        .sshd_started
+        .iter()
+        .map(|(vm, at)| {
+            format!(
+                "{vm} {}",
+                at.get().map_or("-".into(), |s| format!("{s:.1}"))
+            )
+        })
+        .collect();
+    eprintln!("  console shows sshd started: {}", sshd.join(", "));
     eprintln!("  down (ACPI, both guests)  {down_secs:6.1}");
     eprintln!("  passt CPU seconds when up returned: {passt_cpu}");
     eprintln!(
