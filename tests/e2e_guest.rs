@@ -944,8 +944,8 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             None => {
                 let console = lab.logs.join(format!("{}.console.log", guest.vm));
                 let why = format!(
-                    "`lvlab up --all --wait` did not say it answers:\n{}\n{}",
-                    text(&up.output).trim(),
+                    "`lvlab up --all --wait` did not say it answers; it said: {}\n{}",
+                    String::from_utf8_lossy(&up.output.stderr).trim(),
                     console_net_info(&console)
                 );
                 readiness.push(Readiness {
