@@ -1,11 +1,22 @@
 //! The real-guest tier: two Debian 12 guests built here
 //! (`scripts/e2e/build-image.sh`) booted by lvlab on `qemu:///session`
 //! under TCG with passt NICs, then checked from the inside over SSH on
-//! 127.0.0.1: hostname and FQDN, the user with the test's key and
+//! 127.0.0.1.
+//!
+//! The image goes through the real pipeline: the test serves it and its
+//! `SHA512SUMS` over HTTP on 127.0.0.1, signs the checksum file with a key
+//! it makes (GnuPG in a temporary home, detached `SHA512SUMS.gpg`) and
+//! serves the public key too; `lvlab init` downloads and verifies it, and
+//! the record beside the cached image and the domains' lvlab metadata must
+//! name the key and the digest. Then `lvlab up --all --wait` boots both
+//! guests and waits for their SSH; as each guest answers, the test logs in
+//! and checks: hostname and FQDN, the user with the test's key and
 //! passwordless sudo, each `runcmd` effect, the environment's `/etc/hosts`
 //! snippet, cloud-init done from the NoCloud seed without errors, the extra
-//! disk as a block device; then an ACPI `down` (no `--force`) and a
-//! `destroy --force` that leaves nothing behind.
+//! disk as a block device, the shared directory mounted by its virtiofs
+//! tag, the guest agent answering (and `lvlab status` showing the address
+//! it reports); then an ACPI `down` (no `--force`) and a `destroy --force`
+//! that leaves nothing behind.
 //!
 //! Ignored by the fast `cargo test`; `scripts/e2e.sh` builds (or finds) the
 //! image and runs it:
@@ -15,23 +26,29 @@
 //!     cargo test --test e2e_guest -- --ignored --nocapture
 //! ```
 //!
-//! Knobs: `LVLAB_E2E_SSH_TIMEOUT` (seconds to wait for each guest's SSH,
-//! default 600); `LVLAB_E2E_BREAK=mac|userdata` breaks guest `beta`'s seed
-//! on purpose (a network-config matching a MAC the guest does not have, or
-//! a user-data that is not `#cloud-config`) to show the failure messages;
-//! `LVLAB_E2E_PENDING=1` also runs the checks that wait for the lead's work
-//! (shared directory over virtiofs, guest agent channel).
+//! Knobs: `LVLAB_E2E_SSH_TIMEOUT` (seconds `up --wait` waits for the
+//! guests' SSH, default 600); `LVLAB_E2E_BREAK=mac|userdata` breaks guest
+//! `beta`'s seed on purpose (a network-config matching a MAC the guest does
+//! not have, or a user-data that is not `#cloud-config`) to show the
+//! failure messages.
 //!
 //! Every check says what it expected and what it found; all checks run and
 //! fail together at the end. Each guest's serial console is kept in
 //! `target/tmp/e2e-guest/<guest>.console.log`. A guard destroys the lab
 //! even when a check fails.
 
+#[allow(dead_code)]
+#[path = "support/gpg.rs"]
+mod gpg;
+#[allow(dead_code)]
+#[path = "support/http.rs"]
+mod http;
+
 use std::fmt;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 const USER: &str = "labuser";
@@ -109,11 +126,25 @@ impl Checks {
     }
 }
 
-/// The lab on disk: manifest, key, image cache, VM directories.
+/// Who signs the checksum file (a GnuPG user id the test makes).
+const SIGNER: &str = "lvlab-e2e-signer";
+/// The shared directory's virtiofs tag and the file the test puts in it.
+const SHARE_TAG: &str = "labshare";
+const SHARED_FILE: (&str, &str) = ("hello.txt", "shared from the host");
+
+/// The lab on disk: manifest, key, image cache, VM directories; and the
+/// HTTP server the image is published on.
 struct Lab {
     dir: tempfile::TempDir,
     env: String,
     logs: PathBuf,
+    server: http::Server,
+    /// The image's file name, as published and as cached.
+    image_file: String,
+    /// The published SHA-512 of the image (from its `SHA512SUMS`).
+    digest: String,
+    /// The fingerprint of the key that signed `SHA512SUMS`.
+    fingerprint: String,
 }
 
 impl Lab {
@@ -123,16 +154,33 @@ impl Lab {
             .tempdir_in("/var/tmp")
             .unwrap();
         let env = format!("e2e{}", std::process::id());
-        let file_name = image.file_name().unwrap().to_str().unwrap().to_string();
+        let image_file = image.file_name().unwrap().to_str().unwrap().to_string();
 
-        // The image pipeline is not wired into apply yet: an image whose file
-        // is already in the cache is used as it is.
-        let cache = dir.path().join("cache/cloud-images");
-        std::fs::create_dir_all(&cache).unwrap();
-        let cached = cache.join(&file_name);
-        if std::fs::hard_link(image, &cached).is_err() {
-            std::fs::copy(image, &cached).unwrap();
-        }
+        // Publish the image as a vendor does: the image, its checksum file,
+        // a detached signature of that file, and the signing key.
+        let sums = std::fs::read_to_string(image.with_file_name("SHA512SUMS"))
+            .expect("SHA512SUMS beside the image (scripts/e2e/build-image.sh writes it)");
+        let digest = sums
+            .lines()
+            .find_map(|l| {
+                let (hex, name) = l.split_once(char::is_whitespace)?;
+                (name.trim_start().trim_start_matches('*') == image_file).then(|| hex.to_string())
+            })
+            .unwrap_or_else(|| panic!("no line for {image_file} in SHA512SUMS:\n{sums}"));
+        let gpg = gpg::Gpg::new(&[SIGNER]);
+        let fingerprint = gpg.fingerprint(SIGNER);
+        let server = http::Server::start();
+        server.put(
+            &format!("images/{image_file}"),
+            std::fs::read(image).unwrap(),
+        );
+        server.put("images/SHA512SUMS", sums.as_bytes());
+        server.put(
+            "images/SHA512SUMS.gpg",
+            gpg.detach_sign(SIGNER, sums.as_bytes(), false),
+        );
+        server.put("keys/signer.asc", gpg.export(SIGNER, true));
+        drop(gpg);
 
         let key = dir.path().join("id_ed25519");
         let keygen = Command::new("ssh-keygen")
@@ -142,20 +190,16 @@ impl Lab {
             .expect("ssh-keygen (openssh-client) is installed by scripts/setup.sh");
         assert!(keygen.success(), "ssh-keygen failed");
 
-        let pending = pending_enabled();
-        if pending {
-            let share = dir.path().join("share");
-            std::fs::create_dir_all(&share).unwrap();
-            std::fs::write(share.join("hello.txt"), "shared from the host\n").unwrap();
-        }
-        let shared = if pending {
-            "      shared_directories: [{source: ./share, mount_tag: labshare}]\n"
-        } else {
-            ""
-        };
-        let image_dir = image.parent().unwrap().display();
+        let share = dir.path().join("share");
+        std::fs::create_dir_all(&share).unwrap();
+        let (shared_name, shared_text) = SHARED_FILE;
+        std::fs::write(share.join(shared_name), format!("{shared_text}\n")).unwrap();
+
         let (file_a, text_a) = GUESTS[0].marker;
         let (file_b, text_b) = GUESTS[1].marker;
+        let image_url = server.url(&format!("images/{image_file}"));
+        let checksum_url = server.url("images/SHA512SUMS");
+        let keys_url = server.url("keys/signer.asc");
         let manifest = format!(
             "environment:
   - name: {env}
@@ -168,7 +212,8 @@ impl Lab {
       domain: {DOMAIN}
       cloud_image_basedir: ./cache
       disk_image_basedir: ./vms
-{shared}      interfaces:
+      shared_directories: [{{source: ./share, mount_tag: {SHARE_TAG}}}]
+      interfaces:
         network_type: passt
         ssh_port: auto
       disks:
@@ -191,7 +236,10 @@ impl Lab {
             - [sh, -c, 'echo \"$1\" > \"$2\"', marker, {text_b}, {file_b}]
 images:
   e2e:
-    image_url: {image_dir}/{file_name}
+    image_url: {image_url}
+    checksum_url: {checksum_url}
+    checksum_type: sha512
+    checksum_url_gpg: {keys_url}
     os_variant: debian12
     username: debian
 "
@@ -200,7 +248,27 @@ images:
 
         let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-guest");
         std::fs::create_dir_all(&logs).unwrap();
-        Self { dir, env, logs }
+        Self {
+            dir,
+            env,
+            logs,
+            server,
+            image_file,
+            digest,
+            fingerprint,
+        }
+    }
+
+    /// The image cache the machines use.
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache/cloud-images")
+    }
+
+    /// How many times the image itself was requested from the server.
+    fn image_downloads(&self) -> usize {
+        self.server
+            .requests_for(&format!("images/{}", self.image_file))
+            .len()
     }
 
     fn lvlab(&self, args: &[&str]) -> Output {
@@ -256,8 +324,15 @@ images:
 
     /// Copies each guest's serial console into `logs/<vm>.console.log`
     /// until the guest's pty closes.
-    fn record_consoles(&self) {
+    ///
+    /// Also notes when each console first shows systemd starting sshd
+    /// (seconds from `started`): not used to decide anything, only to show
+    /// how soon after it `up --wait` saw SSH answer.
+    fn record_consoles(&self, started: Instant) -> Vec<(&'static str, Arc<OnceLock<f64>>)> {
+        let mut sshd_seen = Vec::new();
         for guest in &GUESTS {
+            let seen = Arc::new(OnceLock::new());
+            sshd_seen.push((guest.vm, seen.clone()));
             let xml = String::from_utf8_lossy(&virsh(&["dumpxml", &self.domain(guest.vm)]).stdout)
                 .into_owned();
             let log = self.logs.join(format!("{}.console.log", guest.vm));
@@ -274,13 +349,26 @@ images:
             };
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
+                let mut line = Vec::new();
                 while let Ok(n) = input.read(&mut buf) {
                     if n == 0 || output.write_all(&buf[..n]).is_err() {
                         break;
                     }
+                    for &byte in &buf[..n] {
+                        if byte != b'\n' {
+                            line.push(byte);
+                            continue;
+                        }
+                        let text = String::from_utf8_lossy(&line);
+                        if text.contains("Started") && text.contains("ssh.service") {
+                            let _ = seen.set(started.elapsed().as_secs_f64());
+                        }
+                        line.clear();
+                    }
                 }
             });
         }
+        sshd_seen
     }
 
     /// Breaks `beta`'s seed the way `LVLAB_E2E_BREAK` says: power it off
@@ -352,50 +440,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn pending_enabled() -> bool {
-    std::env::var("LVLAB_E2E_PENDING").is_ok_and(|v| v == "1")
-}
-
 fn ssh_timeout() -> Duration {
     let secs = std::env::var("LVLAB_E2E_SSH_TIMEOUT")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
     Duration::from_secs(secs)
-}
-
-/// One probe of an SSH server behind passt: send our identification first
-/// (bookworm's passt forwards nothing to a client that only waits for the
-/// banner), then read the server's. Returns the banner, or what went wrong.
-fn ssh_banner(port: u16) -> Result<String, String> {
-    let timeout = Duration::from_secs(5);
-    let addr = ([127, 0, 0, 1], port).into();
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(timeout)).unwrap();
-    stream
-        .write_all(b"SSH-2.0-lvlab_e2e_probe\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut banner = Vec::new();
-    let mut byte = [0u8; 1];
-    while banner.len() < 255 {
-        match stream.read(&mut byte) {
-            Ok(0) => break,
-            Ok(_) if byte[0] == b'\n' => break,
-            Ok(_) => banner.push(byte[0]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err("connected, but no banner within 5 s".into())
-            }
-            Err(e) => return Err(format!("no banner: {e}")),
-        }
-    }
-    let banner = String::from_utf8_lossy(&banner).trim().to_string();
-    if banner.starts_with("SSH-") {
-        Ok(banner)
-    } else if banner.is_empty() {
-        Err("connection closed before any banner".into())
-    } else {
-        Err(format!("not an SSH banner: {banner:?}"))
-    }
 }
 
 /// Runs `command` in the guest as the lab's user with the test's key.
@@ -429,26 +479,14 @@ fn ssh(key: &Path, port: u16, command: &str) -> Output {
 struct Readiness {
     vm: &'static str,
     port: u16,
-    /// Seconds from the start of `up` to the first SSH banner.
+    /// Seconds from the start of `up` to `up --wait` saying the guest
+    /// answers on SSH (as the test read the line).
     ssh_ready: Result<f64, String>,
     /// Seconds from the start of `up` to a working login with the key.
     login: Result<f64, String>,
     /// Seconds from the start of `up` to `cloud-init status --wait`
     /// returning, and what it printed.
     cloud_init: Result<(f64, String), String>,
-}
-
-/// How long the probes wait for the console to show sshd started before
-/// they start anyway (a console that could not be read, say).
-const CONSOLE_GRACE: Duration = Duration::from_secs(240);
-
-/// Whether the guest's console shows systemd starting sshd.
-fn console_shows_sshd(console: &Path) -> bool {
-    std::fs::read(console).is_ok_and(|bytes| {
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .any(|l| l.contains("Started") && l.contains("ssh.service"))
-    })
 }
 
 /// Cloud-init's table of network devices from the guest's console, the
@@ -472,50 +510,37 @@ fn console_net_info(console: &Path) -> String {
     }
 }
 
-fn wait_for_guest(
+/// `up --wait`'s line for a guest that answers:
+/// `<vm> answers on SSH after <N>s: ssh -p <port> <user>@127.0.0.1`.
+fn parse_answer(line: &str) -> Option<(String, u16, String)> {
+    let (vm, rest) = line.split_once(" answers on SSH after ")?;
+    let hint = rest.split_once(": ")?.1;
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    match words.as_slice() {
+        ["ssh", "-p", port, target] => {
+            let user = target.strip_suffix("@127.0.0.1")?;
+            Some((vm.to_string(), port.parse().ok()?, user.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// After `up --wait` said the guest answers: log in with the test's key,
+/// then wait for cloud-init to finish.
+fn after_answer(
     vm: &'static str,
     port: u16,
     key: PathBuf,
-    console: PathBuf,
     started: Instant,
+    answered: f64,
 ) -> Readiness {
-    let deadline = started + ssh_timeout();
     let mut ready = Readiness {
         vm,
         port,
-        ssh_ready: Err("never probed".into()),
-        login: Err("SSH was never reachable".into()),
-        cloud_init: Err("SSH was never reachable".into()),
+        ssh_ready: Ok(answered),
+        login: Err("never tried".into()),
+        cloud_init: Err("could not log in".into()),
     };
-    // A connection through bookworm's passt to a guest whose network is not
-    // up yet makes passt spin at up to a full core until the guest answers
-    // (measured: 38 s of CPU during a 50 s boot), which slows TCG guests on
-    // a 2-core host. So probe only once the console shows sshd starting.
-    while !console_shows_sshd(&console)
-        && started.elapsed() < CONSOLE_GRACE
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    loop {
-        match ssh_banner(port) {
-            Ok(banner) => {
-                let at = started.elapsed().as_secs_f64();
-                eprintln!("{vm}: SSH banner after {at:.0} s: {banner}");
-                ready.ssh_ready = Ok(at);
-                break;
-            }
-            Err(last) if Instant::now() > deadline => {
-                ready.ssh_ready = Err(format!(
-                    "no SSH banner on 127.0.0.1:{port} within {} s; last probe: {last}; {}",
-                    ssh_timeout().as_secs(),
-                    console_net_info(&console)
-                ));
-                return ready;
-            }
-            Err(_) => std::thread::sleep(Duration::from_secs(2)),
-        }
-    }
     // sshd starts after cloud-init's init stage made the user: a login
     // should work at once; a few tries absorb a slow first handshake.
     for attempt in 1..=3 {
@@ -534,7 +559,6 @@ fn wait_for_guest(
         }
     }
     if ready.login.is_err() {
-        ready.cloud_init = Err("could not log in".into());
         return ready;
     }
     let out = ssh(&key, port, "cloud-init status --wait --long");
@@ -542,6 +566,108 @@ fn wait_for_guest(
     eprintln!("{vm}: cloud-init finished after {at:.0} s");
     ready.cloud_init = Ok((at, text(&out)));
     ready
+}
+
+/// What `lvlab up --all --wait` did, read line by line as it ran.
+struct Up {
+    /// Seconds from the start of `up` until both domains ran.
+    running: Option<f64>,
+    /// Seconds from the start of `up` until it exited.
+    exited: f64,
+    output: Output,
+    /// The readiness of each guest that answered, by name.
+    answered: Vec<Readiness>,
+    /// When each guest's console showed sshd started.
+    sshd_started: Vec<(&'static str, Arc<OnceLock<f64>>)>,
+}
+
+/// Runs `lvlab up --all --wait`; while it waits, records the consoles (and
+/// breaks a seed when asked), and as each guest's answer line comes, logs
+/// into that guest on the port the line names.
+fn up_and_wait(lab: &Lab, started: Instant) -> Up {
+    let timeout = ssh_timeout().as_secs().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .arg("-C")
+        .arg(lab.dir.path())
+        .args(["up", "--all", "--wait", "--wait-timeout", &timeout])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        all
+    });
+    let key = lab.key();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut checks = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("  | {line}");
+            if let Some((vm, port, user)) = parse_answer(&line) {
+                let at = started.elapsed().as_secs_f64();
+                let guest = GUESTS.iter().find(|g| g.vm == vm);
+                match guest {
+                    Some(guest) if user == USER => {
+                        let key = key.clone();
+                        let vm = guest.vm;
+                        checks.push(std::thread::spawn(move || {
+                            after_answer(vm, port, key, started, at)
+                        }));
+                    }
+                    _ => eprintln!("  (unexpected guest or user in `{line}`)"),
+                }
+            }
+            lines.push(line);
+        }
+        let answered: Vec<Readiness> = checks.into_iter().map(|c| c.join().unwrap()).collect();
+        (lines, answered)
+    });
+
+    // Both domains running: record their consoles, break a seed if asked.
+    let mut running = None;
+    let mut sshd_started = Vec::new();
+    while running.is_none() {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let out = virsh(&["list", "--state-running", "--name"]);
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        if GUESTS
+            .iter()
+            .all(|g| listed.lines().any(|l| l.trim() == lab.domain(g.vm)))
+        {
+            running = Some(started.elapsed().as_secs_f64());
+            if let Ok(how) = std::env::var("LVLAB_E2E_BREAK") {
+                lab.break_seed(&how);
+            }
+            sshd_started = lab.record_consoles(started);
+        } else {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let status = child.wait().unwrap();
+    let exited = started.elapsed().as_secs_f64();
+    let (lines, answered) = reader.join().unwrap();
+    let mut stdout = lines.join("\n").into_bytes();
+    stdout.push(b'\n');
+    Up {
+        running,
+        exited,
+        output: Output {
+            status,
+            stdout,
+            stderr: errors.join().unwrap(),
+        },
+        answered,
+        sshd_started,
+    }
 }
 
 /// Every in-guest check for one guest that could be logged into.
@@ -682,33 +808,55 @@ fn check_guest(checks: &mut Checks, lab: &Lab, guest: &Guest, port: u16, cloud_i
         &disks,
     );
 
-    if pending_enabled() {
-        // PENDING (the lead's device model): virtiofs shares and the guest
-        // agent channel. Enabled with LVLAB_E2E_PENDING=1.
-        let found = run(
-            "sudo -n mkdir -p /mnt/labshare && sudo -n mount -t virtiofs labshare /mnt/labshare \
-             && cat /mnt/labshare/hello.txt",
-        );
-        checks.check(
-            vm,
-            "shared directory (pending)",
-            found == "shared from the host",
-            "virtiofs tag `labshare` mounts and shows hello.txt",
-            &found,
-        );
-        let agent = virsh(&[
-            "qemu-agent-command",
-            &lab.domain(vm),
-            r#"{"execute":"guest-ping"}"#,
-        ]);
-        checks.check(
-            vm,
-            "guest agent (pending)",
-            agent.status.success(),
-            "`virsh qemu-agent-command DOMAIN guest-ping` answers",
-            &text(&agent),
-        );
-    }
+    // The device model: the shared directory by its virtiofs tag, and the
+    // guest agent's channel (ping, and the address `status` shows from it).
+    let (shared_name, shared_text) = SHARED_FILE;
+    let found = run(&format!(
+        "sudo -n mkdir -p /mnt/{SHARE_TAG} && sudo -n mount -t virtiofs {SHARE_TAG} /mnt/{SHARE_TAG} \
+         && cat /mnt/{SHARE_TAG}/{shared_name}"
+    ));
+    checks.check(
+        vm,
+        "shared directory",
+        found == shared_text,
+        &format!("`mount -t virtiofs {SHARE_TAG}` works and shows {shared_name}: `{shared_text}`"),
+        &found,
+    );
+    let agent = virsh(&[
+        "qemu-agent-command",
+        &lab.domain(vm),
+        r#"{"execute":"guest-ping"}"#,
+    ]);
+    checks.check(
+        vm,
+        "guest agent",
+        agent.status.success() && String::from_utf8_lossy(&agent.stdout).contains("return"),
+        "`virsh qemu-agent-command DOMAIN guest-ping` answers `{\"return\":{}}`",
+        &text(&agent),
+    );
+    let guest_addresses = run("ip -4 -o addr show scope global");
+    let row = lab
+        .status()
+        .into_iter()
+        .find(|r| r["machine"] == vm)
+        .unwrap_or_default();
+    let shown: Vec<String> = row["addresses"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    checks.check(
+        vm,
+        "status shows the agent's address",
+        shown
+            .iter()
+            .any(|a| a.contains('.') && guest_addresses.contains(&format!("inet {a}"))),
+        "an IPv4 address of the guest in `lvlab status --json` (from the agent)",
+        &format!("status: {shown:?}\nin the guest: {guest_addresses}"),
+    );
 }
 
 #[test]
@@ -719,21 +867,56 @@ fn two_real_guests_come_up_with_their_seed_applied() {
          or scripts/e2e/build-image.sh and pass the path it prints",
     ));
     assert!(image.is_file(), "no guest image at {}", image.display());
+    let load_before = load_average();
     let lab = Lab::new(&image);
     let mut checks = Checks::default();
 
-    let started = Instant::now();
-    let up = lab.lvlab(&["up", "--all"]);
-    let up_secs = started.elapsed().as_secs_f64();
-    assert!(up.status.success(), "lvlab up --all failed:\n{}", text(&up));
-    eprintln!("lvlab up --all returned after {up_secs:.1} s");
-    if let Ok(how) = std::env::var("LVLAB_E2E_BREAK") {
-        lab.break_seed(&how);
-    }
-    lab.record_consoles();
+    // The image through the real pipeline: download, checksum, signature.
+    let init_started = Instant::now();
+    let init = lab.lvlab(&["init"]);
+    let init_secs = init_started.elapsed().as_secs_f64();
+    assert!(init.status.success(), "lvlab init failed:\n{}", text(&init));
+    eprintln!(
+        "lvlab init after {init_secs:.1} s: {}",
+        String::from_utf8_lossy(&init.stdout).trim()
+    );
+    check_image_record(&mut checks, &lab);
 
+    let started = Instant::now();
+    let up = up_and_wait(&lab, started);
+    if !up.output.status.success()
+        && !String::from_utf8_lossy(&up.output.stderr).contains("not reachable on SSH")
+    {
+        panic!("lvlab up --all --wait failed:\n{}", text(&up.output));
+    }
+    eprintln!(
+        "lvlab up --all --wait returned after {:.1} s (domains running after {})",
+        up.exited,
+        up.running.map_or("-".into(), |s| format!("{s:.1} s"))
+    );
+    checks.check(
+        "lab",
+        "up reuses the verified image",
+        lab.image_downloads() == 1,
+        "one download of the image in all (by init)",
+        &format!("{} requests for the image", lab.image_downloads()),
+    );
     let status = lab.status();
-    let mut waits = Vec::new();
+    let ports: Vec<(&str, u16)> = GUESTS
+        .iter()
+        .filter_map(|g| {
+            let row = status.iter().find(|r| r["machine"] == g.vm)?;
+            let port = row["ssh"]
+                .as_str()?
+                .strip_prefix("127.0.0.1:")?
+                .parse()
+                .ok()?;
+            Some((g.vm, port))
+        })
+        .collect();
+    let passt_cpu = passt_cpu_seconds(&ports);
+    let mut readiness = Vec::new();
+    let mut answered = up.answered;
     for guest in &GUESTS {
         let row = status
             .iter()
@@ -745,14 +928,36 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             .and_then(|s| s.strip_prefix("127.0.0.1:"))
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no SSH port for {} in status: {row}", guest.vm));
-        let key = lab.key();
-        let vm = guest.vm;
-        let console = lab.logs.join(format!("{vm}.console.log"));
-        waits.push(std::thread::spawn(move || {
-            wait_for_guest(vm, port, key, console, started)
-        }));
+        check_image_mark(&mut checks, &lab, guest.vm);
+        match answered.iter().position(|r| r.vm == guest.vm) {
+            Some(i) => {
+                let ready = answered.remove(i);
+                checks.check(
+                    guest.vm,
+                    "`up --wait` names the SSH port",
+                    ready.port == port,
+                    &format!("port {port}, as `lvlab status` shows"),
+                    &format!("port {}", ready.port),
+                );
+                readiness.push(ready);
+            }
+            None => {
+                let console = lab.logs.join(format!("{}.console.log", guest.vm));
+                let why = format!(
+                    "`lvlab up --all --wait` did not say it answers; it said: {}\n{}",
+                    String::from_utf8_lossy(&up.output.stderr).trim(),
+                    console_net_info(&console)
+                );
+                readiness.push(Readiness {
+                    vm: guest.vm,
+                    port,
+                    ssh_ready: Err(why),
+                    login: Err("SSH was never reachable".into()),
+                    cloud_init: Err("SSH was never reachable".into()),
+                });
+            }
+        }
     }
-    let readiness: Vec<Readiness> = waits.into_iter().map(|w| w.join().unwrap()).collect();
 
     eprintln!("in-guest checks:");
     for (guest, ready) in GUESTS.iter().zip(&readiness) {
@@ -760,7 +965,10 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             guest.vm,
             "SSH reachable",
             ready.ssh_ready.is_ok(),
-            &format!("an SSH banner on 127.0.0.1:{}", ready.port),
+            &format!(
+                "`lvlab up --all --wait` says it answers on 127.0.0.1:{}",
+                ready.port
+            ),
             ready.ssh_ready.as_ref().err().map_or("", String::as_str),
         );
         if !reachable {
@@ -822,8 +1030,13 @@ fn two_real_guests_come_up_with_their_seed_applied() {
         &format!("{} still exists", env_dir.display()),
     );
 
-    eprintln!("\nfigures (TCG, seconds from the start of `lvlab up --all`):");
-    eprintln!("  up --all returned        {up_secs:6.1}");
+    eprintln!("\nfigures (TCG, seconds from the start of `lvlab up --all --wait`):");
+    eprintln!("  init (download, verify)   {init_secs:6.1}");
+    eprintln!(
+        "  domains running           {:>6}",
+        up.running.map_or("-".into(), |s| format!("{s:.1}"))
+    );
+    eprintln!("  up --all --wait returned  {:6.1}", up.exited);
     for ready in &readiness {
         let show = |r: Result<f64, &String>| r.map_or("-".to_string(), |s| format!("{s:.1}"));
         eprintln!(
@@ -834,7 +1047,23 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             show(ready.cloud_init.as_ref().map(|(s, _)| *s)),
         );
     }
+    let sshd: Vec<String> = up
+        .sshd_started
+        .iter()
+        .map(|(vm, at)| {
+            format!(
+                "{vm} {}",
+                at.get().map_or("-".into(), |s| format!("{s:.1}"))
+            )
+        })
+        .collect();
+    eprintln!("  console shows sshd started: {}", sshd.join(", "));
     eprintln!("  down (ACPI, both guests)  {down_secs:6.1}");
+    eprintln!("  passt CPU seconds when up returned: {passt_cpu}");
+    eprintln!(
+        "  host load average before / after: {load_before} / {}",
+        load_average()
+    );
     eprintln!(
         "\n{} checks passed, {} failed",
         checks.passed,
@@ -856,5 +1085,135 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             checks.passed + checks.failed.len(),
             report.join("\n")
         );
+    }
+}
+
+/// The verification record `init` left beside the cached image names the
+/// digest the publisher signed and the key that signed it.
+fn check_image_record(checks: &mut Checks, lab: &Lab) {
+    let path = lab.cache().join(format!("{}.lvlab.json", lab.image_file));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let current = record["current"].as_str().unwrap_or("");
+    let file = &record["files"][current];
+    let shown = if text.is_empty() {
+        format!("no record at {}", path.display())
+    } else {
+        text.clone()
+    };
+    checks.check(
+        "image",
+        "cached and verified",
+        current == lab.image_file
+            && lab.cache().join(current).is_file()
+            && file["verified"] == true
+            && file["digest"]["algorithm"] == "sha512"
+            && file["digest"]["hex"] == lab.digest.as_str(),
+        &format!(
+            "{} verified, with the published sha512 {}...",
+            lab.image_file,
+            &lab.digest[..16]
+        ),
+        &shown,
+    );
+    let signature = &file["signature"];
+    checks.check(
+        "image",
+        "signature recorded",
+        signature["key_fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.eq_ignore_ascii_case(&lab.fingerprint))
+            && signature["signature"] == lab.server.url("images/SHA512SUMS.gpg").as_str()
+            && signature["keys"] == lab.server.url("keys/signer.asc").as_str(),
+        &format!(
+            "SHA512SUMS.gpg checked against the served key {}",
+            lab.fingerprint
+        ),
+        &signature.to_string(),
+    );
+}
+
+/// The domain's lvlab metadata carries the image key and its verified digest.
+fn check_image_mark(checks: &mut Checks, lab: &Lab, vm: &str) {
+    let out = virsh(&["dumpxml", &lab.domain(vm)]);
+    let xml = String::from_utf8_lossy(&out.stdout).into_owned();
+    let found = roxmltree::Document::parse(&xml).ok().and_then(|doc| {
+        doc.descendants()
+            .find(|n| {
+                n.tag_name().namespace() == Some("urn:lvlab:machine:1")
+                    && n.tag_name().name() == "image"
+            })
+            .map(|n| {
+                (
+                    n.attribute("key").unwrap_or("").to_string(),
+                    n.attribute("digest").unwrap_or("").to_string(),
+                )
+            })
+    });
+    let expected = format!("sha512:{}", lab.digest);
+    checks.check(
+        vm,
+        "domain metadata names the verified image",
+        found
+            .as_ref()
+            .is_some_and(|(key, digest)| key == "e2e" && *digest == expected),
+        &format!(
+            "<lvlab:image key='e2e' digest='sha512:{}...'/>",
+            &lab.digest[..16]
+        ),
+        &found.map_or_else(
+            || format!("no lvlab:image element in `virsh dumpxml`:\n{}", text(&out)),
+            |(key, digest)| format!("key='{key}' digest='{digest}'"),
+        ),
+    );
+}
+
+/// The host's 1, 5 and 15 minute load averages (other work on the host
+/// slows TCG guests: read the figures with them).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// CPU seconds each guest's passt process has used so far, found by the
+/// guest's forwarded SSH port in its command line.
+fn passt_cpu_seconds(ports: &[(&str, u16)]) -> String {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let dir = entry.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if !head
+            .split_once(" (")
+            .is_some_and(|(_, comm)| comm.starts_with("passt"))
+        {
+            continue;
+        }
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let Some((vm, _)) = ports
+            .iter()
+            .find(|(_, port)| cmdline.contains(&format!("{port}:22")))
+        else {
+            continue;
+        };
+        // After the command name: state is field 3; utime, stime 14 and 15.
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
+        found.push(format!("{vm} {:.1}", ticks as f64 / 100.0));
+    }
+    if found.is_empty() {
+        "(no passt process found)".into()
+    } else {
+        found.sort();
+        found.join(", ")
     }
 }

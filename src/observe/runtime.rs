@@ -75,10 +75,55 @@ fn uptime(name: &str) -> Option<Duration> {
         .and_then(|started| SystemTime::now().duration_since(started).ok())
 }
 
-/// Whether the guest agent in `name` answers (it reports addresses).
-pub fn agent_answers(conn: &Connection, name: &str) -> bool {
+/// Whether the guest agent in `name` reports a usable address on an
+/// interface other than loopback: the guest's network is up. An agent that
+/// answers with only `lo` (or link-local addresses) started before the
+/// network did.
+pub fn agent_reports_network(conn: &Connection, name: &str) -> bool {
     conn.raw()
         .lookup_domain_by_name(name)
         .and_then(|d| d.interface_addresses(sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0))
-        .is_ok_and(|interfaces| !interfaces.is_empty())
+        .is_ok_and(|interfaces| {
+            interfaces.iter().any(|i| {
+                i.name != "lo"
+                    && i.addrs
+                        .iter()
+                        .any(|a| a.addr.parse().is_ok_and(is_usable_address))
+            })
+        })
+}
+
+/// Neither loopback, unspecified nor link-local: an address the guest got
+/// from its network configuration.
+fn is_usable_address(address: std::net::IpAddr) -> bool {
+    match address {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_loopback() || v4.is_unspecified() || v4.is_link_local())
+        }
+        std::net::IpAddr::V6(v6) => {
+            !(v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configured_addresses_mean_the_network_is_up() {
+        for up in ["192.0.2.2", "10.0.2.15", "fd00::2", "2001:db8::5"] {
+            assert!(is_usable_address(up.parse().unwrap()), "{up}");
+        }
+        for not_yet in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "169.254.3.4",
+            "::1",
+            "::",
+            "fe80::5054:ff:fe34:d843",
+        ] {
+            assert!(!is_usable_address(not_yet.parse().unwrap()), "{not_yet}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! A small real HTTP/1.1 server on 127.0.0.1 for the image tests: serves
 //! files from memory, honours `Range: bytes=N-`, and misbehaves on demand
 //! (cut a body short, ignore Range, answer 416 or any status, stall).
-//! One request per connection (`Connection: close`).
+//! One request per connection (`Connection: close`). Files are shared, not
+//! copied, between requests, so a guest image of some 150 MB is fine.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -39,7 +40,7 @@ pub struct Request {
 
 #[derive(Default)]
 struct State {
-    files: HashMap<String, Vec<u8>>,
+    files: HashMap<String, Arc<Vec<u8>>>,
     behaviours: HashMap<String, VecDeque<Behaviour>>,
     log: Vec<Request>,
 }
@@ -102,7 +103,11 @@ impl Server {
 
     pub fn put(&self, path: &str, bytes: impl Into<Vec<u8>>) {
         let path = format!("/{}", path.trim_start_matches('/'));
-        self.state.lock().unwrap().files.insert(path, bytes.into());
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(path, Arc::new(bytes.into()));
     }
 
     /// Queues `behaviour` for the next request of `path`.
