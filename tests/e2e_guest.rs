@@ -792,6 +792,19 @@ fn check_guest(checks: &mut Checks, lab: &Lab, guest: &Guest, port: u16, cloud_i
         &template,
     );
 
+    // The workplace allows traffic only on loopback: a resolver from
+    // passt's DHCP would send the guest's lookups to the host's resolver.
+    let resolvers = run("grep '^nameserver' /etc/resolv.conf");
+    checks.check(
+        vm,
+        "no DNS leaves the guest",
+        resolvers
+            .lines()
+            .all(|l| l.trim() == "nameserver 127.0.0.1"),
+        "only nameserver 127.0.0.1 in /etc/resolv.conf",
+        &resolvers,
+    );
+
     let disks = run("lsblk -b -d -n -o NAME,SIZE,TYPE,RO");
     let extra = disks.lines().any(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();

@@ -13,8 +13,8 @@
 # partition (label lvlab-root) from mmdebstrap of Debian 12 (bookworm, from
 # the package mirror in this machine's apt sources), the cloud kernel,
 # cloud-init (NoCloud, then None), openssh-server, qemu-guest-agent, sudo,
-# systemd-networkd and -resolved (cloud-init renders its network-config for
-# networkd), and GRUB for BIOS boot with the console on ttyS0. No user, no
+# systemd-networkd (cloud-init renders its network-config for networkd; no
+# resolver runs, so no DNS query leaves the guest), and GRUB for BIOS boot with the console on ttyS0. No user, no
 # password, no SSH key and no SSH host key is baked in; cloud-init makes
 # only ed25519 and ecdsa host keys (RSA took 18 s under TCG).
 #
@@ -113,11 +113,18 @@ HostKey /etc/ssh/ssh_host_ecdsa_key
 UseDNS no
 SSHD
 
-ln -sf /run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
-chroot "$ROOT" systemctl enable --quiet systemd-networkd systemd-resolved
+# No DNS leaves the guest: passt would forward it to the host's resolver,
+# which is not on loopback. A static resolv.conf that names only the guest
+# itself (where nothing answers) replaces resolved's stub, and nothing that
+# looks names up at boot (NTP) runs.
+rm -f "$ROOT/etc/resolv.conf"
+printf 'nameserver 127.0.0.1\n' >"$ROOT/etc/resolv.conf"
+chroot "$ROOT" systemctl enable --quiet systemd-networkd
+chroot "$ROOT" systemctl disable --quiet systemd-resolved 2>/dev/null || true
 # Nothing that wakes up at boot to do maintenance under emulation.
 chroot "$ROOT" systemctl mask --quiet \
-    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer
+    apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
+    systemd-resolved.service systemd-timesyncd.service
 
 # Nothing that identifies one machine: keys, machine id, logs, caches.
 rm -f "$ROOT"/etc/ssh/ssh_host_*
