@@ -27,6 +27,10 @@ set -euo pipefail
 
 say() { printf '==> %s\n' "$*" >&2; }
 
+# Only the image's path goes to standard output (callers capture it): every
+# tool's chatter goes to standard error.
+exec 3>&1 1>&2
+
 NAME=lvlab-e2e-debian12
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 KEY=$(sha256sum "$SCRIPT" | cut -c1-16)
@@ -35,7 +39,7 @@ IMAGE=$CACHE/$NAME.qcow2
 
 if [ -f "$CACHE/SHA512SUMS" ] && (cd "$CACHE" && sha512sum --quiet -c SHA512SUMS >/dev/null 2>&1); then
     say "guest image: cached at $IMAGE"
-    echo "$IMAGE"
+    echo "$IMAGE" >&3
     exit 0
 fi
 
@@ -172,4 +176,4 @@ qemu-img convert -c -f raw -O qcow2 "$DISK" "$WORK/$NAME.qcow2"
 mv "$WORK/$NAME.qcow2" "$IMAGE"
 (cd "$CACHE" && sha512sum "$NAME.qcow2" >SHA512SUMS)
 say "guest image built in $((SECONDS - START)) s: $IMAGE ($(du -h "$IMAGE" | cut -f1))"
-echo "$IMAGE"
+echo "$IMAGE" >&3
