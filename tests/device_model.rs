@@ -4,9 +4,25 @@
 
 use std::path::Path;
 
-use lvlab::desired::Attachment;
+use lvlab::desired::{Attachment, MachineSpec};
 use lvlab::domain::{render_definition, spec_digest, DefinitionInput, OwnershipMark, SpecFields};
 use lvlab::libvirt::Connection;
+
+/// The mark lvlab would put on `machine`, with stand-in digests.
+fn mark_for(machine: &MachineSpec, manifest: &Path) -> OwnershipMark {
+    let fields = SpecFields::of(machine, "qemu", "sha256:seed");
+    OwnershipMark {
+        environment: machine.environment.clone(),
+        vm_name: machine.vm_name.clone(),
+        manifest: manifest.display().to_string(),
+        vm_dir: machine.vm_dir.display().to_string(),
+        image_key: machine.os.clone(),
+        image_digest: "sha256:image".into(),
+        seed_digest: "sha256:seed".into(),
+        spec_digest: spec_digest(&fields),
+        spec: fields,
+    }
+}
 
 #[test]
 fn every_device_of_every_example_machine_reads_back_from_libvirt() {
@@ -15,18 +31,7 @@ fn every_device_of_every_example_machine_reads_back_from_libvirt() {
     let conn = Connection::open("test:///default").unwrap();
     let virtiofsd = Path::new("/usr/libexec/virtiofsd");
     for machine in desired.environments.iter().flat_map(|e| &e.machines) {
-        let fields = SpecFields::of(machine, "qemu", "sha256:seed");
-        let mark = OwnershipMark {
-            environment: machine.environment.clone(),
-            vm_name: machine.vm_name.clone(),
-            manifest: manifest.display().to_string(),
-            vm_dir: machine.vm_dir.display().to_string(),
-            image_key: machine.os.clone(),
-            image_digest: "sha256:image".into(),
-            seed_digest: "sha256:seed".into(),
-            spec_digest: spec_digest(&fields),
-            spec: fields,
-        };
+        let mark = mark_for(machine, &manifest);
         let xml = render_definition(&DefinitionInput {
             machine,
             domain_type: "qemu",
@@ -168,18 +173,7 @@ images:
 ";
     let desired = lvlab::manifest::load_str(yaml, Path::new("/srv/Lvlab.yml")).unwrap();
     for machine in &desired.environments[0].machines {
-        let fields = SpecFields::of(machine, "qemu", "");
-        let mark = OwnershipMark {
-            environment: "lab".into(),
-            vm_name: machine.vm_name.clone(),
-            manifest: String::new(),
-            vm_dir: String::new(),
-            image_key: String::new(),
-            image_digest: String::new(),
-            seed_digest: String::new(),
-            spec_digest: spec_digest(&fields),
-            spec: fields,
-        };
+        let mark = mark_for(machine, Path::new("/srv/Lvlab.yml"));
         let xml = render_definition(&DefinitionInput {
             machine,
             domain_type: "qemu",

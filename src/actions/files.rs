@@ -55,7 +55,7 @@ pub fn record_definition(machine: &MachineSpec, rendered: &RenderedMachine) -> R
 /// seed and the recorded files. Anything else stays, with a warning.
 pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result<(), String> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
-    names.push("cidata.iso".into());
+    names.push(crate::cloudinit::files::ISO_FILE.into());
     match machine {
         Some(m) => names.extend(
             m.disks

@@ -298,9 +298,9 @@ fn show_passwords(lab: &Lab, planned: &Planned, printer: &Printer) {
         };
         let built = planned.plan.steps().any(|(_, s)| {
             s.action == crate::plan::Action::BuildSeed
-                && s.address.to_string() == format!("{}.{}", machine.environment, machine.vm_name)
+                && matches!(&s.address, crate::plan::Address::Machine { domain: d, .. } if d == domain)
         });
-        if built && machine.vm_dir.join("cidata.iso").is_file() {
+        if built && crate::storage::volume_exists(&crate::domain::seed_path(machine)) {
             printer.out(&format!(
                 "Console password for {} (user {}): {}  (shown once; lvlab keeps only its hash)",
                 machine.vm_name,

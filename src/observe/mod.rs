@@ -114,11 +114,18 @@ pub fn observe(
             .unwrap_or_default(),
         images: BTreeMap::new(),
     };
+    // Environments on one libvirt share what it says: ask each URI once.
+    let mut hosts: BTreeMap<&str, HostView> = BTreeMap::new();
     for env in environments {
-        let conn = hypervisors.get(&env.libvirt_uri);
-        let host = host_facts(conn)?;
-        let domains = domains::list(conn)?;
-        let networks = networks::list(conn)?;
+        let uri = env.libvirt_uri.as_str();
+        if !hosts.contains_key(uri) {
+            hosts.insert(uri, HostView::read(hypervisors.get(uri))?);
+        }
+        let HostView {
+            host,
+            domains,
+            networks,
+        } = hosts[uri].clone();
         let machines = env
             .machines
             .iter()
@@ -140,6 +147,24 @@ pub fn observe(
         });
     }
     Ok(observed)
+}
+
+/// What one libvirt connection reports, for every environment on it.
+#[derive(Clone)]
+struct HostView {
+    host: HostFacts,
+    domains: Vec<ObservedDomain>,
+    networks: BTreeMap<String, networks::ObservedNetwork>,
+}
+
+impl HostView {
+    fn read(conn: &crate::libvirt::Connection) -> Result<Self, LibvirtError> {
+        Ok(Self {
+            host: host_facts(conn)?,
+            domains: domains::list(conn)?,
+            networks: networks::list(conn)?,
+        })
+    }
 }
 
 fn host_facts(conn: &crate::libvirt::Connection) -> Result<HostFacts, LibvirtError> {
