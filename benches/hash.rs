@@ -38,7 +38,7 @@ fn main() {
             theirs = theirs.min(start.elapsed().as_secs_f64());
         }
         println!(
-            "{flag:8} lvlab {:7.0} MB/s   openssl dgst {:7.0} MB/s   lvlab/openssl {:.2}",
+            "{flag:8} lvlab {:7.0} MB/s ({ours:.2} s)   openssl dgst {:7.0} MB/s   lvlab/openssl {:.2}",
             size / ours / 1e6,
             size / theirs / 1e6,
             theirs / ours

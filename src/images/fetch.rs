@@ -1,7 +1,7 @@
 //! Getting bytes from a [`Source`]: HTTP(S) with connect and read timeouts,
 //! retries with exponential backoff, and resume of a `.partial` file with a
 //! Range request; `file://` and plain paths by copying. Bytes are written
-//! and hashed as they arrive (see [`super::hash::HashPipe`]).
+//! and hashed right behind the writes (see [`super::hash::TrailingHasher`]).
 //!
 //! Blocking I/O on the calling thread: callers run jobs on worker threads
 //! (`init --jobs`, later the apply executor's pool). Never call these from
@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 
-use super::hash::{HashPipe, HexDigest, BUFFER_SIZE};
+use super::hash::{HexDigest, TrailingHasher, BUFFER_SIZE};
 use super::progress::Reporter;
 use crate::desired::{ChecksumAlgorithm, Source};
 
@@ -348,10 +348,7 @@ impl Fetcher {
         }
         reporter.on_transfer(image, url, start, total);
         let file = open_partial(partial, start).map_err(Failure::Fatal)?;
-        let mut sink = Sink::new(file, partial, algorithm);
-        if start > 0 {
-            sink.hash_existing(start).map_err(Failure::Fatal)?;
-        }
+        let mut sink = Sink::new(file, partial, start, algorithm).map_err(Failure::Fatal)?;
         let received = sink
             .pump(response, image, reporter)
             .map_err(|err| match err {
@@ -482,7 +479,7 @@ fn copy_local(
     let source = File::open(path).map_err(read_error)?;
     let total = source.metadata().map(|m| m.len()).ok();
     reporter.on_transfer(image, &path.display().to_string(), 0, total);
-    let mut sink = Sink::new(open_partial(partial, 0)?, partial, algorithm);
+    let mut sink = Sink::new(open_partial(partial, 0)?, partial, 0, algorithm)?;
     let size = sink
         .pump(source, image, reporter)
         .map_err(|err| match err {
@@ -502,29 +499,39 @@ enum PumpError {
     Write(FetchError),
 }
 
-/// Where downloaded bytes go: the `.partial` file, and the hasher when one
-/// is wanted.
+/// Where downloaded bytes go: the `.partial` file, hashed behind the writes
+/// when a digest is wanted.
 struct Sink<'a> {
     file: File,
     path: &'a Path,
-    pipe: Option<HashPipe>,
+    /// Bytes in the file, including those there before this attempt.
+    written: u64,
+    hasher: Option<TrailingHasher>,
     buffer: Vec<u8>,
 }
 
 impl<'a> Sink<'a> {
-    fn new(file: File, path: &'a Path, algorithm: Option<ChecksumAlgorithm>) -> Self {
-        let pipe = algorithm.map(HashPipe::new);
-        let buffer = if pipe.is_some() {
-            Vec::new()
-        } else {
-            vec![0u8; BUFFER_SIZE]
-        };
-        Self {
+    /// Writes to `file` (opened at `path`, `written` bytes in already).
+    fn new(
+        file: File,
+        path: &'a Path,
+        written: u64,
+        algorithm: Option<ChecksumAlgorithm>,
+    ) -> Result<Self, FetchError> {
+        let hasher = algorithm
+            .map(|algorithm| TrailingHasher::start(path, algorithm, written))
+            .transpose()
+            .map_err(|source| FetchError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
             file,
             path,
-            pipe,
-            buffer,
-        }
+            written,
+            hasher,
+            buffer: vec![0u8; BUFFER_SIZE],
+        })
     }
 
     fn write_error(&self, source: io::Error) -> FetchError {
@@ -534,29 +541,7 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Feeds the first `len` bytes already in the file to the hasher.
-    fn hash_existing(&mut self, len: u64) -> Result<(), FetchError> {
-        let Some(pipe) = &mut self.pipe else {
-            return Ok(());
-        };
-        let read_error = |source| FetchError::Read {
-            path: self.path.to_path_buf(),
-            source,
-        };
-        let mut existing = File::open(self.path).map_err(read_error)?.take(len);
-        loop {
-            let mut buffer = pipe.buffer();
-            match existing.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => pipe.submit(buffer, n),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(read_error(err)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Copies `reader` to the file (and hasher) until it ends.
+    /// Copies `reader` to the file until it ends; returns the bytes copied.
     fn pump(
         &mut self,
         mut reader: impl Read,
@@ -565,48 +550,37 @@ impl<'a> Sink<'a> {
     ) -> Result<u64, PumpError> {
         let mut received = 0u64;
         loop {
-            let mut buffer = match &mut self.pipe {
-                Some(pipe) => pipe.buffer(),
-                None => std::mem::take(&mut self.buffer),
-            };
-            let n = match reader.read(&mut buffer) {
-                Ok(0) => {
-                    self.give_back(buffer, 0);
-                    return Ok(received);
-                }
+            let n = match reader.read(&mut self.buffer) {
+                Ok(0) => return Ok(received),
                 Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    self.give_back(buffer, 0);
-                    continue;
-                }
-                Err(err) => {
-                    self.give_back(buffer, 0);
-                    return Err(PumpError::Read(err));
-                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(PumpError::Read(err)),
             };
-            if let Err(err) = self.file.write_all(&buffer[..n]) {
+            if let Err(err) = self.file.write_all(&self.buffer[..n]) {
                 return Err(PumpError::Write(self.write_error(err)));
             }
-            self.give_back(buffer, n);
+            self.written += n as u64;
+            if let Some(hasher) = &self.hasher {
+                hasher.written(self.written);
+            }
             received += n as u64;
             reporter.on_progress(image, n as u64);
         }
     }
 
-    fn give_back(&mut self, buffer: Vec<u8>, len: usize) {
-        match &mut self.pipe {
-            Some(pipe) if len > 0 => pipe.submit(buffer, len),
-            Some(_) => {}
-            None => self.buffer = buffer,
-        }
-    }
-
-    /// Flushes the file to disk and returns the digest.
+    /// Flushes the file to disk (while the hasher catches up) and returns
+    /// the digest.
     fn finish(self) -> Result<Option<HexDigest>, FetchError> {
         self.file
             .sync_all()
             .map_err(|source| self.write_error(source))?;
-        Ok(self.pipe.map(HashPipe::finish))
+        self.hasher
+            .map(TrailingHasher::finish)
+            .transpose()
+            .map_err(|source| FetchError::Read {
+                path: self.path.to_path_buf(),
+                source,
+            })
     }
 }
 

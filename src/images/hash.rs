@@ -1,6 +1,7 @@
-//! Streaming SHA-256/SHA-512: bytes are hashed as they arrive, never read
-//! back whole. [`HashPipe`] hashes on a second thread so that a download
-//! and its verification overlap; [`hash_file`] hashes what is on disk.
+//! Streaming SHA-256/SHA-512 in fixed-size buffers, never a whole file in
+//! memory. [`TrailingHasher`] hashes a file on a second thread right behind
+//! the download that writes it, so that the two overlap; [`hash_file`]
+//! hashes a file already on disk.
 //!
 //! The digests come from the system's libcrypto (the `openssl` crate), the
 //! same code `openssl dgst` runs: SHA-NI for SHA-256 and the AVX2/BMI2 path
@@ -11,7 +12,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use openssl::hash::{Hasher, MessageDigest};
@@ -21,9 +23,6 @@ use crate::desired::ChecksumAlgorithm;
 /// Size of the buffers bytes travel in, from the socket to the file and the
 /// hasher.
 pub const BUFFER_SIZE: usize = 256 * 1024;
-/// Buffers in flight between a download and its hasher: bounds memory at
-/// `BUFFERS * BUFFER_SIZE` per download.
-const BUFFERS: usize = 8;
 
 /// A hex digest, lowercase.
 pub type HexDigest = String;
@@ -103,89 +102,126 @@ pub fn hash_file(
     Ok((hasher.finish(), total))
 }
 
-/// A hasher on its own thread, fed through a bounded channel of reusable
-/// buffers: the caller fills a buffer (from the network), writes it to the
-/// file, and submits it; the hasher hands it back when done. Memory stays at
-/// a few buffers whatever the file size.
-pub struct HashPipe {
-    to_hasher: Option<SyncSender<(Vec<u8>, usize)>>,
-    free: Receiver<Vec<u8>>,
-    allocated: usize,
-    worker: Option<JoinHandle<HexDigest>>,
+/// Hashes a file on its own thread while the caller is still writing it:
+/// the caller says how many bytes the file holds after each write, and the
+/// hasher reads them back from the page cache. The download never waits for
+/// the hasher, which catches up while the file is flushed to disk; what gets
+/// verified is what is in the file. Memory is one buffer, whatever the size.
+pub struct TrailingHasher {
+    shared: Arc<Shared>,
+    worker: Option<JoinHandle<io::Result<HexDigest>>>,
 }
 
-impl HashPipe {
-    pub fn new(algorithm: ChecksumAlgorithm) -> Self {
-        let (to_hasher, inbox) = mpsc::sync_channel::<(Vec<u8>, usize)>(BUFFERS);
-        let (give_back, free) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+struct Shared {
+    state: Mutex<Written>,
+    changed: Condvar,
+    /// The download failed: stop at once, however far behind.
+    abandoned: AtomicBool,
+}
+
+struct Written {
+    bytes: u64,
+    /// No more bytes will come.
+    closed: bool,
+}
+
+impl TrailingHasher {
+    /// Starts hashing `path` from its first byte; `written` bytes are in it
+    /// already (a resumed download).
+    pub fn start(path: &Path, algorithm: ChecksumAlgorithm, written: u64) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Written {
+                bytes: written,
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            abandoned: AtomicBool::new(false),
+        });
+        let for_worker = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("lvlab-hash".into())
-            .spawn(move || {
-                let mut hasher = StreamHasher::new(algorithm);
-                for (buffer, len) in inbox {
-                    hasher.update(&buffer[..len]);
-                    // The feeder may have finished and dropped its end.
-                    let _ = give_back.try_send(buffer);
-                }
-                hasher.finish()
-            })
-            .expect("cannot start a hashing thread");
-        Self {
-            to_hasher: Some(to_hasher),
-            free,
-            allocated: 0,
+            .spawn(move || trail(file, algorithm, &for_worker))?;
+        Ok(Self {
+            shared,
             worker: Some(worker),
-        }
+        })
     }
 
-    /// An empty buffer of [`BUFFER_SIZE`] bytes to fill.
-    pub fn buffer(&mut self) -> Vec<u8> {
-        if let Ok(buffer) = self.free.try_recv() {
-            return buffer;
-        }
-        if self.allocated < BUFFERS {
-            self.allocated += 1;
-            return vec![0u8; BUFFER_SIZE];
-        }
-        // Every buffer is with the hasher: wait for one (back-pressure).
-        self.free.recv().unwrap_or_else(|_| vec![0u8; BUFFER_SIZE])
+    /// The file now holds `bytes` bytes.
+    pub fn written(&self, bytes: u64) {
+        self.update(|state| state.bytes = bytes);
     }
 
-    /// Hands the first `len` bytes of `buffer` to the hasher.
-    pub fn submit(&mut self, buffer: Vec<u8>, len: usize) {
-        if let Some(tx) = &self.to_hasher {
-            // The worker only stops when the sender is dropped.
-            let _ = tx.send((buffer, len));
-        }
-    }
-
-    /// Feeds a slice by copying it into pipe buffers.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            let mut buffer = self.buffer();
-            let n = bytes.len().min(buffer.len());
-            buffer[..n].copy_from_slice(&bytes[..n]);
-            self.submit(buffer, n);
-            bytes = &bytes[n..];
-        }
-    }
-
-    /// Waits for the hasher to finish everything submitted.
-    pub fn finish(mut self) -> HexDigest {
-        self.to_hasher.take();
+    /// Waits for the hasher to reach the end of what was written.
+    pub fn finish(mut self) -> io::Result<HexDigest> {
+        self.update(|state| state.closed = true);
         self.worker
             .take()
             .expect("finish is called once")
             .join()
             .expect("the hashing thread panicked")
     }
+
+    fn update(&self, change: impl FnOnce(&mut Written)) {
+        let mut state = self.shared.state.lock().expect("hash state lock");
+        change(&mut state);
+        self.shared.changed.notify_one();
+    }
 }
 
-impl Drop for HashPipe {
+impl Drop for TrailingHasher {
     fn drop(&mut self) {
-        self.to_hasher.take();
         if let Some(worker) = self.worker.take() {
+            self.shared.abandoned.store(true, Ordering::Relaxed);
+            self.update(|_| {});
             let _ = worker.join();
+        }
+    }
+}
+
+impl Shared {
+    fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the file holds more than `hashed` bytes, or no more
+    /// will come; returns (bytes written, closed).
+    fn wait_beyond(&self, hashed: u64) -> (u64, bool) {
+        let mut state = self.state.lock().expect("hash state lock");
+        while state.bytes == hashed && !state.closed && !self.is_abandoned() {
+            state = self.changed.wait(state).expect("hash state lock");
+        }
+        (state.bytes, state.closed)
+    }
+}
+
+/// The hashing thread: reads what was written, then waits for more.
+fn trail(mut file: File, algorithm: ChecksumAlgorithm, shared: &Shared) -> io::Result<HexDigest> {
+    let mut hasher = StreamHasher::new(algorithm);
+    let mut buffer = vec![0u8; BUFFER_SIZE];
+    let mut hashed = 0u64;
+    loop {
+        let (target, closed) = shared.wait_beyond(hashed);
+        loop {
+            if shared.is_abandoned() {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "abandoned"));
+            }
+            if hashed == target {
+                break;
+            }
+            let want = buffer.len().min((target - hashed) as usize);
+            let n = match file.read(&mut buffer[..want]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            hasher.update(&buffer[..n]);
+            hashed += n as u64;
+        }
+        if closed {
+            return Ok(hasher.finish());
         }
     }
 }
@@ -207,16 +243,69 @@ mod tests {
         assert_eq!(h.finish(), ABC_512);
     }
 
-    #[test]
-    fn the_pipe_hashes_what_it_is_fed_in_order() {
-        let data: Vec<u8> = (0..3 * BUFFER_SIZE + 17)
-            .map(|i| (i * 31 % 251) as u8)
-            .collect();
-        let mut pipe = HashPipe::new(ChecksumAlgorithm::Sha256);
-        for chunk in data.chunks(BUFFER_SIZE / 3 + 1) {
-            pipe.feed(chunk);
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    /// Writes `data` after the first `already` bytes in pieces of `piece`,
+    /// telling the hasher after each, and returns its digest.
+    fn trail_writes(data: &[u8], already: usize, piece: usize) -> io::Result<HexDigest> {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partial");
+        std::fs::write(&path, &data[..already]).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let hasher = TrailingHasher::start(&path, ChecksumAlgorithm::Sha256, already as u64)?;
+        let mut written = already;
+        for chunk in data[already..].chunks(piece) {
+            file.write_all(chunk).unwrap();
+            written += chunk.len();
+            hasher.written(written as u64);
         }
-        assert_eq!(pipe.finish(), sha256_hex(&data));
+        hasher.finish()
+    }
+
+    #[test]
+    fn the_trailing_hasher_hashes_everything_written_in_order() {
+        let data = sample(3 * BUFFER_SIZE + 17);
+        assert_eq!(trail_writes(&data, 0, 4096 + 3).unwrap(), sha256_hex(&data));
+        assert_eq!(
+            trail_writes(&data, 0, 2 * BUFFER_SIZE).unwrap(),
+            sha256_hex(&data)
+        );
+    }
+
+    #[test]
+    fn the_trailing_hasher_includes_bytes_already_in_the_file() {
+        let data = sample(BUFFER_SIZE + 1000);
+        assert_eq!(trail_writes(&data, 700, 333).unwrap(), sha256_hex(&data));
+        assert_eq!(
+            trail_writes(&data, data.len(), 1).unwrap(),
+            sha256_hex(&data)
+        );
+    }
+
+    #[test]
+    fn the_trailing_hasher_fails_when_the_file_holds_less_than_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short");
+        std::fs::write(&path, b"abc").unwrap();
+        let hasher = TrailingHasher::start(&path, ChecksumAlgorithm::Sha256, 3).unwrap();
+        hasher.written(10);
+        let err = hasher.finish().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn an_abandoned_trailing_hasher_stops_its_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partial");
+        std::fs::write(&path, b"abc").unwrap();
+        let hasher = TrailingHasher::start(&path, ChecksumAlgorithm::Sha256, 3).unwrap();
+        drop(hasher); // joins the thread: the test would hang if it waited on
     }
 
     #[test]
