@@ -22,20 +22,33 @@ echo "making a $size image of random bytes" >&2
 head -c "$size" /dev/urandom > "$work/www/big.qcow2"
 (cd "$work/www" && sha256sum big.qcow2 > SHA256SUMS && sha512sum big.qcow2 > SHA512SUMS)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Paths under /paced/ are sent at most at what a 1 Gbit/s link carries.
 python3 - "$port" "$work/www" <<'PY' >/dev/null 2>&1 &
-import functools, http.server, sys
+import functools, http.server, sys, time
+PACE = 117_000_000  # bytes per second
 class Handler(http.server.SimpleHTTPRequestHandler):
+    def translate_path(self, path):
+        self.paced = path.startswith("/paced/")
+        return super().translate_path(path.removeprefix("/paced"))
     def copyfile(self, source, outputfile):
         self.wfile.flush()
-        self.connection.sendfile(source)
+        if not self.paced:
+            self.connection.sendfile(source)
+            return
+        start, sent = time.monotonic(), 0
+        while (n := self.connection.sendfile(source, sent, 1 << 20)) > 0:
+            sent += n
+            time.sleep(max(0.0, sent / PACE - (time.monotonic() - start)))
 root = functools.partial(Handler, directory=sys.argv[2])
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), root).serve_forever()
 PY
 server_pid=$!
 sleep 1
-url=http://127.0.0.1:$port
 
-manifest() { # $1 extra image keys
+manifest() { # $1 URL of the image and its checksum files, $2 checksum type or none
+    local sums=""
+    [ "$2" != none ] && sums="    checksum_url: $1/${2^^}SUMS
+    checksum_type: $2"
     cat > "$work/Lvlab.yml" <<YML
 environment:
   - name: bench
@@ -46,8 +59,8 @@ environment:
     machines: [{vm_name: m, os: big}]
 images:
   big:
-    image_url: $url/big.qcow2
-$1
+    image_url: $1/big.qcow2
+$sums
 YML
 }
 
@@ -59,29 +72,34 @@ run() { # $1 label
     echo "$1 $secs $kib"
 }
 
-results=()
-for round in 1 2 3 4 5; do
-    manifest ""
-    results+=("$(run plain)")
-    manifest "    checksum_url: $url/SHA256SUMS
-    checksum_type: sha256"
-    results+=("$(run sha256)")
-    manifest "    checksum_url: $url/SHA512SUMS
-    checksum_type: sha512"
-    results+=("$(run sha512)")
-done
-printf '%s\n' "${results[@]}" | python3 -c '
+measure() { # $1 label, $2 URL, $3 rounds
+    local results=() round algorithm
+    for round in $(seq "$3"); do
+        for algorithm in none sha256 sha512; do
+            manifest "$2" "$algorithm"
+            results+=("$(run "$algorithm")")
+        done
+    done
+    printf '%s\n' "${results[@]}" | python3 -c '
 import sys, collections
+label, rounds = sys.argv[1], sys.argv[2]
 best = collections.defaultdict(lambda: (1e9, 0))
 for line in sys.stdin:
-    label, secs, kib = line.split()
-    s, k = best[label]
-    best[label] = (min(s, float(secs)), max(k, int(kib)))
-plain = best["plain"][0]
-for label in ("plain", "sha256", "sha512"):
-    s, k = best[label]
-    extra = "" if label == "plain" else f"  verification adds {100 * (s - plain) / plain:+.1f}%"
-    print(f"init {label:7} best of 5: {s:6.2f} s   peak RSS {k / 1024:5.1f} MiB{extra}")
-'
-cat "$work/www/big.qcow2" > /dev/null
+    algorithm, secs, kib = line.split()
+    s, k = best[algorithm]
+    best[algorithm] = (min(s, float(secs)), max(k, int(kib)))
+plain = best["none"][0]
+for algorithm in ("none", "sha256", "sha512"):
+    s, k = best[algorithm]
+    extra = "" if algorithm == "none" else f"  verification adds {100 * (s - plain) / plain:+.1f}%"
+    print(f"init {label}, {algorithm:6} best of {rounds}: {s:6.2f} s   peak RSS {k / 1024:5.1f} MiB{extra}")
+' "$1" "$3"
+}
+
+measure "loopback, $size" "http://127.0.0.1:$port" 5
+# A smaller file for the paced link, so that the runs stay short.
+mkdir "$work/www/small"
+head -c 512M "$work/www/big.qcow2" > "$work/www/small/big.qcow2"
+(cd "$work/www/small" && sha256sum big.qcow2 > SHA256SUMS && sha512sum big.qcow2 > SHA512SUMS)
+measure "1 Gbit/s, 512M" "http://127.0.0.1:$port/paced/small" 3
 cargo bench --quiet --bench hash -- "$work/www/big.qcow2"

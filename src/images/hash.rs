@@ -3,11 +3,10 @@
 //! the download that writes it, so that the two overlap; [`hash_file`]
 //! hashes a file already on disk.
 //!
-//! The digests come from the system's libcrypto (the `openssl` crate), the
-//! same code `openssl dgst` runs: SHA-NI for SHA-256 and the AVX2/BMI2 path
-//! for SHA-512. RustCrypto's `sha2` matches it for SHA-256 but measured
-//! about 25% slower for SHA-512 on this project's machines (see README,
-//! "Performance").
+//! Streamed digests come from the system's libcrypto (the `openssl` crate),
+//! the same code `openssl dgst` runs: SHA-NI for SHA-256 and the AVX2/BMI2
+//! path for SHA-512. RustCrypto's `sha2` matches it for SHA-256 but is 30%
+//! slower for SHA-512 on this project's machines (see README, "Performance").
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -17,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use openssl::hash::{Hasher, MessageDigest};
+use sha2::{Digest, Sha256};
 
 use crate::desired::ChecksumAlgorithm;
 
@@ -55,11 +55,10 @@ impl StreamHasher {
     }
 }
 
-/// SHA-256 of a small byte string (checksum files, records), hex.
+/// SHA-256 of a small byte string (checksum files, records), hex, with
+/// `sha2` like every other small digest in lvlab.
 pub fn sha256_hex(bytes: &[u8]) -> HexDigest {
-    let mut hasher = StreamHasher::new(ChecksumAlgorithm::Sha256);
-    hasher.update(bytes);
-    hasher.finish()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {
