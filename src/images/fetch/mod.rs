@@ -1,7 +1,8 @@
 //! Getting bytes from a [`Source`]: HTTP(S) with connect and read timeouts,
 //! retries with exponential backoff, and resume of a `.partial` file with a
-//! Range request; `file://` and plain paths by copying. Bytes are written
-//! and hashed right behind the writes (see [`super::hash::TrailingHasher`]).
+//! Range request; `file://` and plain paths by copying. Bytes go to the
+//! `.partial` file through a `Sink` (in `sink`), hashed right behind the
+//! writes (see [`super::hash::TrailingHasher`]); `error` words failures.
 //!
 //! Blocking I/O on the calling thread: callers run jobs on worker threads
 //! (`init --jobs`, later the apply executor's pool). Never call these from
@@ -10,15 +11,22 @@
 //! This module knows nothing of images, records or checksums: it fetches
 //! to the path it is given and reports through a [`Reporter`].
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 
-use super::hash::{HexDigest, TrailingHasher, BUFFER_SIZE};
+mod error;
+mod sink;
+
+pub use error::FetchError;
+use error::{describe, transport, transport_io};
+use sink::{finish_existing, open_partial, PumpError, Sink};
+
+use super::hash::HexDigest;
 use super::progress::Reporter;
 use crate::desired::{ChecksumAlgorithm, Source};
 
@@ -75,69 +83,6 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
             tracing::warn!("ignoring {name}={text:?}: not a number");
             None
         }
-    }
-}
-
-/// A fetch that failed for good.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("{url}: HTTP {}{}", status_text(*.status), attempts_text(*.attempts))]
-    Status {
-        url: String,
-        status: u16,
-        attempts: u32,
-    },
-    #[error("{url}: {message}{}", attempts_text(*.attempts))]
-    Transport {
-        url: String,
-        message: String,
-        attempts: u32,
-    },
-    #[error("{url}: more than {limit} bytes; that is no checksum, signature or key file")]
-    TooLarge { url: String, limit: u64 },
-    #[error("cannot read {}: {source}", .path.display())]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {}: {source}", .path.display())]
-    Write { path: PathBuf, source: io::Error },
-    #[error("cannot set up the HTTP client: {0}")]
-    Client(String),
-}
-
-impl FetchError {
-    /// The HTTP status, when the server answered with an error.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            FetchError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    fn with_attempts(mut self, n: u32) -> Self {
-        match &mut self {
-            FetchError::Status { attempts, .. } | FetchError::Transport { attempts, .. } => {
-                *attempts = n
-            }
-            _ => {}
-        }
-        self
-    }
-}
-
-fn status_text(status: u16) -> String {
-    let reason = reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason());
-    match reason {
-        Some(reason) => format!("{status} {reason}"),
-        None => status.to_string(),
-    }
-}
-
-fn attempts_text(attempts: u32) -> String {
-    if attempts > 1 {
-        format!(" (after {attempts} attempts)")
-    } else {
-        String::new()
     }
 }
 
@@ -402,42 +347,6 @@ fn unsatisfied_length(response: &Response) -> Option<u64> {
     value.trim().strip_prefix("bytes */")?.trim().parse().ok()
 }
 
-fn open_partial(partial: &Path, start: u64) -> Result<File, FetchError> {
-    let opened = if start == 0 {
-        File::create(partial)
-    } else {
-        OpenOptions::new().append(true).open(partial)
-    };
-    opened.map_err(|source| FetchError::Write {
-        path: partial.to_path_buf(),
-        source,
-    })
-}
-
-/// Hashes a `.partial` that already holds the whole file.
-fn finish_existing(
-    partial: &Path,
-    algorithm: Option<ChecksumAlgorithm>,
-    size: u64,
-) -> Result<Downloaded, FetchError> {
-    let digest = match algorithm {
-        Some(algorithm) => Some(
-            super::hash::hash_file(partial, algorithm, None, &mut |_| {})
-                .map_err(|source| FetchError::Read {
-                    path: partial.to_path_buf(),
-                    source,
-                })?
-                .0,
-        ),
-        None => None,
-    };
-    Ok(Downloaded {
-        size,
-        digest,
-        resumed_from: size,
-    })
-}
-
 fn read_small_file(path: &Path, limit: u64) -> Result<Small, FetchError> {
     let file = match File::open(path) {
         Ok(file) => file,
@@ -492,142 +401,4 @@ fn copy_local(
         digest,
         resumed_from: 0,
     })
-}
-
-enum PumpError {
-    Read(io::Error),
-    Write(FetchError),
-}
-
-/// Where downloaded bytes go: the `.partial` file, hashed behind the writes
-/// when a digest is wanted.
-struct Sink<'a> {
-    file: File,
-    path: &'a Path,
-    /// Bytes in the file, including those there before this attempt.
-    written: u64,
-    hasher: Option<TrailingHasher>,
-    buffer: Vec<u8>,
-}
-
-impl<'a> Sink<'a> {
-    /// Writes to `file` (opened at `path`, `written` bytes in already).
-    fn new(
-        file: File,
-        path: &'a Path,
-        written: u64,
-        algorithm: Option<ChecksumAlgorithm>,
-    ) -> Result<Self, FetchError> {
-        let hasher = algorithm
-            .map(|algorithm| TrailingHasher::start(path, algorithm, written))
-            .transpose()
-            .map_err(|source| FetchError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Self {
-            file,
-            path,
-            written,
-            hasher,
-            buffer: vec![0u8; BUFFER_SIZE],
-        })
-    }
-
-    fn write_error(&self, source: io::Error) -> FetchError {
-        FetchError::Write {
-            path: self.path.to_path_buf(),
-            source,
-        }
-    }
-
-    /// Copies `reader` to the file until it ends; returns the bytes copied.
-    fn pump(
-        &mut self,
-        mut reader: impl Read,
-        image: &str,
-        reporter: &dyn Reporter,
-    ) -> Result<u64, PumpError> {
-        let mut received = 0u64;
-        loop {
-            let n = match reader.read(&mut self.buffer) {
-                Ok(0) => return Ok(received),
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(PumpError::Read(err)),
-            };
-            if let Err(err) = self.file.write_all(&self.buffer[..n]) {
-                return Err(PumpError::Write(self.write_error(err)));
-            }
-            self.written += n as u64;
-            if let Some(hasher) = &self.hasher {
-                hasher.written(self.written);
-            }
-            received += n as u64;
-            reporter.on_progress(image, n as u64);
-        }
-    }
-
-    /// Flushes the file to disk (while the hasher catches up) and returns
-    /// the digest.
-    fn finish(self) -> Result<Option<HexDigest>, FetchError> {
-        self.file
-            .sync_all()
-            .map_err(|source| self.write_error(source))?;
-        self.hasher
-            .map(TrailingHasher::finish)
-            .transpose()
-            .map_err(|source| FetchError::Read {
-                path: self.path.to_path_buf(),
-                source,
-            })
-    }
-}
-
-fn transport(url: &str, err: &reqwest::Error) -> FetchError {
-    FetchError::Transport {
-        url: url.to_string(),
-        message: describe(err),
-        attempts: 1,
-    }
-}
-
-fn transport_io(url: &str, err: &io::Error) -> FetchError {
-    let message = match err.get_ref() {
-        Some(inner) => describe(inner),
-        None => err.to_string(),
-    };
-    FetchError::Transport {
-        url: url.to_string(),
-        message,
-        attempts: 1,
-    }
-}
-
-/// An error's most specific causes, without reqwest's `for url (...)`
-/// wrapper (the URL is printed once, by [`FetchError`]).
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut chain = Vec::new();
-    let mut timed_out = false;
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if let Some(r) = e.downcast_ref::<reqwest::Error>() {
-            timed_out |= r.is_timeout();
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            timed_out |= io.kind() == io::ErrorKind::TimedOut;
-        }
-        let text = e.to_string();
-        if !text.contains(" for url (") && !chain.contains(&text) {
-            chain.push(text);
-        }
-        current = e.source();
-    }
-    if timed_out {
-        return "timed out waiting for the server".into();
-    }
-    if chain.is_empty() {
-        return err.to_string();
-    }
-    chain.join(": ")
 }
