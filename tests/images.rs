@@ -347,15 +347,22 @@ fn a_download_cut_mid_file_resumes_with_a_range_request() {
     assert_eq!(std::fs::read(lab.cache().join("cut.qcow2")).unwrap(), bytes);
 }
 
-#[test]
-fn a_416_restarts_cleanly_and_a_complete_partial_needs_no_body() {
+/// A lab whose server publishes `bytes` as `p/<name>` (SHA-256 listed)
+/// and whose cache holds `partial` as an earlier run's `<name>.partial`.
+fn lab_with_partial(name: &str, bytes: &[u8], partial: &[u8]) -> Lab {
     let lab = Lab::new();
-    let bytes = image_bytes(5, 2 * MIB);
-    let entry = publish_plain(&lab, "img", "r.qcow2", &bytes);
+    let entry = publish_plain(&lab, "img", name, bytes);
     lab.write_manifest(&["img"], &entry, "test:///default");
     std::fs::create_dir_all(lab.cache()).unwrap();
+    std::fs::write(lab.cache().join(format!("{name}.partial")), partial).unwrap();
+    lab
+}
+
+#[test]
+fn a_416_restarts_cleanly_and_a_complete_partial_needs_no_body() {
+    let bytes = image_bytes(5, 2 * MIB);
     // A stale partial the server cannot resume: restart from zero.
-    std::fs::write(lab.cache().join("r.qcow2.partial"), image_bytes(99, MIB)).unwrap();
+    let lab = lab_with_partial("r.qcow2", &bytes, &image_bytes(99, MIB));
     lab.server()
         .behave("p/r.qcow2", Behaviour::RangeNotSatisfiable);
     ok(&lab.lvlab(&["init"]));
@@ -365,11 +372,7 @@ fn a_416_restarts_cleanly_and_a_complete_partial_needs_no_body() {
     assert_eq!(std::fs::read(lab.cache().join("r.qcow2")).unwrap(), bytes);
 
     // A partial that already holds everything: 416 with the same length.
-    let lab = Lab::new();
-    let entry = publish_plain(&lab, "img", "r.qcow2", &bytes);
-    lab.write_manifest(&["img"], &entry, "test:///default");
-    std::fs::create_dir_all(lab.cache()).unwrap();
-    std::fs::write(lab.cache().join("r.qcow2.partial"), &bytes).unwrap();
+    let lab = lab_with_partial("r.qcow2", &bytes, &bytes);
     ok(&lab.lvlab(&["init"]));
     assert_eq!(lab.server().requests_for("p/r.qcow2").len(), 1);
     assert_eq!(std::fs::read(lab.cache().join("r.qcow2")).unwrap(), bytes);
@@ -377,17 +380,31 @@ fn a_416_restarts_cleanly_and_a_complete_partial_needs_no_body() {
 
 #[test]
 fn a_server_that_ignores_range_restarts_the_file() {
-    let lab = Lab::new();
     let bytes = image_bytes(6, 2 * MIB);
-    let entry = publish_plain(&lab, "img", "i.qcow2", &bytes);
-    lab.write_manifest(&["img"], &entry, "test:///default");
-    std::fs::create_dir_all(lab.cache()).unwrap();
     // Garbage in the partial: appending the full answer to it would not verify.
-    std::fs::write(lab.cache().join("i.qcow2.partial"), image_bytes(98, MIB)).unwrap();
+    let lab = lab_with_partial("i.qcow2", &bytes, &image_bytes(98, MIB));
     lab.server().behave("p/i.qcow2", Behaviour::IgnoreRange);
     ok(&lab.lvlab(&["init"]));
     assert_eq!(lab.server().requests_for("p/i.qcow2").len(), 1);
     assert_eq!(std::fs::read(lab.cache().join("i.qcow2")).unwrap(), bytes);
+}
+
+#[test]
+fn a_resumed_partial_of_another_file_is_downloaded_again_whole() {
+    let bytes = image_bytes(7, 2 * MIB);
+    // An earlier run's partial of a file the publisher has since replaced:
+    // the resumed bytes hash wrong, so lvlab fetches the whole file once more.
+    let lab = lab_with_partial("o.qcow2", &bytes, &image_bytes(97, MIB));
+    let out = ok(&lab.lvlab(&["init"]));
+    let requests = lab.server().requests_for("p/o.qcow2");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        requests[0].range.as_deref(),
+        Some(format!("bytes={MIB}-").as_str())
+    );
+    assert_eq!(requests[1].range, None);
+    assert_eq!(std::fs::read(lab.cache().join("o.qcow2")).unwrap(), bytes);
+    assert!(!lab.cache().join("o.qcow2.rejected").exists(), "{out}");
 }
 
 #[test]
