@@ -22,11 +22,11 @@ pub use verified::{download_verified, VerifiedListing};
 use super::cache;
 use super::checksums;
 use super::error::ImageError;
-use super::fetch::{Fetcher, Small};
+use super::fetch::{Downloaded, Fetcher, Small};
 use super::hash;
 use super::progress::{Phase, Reporter};
 use super::record::{self, ChecksumRecord, Digest, FileRecord, ImageRecord};
-use crate::desired::{ChecksumSpec, ImageSpec, Source};
+use crate::desired::{ChecksumAlgorithm, ChecksumSpec, ImageSpec, Source};
 
 /// Checksum files, signatures and key files larger than this are refused.
 const SMALL_LIMIT: u64 = 16 * 1024 * 1024;
@@ -249,14 +249,9 @@ fn ensure_unverified(
             };
             reporter.on_phase(key, Phase::Download);
             let partial = cache::partial_path(dir, &target);
-            let downloaded = fetcher
-                .download(&spec.source, &partial, None, key, reporter)
-                .map_err(|source| ImageError::Download {
-                    key: key.clone(),
-                    source,
-                    manual_path: dir.join(&target),
-                })?;
-            install(&partial, &dir.join(&target), key)?;
+            let target_path = dir.join(&target);
+            let downloaded = download(fetcher, spec, &partial, &target_path, None, reporter)?;
+            install(&partial, &target_path, key)?;
             (
                 target,
                 Outcome::Downloaded {
@@ -302,6 +297,25 @@ fn not_found(source: &Source) -> super::fetch::FetchError {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         },
     }
+}
+
+/// Downloads the image into `partial`, hashing it with `algorithm`; a
+/// failure names `target` as the place for a manual download.
+fn download(
+    fetcher: &Fetcher,
+    spec: &ImageSpec,
+    partial: &Path,
+    target: &Path,
+    algorithm: Option<ChecksumAlgorithm>,
+    reporter: &dyn Reporter,
+) -> Result<Downloaded, ImageError> {
+    fetcher
+        .download(&spec.source, partial, algorithm, &spec.key, reporter)
+        .map_err(|source| ImageError::Download {
+            key: spec.key.clone(),
+            source,
+            manual_path: target.to_path_buf(),
+        })
 }
 
 /// The atomic step: a complete, checked `.partial` becomes the image.

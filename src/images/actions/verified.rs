@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{install, new_record, settle, EnsureOptions, EnsuredImage, Outcome, PreviousFate};
+use super::{
+    download, install, new_record, settle, EnsureOptions, EnsuredImage, Outcome, PreviousFate,
+};
 use crate::desired::ImageSpec;
 use crate::images::cache;
 use crate::images::checksums::algorithm_name;
@@ -112,7 +114,7 @@ fn adopt(
     reporter.on_phase(key, Phase::Hashing);
     let size = std::fs::metadata(&canonical).map(|m| m.len()).ok();
     reporter.on_transfer(key, &canonical.display().to_string(), 0, size);
-    let (actual, size) = hash::hash_file(&canonical, expected.algorithm, None, &mut |n| {
+    let (actual, size) = hash::hash_file(&canonical, expected.algorithm, &mut |n| {
         reporter.on_progress(key, n)
     })
     .map_err(io_err)?;
@@ -138,12 +140,26 @@ fn download_checked(
     let target_path = dir.join(target);
     let partial = cache::partial_path(dir, target);
     reporter.on_phase(key, Phase::Download);
-    let mut downloaded = download(fetcher, spec, &partial, &target_path, expected, reporter)?;
+    let mut downloaded = download(
+        fetcher,
+        spec,
+        &partial,
+        &target_path,
+        Some(expected.algorithm),
+        reporter,
+    )?;
     if downloaded.digest.as_deref() != Some(&expected.hex) && downloaded.resumed_from > 0 {
         // The kept .partial may have been of an older published file.
         tracing::info!("{key}: resumed download does not match; downloading it whole");
         let _ = std::fs::remove_file(&partial);
-        downloaded = download(fetcher, spec, &partial, &target_path, expected, reporter)?;
+        downloaded = download(
+            fetcher,
+            spec,
+            &partial,
+            &target_path,
+            Some(expected.algorithm),
+            reporter,
+        )?;
     }
     let actual = downloaded.digest.clone().unwrap_or_default();
     if actual != expected.hex {
@@ -157,29 +173,6 @@ fn download_checked(
     }
     install(&partial, &target_path, key)?;
     Ok(downloaded)
-}
-
-fn download(
-    fetcher: &Fetcher,
-    spec: &ImageSpec,
-    partial: &Path,
-    target: &Path,
-    expected: &Digest,
-    reporter: &dyn Reporter,
-) -> Result<Downloaded, ImageError> {
-    fetcher
-        .download(
-            &spec.source,
-            partial,
-            Some(expected.algorithm),
-            &spec.key,
-            reporter,
-        )
-        .map_err(|source| ImageError::Download {
-            key: spec.key.clone(),
-            source,
-            manual_path: target.to_path_buf(),
-        })
 }
 
 /// A superseded image goes unless a defined domain uses it (or lvlab cannot

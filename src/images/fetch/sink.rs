@@ -28,17 +28,10 @@ pub(super) fn finish_existing(
     algorithm: Option<ChecksumAlgorithm>,
     size: u64,
 ) -> Result<Downloaded, FetchError> {
-    let digest = match algorithm {
-        Some(algorithm) => Some(
-            hash::hash_file(partial, algorithm, None, &mut |_| {})
-                .map_err(|source| FetchError::Read {
-                    path: partial.to_path_buf(),
-                    source,
-                })?
-                .0,
-        ),
-        None => None,
-    };
+    let digest = algorithm
+        .map(|algorithm| hash::hash_file(partial, algorithm, &mut |_| {}).map(|(hex, _)| hex))
+        .transpose()
+        .map_err(|source| read_error(partial, source))?;
     Ok(Downloaded {
         size,
         digest,
@@ -73,10 +66,7 @@ impl<'a> Sink<'a> {
         let hasher = algorithm
             .map(|algorithm| TrailingHasher::start(path, algorithm, written))
             .transpose()
-            .map_err(|source| FetchError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| read_error(path, source))?;
         Ok(Self {
             file,
             path,
@@ -129,9 +119,13 @@ impl<'a> Sink<'a> {
         self.hasher
             .map(TrailingHasher::finish)
             .transpose()
-            .map_err(|source| FetchError::Read {
-                path: self.path.to_path_buf(),
-                source,
-            })
+            .map_err(|source| read_error(self.path, source))
+    }
+}
+
+fn read_error(path: &Path, source: io::Error) -> FetchError {
+    FetchError::Read {
+        path: path.to_path_buf(),
+        source,
     }
 }
