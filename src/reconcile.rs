@@ -151,6 +151,10 @@ pub fn render(
     observed: &Observed,
 ) -> Result<Rendered, ReconcileError> {
     let mut rendered = Rendered::default();
+    // Read once per render, not per observe: `status` needs no os ids.
+    let os_ids = osinfo::find()
+        .map(|db| osinfo::os_ids(&db.path))
+        .unwrap_or_default();
     for env in environments {
         let Some(seen) = observed.environment(&env.name) else {
             continue;
@@ -158,7 +162,7 @@ pub fn render(
         for machine in &env.machines {
             let files = seen.files(&machine.vm_name);
             let (one, password) =
-                render_machine(desired, env, machine, &seen.host, &files, &observed.os_ids)?;
+                render_machine(desired, env, machine, &seen.host, &files, &os_ids)?;
             rendered.machines.insert(machine.domain_name.clone(), one);
             if let Some(password) = password {
                 rendered

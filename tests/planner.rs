@@ -90,7 +90,6 @@ impl World {
         let desired = desired(yaml);
         let env = &desired.environments[0];
         let observed = Observed {
-            os_ids: Default::default(),
             environments: vec![ObservedEnvironment {
                 name: env.name.clone(),
                 uri: env.libvirt_uri.clone(),

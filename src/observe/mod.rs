@@ -30,9 +30,6 @@ pub const RECORDED_FILES: &[&str] = &["domain.xml", "meta-data", "user-data", "n
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
     pub environments: Vec<ObservedEnvironment>,
-    /// The local osinfo database: short id -> libosinfo id.
-    #[serde(skip)]
-    pub os_ids: BTreeMap<String, String>,
     /// Every image path a selected machine uses.
     pub images: BTreeMap<PathBuf, ImageState>,
 }
@@ -109,9 +106,6 @@ pub fn observe(
 ) -> Result<Observed, LibvirtError> {
     let mut observed = Observed {
         environments: Vec::new(),
-        os_ids: osinfo::find()
-            .map(|db| osinfo::os_ids(&db.path))
-            .unwrap_or_default(),
         images: BTreeMap::new(),
     };
     // Environments on one libvirt share what it says: ask each URI once.
