@@ -20,12 +20,7 @@ pub fn seed_digest(seed: &Seed) -> String {
         hasher.update((text.len() as u64).to_be_bytes());
         hasher.update(text.as_bytes());
     }
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
+    format!("sha256:{:x}", hasher.finalize())
 }
 
 #[cfg(test)]

@@ -24,9 +24,8 @@ use std::path::PathBuf;
 
 pub use digest::seed_digest;
 pub use files::write_seed;
-pub use hosts::{snippet as hosts_snippet, template_path as hosts_template};
 pub use render::{render, SeedInput};
-pub use user_data::uses_password_hash;
+use user_data::uses_password_hash;
 
 use crate::desired::{ConsolePassword, MachineSpec};
 

@@ -102,6 +102,25 @@ pub fn path(dir: &Path, image_file: &str) -> PathBuf {
     dir.join(format!("{image_file}{SUFFIX}"))
 }
 
+/// The record of `spec`'s image in `dir`, when it is about the same source
+/// (a record of another URL under the same file name says nothing).
+pub fn load_for(dir: &Path, spec: &crate::desired::ImageSpec) -> Option<ImageRecord> {
+    load(dir, &spec.file_name).filter(|r| r.source == spec.source.to_string())
+}
+
+/// The file `spec` means in `dir`, given its record: the record's current
+/// file, or `<dir>/<file_name>` before any record exists.
+pub fn current_path(
+    dir: &Path,
+    spec: &crate::desired::ImageSpec,
+    record: Option<&ImageRecord>,
+) -> PathBuf {
+    match record {
+        Some(record) => dir.join(&record.current),
+        None => dir.join(&spec.file_name),
+    }
+}
+
 /// The record for `image_file`, if one exists and is readable. A damaged
 /// record, or one of another format, counts as none: the image is then
 /// verified again instead of trusted.

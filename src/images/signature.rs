@@ -272,12 +272,6 @@ fn armored_blocks<'t>(text: &'t str, kind: &str) -> Vec<&'t str> {
     blocks
 }
 
-/// Whether `text` (a signature file) could be a detached OpenPGP signature.
-pub fn looks_like_signature(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"-----BEGIN PGP SIGNATURE-----")
-        || bytes.first().is_some_and(|b| b & 0x80 != 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

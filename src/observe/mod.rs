@@ -126,10 +126,11 @@ pub fn observe(
             .map(|m| (m.vm_name.clone(), machine_files(m)))
             .collect();
         for machine in &env.machines {
-            let image = &desired.images[&machine.os];
+            // Machines often share an image: read its record once.
             observed
                 .images
-                .insert(machine.image_path.clone(), image_state(machine, image));
+                .entry(machine.image_path.clone())
+                .or_insert_with(|| image_state(machine, &desired.images[&machine.os]));
         }
         observed.environments.push(ObservedEnvironment {
             name: env.name.clone(),
@@ -191,16 +192,18 @@ fn image_state(machine: &MachineSpec, image: &ImageSpec) -> ImageState {
         .image_path
         .parent()
         .unwrap_or(std::path::Path::new("/"));
-    let path = images::actions::current_path(cache_dir, image);
-    let present = storage::volume_exists(&path);
-    let current = images::record::load(cache_dir, &image.file_name)
-        .filter(|r| r.source == image.source.to_string())
-        .and_then(|r| r.current_file().cloned());
-    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let record = images::record::load_for(cache_dir, image);
+    let path = images::record::current_path(cache_dir, image, record.as_ref());
+    let current = record.as_ref().and_then(|r| r.current_file());
+    let size = std::fs::metadata(&path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let present = size.is_some();
     ImageState {
         present,
-        verified: current.as_ref().is_some_and(|f| f.verified),
-        stale: present && current.as_ref().is_some_and(|f| Some(f.size) != size),
+        verified: current.is_some_and(|f| f.verified),
+        stale: present && current.is_some_and(|f| Some(f.size) != size),
         path,
     }
 }

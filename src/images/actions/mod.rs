@@ -83,13 +83,9 @@ pub struct EnsuredImage {
     pub outcome: Outcome,
 }
 
-/// The file `spec` means in `cache_dir` now: the record's current file, or
-/// `<cache_dir>/<file_name>` before any record exists.
+/// The file `spec` means in `cache_dir` now (see [`record::current_path`]).
 pub fn current_path(cache_dir: &Path, spec: &ImageSpec) -> PathBuf {
-    record::load(cache_dir, &spec.file_name)
-        .filter(|r| r.source == spec.source.to_string())
-        .map(|r| cache_dir.join(r.current))
-        .unwrap_or_else(|| cache_dir.join(&spec.file_name))
+    record::current_path(cache_dir, spec, record::load_for(cache_dir, spec).as_ref())
 }
 
 /// Makes `cache_dir` hold `spec`'s image, verified as its manifest entry
@@ -107,8 +103,7 @@ pub fn ensure_image(
         path: cache_dir.to_path_buf(),
         source,
     })?;
-    let source = spec.source.to_string();
-    let record = record::load(cache_dir, &spec.file_name).filter(|r| r.source == source);
+    let record = record::load_for(cache_dir, spec);
 
     if let Some(record) = &record {
         if let Some(file) = trusted(record, spec, cache_dir, options.refresh) {

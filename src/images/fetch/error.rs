@@ -30,14 +30,6 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// The HTTP status, when the server answered with an error.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            FetchError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
     pub(super) fn with_attempts(mut self, n: u32) -> Self {
         match &mut self {
             FetchError::Status { attempts, .. } | FetchError::Transport { attempts, .. } => {

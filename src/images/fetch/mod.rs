@@ -135,10 +135,6 @@ impl Fetcher {
         Ok(Self { client, options })
     }
 
-    pub fn options(&self) -> &FetchOptions {
-        &self.options
-    }
-
     /// Fetches a small file (checksums, keys, signatures) into memory,
     /// refusing more than `limit` bytes.
     pub fn fetch_small(&self, source: &Source, limit: u64) -> Result<Small, FetchError> {
