@@ -74,6 +74,10 @@ impl Bars {
 
     fn bar(&self, image: &str) -> ProgressBar {
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        // Called for every downloaded chunk: no allocation once the bar exists.
+        if let Some(bar) = bars.get(image) {
+            return bar.clone();
+        }
         bars.entry(image.to_string())
             .or_insert_with(|| {
                 let bar = self.multi.insert_before(&self.total, ProgressBar::new(0));

@@ -113,17 +113,17 @@ pub fn scan(dir: &Path) -> io::Result<(Vec<CacheFile>, BTreeMap<String, ImageRec
             }
         }
     }
-    let mut owner: BTreeMap<&str, CacheFileKind> = BTreeMap::new();
+    let mut owner: BTreeMap<String, CacheFileKind> = BTreeMap::new();
     for (image_file, rec) in &records {
         owner.insert(
-            name_ref(&names, &format!("{image_file}{}", record::SUFFIX)),
+            format!("{image_file}{}", record::SUFFIX),
             CacheFileKind::Record {
                 image_file: image_file.clone(),
             },
         );
         for (file, f) in &rec.files {
             owner.insert(
-                name_ref(&names, file),
+                file.clone(),
                 CacheFileKind::Image {
                     image_file: image_file.clone(),
                     current: *file == rec.current,
@@ -135,18 +135,16 @@ pub fn scan(dir: &Path) -> io::Result<(Vec<CacheFile>, BTreeMap<String, ImageRec
                 f.signature.as_ref().and_then(|s| s.keys_file.clone()),
             ];
             for name in extra.into_iter().flatten() {
-                owner
-                    .entry(name_ref(&names, &name))
-                    .or_insert(CacheFileKind::Verification {
-                        image_file: image_file.clone(),
-                    });
+                owner.entry(name).or_insert(CacheFileKind::Verification {
+                    image_file: image_file.clone(),
+                });
             }
         }
     }
     let files = names
         .iter()
         .map(|(name, size)| {
-            let kind = owner.get(name.as_str()).cloned().unwrap_or_else(|| {
+            let kind = owner.get(name).cloned().unwrap_or_else(|| {
                 if name.ends_with(PARTIAL) {
                     CacheFileKind::Partial
                 } else if name.ends_with(REJECTED) {
@@ -164,15 +162,6 @@ pub fn scan(dir: &Path) -> io::Result<(Vec<CacheFile>, BTreeMap<String, ImageRec
         })
         .collect();
     Ok((files, records))
-}
-
-/// `name` as stored in `names` (so the map can borrow it), or a leaked-free
-/// fallback: names not on disk simply never match.
-fn name_ref<'a>(names: &'a BTreeMap<String, u64>, name: &str) -> &'a str {
-    names
-        .get_key_value(name)
-        .map(|(k, _)| k.as_str())
-        .unwrap_or("\0absent")
 }
 
 #[cfg(test)]

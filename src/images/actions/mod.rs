@@ -234,14 +234,8 @@ fn ensure_unverified(
             (spec.file_name.clone(), Outcome::Adopted, entry(meta.len()))
         }
         _ => {
-            let target = if canonical.exists() {
-                cache::versioned_name(
-                    &spec.file_name,
-                    &hash::sha256_hex(spec.source.to_string().as_bytes())[..12],
-                )
-            } else {
-                spec.file_name.clone()
-            };
+            let tag = hash::sha256_hex(spec.source.to_string().as_bytes());
+            let target = target_name(dir, spec, &tag[..12]);
             reporter.on_phase(key, Phase::Download);
             let partial = cache::partial_path(dir, &target);
             let target_path = dir.join(&target);
@@ -266,17 +260,24 @@ pub fn fetch_checksums(
     spec: &ImageSpec,
     checksum: &ChecksumSpec,
 ) -> Result<Vec<u8>, ImageError> {
+    fetch_required(fetcher, spec, "checksum file", &checksum.source)
+}
+
+/// A small file that must exist: its absence is an error naming `what`.
+fn fetch_required(
+    fetcher: &Fetcher,
+    spec: &ImageSpec,
+    what: &'static str,
+    source: &Source,
+) -> Result<Vec<u8>, ImageError> {
     let fail = |source| ImageError::Fetch {
         key: spec.key.clone(),
-        what: "checksum file",
+        what,
         source,
     };
-    match fetcher
-        .fetch_small(&checksum.source, SMALL_LIMIT)
-        .map_err(fail)?
-    {
+    match fetcher.fetch_small(source, SMALL_LIMIT).map_err(fail)? {
         Small::Found(bytes) => Ok(bytes),
-        Small::NotFound => Err(fail(not_found(&checksum.source))),
+        Small::NotFound => Err(fail(not_found(source))),
     }
 }
 
@@ -291,6 +292,16 @@ fn not_found(source: &Source) -> super::fetch::FetchError {
             path: path.clone(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         },
+    }
+}
+
+/// The name a new download goes to: the image's own file name, or a name
+/// tagged with `tag` when that is taken (the old file may still be in use).
+fn target_name(dir: &Path, spec: &ImageSpec, tag: &str) -> String {
+    if dir.join(&spec.file_name).exists() {
+        cache::versioned_name(&spec.file_name, tag)
+    } else {
+        spec.file_name.clone()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{not_found, SMALL_LIMIT};
+use super::{fetch_required, SMALL_LIMIT};
 use crate::desired::{ImageSpec, SignatureSpec, Source};
 use crate::images::checksums;
 use crate::images::error::ImageError;
@@ -126,11 +126,6 @@ fn fetch_keys(
     dir: &Path,
     refresh: bool,
 ) -> Result<(Vec<u8>, Option<String>), ImageError> {
-    let fail = |source| ImageError::Fetch {
-        key: spec.key.clone(),
-        what: "signing keys",
-        source,
-    };
     let cached = dir.join(&sig.keys_file_name);
     let http = matches!(sig.keys, Source::Http(_));
     if http && !refresh {
@@ -138,10 +133,7 @@ fn fetch_keys(
             return Ok((bytes, Some(sig.keys_file_name.clone())));
         }
     }
-    let bytes = match fetcher.fetch_small(&sig.keys, SMALL_LIMIT).map_err(fail)? {
-        Small::Found(bytes) => bytes,
-        Small::NotFound => return Err(fail(not_found(&sig.keys))),
-    };
+    let bytes = fetch_required(fetcher, spec, "signing keys", &sig.keys)?;
     if !http {
         return Ok((bytes, None));
     }

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    download, install, new_record, settle, EnsureOptions, EnsuredImage, Outcome, PreviousFate,
+    download, install, new_record, settle, target_name, EnsureOptions, EnsuredImage, Outcome,
+    PreviousFate,
 };
 use crate::desired::ImageSpec;
 use crate::images::cache;
@@ -63,11 +64,7 @@ pub fn download_verified(
         let name = spec.file_name.clone();
         return settle(dir, spec, &mut record, name, file, Outcome::Adopted);
     }
-    let target = if canonical.exists() {
-        cache::versioned_name(&spec.file_name, &listing.expected.hex[..12])
-    } else {
-        spec.file_name.clone()
-    };
+    let target = target_name(dir, spec, &listing.expected.hex[..12]);
     let downloaded = download_checked(fetcher, spec, dir, &target, &listing.expected, reporter)?;
     let file = listing.file_record(downloaded.size);
     let resumed_from = downloaded.resumed_from;
@@ -140,26 +137,16 @@ fn download_checked(
     let target_path = dir.join(target);
     let partial = cache::partial_path(dir, target);
     reporter.on_phase(key, Phase::Download);
-    let mut downloaded = download(
-        fetcher,
-        spec,
-        &partial,
-        &target_path,
-        Some(expected.algorithm),
-        reporter,
-    )?;
+    let attempt = || {
+        let algorithm = Some(expected.algorithm);
+        download(fetcher, spec, &partial, &target_path, algorithm, reporter)
+    };
+    let mut downloaded = attempt()?;
     if downloaded.digest.as_deref() != Some(&expected.hex) && downloaded.resumed_from > 0 {
         // The kept .partial may have been of an older published file.
         tracing::info!("{key}: resumed download does not match; downloading it whole");
         let _ = std::fs::remove_file(&partial);
-        downloaded = download(
-            fetcher,
-            spec,
-            &partial,
-            &target_path,
-            Some(expected.algorithm),
-            reporter,
-        )?;
+        downloaded = attempt()?;
     }
     let actual = downloaded.digest.clone().unwrap_or_default();
     if actual != expected.hex {

@@ -234,18 +234,14 @@ impl Fetcher {
             404 | 410 => return Ok(Small::NotFound),
             _ => return Err(status_failure(url, status)),
         }
-        let mut bytes = Vec::new();
-        response
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|err| Failure::Retry(transport_io(url, &err)))?;
-        if bytes.len() as u64 > limit {
-            return Err(Failure::Fatal(FetchError::TooLarge {
+        match read_limited(response, limit) {
+            Ok(Some(bytes)) => Ok(Small::Found(bytes)),
+            Ok(None) => Err(Failure::Fatal(FetchError::TooLarge {
                 url: url.to_string(),
                 limit,
-            }));
+            })),
+            Err(err) => Err(Failure::Retry(transport_io(url, &err))),
         }
-        Ok(Small::Found(bytes))
     }
 
     fn download_once(
@@ -354,20 +350,24 @@ fn read_small_file(path: &Path, limit: u64) -> Result<Small, FetchError> {
             })
         }
     };
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| FetchError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if bytes.len() as u64 > limit {
-        return Err(FetchError::TooLarge {
+    match read_limited(file, limit) {
+        Ok(Some(bytes)) => Ok(Small::Found(bytes)),
+        Ok(None) => Err(FetchError::TooLarge {
             url: path.display().to_string(),
             limit,
-        });
+        }),
+        Err(source) => Err(FetchError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
-    Ok(Small::Found(bytes))
+}
+
+/// All of `reader`, or `None` when it holds more than `limit` bytes.
+fn read_limited(reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 fn copy_local(
