@@ -51,7 +51,7 @@ const KVM_HINT: &str = "KVM does not work on this host (often nested virtualizat
 
 pub fn start(conn: &Connection, name: &str, kvm: bool) -> Result<(), String> {
     let domain = lookup(conn, name)?;
-    let started = match state(conn, name)? {
+    let started = match state(conn, &domain, name)? {
         PowerState::Running => return Ok(()),
         PowerState::Paused => domain.resume().map(drop),
         _ => domain.create().map(drop),
@@ -65,17 +65,17 @@ pub fn start(conn: &Connection, name: &str, kvm: bool) -> Result<(), String> {
         });
     }
     if kvm {
-        watch_kvm_start(conn, name)?;
+        watch_kvm_start(conn, &domain, name)?;
     }
     Ok(())
 }
 
 /// Fails when a KVM guest pauses or stops right after its start, quoting
 /// QEMU's log.
-fn watch_kvm_start(conn: &Connection, name: &str) -> Result<(), String> {
+fn watch_kvm_start(conn: &Connection, domain: &Domain, name: &str) -> Result<(), String> {
     let deadline = Instant::now() + KVM_WATCH;
     while Instant::now() < deadline {
-        match state(conn, name)? {
+        match state(conn, domain, name)? {
             PowerState::Running => std::thread::sleep(POLL),
             state => {
                 let log = qemu_log_tail(name).unwrap_or_default();
@@ -117,7 +117,7 @@ pub fn shutdown(
     force: bool,
 ) -> Result<(), String> {
     let domain = lookup(conn, name)?;
-    if !state(conn, name)?.is_active() {
+    if !state(conn, &domain, name)?.is_active() {
         return Ok(());
     }
     domain
@@ -125,7 +125,7 @@ pub fn shutdown(
         .map_err(|e| conn.error("shut down", e).to_string())?;
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if !state(conn, name)?.is_active() {
+        if !state(conn, &domain, name)?.is_active() {
             return Ok(());
         }
         std::thread::sleep(POLL);
@@ -146,7 +146,7 @@ pub fn shutdown(
 
 pub fn power_off(conn: &Connection, name: &str) -> Result<(), String> {
     let domain = lookup(conn, name)?;
-    if !state(conn, name)?.is_active() {
+    if !state(conn, &domain, name)?.is_active() {
         return Ok(());
     }
     domain
@@ -158,9 +158,10 @@ pub fn power_off(conn: &Connection, name: &str) -> Result<(), String> {
 /// save, snapshot and checkpoint metadata, NVRAM). Drivers that refuse a
 /// flag (the test driver knows only the first two) get the ones they know.
 pub fn undefine(conn: &Connection, name: &str) -> Result<(), String> {
-    let domain = match domains::find(conn, name).map_err(|e| e.to_string())? {
-        None => return Ok(()),
-        Some(_) => lookup(conn, name)?,
+    let domain = match conn.raw().lookup_domain_by_name(name) {
+        Ok(domain) => domain,
+        Err(e) if domains::is_no_domain(&e) => return Ok(()),
+        Err(e) => return Err(conn.error("look up a domain", e).to_string()),
     };
     let basic = sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
     let full =
@@ -180,9 +181,10 @@ fn lookup(conn: &Connection, name: &str) -> Result<Domain, String> {
         .map_err(|e| conn.error("find the domain", e).to_string())
 }
 
-fn state(conn: &Connection, name: &str) -> Result<PowerState, String> {
-    domains::find(conn, name)
-        .map_err(|e| e.to_string())?
-        .map(|d| d.state)
-        .ok_or_else(|| format!("domain {name} disappeared"))
+fn state(conn: &Connection, domain: &Domain, name: &str) -> Result<PowerState, String> {
+    match domains::power_state(domain) {
+        Ok(state) => Ok(state),
+        Err(e) if domains::is_no_domain(&e) => Err(format!("domain {name} disappeared")),
+        Err(e) => Err(conn.error("read a domain", e).to_string()),
+    }
 }

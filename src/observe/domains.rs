@@ -92,17 +92,22 @@ pub fn find(conn: &Connection, name: &str) -> Result<Option<ObservedDomain>, Lib
     }
 }
 
-fn observe_one(domain: &Domain) -> Result<ObservedDomain, virt::error::Error> {
-    let name = domain.name()?;
+/// Only the power state of a domain already looked up: what polling loops
+/// ask, without reading its definition.
+pub fn power_state(domain: &Domain) -> Result<PowerState, virt::error::Error> {
     let (state, _reason) = domain.state()?;
-    let xml = domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?;
+    Ok(PowerState::from_libvirt(&state))
+}
+
+fn observe_one(domain: &Domain) -> Result<ObservedDomain, virt::error::Error> {
     Ok(ObservedDomain {
-        name,
-        state: PowerState::from_libvirt(&state),
-        mark: OwnershipMark::from_domain_xml(&xml),
+        name: domain.name()?,
+        state: power_state(domain)?,
+        mark: OwnershipMark::from_domain_xml(&domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?),
     })
 }
 
-fn is_no_domain(err: &virt::error::Error) -> bool {
+/// The error libvirt gives for a domain that does not (or no longer) exist.
+pub fn is_no_domain(err: &virt::error::Error) -> bool {
     err.code() == Enum::Known(virt::error::ErrorNumber::NoDomain)
 }
