@@ -8,6 +8,10 @@
 //!
 //! Run: `cargo bench --bench reconcile`. Needs scripts/setup.sh's packages.
 
+#[path = "../tests/support/tiny_image.rs"]
+mod support;
+use support::tiny_image;
+
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -86,13 +90,7 @@ fn main() {
     let cache = dir.path().join("cache/cloud-images");
     std::fs::create_dir_all(&cache).unwrap();
     for target in [cache.join("tiny.qcow2"), dir.path().join("tiny.qcow2")] {
-        let ok = std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(&target)
-            .arg("64M")
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        tiny_image(&target, "64M");
     }
     let tag = std::process::id();
 

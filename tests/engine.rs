@@ -89,6 +89,23 @@ fn apply(lab: &Lab, target: Target, selection: &Selection) -> lvlab::plan::Plan 
     planned.plan
 }
 
+/// `TWO` with `setting` added to machine db.
+fn two_with_db(setting: &str) -> String {
+    TWO.replace(
+        "      - vm_name: db\n",
+        &format!("      - vm_name: db\n        {setting}\n"),
+    )
+}
+
+/// `lab`'s connections, now reconciling `desired`.
+fn reopen<'d>(lab: Lab<'_>, desired: &'d Desired) -> Lab<'d> {
+    Lab {
+        desired,
+        environments: desired.environments.iter().collect(),
+        hypervisors: lab.hypervisors,
+    }
+}
+
 const TWO: &str = "      - vm_name: web\n        disks: [{name: root, size: 128M}, {name: data, size: 32M}]\n      - vm_name: db\n";
 
 #[test]
@@ -146,15 +163,8 @@ fn drift_stop_start_and_destroy_converge() {
     apply(&lab, Target::Running, &all);
 
     // The manifest now asks for more memory: an in-place update.
-    let bigger = fx.manifest(&TWO.replace(
-        "      - vm_name: db\n",
-        "      - vm_name: db\n        memory: 512\n",
-    ));
-    let lab2 = Lab {
-        desired: &bigger,
-        environments: bigger.environments.iter().collect(),
-        hypervisors: lab.hypervisors,
-    };
+    let bigger = fx.manifest(&two_with_db("memory: 512"));
+    let lab2 = reopen(lab, &bigger);
     let plan = lab2.plan(Target::Running, &all).unwrap().plan;
     assert_eq!(plan.blocks.len(), 1);
     assert_eq!(plan.blocks[0].change, Change::Update);
@@ -199,15 +209,8 @@ fn autostart_is_an_in_place_change() {
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     apply(&lab, Target::Running, &Selection::default());
 
-    let auto = fx.manifest(&TWO.replace(
-        "      - vm_name: db\n",
-        "      - vm_name: db\n        autostart: yes\n",
-    ));
-    let lab2 = Lab {
-        desired: &auto,
-        environments: auto.environments.iter().collect(),
-        hypervisors: lab.hypervisors,
-    };
+    let auto = fx.manifest(&two_with_db("autostart: yes"));
+    let lab2 = reopen(lab, &auto);
     let plan = apply(&lab2, Target::Running, &Selection::default());
     assert_eq!(plan.blocks[0].change, Change::Update);
     let conn = lab2.hypervisors.get(&auto.environments[0].libvirt_uri);

@@ -6,6 +6,9 @@
 mod gpg;
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/tiny_image.rs"]
+mod support;
+use support::tiny_image;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -675,13 +678,7 @@ fn host_with_domain_on(lab: &Lab, image: &Path) {
 
 fn qcow2(lab: &Lab, size: &str) -> Vec<u8> {
     let path = lab.dir.path().join(format!("src-{size}.qcow2"));
-    let status = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&path)
-        .arg(size)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    tiny_image(&path, size);
     std::fs::read(path).unwrap()
 }
 

@@ -251,6 +251,20 @@ fn all() -> Selection {
     Selection::default()
 }
 
+fn images_only() -> Selection {
+    Selection {
+        images_only: true,
+        ..all()
+    }
+}
+
+fn only(machine: &str) -> Selection {
+    Selection {
+        machines: vec![machine.into()],
+        ..all()
+    }
+}
+
 #[test]
 fn empty_host_creates_everything_image_first() {
     let plan = World::new(MANIFEST).plan(Target::Running, all()).unwrap();
@@ -424,15 +438,7 @@ fn drifted_memory_is_updated_in_place_and_says_when_it_takes_effect() {
         "domain.xml".into(),
         "<domain><memory>2048</memory></domain>\n".into(),
     );
-    let plan = world
-        .plan(
-            Target::Running,
-            Selection {
-                machines: vec!["web".into()],
-                ..all()
-            },
-        )
-        .unwrap();
+    let plan = world.plan(Target::Running, only("web")).unwrap();
     assert_eq!(steps(&plan), ["lab.web: update domain definition"]);
     let block = &plan.blocks[0];
     assert_eq!(block.change, Change::Update);
@@ -585,38 +591,16 @@ fn target_absent_on_a_partly_deployed_environment() {
 #[test]
 fn selecting_machines_limits_the_plan_and_unknown_names_are_errors() {
     let world = World::new(MANIFEST).image_cached();
-    let plan = world
-        .plan(
-            Target::Running,
-            Selection {
-                machines: vec!["db".into()],
-                ..all()
-            },
-        )
-        .unwrap();
+    let plan = world.plan(Target::Running, only("db")).unwrap();
     assert!(steps(&plan).iter().all(|s| s.starts_with("lab.db")));
-    let err = world
-        .plan(
-            Target::Running,
-            Selection {
-                machines: vec!["nope".into()],
-                ..all()
-            },
-        )
-        .unwrap_err();
+    let err = world.plan(Target::Running, only("nope")).unwrap_err();
     assert!(err.to_string().contains("no machine nope"));
 }
 
 #[test]
 fn images_only_plans_just_the_downloads() {
     let plan = World::new(MANIFEST)
-        .plan(
-            Target::Running,
-            Selection {
-                images_only: true,
-                ..all()
-            },
-        )
+        .plan(Target::Running, images_only())
         .unwrap();
     assert_eq!(
         steps(&plan),
@@ -631,15 +615,7 @@ fn cached_images_are_verified_again_when_unverified_or_stale() {
     let path = world.machine("web").image_path;
     let state = world.observed.images.get_mut(&path).unwrap();
     state.present = true;
-    let plan = world
-        .plan(
-            Target::Running,
-            Selection {
-                images_only: true,
-                ..all()
-            },
-        )
-        .unwrap();
+    let plan = world.plan(Target::Running, images_only()).unwrap();
     assert_eq!(
         plan.blocks[0].reasons,
         [Reason::ImageUnverified { path: path.clone() }]
@@ -648,30 +624,14 @@ fn cached_images_are_verified_again_when_unverified_or_stale() {
     let state = world.observed.images.get_mut(&path).unwrap();
     state.verified = true;
     state.stale = true;
-    let plan = world
-        .plan(
-            Target::Running,
-            Selection {
-                images_only: true,
-                ..all()
-            },
-        )
-        .unwrap();
+    let plan = world.plan(Target::Running, images_only()).unwrap();
     assert_eq!(
         plan.blocks[0].reasons,
         [Reason::ImageRecordStale { path: path.clone() }]
     );
 
     world.observed.images.get_mut(&path).unwrap().stale = false;
-    let plan = world
-        .plan(
-            Target::Running,
-            Selection {
-                images_only: true,
-                ..all()
-            },
-        )
-        .unwrap();
+    let plan = world.plan(Target::Running, images_only()).unwrap();
     assert!(plan.is_empty(), "verified and current: no request");
 }
 
@@ -679,13 +639,7 @@ fn cached_images_are_verified_again_when_unverified_or_stale() {
 fn json_lists_actions_with_dependencies_and_the_summary() {
     let plan = World::new(MANIFEST)
         .image_cached()
-        .plan(
-            Target::Running,
-            Selection {
-                machines: vec!["db".into()],
-                ..all()
-            },
-        )
+        .plan(Target::Running, only("db"))
         .unwrap();
     let json = plan::to_json(&plan);
     assert_eq!(json["format_version"], 1);

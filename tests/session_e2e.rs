@@ -88,6 +88,18 @@ impl SessionLab {
         stdout
     }
 
+    /// `lvlab plan --detailed-exitcode` finds nothing to do.
+    #[track_caller]
+    fn assert_converged(&self) {
+        let plan = self.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&plan.stdout)
+        );
+    }
+
     fn vms(&self) -> PathBuf {
         self.dir.path().join("vms")
     }
@@ -129,13 +141,7 @@ fn up_status_plan_down_destroy_on_real_qemu() {
         "{status}"
     );
 
-    let plan = lab.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
+    lab.assert_converged();
 
     // The image holds no OS to answer ACPI: the guests are powered off
     // after the timeout, which is what --force is for.
@@ -177,13 +183,7 @@ fn an_apply_killed_half_way_converges_on_the_next_run() {
 
     let up = lab.ok(&["up", "--all"]);
     assert!(up.contains("Apply complete!"), "{up}");
-    let plan = lab.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
+    lab.assert_converged();
     assert_eq!(lab.domains().len(), 3);
 }
 
