@@ -235,6 +235,8 @@ impl<'a> Planner<'a> {
         }
         let mut reasons = Vec::new();
         let mut change = None;
+        // What a start must wait for.
+        let mut updates = Vec::new();
         if needs_replace {
             // Shown, not applied; power changes below still are.
             let mut replace_reasons: Vec<Reason> =
@@ -252,20 +254,19 @@ impl<'a> Planner<'a> {
                 machine.vm_name, machine.vm_name
             ));
         } else if !changes.is_empty() {
-            self.add(address, Action::RedefineDomain);
+            updates.push(self.add(address, Action::RedefineDomain));
             reasons.extend(spec_reason(changes, running));
             change = Some(Change::Update);
         }
         if !files.seed_iso && !needs_replace {
-            self.add(address, Action::BuildSeed);
+            updates.push(self.add(address, Action::BuildSeed));
             reasons.push(Reason::SeedMissing);
             change = Some(Change::Update);
         }
-        let after_update: Vec<NodeIndex> = self.nodes_of(address);
         match (self.input.target, running) {
             (Target::Running, false) => {
                 let start = self.add(address, Action::StartDomain);
-                for node in after_update {
+                for node in updates {
                     self.graph.add_edge(node, start, ());
                 }
                 reasons.push(Reason::NotRunning {
@@ -444,13 +445,6 @@ impl<'a> Planner<'a> {
         if let Some(from) = from {
             self.graph.add_edge(from, to, ());
         }
-    }
-
-    fn nodes_of(&self, address: &Address) -> Vec<NodeIndex> {
-        self.graph
-            .node_indices()
-            .filter(|i| &self.graph[*i].address == address)
-            .collect()
     }
 
     fn block(&mut self, address: Address, change: Change, reasons: Vec<Reason>) {
