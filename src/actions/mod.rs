@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::apply::Job;
-use crate::desired::{Desired, MachineSpec};
+use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
 use crate::libvirt::{Connection, Hypervisors};
 use crate::plan::{Action, Address, RenderedMachine, Step};
@@ -62,8 +62,9 @@ impl Job for StepJob<'_> {
                 },
                 action,
             ) => {
-                let conn = connection(ctx, environment)?;
-                let machine = machine(ctx, environment, vm_name);
+                let env = environment_spec(ctx, environment)?;
+                let conn = ctx.hypervisors.get(&env.libvirt_uri);
+                let machine = env.machines.iter().find(|m| &m.vm_name == vm_name);
                 let rendered = ctx.rendered.get(domain.as_str());
                 run_machine_action(conn, domain, machine, rendered, action, ctx)
             }
@@ -123,22 +124,13 @@ fn boot_image(ctx: &ApplyContext, machine: &MachineSpec) -> std::path::PathBuf {
     crate::images::actions::current_path(cache_dir, &ctx.desired.images[&machine.os])
 }
 
-fn connection<'a>(ctx: &'a ApplyContext, environment: &str) -> Result<&'a Connection, String> {
-    let env = ctx
-        .desired
-        .environments
-        .iter()
-        .find(|e| e.name == environment)
-        .ok_or_else(|| format!("environment {environment} is not in the manifest"))?;
-    Ok(ctx.hypervisors.get(&env.libvirt_uri))
-}
-
-fn machine<'a>(ctx: &'a ApplyContext, environment: &str, vm_name: &str) -> Option<&'a MachineSpec> {
+fn environment_spec<'a>(
+    ctx: &'a ApplyContext,
+    environment: &str,
+) -> Result<&'a EnvironmentSpec, String> {
     ctx.desired
         .environments
         .iter()
-        .find(|e| e.name == environment)?
-        .machines
-        .iter()
-        .find(|m| m.vm_name == vm_name)
+        .find(|e| e.name == environment)
+        .ok_or_else(|| format!("environment {environment} is not in the manifest"))
 }
