@@ -73,6 +73,17 @@ pub enum Graphics {
     Spice,
 }
 
+impl Graphics {
+    /// libvirt's name for the console type; `None` for no graphics.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Graphics::None => None,
+            Graphics::Vnc => Some("vnc"),
+            Graphics::Spice => Some("spice"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiskSpec {
     /// The manifest's label for the disk.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::mark::{OwnershipMark, MARK_NAMESPACE};
 use std::path::Path;
 
-use crate::desired::{Attachment, DomainType, Graphics, MachineSpec, SshPort};
+use crate::desired::{Attachment, DomainType, MachineSpec, SshPort};
 
 const TEMPLATE_NAME: &str = "domain.xml";
 const TEMPLATE: &str = include_str!("../../templates/domain.xml");
@@ -70,13 +70,11 @@ pub fn resolve_domain_type(requested: DomainType, host: &HostFacts) -> Result<St
         DomainType::Kvm => Err(not_offered("kvm")),
         DomainType::Qemu if offers("qemu") || offers("test") => Ok("qemu".into()),
         DomainType::Qemu => Err(not_offered("qemu")),
-        DomainType::Auto if host.kvm => Ok("kvm".into()),
-        DomainType::Auto if offers("qemu") => Ok("qemu".into()),
-        DomainType::Auto => host
-            .domain_types
-            .first()
-            .cloned()
-            .ok_or_else(|| not_offered("auto")),
+        // The same choice `lvlab capabilities` reports.
+        DomainType::Auto => {
+            crate::observe::capabilities::best_domain_type(&host.domain_types, host.kvm)
+                .ok_or_else(|| not_offered("auto"))
+        }
     }
 }
 
@@ -178,11 +176,7 @@ pub fn render_definition(input: &DefinitionInput) -> Result<String, DomainError>
             .collect(),
         virtiofsd: input.virtiofsd.map(|p| p.display().to_string()),
         nics: nics(machine, input.auto_ssh_ports),
-        graphics: match machine.graphics {
-            Graphics::None => None,
-            Graphics::Vnc => Some("vnc"),
-            Graphics::Spice => Some("spice"),
-        },
+        graphics: machine.graphics.name(),
     };
     Ok(template().render(minijinja::value::Serde(context))?)
 }

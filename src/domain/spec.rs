@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::desired::{
-    Attachment, DiskRole, DiskSize, DiskStrategy, Graphics, MachineSpec, SshPort,
-};
+use crate::desired::{Attachment, DiskRole, DiskSize, DiskStrategy, MachineSpec, SshPort};
 
 /// Field name -> value as shown to a person.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,11 +43,8 @@ impl SpecFields {
         if machine.autostart {
             fields.insert("autostart".into(), "yes".into());
         }
-        if machine.graphics != Graphics::None {
-            fields.insert(
-                "graphics".into(),
-                format!("{:?}", machine.graphics).to_lowercase(),
-            );
+        if let Some(graphics) = machine.graphics.name() {
+            fields.insert("graphics".into(), graphics.to_string());
         }
         fields.insert("image".into(), machine.os.clone());
         fields.insert("seed".into(), seed_digest.to_string());
