@@ -173,7 +173,7 @@ fn partial_path(path: &Path) -> PathBuf {
 const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
 
 /// `qcow2` when the file starts with qcow2's magic, else `raw`.
-pub fn image_format(path: &Path) -> Result<&'static str, StorageError> {
+fn image_format(path: &Path) -> Result<&'static str, StorageError> {
     let mut magic = [0u8; 4];
     let mut file = fs::File::open(path).map_err(io("open", path))?;
     let n = file.read(&mut magic).map_err(io("read", path))?;

@@ -16,7 +16,7 @@ pub struct ImageJob<'a> {
     pub fetcher: &'a Fetcher,
     pub options: &'a EnsureOptions,
     pub reporter: &'a dyn Reporter,
-    pub result: Mutex<Option<Result<EnsuredImage, ImageError>>>,
+    result: Mutex<Option<Result<EnsuredImage, ImageError>>>,
 }
 
 impl<'a> ImageJob<'a> {

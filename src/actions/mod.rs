@@ -30,8 +30,8 @@ pub struct ApplyContext<'a> {
 }
 
 pub struct StepJob<'a> {
-    pub step: &'a Step,
-    pub context: &'a ApplyContext<'a>,
+    step: &'a Step,
+    context: &'a ApplyContext<'a>,
 }
 
 /// The job for one step of a plan.

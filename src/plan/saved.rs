@@ -39,7 +39,7 @@ pub enum SavedPlanError {
     Stale { what: &'static str },
 }
 
-pub fn desired_fingerprint(desired: &Desired) -> String {
+fn desired_fingerprint(desired: &Desired) -> String {
     let json = serde_json::to_vec(desired).expect("desired state serializes");
     format!("sha256:{:x}", Sha256::digest(json))
 }
