@@ -49,8 +49,9 @@ pub fn load(path: &Path) -> Result<Desired, ManifestError> {
 /// Validates and resolves manifest `text`, as if read from `path` (relative
 /// paths in it are taken against `path`'s directory).
 pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
-    let map = SourceMap::build(text);
-    let fail = |problems: Vec<Problem>| ManifestError::new(path, text, &map, problems);
+    // The source map only places problems: build it when there are some.
+    let fail =
+        |problems: Vec<Problem>| ManifestError::new(path, text, &SourceMap::build(text), problems);
     let value = parse_yaml(text)
         .map_err(|fault| ManifestError::at(path, text, *fault.problem, fault.location))?;
     let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
