@@ -24,14 +24,8 @@ pub(super) fn resolve_disks(r: &mut Resolver, m: &Layered, vm_dir: &Path) -> Opt
     };
     if list.is_empty() {
         // Neither says anything: one boot disk of the image's own size.
-        return Some(vec![DiskSpec {
-            name: "disk0".into(),
-            path: vm_dir.join("disk0.qcow2"),
-            size: DiskSize::ImageSize,
-            role: DiskRole::Boot {
-                strategy: boot_strategy(r, m, None)?,
-            },
-        }]);
+        let disk0 = RawDisk::default();
+        return resolve_disk(r, m, &disk0, "disk0".into(), 0, &list_path, vm_dir).map(|d| vec![d]);
     }
     let mut names = BTreeSet::new();
     let mut disks = Vec::new();
