@@ -10,7 +10,7 @@ mod error;
 mod names;
 mod raw;
 mod resolve;
-pub mod source;
+mod source;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ pub use names::{cache_file_name, family_of};
 use source::{KeyPath, Location, Segment, SourceMap};
 
 /// The manifest lvlab reads when none is named.
-pub const DEFAULT_FILE: &str = "Lvlab.yml";
+const DEFAULT_FILE: &str = "Lvlab.yml";
 
 /// The manifest path: `file` when given, else `Lvlab.yml` here.
 pub fn manifest_path(file: Option<&Path>) -> PathBuf {
