@@ -19,7 +19,7 @@ use serde_yaml::Value;
 
 use crate::desired::Desired;
 pub use error::{ManifestError, Problem};
-pub use names::{cache_file_name, family_of};
+pub use names::{cache_file_name, companion_file_name, family_of};
 use source::{KeyPath, Location, Segment, SourceMap};
 
 /// The manifest lvlab reads when none is named.
