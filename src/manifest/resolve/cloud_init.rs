@@ -38,68 +38,54 @@ pub(super) fn resolve_cloud_init(
             .hint("move it to the machine whose runcmd should replace the defaults'"),
         );
     }
-    let pick = |field: fn(&RawCloudInit) -> bool| -> (&RawCloudInit, KeyPath) {
-        if field(own) {
-            (own, own_path.clone())
-        } else {
-            (defaults, defaults_path.clone())
-        }
-    };
-    let user_data = own.user_data.as_ref().or(defaults.user_data.as_ref());
-    if let Some(data) = user_data {
-        let (_, path) = pick(|c| c.user_data.is_some());
-        check_placeholders(
-            r,
-            &serde_yaml::Value::Mapping(data.clone()),
-            &path.key("user_data"),
-        )?;
+    let user_data = pick(m, "user_data", |c| c.user_data.as_ref());
+    if let Some((data, path)) = &user_data {
+        check_placeholders(r, &serde_yaml::Value::Mapping((*data).clone()), path)?;
     }
     let pubkey = resolve_pubkey(
         r,
         m,
-        own.pubkey.as_ref().or(defaults.pubkey.as_ref()),
-        pick(|c| c.pubkey.is_some()).1,
+        pick(m, "pubkey", |c| c.pubkey.as_ref()),
         user_data.is_some(),
     )?;
     let password = resolve_password(r, own, &own_path)
         .or_else(|| resolve_password(r, defaults, &defaults_path))
         .unwrap_or(Some(ConsolePassword::Generate))?;
     Some(CloudInitSpec {
-        user: own
-            .user
-            .clone()
-            .or_else(|| defaults.user.clone())
-            .unwrap_or_else(|| image.username.clone()),
+        user: pick(m, "user", |c| c.user.as_ref())
+            .map_or_else(|| image.username.clone(), |(user, _)| user.clone()),
         pubkey,
-        sudo: own
-            .sudo
-            .clone()
-            .or_else(|| defaults.sudo.clone())
-            .map_or_else(|| vec![DEFAULT_SUDO.to_string()], OneOrMany::into_vec),
-        shell: own
-            .shell
-            .clone()
-            .or_else(|| defaults.shell.clone())
-            .unwrap_or_else(|| DEFAULT_SHELL.to_string()),
+        sudo: pick(m, "sudo", |c| c.sudo.as_ref()).map_or_else(
+            || vec![DEFAULT_SUDO.to_string()],
+            |(sudo, _)| sudo.clone().into_vec(),
+        ),
+        shell: pick(m, "shell", |c| c.shell.as_ref())
+            .map_or_else(|| DEFAULT_SHELL.to_string(), |(shell, _)| shell.clone()),
         password,
         runcmd: runcmd(own, defaults),
-        mounts: own
-            .mounts
-            .as_ref()
-            .or(defaults.mounts.as_ref())
-            .map(|mounts| {
+        mounts: pick(m, "mounts", |c| c.mounts.as_ref())
+            .map(|(mounts, _)| {
                 mounts
                     .iter()
                     .map(|entry| entry.iter().map(|s| s.0.clone()).collect())
                     .collect()
             })
             .unwrap_or_default(),
-        manage_etc_hosts: own
-            .manage_etc_hosts
-            .or(defaults.manage_etc_hosts)
-            .is_none_or(|flag| flag.0),
-        user_data: user_data.cloned().map(serde_yaml::Value::Mapping),
+        manage_etc_hosts: pick(m, "manage_etc_hosts", |c| c.manage_etc_hosts.as_ref())
+            .is_none_or(|(flag, _)| flag.0),
+        user_data: user_data.map(|(data, _)| serde_yaml::Value::Mapping(data.clone())),
     })
+}
+
+/// A `cloud_init` key of the machine or, failing that, of `config_defaults`,
+/// with its path (see [`Layered::pick`]).
+fn pick<'a, T>(
+    m: &Layered<'a>,
+    key: &str,
+    field: impl Fn(&'a RawCloudInit) -> Option<&'a T>,
+) -> Option<(&'a T, KeyPath)> {
+    m.pick("cloud_init", |x| x.cloud_init.as_ref().and_then(&field))
+        .map(|(value, path)| (value, path.key(key)))
 }
 
 /// The defaults' commands followed by the machine's own, unless the machine
@@ -146,11 +132,10 @@ fn resolve_password(
 fn resolve_pubkey(
     r: &mut Resolver,
     m: &Layered,
-    text: Option<&String>,
-    path: KeyPath,
+    picked: Option<(&String, KeyPath)>,
     has_user_data: bool,
 ) -> Option<Option<PublicKey>> {
-    let Some(text) = text else {
+    let Some((text, path)) = picked else {
         if has_user_data {
             return Some(None);
         }
@@ -169,19 +154,14 @@ fn resolve_pubkey(
     // not start with a key type is neither.
     if text.contains(char::is_whitespace) && !text.contains('/') && !text.starts_with('~') {
         r.report(
-            Problem::value(
-                path.key("pubkey"),
-                "`pubkey` is neither an SSH public key nor a path",
-            )
-            .hint(
+            Problem::value(path, "`pubkey` is neither an SSH public key nor a path").hint(
                 "give the key itself (`ssh-ed25519 AAAA... you@host`) or the path of a .pub file",
             ),
         );
         return None;
     }
     let expanded = values::expand_path(text, r.base());
-    r.check(&path.key("pubkey"), expanded)
-        .map(|p| Some(PublicKey::File(p)))
+    r.check(&path, expanded).map(|p| Some(PublicKey::File(p)))
 }
 
 /// Every string in `user_data` may only use the known placeholders.
