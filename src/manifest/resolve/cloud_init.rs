@@ -1,6 +1,8 @@
 //! `cloud_init`: machine keys over default keys, `runcmd` concatenation,
 //! the console password, the public key and the `user_data` override.
 
+use serde_yaml::{Mapping, Value};
+
 use super::{Layered, Resolver};
 use crate::desired::{
     expand_placeholders, CloudInitSpec, ConsolePassword, ImageSpec, PublicKey, RunCommand,
@@ -40,7 +42,9 @@ pub(super) fn resolve_cloud_init(
     }
     let user_data = pick(m, "user_data", |c| c.user_data.as_ref());
     if let Some((data, path)) = &user_data {
-        check_placeholders(r, &serde_yaml::Value::Mapping((*data).clone()), path)?;
+        if !check_mapping(r, data, path) {
+            return None;
+        }
     }
     let pubkey = resolve_pubkey(
         r,
@@ -73,7 +77,7 @@ pub(super) fn resolve_cloud_init(
             .unwrap_or_default(),
         manage_etc_hosts: pick(m, "manage_etc_hosts", |c| c.manage_etc_hosts.as_ref())
             .is_none_or(|(flag, _)| flag.0),
-        user_data: user_data.map(|(data, _)| serde_yaml::Value::Mapping(data.clone())),
+        user_data: user_data.map(|(data, _)| Value::Mapping(data.clone())),
     })
 }
 
@@ -164,30 +168,33 @@ fn resolve_pubkey(
     r.check(&path, expanded).map(|p| Some(PublicKey::File(p)))
 }
 
-/// Every string in `user_data` may only use the known placeholders.
-fn check_placeholders(r: &mut Resolver, value: &serde_yaml::Value, path: &KeyPath) -> Option<()> {
-    use serde_yaml::Value;
-    let known = |name: &str| USER_DATA_PLACEHOLDERS.contains(&name).then(String::new);
-    // Visit every entry (no short-circuit) so that all bad strings are reported.
-    let all_ok = |results: Vec<Option<()>>| results.iter().all(Option::is_some).then_some(());
+/// Every string in `user_data` may only use the known placeholders. Every
+/// entry is visited (`&=` does not stop early), so all bad strings are
+/// reported; `false` if there was one.
+fn check_mapping(r: &mut Resolver, map: &Mapping, path: &KeyPath) -> bool {
+    let mut ok = true;
+    for (key, value) in map {
+        let key = key.as_str().map_or_else(|| "?".to_string(), str::to_string);
+        ok &= check_value(r, value, &path.key(&key));
+    }
+    ok
+}
+
+fn check_value(r: &mut Resolver, value: &Value, path: &KeyPath) -> bool {
     match value {
-        Value::String(text) => r.check(path, expand_placeholders(text, known).map(drop)),
-        Value::Sequence(items) => all_ok(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| check_placeholders(r, item, &path.index(i)))
-                .collect(),
-        ),
-        Value::Mapping(map) => all_ok(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
-                    check_placeholders(r, v, &path.key(&key))
-                })
-                .collect(),
-        ),
-        Value::Tagged(tagged) => check_placeholders(r, &tagged.value, path),
-        _ => Some(()),
+        Value::String(text) => {
+            let known = |name: &str| USER_DATA_PLACEHOLDERS.contains(&name).then(String::new);
+            r.check(path, expand_placeholders(text, known)).is_some()
+        }
+        Value::Sequence(items) => {
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                ok &= check_value(r, item, &path.index(i));
+            }
+            ok
+        }
+        Value::Mapping(map) => check_mapping(r, map, path),
+        Value::Tagged(tagged) => check_value(r, &tagged.value, path),
+        _ => true,
     }
 }
