@@ -59,11 +59,13 @@ fn disk_name(disk: &RawDisk, index: usize) -> String {
 }
 
 fn merge_disk(disk: &RawDisk, base: Option<&RawDisk>) -> RawDisk {
-    let base = base.cloned().unwrap_or_default();
+    let Some(base) = base else {
+        return disk.clone();
+    };
     RawDisk {
-        name: disk.name.clone().or(base.name),
-        size: disk.size.clone().or(base.size),
-        strategy: disk.strategy.clone().or(base.strategy),
+        name: disk.name.clone().or_else(|| base.name.clone()),
+        size: disk.size.clone().or_else(|| base.size.clone()),
+        strategy: disk.strategy.clone().or_else(|| base.strategy.clone()),
     }
 }
 
