@@ -80,7 +80,7 @@ fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
             bytes: (l.index(), l.index()),
         });
         let message = err.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message);
+        let message = strip_location(&message);
         let problem = Problem::value(KeyPath::root(), format!("invalid YAML: {message}"))
             .hint("fix the YAML syntax; `yamllint` shows more detail");
         YamlFault {
@@ -154,7 +154,7 @@ fn key_path(path: &serde_path_to_error::Path) -> KeyPath {
 
 /// Turns serde's message into a problem; unknown keys get a suggestion.
 fn serde_problem(path: KeyPath, message: &str) -> Problem {
-    let message = message.split(" at line ").next().unwrap_or(message);
+    let message = strip_location(message);
     if let Some(rest) = message.strip_prefix("unknown field ") {
         return unknown_key_problem(path, rest);
     }
@@ -168,6 +168,12 @@ fn serde_problem(path: KeyPath, message: &str) -> Problem {
         None => format!("`{what}`: {message}"),
     };
     Problem::value(path, message).hint("docs/manifest.md lists every key and its type")
+}
+
+/// serde's messages end in ` at line L column C`; the report shows the place
+/// itself.
+fn strip_location(msg: &str) -> &str {
+    msg.split(" at line ").next().unwrap_or(msg)
 }
 
 /// serde says: unknown field `memroy`, expected one of `vm_name`, `cpu`, ...
