@@ -309,14 +309,6 @@ fn auto<S: serde::Serializer>(serializer: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Source {
-    /// The last path segment, which names the file in the cache.
-    pub fn file_name(&self) -> Option<&str> {
-        match self {
-            Source::Http(url) => url.rsplit('/').next(),
-            Source::File(path) => path.file_name().and_then(|n| n.to_str()),
-        }
-    }
-
     pub fn as_file(&self) -> Option<&Path> {
         match self {
             Source::File(path) => Some(path),

@@ -8,7 +8,7 @@
 use crate::desired::{
     ChecksumAlgorithm, ChecksumSpec, ImageSpec, NetworkVersion, SignatureSpec, Source,
 };
-use crate::manifest::cache_file_name;
+use crate::manifest::{cache_file_name, companion_file_name};
 
 /// One catalog image.
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +114,7 @@ impl CatalogEntry {
             checksum: Some(ChecksumSpec {
                 source: Source::Http(self.checksum_url.to_string()),
                 algorithm: self.algorithm,
-                file_name: format!("{file_name}.{}", cache_file_name(self.checksum_url)),
+                file_name: companion_file_name(&file_name, self.checksum_url),
             }),
             signature: self.keys_url.map(|keys| SignatureSpec {
                 keys: Source::Http(keys.to_string()),

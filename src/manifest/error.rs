@@ -90,14 +90,6 @@ impl ManifestError {
         Self::at(file, "", problem, None)
     }
 
-    pub fn file(&self) -> &Path {
-        &self.file
-    }
-
-    pub fn problems(&self) -> impl Iterator<Item = (&Problem, Option<Location>)> {
-        self.located.iter().map(|(p, l)| (p, *l))
-    }
-
     /// The report as a person reads it, colored or plain.
     pub fn render(&self, color: bool) -> String {
         let renderer = if color {

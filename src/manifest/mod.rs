@@ -10,7 +10,7 @@ mod error;
 mod names;
 mod raw;
 mod resolve;
-pub mod source;
+mod source;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -19,11 +19,11 @@ use serde_yaml::Value;
 
 use crate::desired::Desired;
 pub use error::{ManifestError, Problem};
-pub use names::{cache_file_name, family_of};
+pub use names::{cache_file_name, companion_file_name, family_of};
 use source::{KeyPath, Location, Segment, SourceMap};
 
 /// The manifest lvlab reads when none is named.
-pub const DEFAULT_FILE: &str = "Lvlab.yml";
+const DEFAULT_FILE: &str = "Lvlab.yml";
 
 /// The manifest path: `file` when given, else `Lvlab.yml` here.
 pub fn manifest_path(file: Option<&Path>) -> PathBuf {
@@ -49,8 +49,9 @@ pub fn load(path: &Path) -> Result<Desired, ManifestError> {
 /// Validates and resolves manifest `text`, as if read from `path` (relative
 /// paths in it are taken against `path`'s directory).
 pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
-    let map = SourceMap::build(text);
-    let fail = |problems: Vec<Problem>| ManifestError::new(path, text, &map, problems);
+    // The source map only places problems: build it when there are some.
+    let fail =
+        |problems: Vec<Problem>| ManifestError::new(path, text, &SourceMap::build(text), problems);
     let value = parse_yaml(text)
         .map_err(|fault| ManifestError::at(path, text, *fault.problem, fault.location))?;
     let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
@@ -79,7 +80,7 @@ fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
             bytes: (l.index(), l.index()),
         });
         let message = err.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message);
+        let message = strip_location(&message);
         let problem = Problem::value(KeyPath::root(), format!("invalid YAML: {message}"))
             .hint("fix the YAML syntax; `yamllint` shows more detail");
         YamlFault {
@@ -153,7 +154,7 @@ fn key_path(path: &serde_path_to_error::Path) -> KeyPath {
 
 /// Turns serde's message into a problem; unknown keys get a suggestion.
 fn serde_problem(path: KeyPath, message: &str) -> Problem {
-    let message = message.split(" at line ").next().unwrap_or(message);
+    let message = strip_location(message);
     if let Some(rest) = message.strip_prefix("unknown field ") {
         return unknown_key_problem(path, rest);
     }
@@ -167,6 +168,12 @@ fn serde_problem(path: KeyPath, message: &str) -> Problem {
         None => format!("`{what}`: {message}"),
     };
     Problem::value(path, message).hint("docs/manifest.md lists every key and its type")
+}
+
+/// serde's messages end in ` at line L column C`; the report shows the place
+/// itself.
+fn strip_location(msg: &str) -> &str {
+    msg.split(" at line ").next().unwrap_or(msg)
 }
 
 /// serde says: unknown field `memroy`, expected one of `vm_name`, `cpu`, ...

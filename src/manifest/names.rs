@@ -138,9 +138,8 @@ pub fn parse_source(text: &str, base: &Path) -> Result<Source, String> {
 
 /// The last path segment names the cached file: it must be a real name.
 fn check_last_segment(text: &str) -> Result<(), String> {
-    let without_query = text.split(['?', '#']).next().unwrap_or(text);
-    let last = without_query.rsplit('/').next().unwrap_or("");
-    match last {
+    let last = cache_file_name(text);
+    match last.as_str() {
         "" => Err(format!("`{text}` ends in `/`: it must name a file")),
         "." | ".." => Err(format!("`{text}` ends in `{last}`: it must name a file")),
         name if name.contains('\\') => Err(format!(
@@ -155,6 +154,12 @@ fn check_last_segment(text: &str) -> Result<(), String> {
 pub fn cache_file_name(text: &str) -> String {
     let without_query = text.split(['?', '#']).next().unwrap_or(text);
     without_query.rsplit('/').next().unwrap_or("").to_string()
+}
+
+/// The cache file name of a file that belongs to `image_file` (its checksum
+/// file, that file's signature): `<image_file>.<last segment of url>`.
+pub fn companion_file_name(image_file: &str, url: &str) -> String {
+    format!("{image_file}.{}", cache_file_name(url))
 }
 
 #[cfg(test)]

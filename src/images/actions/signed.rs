@@ -94,11 +94,7 @@ pub fn verify_signature(
     let good = keyring
         .verify_detached(checksum_bytes, &sig_bytes, &sig_source.to_string())
         .map_err(sig_err)?;
-    let sig_name = format!(
-        "{}.{}",
-        spec.file_name,
-        crate::manifest::cache_file_name(&sig_source.to_string())
-    );
+    let sig_name = crate::manifest::companion_file_name(&spec.file_name, &sig_source.to_string());
     let sig_path = dir.join(&sig_name);
     record::write_atomically(&sig_path, &sig_bytes).map_err(|source| ImageError::Io {
         key: key.clone(),

@@ -1,6 +1,8 @@
 //! `cloud_init`: machine keys over default keys, `runcmd` concatenation,
 //! the console password, the public key and the `user_data` override.
 
+use serde_yaml::{Mapping, Value};
+
 use super::{Layered, Resolver};
 use crate::desired::{
     expand_placeholders, CloudInitSpec, ConsolePassword, ImageSpec, PublicKey, RunCommand,
@@ -38,68 +40,56 @@ pub(super) fn resolve_cloud_init(
             .hint("move it to the machine whose runcmd should replace the defaults'"),
         );
     }
-    let pick = |field: fn(&RawCloudInit) -> bool| -> (&RawCloudInit, KeyPath) {
-        if field(own) {
-            (own, own_path.clone())
-        } else {
-            (defaults, defaults_path.clone())
+    let user_data = pick(m, "user_data", |c| c.user_data.as_ref());
+    if let Some((data, path)) = &user_data {
+        if !check_mapping(r, data, path) {
+            return None;
         }
-    };
-    let user_data = own.user_data.as_ref().or(defaults.user_data.as_ref());
-    if let Some(data) = user_data {
-        let (_, path) = pick(|c| c.user_data.is_some());
-        check_placeholders(
-            r,
-            &serde_yaml::Value::Mapping(data.clone()),
-            &path.key("user_data"),
-        )?;
     }
     let pubkey = resolve_pubkey(
         r,
         m,
-        own.pubkey.as_ref().or(defaults.pubkey.as_ref()),
-        pick(|c| c.pubkey.is_some()).1,
+        pick(m, "pubkey", |c| c.pubkey.as_ref()),
         user_data.is_some(),
     )?;
     let password = resolve_password(r, own, &own_path)
         .or_else(|| resolve_password(r, defaults, &defaults_path))
         .unwrap_or(Some(ConsolePassword::Generate))?;
     Some(CloudInitSpec {
-        user: own
-            .user
-            .clone()
-            .or_else(|| defaults.user.clone())
-            .unwrap_or_else(|| image.username.clone()),
+        user: pick(m, "user", |c| c.user.as_ref())
+            .map_or_else(|| image.username.clone(), |(user, _)| user.clone()),
         pubkey,
-        sudo: own
-            .sudo
-            .clone()
-            .or_else(|| defaults.sudo.clone())
-            .map_or_else(|| vec![DEFAULT_SUDO.to_string()], OneOrMany::into_vec),
-        shell: own
-            .shell
-            .clone()
-            .or_else(|| defaults.shell.clone())
-            .unwrap_or_else(|| DEFAULT_SHELL.to_string()),
+        sudo: pick(m, "sudo", |c| c.sudo.as_ref()).map_or_else(
+            || vec![DEFAULT_SUDO.to_string()],
+            |(sudo, _)| sudo.clone().into_vec(),
+        ),
+        shell: pick(m, "shell", |c| c.shell.as_ref())
+            .map_or_else(|| DEFAULT_SHELL.to_string(), |(shell, _)| shell.clone()),
         password,
         runcmd: runcmd(own, defaults),
-        mounts: own
-            .mounts
-            .as_ref()
-            .or(defaults.mounts.as_ref())
-            .map(|mounts| {
+        mounts: pick(m, "mounts", |c| c.mounts.as_ref())
+            .map(|(mounts, _)| {
                 mounts
                     .iter()
                     .map(|entry| entry.iter().map(|s| s.0.clone()).collect())
                     .collect()
             })
             .unwrap_or_default(),
-        manage_etc_hosts: own
-            .manage_etc_hosts
-            .or(defaults.manage_etc_hosts)
-            .is_none_or(|flag| flag.0),
-        user_data: user_data.cloned().map(serde_yaml::Value::Mapping),
+        manage_etc_hosts: pick(m, "manage_etc_hosts", |c| c.manage_etc_hosts.as_ref())
+            .is_none_or(|(flag, _)| flag.0),
+        user_data: user_data.map(|(data, _)| Value::Mapping(data.clone())),
     })
+}
+
+/// A `cloud_init` key of the machine or, failing that, of `config_defaults`,
+/// with its path (see [`Layered::pick`]).
+fn pick<'a, T>(
+    m: &Layered<'a>,
+    key: &str,
+    field: impl Fn(&'a RawCloudInit) -> Option<&'a T>,
+) -> Option<(&'a T, KeyPath)> {
+    m.pick("cloud_init", |x| x.cloud_init.as_ref().and_then(&field))
+        .map(|(value, path)| (value, path.key(key)))
 }
 
 /// The defaults' commands followed by the machine's own, unless the machine
@@ -146,11 +136,10 @@ fn resolve_password(
 fn resolve_pubkey(
     r: &mut Resolver,
     m: &Layered,
-    text: Option<&String>,
-    path: KeyPath,
+    picked: Option<(&String, KeyPath)>,
     has_user_data: bool,
 ) -> Option<Option<PublicKey>> {
-    let Some(text) = text else {
+    let Some((text, path)) = picked else {
         if has_user_data {
             return Some(None);
         }
@@ -169,45 +158,43 @@ fn resolve_pubkey(
     // not start with a key type is neither.
     if text.contains(char::is_whitespace) && !text.contains('/') && !text.starts_with('~') {
         r.report(
-            Problem::value(
-                path.key("pubkey"),
-                "`pubkey` is neither an SSH public key nor a path",
-            )
-            .hint(
+            Problem::value(path, "`pubkey` is neither an SSH public key nor a path").hint(
                 "give the key itself (`ssh-ed25519 AAAA... you@host`) or the path of a .pub file",
             ),
         );
         return None;
     }
     let expanded = values::expand_path(text, r.base());
-    r.check(&path.key("pubkey"), expanded)
-        .map(|p| Some(PublicKey::File(p)))
+    r.check(&path, expanded).map(|p| Some(PublicKey::File(p)))
 }
 
-/// Every string in `user_data` may only use the known placeholders.
-fn check_placeholders(r: &mut Resolver, value: &serde_yaml::Value, path: &KeyPath) -> Option<()> {
-    use serde_yaml::Value;
-    let known = |name: &str| USER_DATA_PLACEHOLDERS.contains(&name).then(String::new);
-    // Visit every entry (no short-circuit) so that all bad strings are reported.
-    let all_ok = |results: Vec<Option<()>>| results.iter().all(Option::is_some).then_some(());
+/// Every string in `user_data` may only use the known placeholders. Every
+/// entry is visited (`&=` does not stop early), so all bad strings are
+/// reported; `false` if there was one.
+fn check_mapping(r: &mut Resolver, map: &Mapping, path: &KeyPath) -> bool {
+    let mut ok = true;
+    for (key, value) in map {
+        let key = key.as_str().map_or_else(|| "?".to_string(), str::to_string);
+        ok &= check_value(r, value, &path.key(&key));
+    }
+    ok
+}
+
+fn check_value(r: &mut Resolver, value: &Value, path: &KeyPath) -> bool {
     match value {
-        Value::String(text) => r.check(path, expand_placeholders(text, known).map(drop)),
-        Value::Sequence(items) => all_ok(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| check_placeholders(r, item, &path.index(i)))
-                .collect(),
-        ),
-        Value::Mapping(map) => all_ok(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
-                    check_placeholders(r, v, &path.key(&key))
-                })
-                .collect(),
-        ),
-        Value::Tagged(tagged) => check_placeholders(r, &tagged.value, path),
-        _ => Some(()),
+        Value::String(text) => {
+            let known = |name: &str| USER_DATA_PLACEHOLDERS.contains(&name).then(String::new);
+            r.check(path, expand_placeholders(text, known)).is_some()
+        }
+        Value::Sequence(items) => {
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                ok &= check_value(r, item, &path.index(i));
+            }
+            ok
+        }
+        Value::Mapping(map) => check_mapping(r, map, path),
+        Value::Tagged(tagged) => check_value(r, &tagged.value, path),
+        _ => true,
     }
 }

@@ -119,7 +119,7 @@ fn resolve_checksum(
     Some(Some(ChecksumSpec {
         source,
         algorithm,
-        file_name: format!("{image_file}.{}", names::cache_file_name(url)),
+        file_name: names::companion_file_name(image_file, url),
     }))
 }
 

@@ -24,12 +24,13 @@ pub(super) fn resolve_interfaces(
     vm_name: &str,
 ) -> Option<Vec<InterfaceSpec>> {
     let defaults = default_interface(r, m)?;
-    let own: Vec<(RawInterface, KeyPath)> = match &m.machine.interfaces {
-        None => vec![(RawInterface::default(), m.defaults_path.key("interfaces"))],
+    let empty = RawInterface::default();
+    let own: Vec<(&RawInterface, KeyPath)> = match &m.machine.interfaces {
+        None => vec![(&empty, m.defaults_path.key("interfaces"))],
         Some(OneOrMany::Many(list)) => list
             .iter()
             .enumerate()
-            .map(|(i, nic)| (nic.clone(), m.machine_path.key("interfaces").index(i)))
+            .map(|(i, nic)| (nic, m.machine_path.key("interfaces").index(i)))
             .collect(),
         Some(OneOrMany::One(_)) => {
             r.report(
@@ -79,18 +80,18 @@ fn default_interface(r: &mut Resolver, m: &Layered) -> Option<RawInterface> {
     }
 }
 
-fn overlay(nic: &RawInterface, defaults: &RawInterface) -> RawInterface {
-    let d = defaults.clone();
+/// `nic`'s keys, each falling back to the defaults `d`.
+fn overlay(nic: &RawInterface, d: &RawInterface) -> RawInterface {
     RawInterface {
-        name: nic.name.clone().or(d.name),
-        network: nic.network.clone().or(d.network),
-        network_type: nic.network_type.clone().or(d.network_type),
-        ip4: nic.ip4.clone().or(d.ip4),
-        ip6: nic.ip6.clone().or(d.ip6),
-        ip4gw: nic.ip4gw.clone().or(d.ip4gw),
-        ip6gw: nic.ip6gw.clone().or(d.ip6gw),
-        macaddress: nic.macaddress.clone().or(d.macaddress),
-        ssh_port: nic.ssh_port.clone().or(d.ssh_port),
+        name: nic.name.clone().or_else(|| d.name.clone()),
+        network: nic.network.clone().or_else(|| d.network.clone()),
+        network_type: nic.network_type.clone().or_else(|| d.network_type.clone()),
+        ip4: nic.ip4.clone().or_else(|| d.ip4.clone()),
+        ip6: nic.ip6.clone().or_else(|| d.ip6.clone()),
+        ip4gw: nic.ip4gw.clone().or_else(|| d.ip4gw.clone()),
+        ip6gw: nic.ip6gw.clone().or_else(|| d.ip6gw.clone()),
+        macaddress: nic.macaddress.clone().or_else(|| d.macaddress.clone()),
+        ssh_port: nic.ssh_port.clone().or_else(|| d.ssh_port.clone()),
     }
 }
 

@@ -24,14 +24,8 @@ pub(super) fn resolve_disks(r: &mut Resolver, m: &Layered, vm_dir: &Path) -> Opt
     };
     if list.is_empty() {
         // Neither says anything: one boot disk of the image's own size.
-        return Some(vec![DiskSpec {
-            name: "disk0".into(),
-            path: vm_dir.join("disk0.qcow2"),
-            size: DiskSize::ImageSize,
-            role: DiskRole::Boot {
-                strategy: boot_strategy(r, m, None)?,
-            },
-        }]);
+        let disk0 = RawDisk::default();
+        return resolve_disk(r, m, &disk0, "disk0".into(), 0, &list_path, vm_dir).map(|d| vec![d]);
     }
     let mut names = BTreeSet::new();
     let mut disks = Vec::new();
@@ -65,11 +59,13 @@ fn disk_name(disk: &RawDisk, index: usize) -> String {
 }
 
 fn merge_disk(disk: &RawDisk, base: Option<&RawDisk>) -> RawDisk {
-    let base = base.cloned().unwrap_or_default();
+    let Some(base) = base else {
+        return disk.clone();
+    };
     RawDisk {
-        name: disk.name.clone().or(base.name),
-        size: disk.size.clone().or(base.size),
-        strategy: disk.strategy.clone().or(base.strategy),
+        name: disk.name.clone().or_else(|| base.name.clone()),
+        size: disk.size.clone().or_else(|| base.size.clone()),
+        strategy: disk.strategy.clone().or_else(|| base.strategy.clone()),
     }
 }
 
