@@ -126,8 +126,17 @@ pub struct Flow<'a> {
 
 impl Flow<'_> {
     pub fn run(&self, session: &Session, printer: &Printer) -> Result<ExitCode, CliError> {
-        let lab = session.lab()?;
-        let _locks = self.lock(&lab)?;
+        self.run_in(session, &session.lab()?, printer)
+    }
+
+    /// [`Flow::run`] on a lab the caller opened from `session`.
+    pub fn run_in(
+        &self,
+        session: &Session,
+        lab: &Lab,
+        printer: &Printer,
+    ) -> Result<ExitCode, CliError> {
+        let _locks = self.lock(lab)?;
         let planned = lab.plan(self.target, &self.selection)?;
         if let Some(saved) = self.saved {
             saved.check(&session.desired, &planned.observed)?;
@@ -139,9 +148,7 @@ impl Flow<'_> {
         );
         printer.out(text.trim_end());
         if planned.plan.is_empty() {
-            return self
-                .wait_if_asked(&lab, printer)
-                .map(|()| ExitCode::SUCCESS);
+            return self.wait_if_asked(lab, printer).map(|()| ExitCode::SUCCESS);
         }
         if let Some(confirm) = &self.confirm {
             if !ask(confirm)? {
@@ -157,9 +164,9 @@ impl Flow<'_> {
             image_reporter: download_bars(),
         };
         let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag())?;
-        let code = report(&lab, &planned, &outcome, printer);
+        let code = report(lab, &planned, &outcome, printer);
         if outcome.succeeded() {
-            self.wait_if_asked(&lab, printer)?;
+            self.wait_if_asked(lab, printer)?;
         }
         Ok(code)
     }

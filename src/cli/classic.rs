@@ -12,6 +12,7 @@ use super::reconcile_args::Session;
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
 use crate::plan::{Selection, Target};
+use crate::reconcile::Lab;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -81,17 +82,22 @@ pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitC
 
 pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
-    require_deployed(&session, &args.vms)?;
+    let lab = session.lab()?;
+    let deployed = deployed(&lab)?;
+    require_deployed(&session, &args.vms, &deployed)?;
     let mut flow = flow(Target::Stopped, &args.vms, &args.execution, None);
     flow.shutdown = Duration::from_secs(args.timeout);
     flow.force = args.force;
     // `down` stops what exists; it never creates a machine.
-    flow.selection.machines = deployed(&session, &args.vms)?;
+    flow.selection.machines = deployed
+        .into_iter()
+        .filter(|name| args.vms.is_empty() || args.vms.contains(name))
+        .collect();
     if flow.selection.machines.is_empty() {
         printer.out("No machine is deployed: nothing to stop.");
         return Ok(ExitCode::SUCCESS);
     }
-    flow.run(&session, printer)
+    flow.run_in(&session, &lab, printer)
 }
 
 pub fn destroy(
@@ -100,9 +106,10 @@ pub fn destroy(
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
-    require_deployed(&session, &args.vms)?;
+    let lab = session.lab()?;
+    require_deployed(&session, &args.vms, &deployed(&lab)?)?;
     let confirm = (!args.force).then_some(DESTROY);
-    flow(Target::Absent, &args.vms, &args.execution, confirm).run(&session, printer)
+    flow(Target::Absent, &args.vms, &args.execution, confirm).run_in(&session, &lab, printer)
 }
 
 fn flow<'a>(
@@ -126,9 +133,12 @@ fn flow<'a>(
     }
 }
 
-/// Named machines must exist in the manifest and be deployed.
-fn require_deployed(session: &Session, vms: &[String]) -> Result<(), CliError> {
-    let deployed = deployed(session, &[])?;
+/// Named machines must exist in the manifest and be among `deployed`.
+fn require_deployed(
+    session: &Session,
+    vms: &[String],
+    deployed: &[String],
+) -> Result<(), CliError> {
     for vm in vms {
         session
             .desired
@@ -143,9 +153,8 @@ fn require_deployed(session: &Session, vms: &[String]) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The named machines (all when none are named) whose domain exists.
-fn deployed(session: &Session, vms: &[String]) -> Result<Vec<String>, CliError> {
-    let lab = session.lab()?;
+/// The machines of the lab's environments whose domain exists.
+fn deployed(lab: &Lab) -> Result<Vec<String>, CliError> {
     let observed = lab.observe()?;
     Ok(lab
         .environments
@@ -157,6 +166,5 @@ fn deployed(session: &Session, vms: &[String]) -> Result<Vec<String>, CliError> 
                 .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
                 .map(|m| m.vm_name.clone())
         })
-        .filter(|name| vms.is_empty() || vms.contains(name))
         .collect())
 }
