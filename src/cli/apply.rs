@@ -51,50 +51,24 @@ pub struct ExecutionArgs {
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     if let [file] = args.selectors.vms.as_slice() {
         if Path::new(file).is_file() {
-            return apply_saved(global, Path::new(file), args, printer);
+            return apply_saved(Path::new(file), args, printer);
         }
     }
     let session = args.selectors.session(global)?;
     let (target, selection) = args.selectors.request();
-    let flow = Flow {
-        target,
-        selection,
-        execution: args.execution.clone(),
-        confirm: (!args.auto_approve).then_some(Confirm::APPLY),
-        shutdown: ApplyOptions::default().shutdown_timeout,
-        force: false,
-        saved: None,
-        wait: args.wait.wait.then(|| args.wait.clone()),
-    };
+    let mut flow = Flow::new(target, selection, &args.execution);
+    flow.confirm = (!args.auto_approve).then_some(Confirm::APPLY);
+    flow.wait = args.wait.requested();
     flow.run(&session, printer)
 }
 
-fn apply_saved(
-    global: &GlobalArgs,
-    file: &Path,
-    args: &ApplyArgs,
-    printer: &Printer,
-) -> Result<ExitCode, CliError> {
+fn apply_saved(file: &Path, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let saved = SavedPlan::read(file)?;
-    let global = GlobalArgs {
-        file: Some(saved.manifest.clone()),
-        directory: None,
-        verbose: global.verbose,
-        quiet: global.quiet,
-        no_color: global.no_color,
-    };
-    let session = Session::load(&global, saved.environment.clone())?;
-    let flow = Flow {
-        target: saved.target,
-        selection: saved.selection.clone(),
-        execution: args.execution.clone(),
-        // A saved plan was reviewed when it was made.
-        confirm: None,
-        shutdown: ApplyOptions::default().shutdown_timeout,
-        force: false,
-        saved: Some(&saved),
-        wait: args.wait.wait.then(|| args.wait.clone()),
-    };
+    let session = Session::open(saved.manifest.clone(), saved.environment.clone())?;
+    // A saved plan was reviewed when it was made: no confirmation.
+    let mut flow = Flow::new(saved.target, saved.selection.clone(), &args.execution);
+    flow.saved = Some(&saved);
+    flow.wait = args.wait.requested();
     flow.run(&session, printer)
 }
 
@@ -124,7 +98,22 @@ pub struct Flow<'a> {
     pub wait: Option<WaitArgs>,
 }
 
-impl Flow<'_> {
+impl<'a> Flow<'a> {
+    /// A flow without confirmation, forcing, saved plan or waiting, that
+    /// gives guests apply's default time to shut down.
+    pub fn new(target: Target, selection: Selection, execution: &ExecutionArgs) -> Self {
+        Self {
+            target,
+            selection,
+            execution: execution.clone(),
+            confirm: None,
+            shutdown: ApplyOptions::default().shutdown_timeout,
+            force: false,
+            saved: None,
+            wait: None,
+        }
+    }
+
     pub fn run(&self, session: &Session, printer: &Printer) -> Result<ExitCode, CliError> {
         self.run_in(session, &session.lab()?, printer)
     }

@@ -75,8 +75,8 @@ const DESTROY: Confirm = Confirm {
 
 pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
-    let mut flow = flow(Target::Running, &args.vms, &args.execution, None);
-    flow.wait = args.wait.wait.then(|| args.wait.clone());
+    let mut flow = Flow::new(Target::Running, machines(&args.vms), &args.execution);
+    flow.wait = args.wait.requested();
     flow.run(&session, printer)
 }
 
@@ -85,18 +85,18 @@ pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<E
     let lab = session.lab()?;
     let deployed = deployed(&lab)?;
     require_deployed(&session, &args.vms, &deployed)?;
-    let mut flow = flow(Target::Stopped, &args.vms, &args.execution, None);
-    flow.shutdown = Duration::from_secs(args.timeout);
-    flow.force = args.force;
     // `down` stops what exists; it never creates a machine.
-    flow.selection.machines = deployed
+    let stop: Vec<String> = deployed
         .into_iter()
         .filter(|name| args.vms.is_empty() || args.vms.contains(name))
         .collect();
-    if flow.selection.machines.is_empty() {
+    if stop.is_empty() {
         printer.out("No machine is deployed: nothing to stop.");
         return Ok(ExitCode::SUCCESS);
     }
+    let mut flow = Flow::new(Target::Stopped, machines(&stop), &args.execution);
+    flow.shutdown = Duration::from_secs(args.timeout);
+    flow.force = args.force;
     flow.run_in(&session, &lab, printer)
 }
 
@@ -108,28 +108,16 @@ pub fn destroy(
     let session = Session::load(global, args.env.clone())?;
     let lab = session.lab()?;
     require_deployed(&session, &args.vms, &deployed(&lab)?)?;
-    let confirm = (!args.force).then_some(DESTROY);
-    flow(Target::Absent, &args.vms, &args.execution, confirm).run_in(&session, &lab, printer)
+    let mut flow = Flow::new(Target::Absent, machines(&args.vms), &args.execution);
+    flow.confirm = (!args.force).then_some(DESTROY);
+    flow.run_in(&session, &lab, printer)
 }
 
-fn flow<'a>(
-    target: Target,
-    vms: &[String],
-    execution: &ExecutionArgs,
-    confirm: Option<Confirm>,
-) -> Flow<'a> {
-    Flow {
-        target,
-        selection: Selection {
-            machines: vms.to_vec(),
-            ..Selection::default()
-        },
-        execution: execution.clone(),
-        confirm,
-        shutdown: Duration::from_secs(120),
-        force: false,
-        saved: None,
-        wait: None,
+/// These machines (all when none are named).
+fn machines(vms: &[String]) -> Selection {
+    Selection {
+        machines: vms.to_vec(),
+        ..Selection::default()
     }
 }
 

@@ -22,6 +22,13 @@ pub struct WaitArgs {
     pub wait_timeout: u64,
 }
 
+impl WaitArgs {
+    /// These arguments when `--wait` was given.
+    pub fn requested(&self) -> Option<WaitArgs> {
+        self.wait.then(|| self.clone())
+    }
+}
+
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between two probes of one machine whose network is not known to be up.
 const RETRY: Duration = Duration::from_secs(5);
