@@ -171,19 +171,11 @@ impl<'a> Flow<'a> {
 
     fn lock(&self, lab: &Lab) -> Result<Vec<EnvironmentLock>, CliError> {
         let timeout = Duration::from_secs(self.execution.lock_timeout);
-        lab.environments
-            .iter()
-            .filter_map(|env| {
-                let base = env
-                    .machines
-                    .first()?
-                    .vm_dir
-                    .parent()?
-                    .parent()?
-                    .to_path_buf();
-                Some(EnvironmentLock::acquire(&base, &env.name, timeout).map_err(CliError::from))
-            })
-            .collect()
+        let mut locks = Vec::new();
+        for env in &lab.environments {
+            locks.extend(EnvironmentLock::acquire_for(env, timeout)?);
+        }
+        Ok(locks)
     }
 }
 
