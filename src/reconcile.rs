@@ -279,11 +279,7 @@ fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
             )
         })
         .count();
-    let recorded = files
-        .recorded
-        .get("domain.xml")
-        .map(|xml| domain::forwarded_ssh_ports(xml))
-        .unwrap_or_default();
+    let recorded = files.ssh_ports();
     if recorded.len() == wanted {
         return recorded;
     }

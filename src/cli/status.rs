@@ -111,8 +111,7 @@ fn state(env: &ObservedEnvironment, domain: &str) -> String {
 }
 
 fn ssh_address(files: &MachineFiles) -> Option<String> {
-    let xml = files.recorded.get("domain.xml")?;
-    let port = crate::domain::forwarded_ssh_ports(xml).into_iter().next()?;
+    let port = files.ssh_ports().into_iter().next()?;
     Some(format!("127.0.0.1:{port}"))
 }
 

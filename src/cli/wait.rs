@@ -215,8 +215,8 @@ fn first_probe(lab: &Lab, machine: &MachineSpec) -> Duration {
 
 /// A passt forward on 127.0.0.1, else the first static IPv4 address.
 fn endpoint(machine: &MachineSpec) -> Option<SocketAddr> {
-    let recorded = crate::storage::read_text(&machine.vm_dir.join("domain.xml"))?;
-    if let Some(port) = crate::domain::forwarded_ssh_ports(&recorded).first() {
+    // Read now: the apply just made may have recorded a new definition.
+    if let Some(port) = crate::observe::machine_files(machine).ssh_ports().first() {
         return Some(SocketAddr::from(([127, 0, 0, 1], *port)));
     }
     machine

@@ -72,6 +72,17 @@ pub struct ImageState {
     pub stale: bool,
 }
 
+impl MachineFiles {
+    /// The host ports forwarded to the guest's SSH in the recorded
+    /// definition (none without one).
+    pub fn ssh_ports(&self) -> Vec<u16> {
+        self.recorded
+            .get("domain.xml")
+            .map(|xml| crate::domain::forwarded_ssh_ports(xml))
+            .unwrap_or_default()
+    }
+}
+
 impl ObservedEnvironment {
     pub fn domain(&self, name: &str) -> Option<&ObservedDomain> {
         self.domains.iter().find(|d| d.name == name)
