@@ -162,7 +162,7 @@ pub fn render(
         for machine in &env.machines {
             let files = seen.files(&machine.vm_name);
             let (one, password) =
-                render_machine(desired, env, machine, &seen.host, &files, &os_ids)?;
+                render_machine(desired, env, machine, &seen.host, files, &os_ids)?;
             rendered.machines.insert(machine.domain_name.clone(), one);
             if let Some(password) = password {
                 rendered

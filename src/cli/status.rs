@@ -79,7 +79,7 @@ pub fn run(
                 ssh: runtime
                     .as_ref()
                     .and_then(|r| r.uptime)
-                    .and(ssh_address(&files)),
+                    .and(ssh_address(files)),
                 uptime_seconds: runtime.as_ref().and_then(|r| r.uptime).map(|d| d.as_secs()),
                 image: machine.os.clone(),
                 image_cached: observed
