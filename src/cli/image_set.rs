@@ -41,17 +41,12 @@ impl ImageSet {
 /// The manifest's images, or the catalog when there is no manifest here
 /// and none was named.
 pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
-    let path = manifest::manifest_path(global.file.as_deref());
-    if global.file.is_none() && !path.exists() {
+    let Some(path) = super::manifest_here(global) else {
         return Ok(catalog());
-    }
+    };
     let desired = manifest::load(&path)?;
     let mut dirs: BTreeMap<&str, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
-    let mut uris = Vec::new();
     for env in &desired.environments {
-        if !uris.contains(&env.libvirt_uri) {
-            uris.push(env.libvirt_uri.clone());
-        }
         for m in &env.machines {
             let dir = m
                 .image_path
@@ -93,7 +88,7 @@ pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
     Ok(ImageSet {
         manifest: Some(desired.manifest_path.clone()),
         images,
-        uris,
+        uris: super::libvirt_uris(&desired.environments),
     })
 }
 

@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
-use crate::manifest;
 use crate::observe::{runtime, MachineFiles, ObservedEnvironment};
 
 #[derive(Debug, Args)]
@@ -46,8 +45,7 @@ pub fn run(
     args: &StatusArgs,
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
-    let path = manifest::manifest_path(global.file.as_deref());
-    if global.file.is_none() && !path.exists() {
+    if super::manifest_here(global).is_none() {
         printer.out(LANDING.trim_end());
         return Ok(ExitCode::SUCCESS);
     }
