@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::Once;
 use std::time::Duration;
 
 use clap::Args;
@@ -213,11 +213,11 @@ fn ask(confirm: &Confirm) -> Result<bool, CliError> {
 
 /// Set by the first Ctrl-C: no new actions start. The second exits at once.
 pub(super) fn interrupt_flag() -> &'static AtomicBool {
-    static FLAG: OnceLock<&'static AtomicBool> = OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-        let installed = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    static WATCH: Once = Once::new();
+    WATCH.call_once(|| {
+        let installed = ctrlc::set_handler(|| {
+            if FLAG.swap(true, Ordering::SeqCst) {
                 eprintln!("\nInterrupted again: exiting now. The next apply converges from what exists.");
                 std::process::exit(130);
             }
@@ -226,8 +226,8 @@ pub(super) fn interrupt_flag() -> &'static AtomicBool {
         if let Err(err) = installed {
             tracing::warn!("cannot watch for Ctrl-C: {err}");
         }
-        flag
-    })
+    });
+    &FLAG
 }
 
 fn report(
