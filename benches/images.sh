@@ -20,7 +20,10 @@ lvlab=$PWD/target/release/lvlab
 mkdir -p "$work/www"
 echo "making a $size image of random bytes" >&2
 head -c "$size" /dev/urandom > "$work/www/big.qcow2"
-(cd "$work/www" && sha256sum big.qcow2 > SHA256SUMS && sha512sum big.qcow2 > SHA512SUMS)
+sums() { # $1 directory holding big.qcow2: its SHA256SUMS and SHA512SUMS
+    (cd "$1" && sha256sum big.qcow2 > SHA256SUMS && sha512sum big.qcow2 > SHA512SUMS)
+}
+sums "$work/www"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # Paths under /paced/ are sent at most at what a 1 Gbit/s link carries.
 python3 - "$port" "$work/www" <<'PY' >/dev/null 2>&1 &
@@ -100,6 +103,6 @@ measure "loopback, $size" "http://127.0.0.1:$port" 5
 # A smaller file for the paced link, so that the runs stay short.
 mkdir "$work/www/small"
 head -c 512M "$work/www/big.qcow2" > "$work/www/small/big.qcow2"
-(cd "$work/www/small" && sha256sum big.qcow2 > SHA256SUMS && sha512sum big.qcow2 > SHA512SUMS)
+sums "$work/www/small"
 measure "1 Gbit/s, 512M" "http://127.0.0.1:$port/paced/small" 3
 cargo bench --quiet --bench hash -- "$work/www/big.qcow2"

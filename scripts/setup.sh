@@ -59,6 +59,28 @@ SRC
     APT_UPDATED=no
 }
 
+# yes once apt's package lists were updated in this run; a new source sets
+# it back to no.
+APT_UPDATED=no
+
+# apt_install [-t SUITE] PKG...: installs Debian packages without questions,
+# updating apt's package lists first once per run.
+apt_install() {
+    local suite=()
+    if [ "$1" = -t ]; then
+        suite=(-t "$2")
+        shift 2
+    fi
+    if [ "$APT_UPDATED" != yes ]; then
+        say "apt-get update"
+        quietly as_root apt-get update
+        APT_UPDATED=yes
+    fi
+    say "installing${suite[1]:+ from ${suite[1]}}: $*"
+    quietly as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends ${suite[@]+"${suite[@]}"} "$@"
+}
+
 missing_packages() {
     local pkg
     for pkg in "$@"; do
@@ -75,19 +97,10 @@ ensure_packages() {
         say "Debian packages: all present"
         return
     fi
-    say "apt-get update"
-    quietly as_root apt-get update
-    export DEBIAN_FRONTEND=noninteractive
-    if [ -n "$missing_bpo" ]; then
-        say "installing from bookworm-backports: $(echo $missing_bpo)"
-        # shellcheck disable=SC2086
-        quietly as_root apt-get install -y --no-install-recommends -t bookworm-backports $missing_bpo
-    fi
-    if [ -n "$missing" ]; then
-        say "installing: $(echo $missing)"
-        # shellcheck disable=SC2086
-        quietly as_root apt-get install -y --no-install-recommends $missing
-    fi
+    # shellcheck disable=SC2086
+    if [ -n "$missing_bpo" ]; then apt_install -t bookworm-backports $missing_bpo; fi
+    # shellcheck disable=SC2086
+    if [ -n "$missing" ]; then apt_install $missing; fi
 }
 
 MIN_RUST=1.89
@@ -123,9 +136,9 @@ ensure_virtiofsd() {
     local missing
     missing=$(missing_packages libseccomp-dev libcap-ng-dev)
     if [ -n "$missing" ]; then
-        say "installing virtiofsd's build dependencies: $(echo $missing)"
+        say "virtiofsd's build dependencies are missing"
         # shellcheck disable=SC2086
-        quietly as_root apt-get install -y --no-install-recommends $missing
+        apt_install $missing
     fi
     say "building virtiofsd (cargo install virtiofsd; a few minutes, once)"
     quietly cargo install --locked virtiofsd

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::actions::{self, ApplyContext};
 use crate::apply::{self, ExecutionObserver, Outcome};
-use crate::cloudinit::{self, password::OneTimePassword, CloudInitError, SeedInput};
-use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
+use crate::cloudinit::{self, password::OneTimePassword, CloudInitError, Seed, SeedInput};
+use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
 use crate::images::{self, progress::Silent, FetchOptions, Fetcher, Reporter};
 use crate::libvirt::{Hypervisors, LibvirtError};
@@ -162,7 +162,7 @@ pub fn render(
         for machine in &env.machines {
             let files = seen.files(&machine.vm_name);
             let (one, password) =
-                render_machine(desired, env, machine, &seen.host, &files, &os_ids)?;
+                render_machine(desired, env, machine, &seen.host, files, &os_ids)?;
             rendered.machines.insert(machine.domain_name.clone(), one);
             if let Some(password) = password {
                 rendered
@@ -192,29 +192,9 @@ fn render_machine(
     };
     let image = &desired.images[&machine.os];
     let domain_type = domain::resolve_domain_type(machine.domain_type, host).map_err(domain_err)?;
-    let keys = match &machine.cloud_init.pubkey {
-        Some(key) => cloudinit::pubkey::authorized_keys(key).map_err(seed_err)?,
-        None => Vec::new(),
-    };
-    let recorded_hash = files
-        .recorded
-        .get("user-data")
-        .and_then(|text| cloudinit::password::recorded_hash(text));
-    let credential = cloudinit::password::console_credential(
-        &machine.cloud_init.password,
-        recorded_hash.as_deref(),
-        cloudinit::needs_password_hash(machine),
-    )
-    .map_err(seed_err)?;
-    let seed = cloudinit::render(&SeedInput {
-        machine,
-        environment: env,
-        image,
-        authorized_keys: &keys,
-        password_hash: credential.hash.as_deref(),
-    })
-    .map_err(seed_err)?;
-    let fields = SpecFields::of(machine, &domain_type, &seed.digest());
+    let (seed, new_password) = render_seed(env, machine, image, files).map_err(seed_err)?;
+    let seed_digest = seed.digest();
+    let fields = SpecFields::of(machine, &domain_type, &seed_digest);
     let spec_digest = domain::spec_digest(&fields);
     let mark = OwnershipMark {
         environment: machine.environment.clone(),
@@ -223,7 +203,7 @@ fn render_machine(
         vm_dir: machine.vm_dir.display().to_string(),
         image_key: machine.os.clone(),
         image_digest: images::record::verified_digest(machine, image).unwrap_or_default(),
-        seed_digest: seed.digest(),
+        seed_digest,
         spec_digest: spec_digest.clone(),
         spec: fields.clone(),
     };
@@ -247,8 +227,40 @@ fn render_machine(
             seed,
             os_variant: variant,
         },
-        credential.generated,
+        new_password,
     ))
+}
+
+/// A machine's cloud-init seed: its authorized keys, and the console
+/// password hash recorded in its last user-data (a fresh password only
+/// when there is none, returned to be shown once).
+pub fn render_seed(
+    env: &EnvironmentSpec,
+    machine: &MachineSpec,
+    image: &ImageSpec,
+    files: &MachineFiles,
+) -> Result<(Seed, Option<OneTimePassword>), CloudInitError> {
+    let keys = match &machine.cloud_init.pubkey {
+        Some(key) => cloudinit::pubkey::authorized_keys(key)?,
+        None => Vec::new(),
+    };
+    let recorded_hash = files
+        .recorded
+        .get("user-data")
+        .and_then(|text| cloudinit::password::recorded_hash(text));
+    let credential = cloudinit::password::console_credential(
+        &machine.cloud_init.password,
+        recorded_hash.as_deref(),
+        cloudinit::needs_password_hash(machine),
+    )?;
+    let seed = cloudinit::render(&SeedInput {
+        machine,
+        environment: env,
+        image,
+        authorized_keys: &keys,
+        password_hash: credential.hash.as_deref(),
+    })?;
+    Ok((seed, credential.generated))
 }
 
 /// Host ports for `ssh_port: auto`: the ones recorded in the machine's last
@@ -267,11 +279,7 @@ fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
             )
         })
         .count();
-    let recorded = files
-        .recorded
-        .get("domain.xml")
-        .map(|xml| domain::forwarded_ssh_ports(xml))
-        .unwrap_or_default();
+    let recorded = files.ssh_ports();
     if recorded.len() == wanted {
         return recorded;
     }

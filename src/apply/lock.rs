@@ -6,6 +6,8 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::desired::EnvironmentSpec;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("another lvlab (PID {holder}) is changing environment {environment}; waited {waited}s for it (lock: {})\n  hint: wait for it to finish, or raise --lock-timeout", path.display())]
@@ -32,6 +34,17 @@ pub struct EnvironmentLock {
 const RETRY: Duration = Duration::from_millis(100);
 
 impl EnvironmentLock {
+    /// The lock of `env`, waiting up to `timeout`; `None` for an environment
+    /// without machines, which has no directory to lock.
+    pub fn acquire_for(
+        env: &EnvironmentSpec,
+        timeout: Duration,
+    ) -> Result<Option<Self>, LockError> {
+        basedir(env)
+            .map(|base| Self::acquire(base, &env.name, timeout))
+            .transpose()
+    }
+
     /// `<disk_image_basedir>/<environment>.lock`, waiting up to `timeout`.
     pub fn acquire(base: &Path, environment: &str, timeout: Duration) -> Result<Self, LockError> {
         let path = base.join(format!("{environment}.lock"));
@@ -73,6 +86,14 @@ impl EnvironmentLock {
         file.flush().map_err(io)?;
         Ok(Self { _file: file })
     }
+}
+
+/// The environment's `disk_image_basedir`. The setting is per machine and
+/// the spec keeps only what it resolved to, each machine's
+/// `<disk_image_basedir>/<environment>/<vm_name>/`: the first machine's
+/// directory, two levels up.
+fn basedir(env: &EnvironmentSpec) -> Option<&Path> {
+    env.machines.first()?.vm_dir.parent()?.parent()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::Once;
 use std::time::Duration;
 
 use clap::Args;
@@ -51,50 +51,24 @@ pub struct ExecutionArgs {
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     if let [file] = args.selectors.vms.as_slice() {
         if Path::new(file).is_file() {
-            return apply_saved(global, Path::new(file), args, printer);
+            return apply_saved(Path::new(file), args, printer);
         }
     }
     let session = args.selectors.session(global)?;
     let (target, selection) = args.selectors.request();
-    let flow = Flow {
-        target,
-        selection,
-        execution: args.execution.clone(),
-        confirm: (!args.auto_approve).then_some(Confirm::APPLY),
-        shutdown: ApplyOptions::default().shutdown_timeout,
-        force: false,
-        saved: None,
-        wait: args.wait.wait.then(|| args.wait.clone()),
-    };
+    let mut flow = Flow::new(target, selection, &args.execution);
+    flow.confirm = (!args.auto_approve).then_some(Confirm::APPLY);
+    flow.wait = args.wait.requested();
     flow.run(&session, printer)
 }
 
-fn apply_saved(
-    global: &GlobalArgs,
-    file: &Path,
-    args: &ApplyArgs,
-    printer: &Printer,
-) -> Result<ExitCode, CliError> {
+fn apply_saved(file: &Path, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let saved = SavedPlan::read(file)?;
-    let global = GlobalArgs {
-        file: Some(saved.manifest.clone()),
-        directory: None,
-        verbose: global.verbose,
-        quiet: global.quiet,
-        no_color: global.no_color,
-    };
-    let session = Session::load(&global, saved.environment.clone())?;
-    let flow = Flow {
-        target: saved.target,
-        selection: saved.selection.clone(),
-        execution: args.execution.clone(),
-        // A saved plan was reviewed when it was made.
-        confirm: None,
-        shutdown: ApplyOptions::default().shutdown_timeout,
-        force: false,
-        saved: Some(&saved),
-        wait: args.wait.wait.then(|| args.wait.clone()),
-    };
+    let session = Session::open(saved.manifest.clone(), saved.environment.clone())?;
+    // A saved plan was reviewed when it was made: no confirmation.
+    let mut flow = Flow::new(saved.target, saved.selection.clone(), &args.execution);
+    flow.saved = Some(&saved);
+    flow.wait = args.wait.requested();
     flow.run(&session, printer)
 }
 
@@ -124,10 +98,34 @@ pub struct Flow<'a> {
     pub wait: Option<WaitArgs>,
 }
 
-impl Flow<'_> {
+impl<'a> Flow<'a> {
+    /// A flow without confirmation, forcing, saved plan or waiting, that
+    /// gives guests apply's default time to shut down.
+    pub fn new(target: Target, selection: Selection, execution: &ExecutionArgs) -> Self {
+        Self {
+            target,
+            selection,
+            execution: execution.clone(),
+            confirm: None,
+            shutdown: ApplyOptions::default().shutdown_timeout,
+            force: false,
+            saved: None,
+            wait: None,
+        }
+    }
+
     pub fn run(&self, session: &Session, printer: &Printer) -> Result<ExitCode, CliError> {
-        let lab = session.lab()?;
-        let _locks = self.lock(&lab)?;
+        self.run_in(session, &session.lab()?, printer)
+    }
+
+    /// [`Flow::run`] on a lab the caller opened from `session`.
+    pub fn run_in(
+        &self,
+        session: &Session,
+        lab: &Lab,
+        printer: &Printer,
+    ) -> Result<ExitCode, CliError> {
+        let _locks = self.lock(lab)?;
         let planned = lab.plan(self.target, &self.selection)?;
         if let Some(saved) = self.saved {
             saved.check(&session.desired, &planned.observed)?;
@@ -139,9 +137,7 @@ impl Flow<'_> {
         );
         printer.out(text.trim_end());
         if planned.plan.is_empty() {
-            return self
-                .wait_if_asked(&lab, printer)
-                .map(|()| ExitCode::SUCCESS);
+            return self.wait_if_asked(lab, printer).map(|()| ExitCode::SUCCESS);
         }
         if let Some(confirm) = &self.confirm {
             if !ask(confirm)? {
@@ -157,9 +153,9 @@ impl Flow<'_> {
             image_reporter: download_bars(),
         };
         let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag())?;
-        let code = report(&lab, &planned, &outcome, printer);
+        let code = report(lab, &planned, &outcome, printer);
         if outcome.succeeded() {
-            self.wait_if_asked(&lab, printer)?;
+            self.wait_if_asked(lab, printer)?;
         }
         Ok(code)
     }
@@ -175,19 +171,11 @@ impl Flow<'_> {
 
     fn lock(&self, lab: &Lab) -> Result<Vec<EnvironmentLock>, CliError> {
         let timeout = Duration::from_secs(self.execution.lock_timeout);
-        lab.environments
-            .iter()
-            .filter_map(|env| {
-                let base = env
-                    .machines
-                    .first()?
-                    .vm_dir
-                    .parent()?
-                    .parent()?
-                    .to_path_buf();
-                Some(EnvironmentLock::acquire(&base, &env.name, timeout).map_err(CliError::from))
-            })
-            .collect()
+        let mut locks = Vec::new();
+        for env in &lab.environments {
+            locks.extend(EnvironmentLock::acquire_for(env, timeout)?);
+        }
+        Ok(locks)
     }
 }
 
@@ -225,11 +213,11 @@ fn ask(confirm: &Confirm) -> Result<bool, CliError> {
 
 /// Set by the first Ctrl-C: no new actions start. The second exits at once.
 pub(super) fn interrupt_flag() -> &'static AtomicBool {
-    static FLAG: OnceLock<&'static AtomicBool> = OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-        let installed = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    static WATCH: Once = Once::new();
+    WATCH.call_once(|| {
+        let installed = ctrlc::set_handler(|| {
+            if FLAG.swap(true, Ordering::SeqCst) {
                 eprintln!("\nInterrupted again: exiting now. The next apply converges from what exists.");
                 std::process::exit(130);
             }
@@ -238,8 +226,8 @@ pub(super) fn interrupt_flag() -> &'static AtomicBool {
         if let Err(err) = installed {
             tracing::warn!("cannot watch for Ctrl-C: {err}");
         }
-        flag
-    })
+    });
+    &FLAG
 }
 
 fn report(

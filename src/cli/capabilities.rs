@@ -67,18 +67,12 @@ pub fn run(
 /// The selected environments' URIs, each once, in manifest order. Without a
 /// manifest (none named and no Lvlab.yml here): [`DEFAULT_URI`].
 fn manifest_uris(global: &GlobalArgs, env: Option<&str>) -> Result<Vec<String>, CliError> {
-    let path = manifest::manifest_path(global.file.as_deref());
-    if global.file.is_none() && !path.exists() {
+    let Some(path) = super::manifest_here(global) else {
         return Ok(vec![DEFAULT_URI.to_string()]);
-    }
+    };
     let desired = manifest::load(&path)?;
-    let mut uris: Vec<String> = Vec::new();
-    for environment in desired.environments(env).map_err(CliError::Other)? {
-        if !uris.contains(&environment.libvirt_uri) {
-            uris.push(environment.libvirt_uri.clone());
-        }
-    }
-    Ok(uris)
+    let environments = desired.environments(env).map_err(CliError::Other)?;
+    Ok(super::libvirt_uris(environments))
 }
 
 fn ask(uri: &str) -> Result<HostCapabilities, LibvirtError> {

@@ -12,6 +12,7 @@ use super::reconcile_args::Session;
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
 use crate::plan::{Selection, Target};
+use crate::reconcile::Lab;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -74,24 +75,29 @@ const DESTROY: Confirm = Confirm {
 
 pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
-    let mut flow = flow(Target::Running, &args.vms, &args.execution, None);
-    flow.wait = args.wait.wait.then(|| args.wait.clone());
+    let mut flow = Flow::new(Target::Running, machines(&args.vms), &args.execution);
+    flow.wait = args.wait.requested();
     flow.run(&session, printer)
 }
 
 pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
-    require_deployed(&session, &args.vms)?;
-    let mut flow = flow(Target::Stopped, &args.vms, &args.execution, None);
-    flow.shutdown = Duration::from_secs(args.timeout);
-    flow.force = args.force;
+    let lab = session.lab()?;
+    let deployed = deployed(&lab)?;
+    require_deployed(&session, &args.vms, &deployed)?;
     // `down` stops what exists; it never creates a machine.
-    flow.selection.machines = deployed(&session, &args.vms)?;
-    if flow.selection.machines.is_empty() {
+    let stop: Vec<String> = deployed
+        .into_iter()
+        .filter(|name| args.vms.is_empty() || args.vms.contains(name))
+        .collect();
+    if stop.is_empty() {
         printer.out("No machine is deployed: nothing to stop.");
         return Ok(ExitCode::SUCCESS);
     }
-    flow.run(&session, printer)
+    let mut flow = Flow::new(Target::Stopped, machines(&stop), &args.execution);
+    flow.shutdown = Duration::from_secs(args.timeout);
+    flow.force = args.force;
+    flow.run_in(&session, &lab, printer)
 }
 
 pub fn destroy(
@@ -100,35 +106,27 @@ pub fn destroy(
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
-    require_deployed(&session, &args.vms)?;
-    let confirm = (!args.force).then_some(DESTROY);
-    flow(Target::Absent, &args.vms, &args.execution, confirm).run(&session, printer)
+    let lab = session.lab()?;
+    require_deployed(&session, &args.vms, &deployed(&lab)?)?;
+    let mut flow = Flow::new(Target::Absent, machines(&args.vms), &args.execution);
+    flow.confirm = (!args.force).then_some(DESTROY);
+    flow.run_in(&session, &lab, printer)
 }
 
-fn flow<'a>(
-    target: Target,
-    vms: &[String],
-    execution: &ExecutionArgs,
-    confirm: Option<Confirm>,
-) -> Flow<'a> {
-    Flow {
-        target,
-        selection: Selection {
-            machines: vms.to_vec(),
-            ..Selection::default()
-        },
-        execution: execution.clone(),
-        confirm,
-        shutdown: Duration::from_secs(120),
-        force: false,
-        saved: None,
-        wait: None,
+/// These machines (all when none are named).
+fn machines(vms: &[String]) -> Selection {
+    Selection {
+        machines: vms.to_vec(),
+        ..Selection::default()
     }
 }
 
-/// Named machines must exist in the manifest and be deployed.
-fn require_deployed(session: &Session, vms: &[String]) -> Result<(), CliError> {
-    let deployed = deployed(session, &[])?;
+/// Named machines must exist in the manifest and be among `deployed`.
+fn require_deployed(
+    session: &Session,
+    vms: &[String],
+    deployed: &[String],
+) -> Result<(), CliError> {
     for vm in vms {
         session
             .desired
@@ -143,9 +141,8 @@ fn require_deployed(session: &Session, vms: &[String]) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The named machines (all when none are named) whose domain exists.
-fn deployed(session: &Session, vms: &[String]) -> Result<Vec<String>, CliError> {
-    let lab = session.lab()?;
+/// The machines of the lab's environments whose domain exists.
+fn deployed(lab: &Lab) -> Result<Vec<String>, CliError> {
     let observed = lab.observe()?;
     Ok(lab
         .environments
@@ -157,6 +154,5 @@ fn deployed(session: &Session, vms: &[String]) -> Result<Vec<String>, CliError> 
                 .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
                 .map(|m| m.vm_name.clone())
         })
-        .filter(|name| vms.is_empty() || vms.contains(name))
         .collect())
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{CliError, GlobalArgs, Printer};
-use crate::cloudinit::{self, password, pubkey, SeedInput};
+use crate::cloudinit;
 use crate::desired::{Desired, MachineSpec};
 use crate::manifest;
 
@@ -37,33 +37,20 @@ pub fn run(
         .machine(&args.vm, args.env.as_deref())
         .map_err(CliError::Other)?;
     let (environment, image) = context(&desired, machine)?;
-    let keys = match &machine.cloud_init.pubkey {
-        Some(key) => pubkey::authorized_keys(key)?,
-        None => Vec::new(),
-    };
     // The hash generated when this seed was first written keeps the seed
     // stable; a fresh password is made only when there is none.
-    let recorded = std::fs::read_to_string(machine.vm_dir.join("user-data"))
-        .ok()
-        .and_then(|text| password::recorded_hash(&text));
-    let credential = password::console_credential(
-        &machine.cloud_init.password,
-        recorded.as_deref(),
-        cloudinit::needs_password_hash(machine),
-    )?;
-    let seed = cloudinit::render(&SeedInput {
-        machine,
+    let (seed, generated) = crate::reconcile::render_seed(
         environment,
+        machine,
         image,
-        authorized_keys: &keys,
-        password_hash: credential.hash.as_deref(),
-    })?;
+        &crate::observe::machine_files(machine),
+    )?;
     if args.stdout {
         for (name, text) in seed.documents() {
             printer.out(&format!("--- {name} ---"));
             printer.out(text.trim_end_matches('\n'));
         }
-        if let Some(generated) = &credential.generated {
+        if let Some(generated) = &generated {
             // stdout holds the documents; the password goes beside them.
             printer.error(&format!(
                 "note: console password of `{}` in this output (shown once, saved nowhere): {}",
@@ -84,7 +71,7 @@ pub fn run(
         printer.out(&format!("  {}", file.display()));
     }
     printer.out(&format!("  digest {}", seed.digest()));
-    if let Some(generated) = &credential.generated {
+    if let Some(generated) = &generated {
         printer.out(&format!(
             "console password of `{}` (shown once, saved only as a hash): {}",
             machine.cloud_init.user,

@@ -27,7 +27,8 @@ pub struct ImageSet {
     /// `None` when the built-in catalog stands in for a manifest.
     pub manifest: Option<PathBuf>,
     pub images: Vec<CachedImage>,
-    /// The manifest's libvirt URIs, each once.
+    /// The manifest's libvirt URIs, each once (for the catalog, the one
+    /// whose domains may use the default cache).
     pub uris: Vec<String>,
 }
 
@@ -40,29 +41,12 @@ impl ImageSet {
 /// The manifest's images, or the catalog when there is no manifest here
 /// and none was named.
 pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
-    let path = manifest::manifest_path(global.file.as_deref());
-    if global.file.is_none() && !path.exists() {
-        let dir = default_cache_dir();
-        return Ok(ImageSet {
-            manifest: None,
-            images: CATALOG
-                .iter()
-                .map(|e| CachedImage {
-                    spec: e.to_spec(),
-                    cache_dir: dir.clone(),
-                    machines: Vec::new(),
-                })
-                .collect(),
-            uris: Vec::new(),
-        });
-    }
+    let Some(path) = super::manifest_here(global) else {
+        return Ok(catalog());
+    };
     let desired = manifest::load(&path)?;
     let mut dirs: BTreeMap<&str, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
-    let mut uris = Vec::new();
     for env in &desired.environments {
-        if !uris.contains(&env.libvirt_uri) {
-            uris.push(env.libvirt_uri.clone());
-        }
         for m in &env.machines {
             let dir = m
                 .image_path
@@ -104,8 +88,36 @@ pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
     Ok(ImageSet {
         manifest: Some(desired.manifest_path.clone()),
         images,
-        uris,
+        uris: super::libvirt_uris(&desired.environments),
     })
+}
+
+/// The built-in catalog in the default cache, with the libvirt whose
+/// domains may use that cache.
+fn catalog() -> ImageSet {
+    let dir = default_cache_dir();
+    ImageSet {
+        manifest: None,
+        images: CATALOG
+            .iter()
+            .map(|e| CachedImage {
+                spec: e.to_spec(),
+                cache_dir: dir.clone(),
+                machines: Vec::new(),
+            })
+            .collect(),
+        uris: vec![default_uri().to_string()],
+    }
+}
+
+/// The libvirt that uses the default cache: the system one for root's
+/// cache under /var/lib/libvirt, else the user's session.
+fn default_uri() -> &'static str {
+    if default_cache_dir().starts_with("/var/lib/libvirt") {
+        "qemu:///system"
+    } else {
+        "qemu:///session"
+    }
 }
 
 /// Files the domains on `uris` use. `None` when any URI cannot be read:
@@ -131,4 +143,19 @@ pub fn domain_files(uris: &[String]) -> (Option<DomainFiles>, Vec<String>) {
     }
     let files = problems.is_empty().then_some(all);
     (files, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_names_the_libvirt_of_the_default_cache() {
+        // Without a URI, no domain's files are known, and `init --refresh`
+        // could remove a superseded image a domain still uses.
+        let set = catalog();
+        assert_eq!(set.uris, [default_uri()]);
+        let system = default_cache_dir().starts_with("/var/lib/libvirt");
+        assert_eq!(set.uris[0] == "qemu:///system", system);
+    }
 }

@@ -194,12 +194,7 @@ fn group_by_dir(rows: &[Row]) -> Vec<(PathBuf, Vec<&Row>)> {
 }
 
 fn clean(set: &ImageSet, force: bool, printer: &Printer) -> Result<ExitCode, CliError> {
-    let uris = if set.manifest.is_some() {
-        set.uris.clone()
-    } else {
-        vec![default_uri().to_string()]
-    };
-    let (domain_files, problems) = image_set::domain_files(&uris);
+    let (domain_files, problems) = image_set::domain_files(&set.uris);
     for problem in &problems {
         printer.error(&format!("warning: {problem}"));
     }
@@ -354,13 +349,5 @@ fn forget_removed(
                 tracing::warn!("cannot update the record of {image_file}: {err}");
             }
         }
-    }
-}
-
-fn default_uri() -> &'static str {
-    if cache::default_cache_dir().starts_with("/var/lib/libvirt") {
-        "qemu:///system"
-    } else {
-        "qemu:///session"
     }
 }

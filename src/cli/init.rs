@@ -127,24 +127,15 @@ fn same_file(a: &CachedImage, b: &CachedImage) -> bool {
 
 /// What one image's result means, in a line.
 fn summary(done: &EnsuredImage) -> String {
+    let algorithm = done
+        .file
+        .digest
+        .as_ref()
+        .map(|d| crate::images::checksums::algorithm_name(d.algorithm))
+        .unwrap_or("?");
     let what = match (&done.file.verified, &done.file.signature) {
-        (true, Some(sig)) => format!(
-            "verified ({}, signed by {})",
-            done.file
-                .digest
-                .as_ref()
-                .map(|d| crate::images::checksums::algorithm_name(d.algorithm))
-                .unwrap_or("?"),
-            sig.key_fingerprint
-        ),
-        (true, None) => format!(
-            "verified ({}, checksum file not signed)",
-            done.file
-                .digest
-                .as_ref()
-                .map(|d| crate::images::checksums::algorithm_name(d.algorithm))
-                .unwrap_or("?")
-        ),
+        (true, Some(sig)) => format!("verified ({algorithm}, signed by {})", sig.key_fingerprint),
+        (true, None) => format!("verified ({algorithm}, checksum file not signed)"),
         (false, _) => "UNVERIFIED (no checksum_url: nothing to check it against)".to_string(),
     };
     let how = match &done.outcome {

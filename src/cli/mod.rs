@@ -119,6 +119,26 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The manifest to read; `None` when none was named and there is no
+/// Lvlab.yml here.
+fn manifest_here(global: &GlobalArgs) -> Option<PathBuf> {
+    let path = crate::manifest::manifest_path(global.file.as_deref());
+    (global.file.is_some() || path.exists()).then_some(path)
+}
+
+/// The environments' libvirt URIs, each once, in order.
+fn libvirt_uris<'a>(
+    environments: impl IntoIterator<Item = &'a crate::desired::EnvironmentSpec>,
+) -> Vec<String> {
+    let mut uris: Vec<String> = Vec::new();
+    for env in environments {
+        if !uris.contains(&env.libvirt_uri) {
+            uris.push(env.libvirt_uri.clone());
+        }
+    }
+    uris
+}
+
 fn init_logging(global: &GlobalArgs, printer: &Printer) {
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",

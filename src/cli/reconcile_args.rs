@@ -61,7 +61,11 @@ pub struct Session {
 
 impl Session {
     pub fn load(global: &GlobalArgs, env: Option<String>) -> Result<Self, CliError> {
-        let path = manifest::manifest_path(global.file.as_deref());
+        Self::open(manifest::manifest_path(global.file.as_deref()), env)
+    }
+
+    /// The manifest at `path`.
+    pub fn open(path: PathBuf, env: Option<String>) -> Result<Self, CliError> {
         let desired = manifest::load(&path)?;
         let session = Self { path, desired, env };
         session

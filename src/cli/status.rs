@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
-use crate::manifest;
 use crate::observe::{runtime, MachineFiles, ObservedEnvironment};
 
 #[derive(Debug, Args)]
@@ -46,8 +45,7 @@ pub fn run(
     args: &StatusArgs,
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
-    let path = manifest::manifest_path(global.file.as_deref());
-    if global.file.is_none() && !path.exists() {
+    if super::manifest_here(global).is_none() {
         printer.out(LANDING.trim_end());
         return Ok(ExitCode::SUCCESS);
     }
@@ -79,7 +77,7 @@ pub fn run(
                 ssh: runtime
                     .as_ref()
                     .and_then(|r| r.uptime)
-                    .and(ssh_address(&files)),
+                    .and(ssh_address(files)),
                 uptime_seconds: runtime.as_ref().and_then(|r| r.uptime).map(|d| d.as_secs()),
                 image: machine.os.clone(),
                 image_cached: observed
@@ -111,8 +109,7 @@ fn state(env: &ObservedEnvironment, domain: &str) -> String {
 }
 
 fn ssh_address(files: &MachineFiles) -> Option<String> {
-    let xml = files.recorded.get("domain.xml")?;
-    let port = crate::domain::forwarded_ssh_ports(xml).into_iter().next()?;
+    let port = files.ssh_ports().into_iter().next()?;
     Some(format!("127.0.0.1:{port}"))
 }
 

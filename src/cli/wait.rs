@@ -22,6 +22,13 @@ pub struct WaitArgs {
     pub wait_timeout: u64,
 }
 
+impl WaitArgs {
+    /// These arguments when `--wait` was given.
+    pub fn requested(&self) -> Option<WaitArgs> {
+        self.wait.then(|| self.clone())
+    }
+}
+
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Between two probes of one machine whose network is not known to be up.
 const RETRY: Duration = Duration::from_secs(5);
@@ -208,8 +215,8 @@ fn first_probe(lab: &Lab, machine: &MachineSpec) -> Duration {
 
 /// A passt forward on 127.0.0.1, else the first static IPv4 address.
 fn endpoint(machine: &MachineSpec) -> Option<SocketAddr> {
-    let recorded = crate::storage::read_text(&machine.vm_dir.join("domain.xml"))?;
-    if let Some(port) = crate::domain::forwarded_ssh_ports(&recorded).first() {
+    // Read now: the apply just made may have recorded a new definition.
+    if let Some(port) = crate::observe::machine_files(machine).ssh_ports().first() {
         return Some(SocketAddr::from(([127, 0, 0, 1], *port)));
     }
     machine

@@ -72,6 +72,29 @@ pub struct ImageState {
     pub stale: bool,
 }
 
+impl MachineFiles {
+    /// Nothing found: no directory, no disks, no recorded files.
+    pub fn none() -> &'static MachineFiles {
+        static NONE: MachineFiles = MachineFiles {
+            dir_exists: false,
+            disks: BTreeMap::new(),
+            seed_iso: false,
+            recorded: BTreeMap::new(),
+            missing_shares: Vec::new(),
+        };
+        &NONE
+    }
+
+    /// The host ports forwarded to the guest's SSH in the recorded
+    /// definition (none without one).
+    pub fn ssh_ports(&self) -> Vec<u16> {
+        self.recorded
+            .get("domain.xml")
+            .map(|xml| crate::domain::forwarded_ssh_ports(xml))
+            .unwrap_or_default()
+    }
+}
+
 impl ObservedEnvironment {
     pub fn domain(&self, name: &str) -> Option<&ObservedDomain> {
         self.domains.iter().find(|d| d.name == name)
@@ -79,8 +102,8 @@ impl ObservedEnvironment {
 
     /// What was found of a machine's files (nothing, for a machine not
     /// observed).
-    pub fn files(&self, vm_name: &str) -> MachineFiles {
-        self.machines.get(vm_name).cloned().unwrap_or_default()
+    pub fn files(&self, vm_name: &str) -> &MachineFiles {
+        self.machines.get(vm_name).unwrap_or(MachineFiles::none())
     }
 }
 

@@ -174,7 +174,7 @@ impl<'a> Planner<'a> {
         }
         let files = env.files(&machine.vm_name);
         if self.input.target != Target::Absent {
-            super::checks::check_attachments(env, machine, &files)?;
+            super::checks::check_attachments(env, machine, files)?;
         }
         let address = machine_address(machine);
         match (self.input.target, domain) {
@@ -193,10 +193,10 @@ impl<'a> Planner<'a> {
             }
             (Target::Absent, None) => {}
             (_, None) => {
-                self.create(&address, machine, &files, &[]);
+                self.create(&address, machine, files, &[]);
                 self.block(address, Change::Create, vec![Reason::NotDeployed]);
             }
-            (_, Some(domain)) => self.existing(&address, machine, domain, &files),
+            (_, Some(domain)) => self.existing(&address, machine, domain, files),
         }
         Ok(())
     }
@@ -226,7 +226,7 @@ impl<'a> Planner<'a> {
             !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
         if self.input.selection.replace.contains(&machine.vm_name) {
             let end = self.destroy(address, domain, &machine.vm_dir);
-            self.create(address, machine, &MachineFiles::default(), &[end]);
+            self.create(address, machine, MachineFiles::none(), &[end]);
             let mut reasons = vec![Reason::ReplaceRequested];
             reasons.extend(spec_reason(changes, running));
             reasons.extend(missing_disks);
@@ -285,7 +285,7 @@ impl<'a> Planner<'a> {
             let diffs = if change == Change::Update {
                 files
             } else {
-                &MachineFiles::default()
+                MachineFiles::none()
             };
             self.block_with_diffs(address.clone(), change, reasons, diffs, rendered);
         }
