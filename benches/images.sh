@@ -104,5 +104,5 @@ measure "loopback, $size" "http://127.0.0.1:$port" 5
 mkdir "$work/www/small"
 head -c 512M "$work/www/big.qcow2" > "$work/www/small/big.qcow2"
 sums "$work/www/small"
-measure "1 Gbit/s, 512M" "http://127.0.0.1:$port/paced/small" 3
+measure "1 Gbit/s, $(numfmt --to=iec "$(stat -c %s "$work/www/small/big.qcow2")")" "http://127.0.0.1:$port/paced/small" 3
 cargo bench --quiet --bench hash -- "$work/www/big.qcow2"
