@@ -23,4 +23,11 @@ LVLAB_E2E_IMAGE=$(scripts/e2e/build-image.sh)
 export LVLAB_E2E_IMAGE
 
 say "real-guest tier: cargo test --test e2e_guest -- --ignored"
-cargo test --quiet --test e2e_guest -- --ignored --nocapture
+# A renamed or filtered test would make cargo pass with 0 tests: demand one.
+log=$(mktemp -t lvlab-e2e.XXXXXX)
+cargo test --quiet --test e2e_guest -- --ignored --nocapture 2>&1 | tee "$log"
+if ! grep -q '^test result: ok\. 1 passed' "$log"; then
+    say "the real-guest tier ran no test: expected 'test result: ok. 1 passed'"
+    exit 1
+fi
+rm -f "$log"

@@ -97,6 +97,9 @@ impl fmt::Display for Failure {
     }
 }
 
+/// How many checks a complete run of the tier makes (both guests).
+const EXPECTED_CHECKS: usize = 50;
+
 #[derive(Default)]
 struct Checks {
     passed: usize,
@@ -1099,6 +1102,13 @@ fn two_real_guests_come_up_with_their_seed_applied() {
             report.join("\n")
         );
     }
+    // A check dropped by a refactor (or a guest whose checks never ran)
+    // must not leave a green tier behind.
+    let ran = checks.passed + checks.failed.len();
+    assert!(
+        ran >= EXPECTED_CHECKS,
+        "the real-guest tier ran {ran} checks, expected at least {EXPECTED_CHECKS}"
+    );
 }
 
 /// The verification record `init` left beside the cached image names the
