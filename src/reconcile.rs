@@ -15,7 +15,9 @@ use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark
 use crate::images::{self, progress::Silent, FetchOptions, Fetcher, Reporter};
 use crate::libvirt::{Hypervisors, LibvirtError};
 use crate::observe::{self, osinfo, MachineFiles, Observed};
-use crate::plan::{self, Plan, PlanError, PlanInput, RenderedMachine, Selection, Target};
+use crate::plan::{
+    self, CheckInput, Plan, PlanError, PlanInput, RenderedMachine, Selection, Target,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -61,9 +63,18 @@ impl<'d> Lab<'d> {
         observe::observe(self.desired, &self.environments, &self.hypervisors)
     }
 
-    /// Observes, renders and plans.
+    /// Observes, checks, renders and plans. The checks come before
+    /// rendering so that every problem is reported, not the first one
+    /// rendering trips over.
     pub fn plan(&self, target: Target, selection: &Selection) -> Result<Planned, ReconcileError> {
         let observed = self.observe()?;
+        let feasible = plan::check(&CheckInput {
+            desired: self.desired,
+            environments: &self.environments,
+            observed: &observed,
+            target,
+            selection,
+        })?;
         let rendered = render(self.desired, &self.environments, &observed)?;
         let plan = plan::build(&PlanInput {
             desired: self.desired,
@@ -72,6 +83,7 @@ impl<'d> Lab<'d> {
             rendered: &rendered.machines,
             target,
             selection,
+            feasible: &feasible,
         })?;
         Ok(Planned {
             observed,

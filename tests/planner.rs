@@ -7,12 +7,14 @@ use std::path::Path;
 use lvlab::desired::{Desired, MachineSpec};
 use lvlab::domain::{spec_digest, HostFacts, OwnershipMark, SpecFields};
 use lvlab::manifest::load_str;
-use lvlab::observe::networks::{NetworkIpv4, ObservedNetwork};
+use lvlab::observe::capabilities::HostLimits;
+use lvlab::observe::networks::{Lease, Leases, NetworkIpv4, ObservedNetwork};
 use lvlab::observe::{
     ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
 };
 use lvlab::plan::{
-    self, Action, Change, Plan, PlanError, PlanInput, Reason, RenderedMachine, Selection, Target,
+    self, Action, Change, CheckInput, Plan, PlanError, PlanInput, Problem, Problems, Reason,
+    RenderedMachine, Selection, Target,
 };
 
 const MANIFEST: &str = "
@@ -100,6 +102,10 @@ impl World {
                     kvm: false,
                     virtiofsd: None,
                 },
+                limits: HostLimits {
+                    max_vcpus: BTreeMap::from([("qemu".to_string(), 255)]),
+                    memory_kib: Some(16 * 1024 * 1024),
+                },
                 domains: Vec::new(),
                 networks: BTreeMap::from([(
                     "default".to_string(),
@@ -112,6 +118,7 @@ impl World {
                                 "192.168.122.254".parse().unwrap(),
                             )],
                         }),
+                        leases: Leases::Listed(Vec::new()),
                     },
                 )]),
                 machines: env
@@ -129,6 +136,7 @@ impl World {
                         present: false,
                         verified: false,
                         stale: false,
+                        missing_source: None,
                     };
                     (m.image_path.clone(), state)
                 })
@@ -211,6 +219,13 @@ impl World {
             .flat_map(|e| e.machines.iter())
             .map(|m| (m.domain_name.clone(), rendered(m)))
             .collect();
+        let feasible = plan::check(&CheckInput {
+            desired: &self.desired,
+            environments: &envs,
+            observed: &self.observed,
+            target,
+            selection: &selection,
+        })?;
         plan::build(&PlanInput {
             desired: &self.desired,
             environments: &envs,
@@ -218,7 +233,17 @@ impl World {
             rendered: &rendered,
             target,
             selection: &selection,
+            feasible: &feasible,
         })
+    }
+
+    /// The problems a plan for `target` stops on (none when it succeeds).
+    fn problems(&self, target: Target) -> Vec<Problem> {
+        match self.plan(target, all()) {
+            Ok(_) => Vec::new(),
+            Err(PlanError::Infeasible(Problems(problems))) => problems,
+            Err(other) => panic!("not a host problem: {other}"),
+        }
     }
 }
 
@@ -497,12 +522,16 @@ fn a_foreign_domain_with_our_name_is_an_error_naming_it() {
         state: PowerState::Running,
         mark: None,
     });
-    let err = world.plan(Target::Running, all()).unwrap_err();
-    assert!(matches!(&err, PlanError::ForeignDomain { domain, .. } if domain == "web_lab"));
-    assert!(err.to_string().contains("was not made by lvlab"));
-    let err = world.plan(Target::Absent, all()).unwrap_err();
+    let problems = world.problems(Target::Running);
     assert!(
-        matches!(err, PlanError::ForeignDomain { .. }),
+        matches!(&problems[..], [Problem::ForeignDomain { domain, .. }] if domain == "web_lab")
+    );
+    assert!(problems[0].to_string().contains("was not made by lvlab"));
+    assert!(
+        matches!(
+            &world.problems(Target::Absent)[..],
+            [Problem::ForeignDomain { .. }]
+        ),
         "never destroyed either"
     );
 }
@@ -658,56 +687,195 @@ fn json_lists_actions_with_dependencies_and_the_summary() {
     assert_eq!(json["changes"][0]["reasons"][0]["reason"], "not_deployed");
 }
 
-#[test]
-fn networks_must_exist_run_and_fit_static_addresses() {
-    let with_ip = |ip: &str| {
-        MANIFEST.replace(
-            "      - vm_name: db\n",
-            &format!("      - vm_name: db\n        interfaces: [{{ip4: {ip}}}]\n"),
-        )
-    };
-    let world = World::new(&with_ip("192.168.122.10/24")).image_cached();
-    assert!(
-        world.plan(Target::Running, all()).is_ok(),
-        "outside the DHCP range, inside the subnet"
-    );
+/// `db` with a static address on the `default` network.
+fn with_ip(ip: &str) -> String {
+    MANIFEST.replace(
+        "      - vm_name: db\n",
+        &format!("      - vm_name: db\n        interfaces: [{{ip4: {ip}}}]\n"),
+    )
+}
 
-    let err = World::new(&with_ip("192.168.122.150/24"))
-        .plan(Target::Running, all())
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("inside network default's DHCP range 192.168.122.100-192.168.122.254"),
-        "{err}"
-    );
-    let err = World::new(&with_ip("10.1.2.3/24"))
-        .plan(Target::Running, all())
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("outside network default's subnet 192.168.122.0/24"),
-        "{err}"
-    );
-
-    let mut world = World::new(MANIFEST);
+fn default_network(world: &mut World) -> &mut ObservedNetwork {
     world.observed.environments[0]
         .networks
         .get_mut("default")
         .unwrap()
-        .active = false;
-    let err = world.plan(Target::Running, all()).unwrap_err();
-    assert!(err.to_string().contains("net-start default"), "{err}");
+}
+
+#[test]
+fn networks_must_exist_run_and_hold_static_addresses_in_their_subnet() {
+    let world = World::new(&with_ip("192.168.122.10/24")).image_cached();
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(
+        !plan.notes.iter().any(|n| n.contains("DHCP")),
+        "outside the DHCP range, inside the subnet: nothing to say"
+    );
+
+    let problems = World::new(&with_ip("10.1.2.3/24")).problems(Target::Running);
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("outside network default's subnet 192.168.122.0/24"),
+        "{problems:?}"
+    );
+
+    let mut world = World::new(MANIFEST);
+    default_network(&mut world).active = false;
+    let problems = world.problems(Target::Running);
+    assert_eq!(problems.len(), 2, "both machines: {problems:?}");
+    assert!(problems[0].to_string().contains("net-start default"));
     assert!(
         world.plan(Target::Absent, all()).is_ok(),
         "destroying needs no network"
     );
 
     world.observed.environments[0].networks.clear();
-    let err = world.plan(Target::Running, all()).unwrap_err();
     assert!(
-        matches!(err, PlanError::NetworkMissing { ref network, .. } if network == "default"),
-        "{err}"
+        matches!(&world.problems(Target::Running)[0], Problem::NetworkMissing { network, .. } if network == "default"),
     );
+}
+
+#[test]
+fn a_static_address_in_the_dhcp_range_is_a_note_with_both_fixes() {
+    let world = World::new(&with_ip("192.168.122.150/24"));
+    let plan = world.plan(Target::Running, all()).unwrap();
+    let note = plan
+        .notes
+        .iter()
+        .find(|n| n.contains("DHCP"))
+        .expect("a note about the DHCP range");
+    for part in [
+        "network default on test:///default hands out 192.168.122.100-192.168.122.254",
+        "192.168.122.150 (db)",
+        "virsh -c test:///default net-edit default",
+        "net-update default add ip-dhcp-host",
+        "ip='192.168.122.150'",
+    ] {
+        assert!(note.contains(part), "{part:?} in {note}");
+    }
+    assert!(!note.contains("cannot list DHCP leases"), "{note}");
+
+    let mut world = World::new(&with_ip("192.168.122.150/24"));
+    default_network(&mut world).leases = Leases::Unknown;
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("test:///default cannot list DHCP leases, so there was no check")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn a_static_address_leased_to_another_mac_is_an_error_naming_it() {
+    let mut world = World::new(&with_ip("192.168.122.150/24"));
+    let own_mac = world.machine("db").interfaces[0].mac.to_string();
+    let lease = |mac: &str| Lease {
+        mac: mac.into(),
+        ip: "192.168.122.150".parse().unwrap(),
+    };
+    default_network(&mut world).leases = Leases::Listed(vec![lease(&own_mac)]);
+    assert!(
+        world.plan(Target::Running, all()).is_ok(),
+        "the machine's own lease"
+    );
+    default_network(&mut world).leases = Leases::Listed(vec![lease("52:54:00:aa:bb:cc")]);
+    let problems = world.problems(Target::Running);
+    let text = problems[0].to_string();
+    assert!(
+        text.contains(
+            "192.168.122.150 is leased on network default to another MAC, 52:54:00:aa:bb:cc"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn vcpus_and_memory_must_fit_the_host_and_a_total_over_it_is_a_note() {
+    let manifest = MANIFEST.replace(
+        "      - vm_name: db\n",
+        "      - vm_name: db\n        cpu: 256\n        memory: 20480\n",
+    );
+    let problems = World::new(&manifest).problems(Target::Running);
+    let texts: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(texts.len(), 2, "{texts:#?}");
+    assert!(texts[0]
+        .contains("db asks for 256 vCPUs; qemu guests on test:///default can have at most 255"));
+    assert!(texts[1]
+        .contains("db asks for 20480 MiB of memory; the host at test:///default has 16384 MiB"));
+
+    // Each fits, together they do not.
+    let manifest = MANIFEST.replace("memory: 1024", "memory: 10240");
+    let plan = World::new(&manifest).plan(Target::Running, all()).unwrap();
+    assert!(
+        plan.notes.iter().any(|n| n.contains(
+            "the machines on test:///default ask for 20480 MiB of memory together, more than the host's 16384 MiB"
+        )),
+        "{:?}",
+        plan.notes
+    );
+    let plan = World::new(&manifest).plan(Target::Stopped, all()).unwrap();
+    assert!(
+        !plan.notes.iter().any(|n| n.contains("together")),
+        "none runs"
+    );
+}
+
+#[test]
+fn a_missing_local_image_matters_only_when_it_must_be_copied() {
+    let mut world = World::new(MANIFEST);
+    for state in world.observed.images.values_mut() {
+        state.missing_source = Some("/nowhere/debian12.qcow2".into());
+    }
+    let problems = world.problems(Target::Running);
+    assert_eq!(problems.len(), 1, "once per image: {problems:?}");
+    assert!(problems[0]
+        .to_string()
+        .contains("image debian12: /nowhere/debian12.qcow2, its image_url, does not exist"));
+    assert!(
+        world.image_cached().plan(Target::Running, all()).is_ok(),
+        "a cached, verified copy is enough"
+    );
+}
+
+#[test]
+fn shared_directories_need_virtiofsd() {
+    let manifest = MANIFEST.replace(
+        "      - vm_name: db\n",
+        "      - vm_name: db\n        shared_directories: [{source: /tmp, mount_tag: tmp}]\n",
+    );
+    let problems = World::new(&manifest).problems(Target::Running);
+    assert!(
+        matches!(&problems[..], [Problem::NoVirtiofsd { vm_name }] if vm_name == "db"),
+        "{problems:?}"
+    );
+    let mut world = World::new(&manifest);
+    world.observed.environments[0].host.virtiofsd = Some("/usr/libexec/virtiofsd".into());
+    assert!(world.plan(Target::Running, all()).is_ok());
+}
+
+#[test]
+fn every_problem_of_every_machine_is_reported_at_once() {
+    let manifest = MANIFEST.replace(
+        "      - vm_name: db\n",
+        "      - vm_name: db\n        cpu: 300\n        interfaces: [{network: lab}]\n",
+    );
+    let mut world = World::new(&manifest);
+    world
+        .files("web")
+        .missing_shares
+        .push("/nonexistent/salt".into());
+    let err = world.plan(Target::Running, all()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("3 problems stop this plan:"), "{text}");
+    for part in [
+        "web shares /nonexistent/salt",
+        "db asks for 300 vCPUs",
+        "needs libvirt network lab",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
 }
 
 #[test]

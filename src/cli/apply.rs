@@ -51,7 +51,7 @@ pub struct ExecutionArgs {
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     if let [file] = args.selectors.vms.as_slice() {
         if Path::new(file).is_file() {
-            return apply_saved(Path::new(file), args, printer);
+            return apply_saved(global, Path::new(file), args, printer);
         }
     }
     let session = args.selectors.session(global)?;
@@ -62,9 +62,32 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<E
     flow.run(&session, printer)
 }
 
-fn apply_saved(file: &Path, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
+fn apply_saved(
+    global: &GlobalArgs,
+    file: &Path,
+    args: &ApplyArgs,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
     let saved = SavedPlan::read(file)?;
-    let session = Session::open(saved.manifest.clone(), saved.environment.clone())?;
+    if global.connect.is_some() && global.connect != saved.connect {
+        return Err(CliError::Other(format!(
+            "{} was made for {}, not --connect {}\n  hint: apply it without --connect, \
+             or make a new plan with this --connect",
+            file.display(),
+            saved
+                .connect
+                .as_deref()
+                .map_or("the manifest's libvirt_uri".to_string(), |uri| format!(
+                    "--connect {uri}"
+                )),
+            global.connect.as_deref().unwrap_or_default(),
+        )));
+    }
+    let session = Session::open(
+        saved.manifest.clone(),
+        saved.environment.clone(),
+        saved.connect.clone(),
+    )?;
     // A saved plan was reviewed when it was made: no confirmation.
     let mut flow = Flow::new(saved.target, saved.selection.clone(), &args.execution);
     flow.saved = Some(&saved);

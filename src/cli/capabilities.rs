@@ -19,11 +19,8 @@ const LABEL_WIDTH: usize = 12;
 
 #[derive(Debug, Args)]
 pub struct CapabilitiesArgs {
-    /// libvirt URI to ask (default: each selected environment's libvirt_uri)
-    #[arg(long, value_name = "URI")]
-    pub connect: Option<String>,
-
-    /// Only this environment's libvirt_uri
+    /// Only this environment's libvirt_uri (the global `--connect URI` asks
+    /// URI instead)
     #[arg(long, value_name = "NAME", conflicts_with = "connect")]
     pub env: Option<String>,
 
@@ -37,7 +34,7 @@ pub fn run(
     args: &CapabilitiesArgs,
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
-    let uris = match &args.connect {
+    let uris = match &global.connect {
         Some(uri) => vec![uri.clone()],
         None => manifest_uris(global, args.env.as_deref())?,
     };

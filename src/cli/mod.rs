@@ -46,6 +46,11 @@ pub struct GlobalArgs {
     #[arg(short = 'C', value_name = "DIR", global = true)]
     pub directory: Option<PathBuf>,
 
+    /// Use the libvirt at URI for every selected environment, whatever its
+    /// `libvirt_uri` says (e.g. another host, or a test:///FILE host)
+    #[arg(long, value_name = "URI", global = true)]
+    pub connect: Option<String>,
+
     /// More log output on stderr (-v: debug, -vv: trace)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -124,6 +129,21 @@ pub fn run(cli: Cli) -> ExitCode {
 fn manifest_here(global: &GlobalArgs) -> Option<PathBuf> {
     let path = crate::manifest::manifest_path(global.file.as_deref());
     (global.file.is_some() || path.exists()).then_some(path)
+}
+
+/// The manifest at `path`, with `--connect` (`connect`) replacing every
+/// environment's `libvirt_uri`: the one place the override is applied.
+fn load_manifest(
+    path: &std::path::Path,
+    connect: Option<&str>,
+) -> Result<crate::desired::Desired, crate::manifest::ManifestError> {
+    let mut desired = crate::manifest::load(path)?;
+    if let Some(uri) = connect {
+        for env in &mut desired.environments {
+            env.libvirt_uri = uri.to_string();
+        }
+    }
+    Ok(desired)
 }
 
 /// The environments' libvirt URIs, each once, in order.

@@ -46,6 +46,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, printer: &Printer) -> Result<Ex
         let saved = SavedPlan::new(
             &session.desired,
             args.selectors.env.clone(),
+            session.connect.clone(),
             target,
             selection,
             &planned.observed,

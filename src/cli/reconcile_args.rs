@@ -57,17 +57,29 @@ pub struct Session {
     pub path: PathBuf,
     pub desired: Desired,
     pub env: Option<String>,
+    /// `--connect`: the URI every environment uses instead of its own.
+    pub connect: Option<String>,
 }
 
 impl Session {
     pub fn load(global: &GlobalArgs, env: Option<String>) -> Result<Self, CliError> {
-        Self::open(manifest::manifest_path(global.file.as_deref()), env)
+        let path = manifest::manifest_path(global.file.as_deref());
+        Self::open(path, env, global.connect.clone())
     }
 
-    /// The manifest at `path`.
-    pub fn open(path: PathBuf, env: Option<String>) -> Result<Self, CliError> {
-        let desired = manifest::load(&path)?;
-        let session = Self { path, desired, env };
+    /// The manifest at `path`, on the libvirt at `connect` when given.
+    pub fn open(
+        path: PathBuf,
+        env: Option<String>,
+        connect: Option<String>,
+    ) -> Result<Self, CliError> {
+        let desired = super::load_manifest(&path, connect.as_deref())?;
+        let session = Self {
+            path,
+            desired,
+            env,
+            connect,
+        };
         session
             .desired
             .environments(session.env.as_deref())

@@ -48,7 +48,7 @@ pub fn run(
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
     let path = manifest::manifest_path(global.file.as_deref());
-    let desired = manifest::load(&path)?;
+    let desired = super::load_manifest(&path, global.connect.as_deref())?;
     let environments = desired
         .environments(args.env.as_deref())
         .map_err(CliError::Other)?;

@@ -7,6 +7,8 @@
 //! is pure (XML text in, data out) and kept apart from the libvirt calls in
 //! [`read`], so that it is tested on XML captured from real hosts.
 
+use std::collections::BTreeMap;
+
 use roxmltree::{Document, Node};
 use serde::Serialize;
 
@@ -46,6 +48,16 @@ pub struct HostCapabilities {
     /// On the machine running lvlab, which is not the libvirt host when the
     /// URI is remote.
     pub osinfo: Option<OsinfoDb>,
+}
+
+/// What one guest may ask of a host, checked at plan time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostLimits {
+    /// The most vCPUs one guest can have, by domain type; a type missing
+    /// here has no known limit.
+    pub max_vcpus: BTreeMap<String, u32>,
+    /// The host's memory, when libvirt reports it.
+    pub memory_kib: Option<u64>,
 }
 
 /// The parts of `virConnectGetCapabilities` XML that lvlab uses.
@@ -264,6 +276,33 @@ pub fn read(conn: &Connection) -> Result<HostCapabilities, LibvirtError> {
         uefi: guests.caps.os.as_ref().map(OsCaps::uefi),
         osinfo: osinfo::find(),
     })
+}
+
+/// The limits of `caps`'s host for each domain type it offers: the type
+/// `caps` describes keeps its answer; the others are asked the same way.
+pub fn limits(conn: &Connection, caps: &HostCapabilities) -> HostLimits {
+    let max_vcpus = caps
+        .domain_types
+        .iter()
+        .flatten()
+        .filter_map(|domain_type| {
+            let max = if caps.domain_type.as_ref() == Some(domain_type) {
+                caps.max_vcpus
+            } else {
+                let guests = GuestSupport {
+                    kvm: caps.kvm,
+                    domain_type: Some(domain_type.clone()),
+                    caps: domain_caps(conn, caps.arch.as_deref(), domain_type).unwrap_or_default(),
+                };
+                max_vcpus(conn, &guests)
+            };
+            Some((domain_type.clone(), max?))
+        })
+        .collect();
+    HostLimits {
+        max_vcpus,
+        memory_kib: caps.memory_kib,
+    }
 }
 
 /// Whether KVM works, the domain type lvlab would use, and that type's

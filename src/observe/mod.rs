@@ -42,6 +42,8 @@ pub struct ObservedEnvironment {
     pub host: HostFacts,
     /// Every domain on the environment's connection, lvlab's or not.
     pub domains: Vec<ObservedDomain>,
+    /// What one guest may ask of the host (vCPUs, memory).
+    pub limits: capabilities::HostLimits,
     /// The connection's libvirt networks, by name.
     pub networks: BTreeMap<String, networks::ObservedNetwork>,
     /// The files of each machine in the manifest, by vm_name.
@@ -70,6 +72,8 @@ pub struct ImageState {
     pub verified: bool,
     /// The record describes another file (its size differs).
     pub stale: bool,
+    /// The image's source, when it is a local file that does not exist.
+    pub missing_source: Option<PathBuf>,
 }
 
 impl MachineFiles {
@@ -140,6 +144,7 @@ pub fn observe(
         }
         let HostView {
             host,
+            limits,
             domains,
             networks,
         } = hosts[uri].clone();
@@ -159,6 +164,7 @@ pub fn observe(
             name: env.name.clone(),
             uri: env.libvirt_uri.clone(),
             host,
+            limits,
             domains,
             networks,
             machines,
@@ -171,23 +177,25 @@ pub fn observe(
 #[derive(Clone)]
 struct HostView {
     host: HostFacts,
+    limits: capabilities::HostLimits,
     domains: Vec<ObservedDomain>,
     networks: BTreeMap<String, networks::ObservedNetwork>,
 }
 
 impl HostView {
     fn read(conn: &crate::libvirt::Connection) -> Result<Self, LibvirtError> {
+        let caps = capabilities::read(conn)?;
         Ok(Self {
-            host: host_facts(conn)?,
+            limits: capabilities::limits(conn, &caps),
+            host: host_facts(caps),
             domains: domains::list(conn)?,
             networks: networks::list(conn)?,
         })
     }
 }
 
-fn host_facts(conn: &crate::libvirt::Connection) -> Result<HostFacts, LibvirtError> {
-    let caps = capabilities::read(conn)?;
-    Ok(HostFacts {
+fn host_facts(caps: capabilities::HostCapabilities) -> HostFacts {
+    HostFacts {
         uri: caps.uri,
         arch: caps
             .arch
@@ -195,7 +203,7 @@ fn host_facts(conn: &crate::libvirt::Connection) -> Result<HostFacts, LibvirtErr
         domain_types: caps.domain_types.unwrap_or_default(),
         kvm: caps.kvm,
         virtiofsd: find_virtiofsd(),
-    })
+    }
 }
 
 /// Where Debian and `cargo install` put virtiofsd, after PATH.
@@ -223,11 +231,16 @@ fn image_state(machine: &MachineSpec, image: &ImageSpec) -> ImageState {
         .filter(|m| m.is_file())
         .map(|m| m.len());
     let present = size.is_some();
+    let missing_source = match &image.source {
+        crate::desired::Source::File(source) if !source.is_file() => Some(source.clone()),
+        _ => None,
+    };
     ImageState {
         present,
         verified: current.is_some_and(|f| f.verified),
         stale: present && current.is_some_and(|f| Some(f.size) != size),
         path,
+        missing_source,
     }
 }
 

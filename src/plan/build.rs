@@ -3,16 +3,17 @@
 //! dependency edges) that bring it to the target.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use super::checks::{Feasible, Problems};
 use super::{
     Action, Address, Block, Change, Plan, Reason, RenderedMachine, Selection, Step, Summary, Target,
 };
-use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
+use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::ChangeKind;
-use crate::observe::{MachineFiles, Observed, ObservedDomain, ObservedEnvironment};
+use crate::observe::{ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment};
 
 /// Everything a plan is made from. All plain data.
 pub struct PlanInput<'a> {
@@ -23,63 +24,27 @@ pub struct PlanInput<'a> {
     pub rendered: &'a BTreeMap<String, RenderedMachine>,
     pub target: Target,
     pub selection: &'a Selection,
+    /// What [`super::check`] found for the same input.
+    pub feasible: &'a Feasible,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error(
-        "domain {domain} exists on {uri} but was not made by lvlab, and machine {vm_name} of \
-         environment {environment} needs that name\n  hint: rename or remove the domain \
-         (virsh -c {uri} undefine {domain}), or rename the machine in the manifest"
-    )]
-    ForeignDomain {
-        domain: String,
-        uri: String,
-        environment: String,
-        vm_name: String,
-    },
     #[error("no machine {name} in the selected environments (machines: {known})")]
     UnknownMachine { name: String, known: String },
     #[error("environment {0} was not observed")]
     NotObserved(String),
-    #[error(
-        "machine {vm_name} needs libvirt network {network}, which {uri} does not have\n  hint: \
-         define it (virsh -c {uri} net-define FILE), or attach the NIC elsewhere"
-    )]
-    NetworkMissing {
-        vm_name: String,
-        network: String,
-        uri: String,
-    },
-    #[error(
-        "machine {vm_name} needs libvirt network {network}, which is not active\n  hint: \
-         virsh -c {uri} net-start {network}"
-    )]
-    NetworkInactive {
-        vm_name: String,
-        network: String,
-        uri: String,
-    },
-    #[error("machine {vm_name}, interface {interface}: {problem}")]
-    StaticAddress {
-        vm_name: String,
-        interface: String,
-        problem: String,
-    },
-    #[error(
-        "machine {vm_name} shares {}, which does not exist\n  hint: create the \
-         directory, or fix `source` in shared_directories", path.display()
-    )]
-    ShareMissing { vm_name: String, path: PathBuf },
+    /// Everything [`super::check`] found wrong, all at once.
+    #[error("{0}")]
+    Infeasible(Problems),
 }
 
 pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
-    check_selection(input)?;
     let mut planner = Planner {
         input,
         graph: DiGraph::new(),
         blocks: Vec::new(),
-        notes: Vec::new(),
+        notes: input.feasible.notes.clone(),
         image_ready: BTreeMap::new(),
         image_blocks: Vec::new(),
     };
@@ -115,28 +80,6 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
     })
 }
 
-fn check_selection(input: &PlanInput) -> Result<(), PlanError> {
-    let known: Vec<&str> = input
-        .environments
-        .iter()
-        .flat_map(|e| e.machines.iter().map(|m| m.vm_name.as_str()))
-        .collect();
-    let wanted = input
-        .selection
-        .machines
-        .iter()
-        .chain(&input.selection.replace);
-    for name in wanted {
-        if !known.contains(&name.as_str()) {
-            return Err(PlanError::UnknownMachine {
-                name: name.clone(),
-                known: known.join(", "),
-            });
-        }
-    }
-    Ok(())
-}
-
 struct Planner<'a> {
     input: &'a PlanInput<'a>,
     graph: DiGraph<Step, ()>,
@@ -150,8 +93,7 @@ struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     fn selected(&self, machine: &MachineSpec) -> bool {
-        let names = &self.input.selection.machines;
-        names.is_empty() || names.contains(&machine.vm_name)
+        super::checks::is_selected(self.input.selection, machine)
     }
 
     fn machine(
@@ -163,19 +105,9 @@ impl<'a> Planner<'a> {
             self.image(machine);
             return Ok(());
         }
+        // `check` rejected foreign domains under a wanted name.
         let domain = env.domain(&machine.domain_name);
-        if let Some(foreign) = domain.filter(|d| d.mark.is_none()) {
-            return Err(PlanError::ForeignDomain {
-                domain: foreign.name.clone(),
-                uri: env.uri.clone(),
-                environment: machine.environment.clone(),
-                vm_name: machine.vm_name.clone(),
-            });
-        }
         let files = env.files(&machine.vm_name);
-        if self.input.target != Target::Absent {
-            super::checks::check_attachments(env, machine, files)?;
-        }
         let address = machine_address(machine);
         match (self.input.target, domain) {
             (Target::Absent, Some(domain)) => {
@@ -372,16 +304,7 @@ impl<'a> Planner<'a> {
         }
         let spec = &self.input.desired.images[&machine.os];
         let state = self.input.observed.images.get(&machine.image_path);
-        let path = machine.image_path.clone();
-        let reason = match state {
-            None => Some(Reason::ImageNotCached { path }),
-            Some(s) if !s.present => Some(Reason::ImageNotCached { path }),
-            Some(s) if s.stale => Some(Reason::ImageRecordStale { path }),
-            Some(s) if spec.checksum.is_some() && !s.verified => {
-                Some(Reason::ImageUnverified { path })
-            }
-            Some(_) => None,
-        };
+        let reason = image_reason(spec, state, &machine.image_path);
         let ready = reason.map(|reason| self.image_action(machine, reason));
         self.image_ready.insert(machine.image_path.clone(), ready);
         ready
@@ -480,6 +403,23 @@ impl<'a> Planner<'a> {
             reasons,
             diffs,
         });
+    }
+}
+
+/// Why an image must be fetched into the cache at `path`; `None` when the
+/// cached file is usable as it is.
+pub(super) fn image_reason(
+    spec: &ImageSpec,
+    state: Option<&ImageState>,
+    path: &Path,
+) -> Option<Reason> {
+    let path = path.to_path_buf();
+    match state {
+        None => Some(Reason::ImageNotCached { path }),
+        Some(s) if !s.present => Some(Reason::ImageNotCached { path }),
+        Some(s) if s.stale => Some(Reason::ImageRecordStale { path }),
+        Some(s) if spec.checksum.is_some() && !s.verified => Some(Reason::ImageUnverified { path }),
+        Some(_) => None,
     }
 }
 

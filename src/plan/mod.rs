@@ -1,7 +1,9 @@
 //! The plan: what must change to bring the observed world to the desired
 //! state for a target, as a dependency graph of actions, each with its
-//! reasons. A plan is a value: [`build`] makes it from plain data and never
-//! touches libvirt or the disk; `text` and `json` render it; apply walks it.
+//! reasons. A plan is a value: [`check`] first vets the request against the
+//! observed host (every problem at once), then [`build`] makes the plan;
+//! both read plain data and never touch libvirt or the disk. `text` and
+//! `json` render it; apply walks it.
 
 mod build;
 mod checks;
@@ -16,6 +18,7 @@ use serde::Serialize;
 
 use crate::domain::{FieldChange, SpecFields};
 pub use build::{build, PlanError, PlanInput};
+pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
 pub use json::to_json;
 pub use text::render_text;
 

@@ -18,6 +18,10 @@ pub struct SavedPlan {
     pub lvlab_saved_plan: u32,
     pub manifest: PathBuf,
     pub environment: Option<String>,
+    /// The `--connect` URI the plan was made for, if any: applying it talks
+    /// to the same libvirt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<String>,
     pub target: Target,
     pub selection: Selection,
     pub desired_fingerprint: String,
@@ -70,6 +74,7 @@ impl SavedPlan {
     pub fn new(
         desired: &Desired,
         environment: Option<String>,
+        connect: Option<String>,
         target: Target,
         selection: Selection,
         observed: &Observed,
@@ -79,6 +84,7 @@ impl SavedPlan {
             lvlab_saved_plan: FORMAT,
             manifest: desired.manifest_path.clone(),
             environment,
+            connect,
             target,
             selection,
             desired_fingerprint: desired_fingerprint(desired),

@@ -1,0 +1,324 @@
+//! Plan-time checks against the observed host, as a user meets them through
+//! the binary: test-driver hosts from `state/`, reached with `--connect`
+//! whatever the manifest's `libvirt_uri` says.
+
+#[path = "support/tiny_image.rs"]
+mod support;
+use support::tiny_image;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `test:///<absolute path>` of a state file.
+fn host(state: &str) -> String {
+    format!("test://{}", repo("state").join(state).display())
+}
+
+fn lvlab(manifest: &Path, args: &[&str]) -> Output {
+    lvlab_in(manifest, args, |_| {})
+}
+
+/// Runs the binary on `manifest`; `setup` adjusts the environment.
+fn lvlab_in(manifest: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+    command
+        .arg("-f")
+        .arg(manifest)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("LVLAB_LOG")
+        .stdin(Stdio::null());
+    setup(&mut command);
+    command.output().unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn static_addresses_of_the_original_on_the_stock_default_network_are_a_note() {
+    let manifest = repo("tests/manifests/original/static-on-default.yml");
+    let uri = host("stock-default-network.xml");
+    let out = lvlab(&manifest, &["--connect", &uri, "plan"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let note = stdout
+        .lines()
+        .find(|l| l.starts_with("Note: network default"))
+        .unwrap_or_else(|| panic!("a note on the DHCP range in {stdout}"));
+    for part in [
+        format!("network default on {uri} hands out 192.168.122.2-192.168.122.254 by DHCP"),
+        "192.168.122.10 (salt.local), 192.168.122.11 (web.local)".into(),
+        format!("virsh -c {uri} net-edit default"),
+        "add ip-dhcp-host".into(),
+        format!("{uri} cannot list DHCP leases, so there was no check"),
+    ] {
+        assert!(note.contains(&part), "{part:?} in {note}");
+    }
+    assert!(
+        stdout.ends_with("Plan: 3 to add, 0 to change, 0 to destroy.\n"),
+        "{stdout}"
+    );
+}
+
+/// A lab of five machines on a 6-CPU, 6 GiB test host (32 vCPUs at most),
+/// each with its own problems.
+const TROUBLED: &str = "
+environment:
+  - name: lab
+    libvirt_uri: qemu:///system
+    config_defaults:
+      os: tiny
+      cpu: 1
+      memory: 256
+      cloud_image_basedir: BASE/cache
+      disk_image_basedir: BASE/vms
+      cloud_init: {pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}
+    machines:
+      - vm_name: wide
+        cpu: 64
+      - vm_name: huge
+        memory: 8192
+      - vm_name: shares
+        shared_directories: [{source: BASE/nowhere, mount_tag: data}]
+      - vm_name: lost
+        interfaces: [{network: lab-net}]
+      - vm_name: astray
+        cpu: 40
+        interfaces: [{ip4: 10.9.9.9/24, ip4gw: 10.9.9.1}]
+images:
+  tiny:
+    image_url: BASE/source/tiny.qcow2
+";
+
+fn troubled(dir: &Path) -> PathBuf {
+    let manifest = dir.join("Lvlab.yml");
+    let yaml = TROUBLED.replace("BASE", &dir.display().to_string());
+    std::fs::write(&manifest, yaml).unwrap();
+    manifest
+}
+
+#[test]
+fn every_host_problem_of_every_machine_is_reported_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = troubled(dir.path());
+    let uri = host("stock-default-network.xml");
+    let base = dir.path().display();
+    let out = lvlab(&manifest, &["--connect", &uri, "plan"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "no plan: {stdout}");
+    let expected = [
+        format!("image tiny: {base}/source/tiny.qcow2, its image_url, does not exist"),
+        format!("machine wide asks for 64 vCPUs; test guests on {uri} can have at most 32"),
+        format!("machine huge asks for 8192 MiB of memory; the host at {uri} has 6144 MiB"),
+        format!("machine shares shares {base}/nowhere, which does not exist"),
+        format!("machine lost needs libvirt network lab-net, which {uri} does not have"),
+        "machine astray asks for 40 vCPUs".to_string(),
+        "machine astray, interface eth0: 10.9.9.9 is outside network default's subnet 192.168.122.0/24"
+            .to_string(),
+    ];
+    for problem in &expected {
+        assert!(stderr.contains(problem.as_str()), "{problem:?} in {stderr}");
+    }
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {} problems stop this plan:",
+            expected.len()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: set `cpu` to 32 or less"), "{stderr}");
+}
+
+#[test]
+fn shared_directories_without_virtiofsd_are_a_plan_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = troubled(dir.path());
+    std::fs::create_dir_all(dir.path().join("nowhere")).unwrap();
+    tiny_image(&dir.path().join("source/tiny.qcow2"), "16M");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let uri = host("stock-default-network.xml");
+    // Nothing on PATH or in ~/.cargo/bin: virtiofsd is found only where
+    // the system installs it.
+    let out = lvlab_in(&manifest, &["--connect", &uri, "plan", "shares"], |c| {
+        c.env("PATH", &empty).env("HOME", &empty);
+    });
+    let (stdout, stderr) = text(&out);
+    let system_virtiofsd = ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    if system_virtiofsd {
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stderr.contains("machine shares shares directories, but no virtiofsd was found"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn connect_replaces_every_environments_libvirt_uri() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = troubled(dir.path());
+    let uri = host("empty.xml");
+    // The manifest's qemu:///system is never asked: `validate` shows the
+    // URI in use, `status` and `capabilities` report on the test host.
+    let out = lvlab(&manifest, &["--connect", &uri, "validate"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains(&uri), "{stdout}");
+    assert!(!stdout.contains("qemu:///system"), "{stdout}");
+    let out = lvlab(&manifest, &["status", "--connect", &uri]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("undeployed"), "{stdout}");
+    let out = lvlab(&manifest, &["--connect", &uri, "capabilities", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json[0]["uri"], uri.as_str());
+    assert_eq!(json[0]["driver"], "TEST");
+    // The host in use decides the checks: empty.xml has no `default`.
+    let out = lvlab(&manifest, &["--connect", &uri, "plan", "wide"]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains(&format!(
+            "needs libvirt network default, which {uri} does not have"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_saved_plan_records_the_uri_it_was_made_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = troubled(dir.path());
+    let uri = host("stock-default-network.xml");
+    let saved = dir.path().join("plan.json");
+    let saved_arg = saved.display().to_string();
+    // Nothing to do for an absent target on an empty host: a plan that
+    // applies without side effects.
+    let out = lvlab(
+        &manifest,
+        &[
+            "--connect",
+            &uri,
+            "plan",
+            "--target",
+            "absent",
+            "--out",
+            &saved_arg,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(json["connect"], uri.as_str());
+
+    // Without --connect it goes to the recorded URI, not qemu:///system.
+    let out = lvlab(&manifest, &["apply", &saved_arg]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+
+    let other = host("empty.xml");
+    let out = lvlab(&manifest, &["--connect", &other, "apply", &saved_arg]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "was made for --connect {uri}, not --connect {other}"
+        )),
+        "{stderr}"
+    );
+}
+
+/// What each example needs that its header says to make first, made in a
+/// copy of the example's directory with HOME pointing into it.
+fn prepare_example(name: &str, dir: &Path) {
+    let home = dir.join("home");
+    match name {
+        "demo" => {
+            // scripts/demo.sh makes these.
+            tiny_image(&dir.join(".lvlab/images/lvlab-demo.qcow2"), "16M");
+            std::fs::write(
+                dir.join(".lvlab/id_ed25519.pub"),
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl demo\n",
+            )
+            .unwrap();
+        }
+        "full" => {
+            for share in ["src/salt-states", "src/salt-pillar"] {
+                std::fs::create_dir_all(home.join(share)).unwrap();
+            }
+            std::fs::create_dir_all(home.join(".ssh")).unwrap();
+            std::fs::write(
+                home.join(".ssh/id_ed25519.pub"),
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me\n",
+            )
+            .unwrap();
+            // Where `cargo install virtiofsd` puts it; plan only looks.
+            std::fs::create_dir_all(home.join(".cargo/bin")).unwrap();
+            std::fs::write(home.join(".cargo/bin/virtiofsd"), "").unwrap();
+        }
+        other => panic!("examples/{other}: say here what it needs before it plans"),
+    }
+}
+
+/// Every manifest under examples/ and docs/ (docs/ keeps fragments in its
+/// prose and points to examples/ for complete manifests).
+fn manifests() -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![repo("examples"), repo("docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn every_example_validates_and_plans_on_a_test_host() {
+    let manifests = manifests();
+    assert!(manifests.len() >= 2, "{manifests:?}");
+    let uri = host("stock-default-network.xml");
+    for manifest in manifests {
+        let source = manifest.parent().unwrap();
+        let name = source.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join(manifest.file_name().unwrap());
+        std::fs::copy(&manifest, &copy).unwrap();
+        prepare_example(&name, dir.path());
+        let home = dir.path().join("home");
+        for args in [vec!["validate"], vec!["--connect", &uri, "plan"]] {
+            let out = lvlab_in(&copy, &args, |c| {
+                c.env("HOME", &home).current_dir(dir.path());
+            });
+            let (stdout, stderr) = text(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{} {args:?}:\n{stdout}{stderr}",
+                manifest.display()
+            );
+        }
+    }
+}
