@@ -1,16 +1,19 @@
 //! The `user_data` override: a complete cloud-config from the manifest that
 //! replaces the generated user-data. It is data, not a template: its
 //! strings get their placeholders expanded, every user gets the machine's
-//! SSH keys, and the result is written as YAML by [`super::yaml`].
+//! SSH keys, its `runcmd` gets lvlab's leading commands (the `/etc/hosts`
+//! ones and the host layers'), and the result is written as YAML by
+//! [`super::yaml`].
 
 use std::cell::Cell;
 
 use serde_yaml::{Mapping, Value};
 
 use super::{yaml, CloudInitError};
-use crate::desired::{expand_placeholders, MachineSpec};
+use crate::desired::{expand_placeholders, MachineSpec, RunCommand};
 
 const KEYS: &str = "ssh_authorized_keys";
+const RUNCMD: &str = "runcmd";
 
 /// What the placeholders stand for.
 pub struct Placeholders<'a> {
@@ -50,11 +53,14 @@ pub fn uses_password_hash(template: &Value) -> bool {
 }
 
 /// The user-data document for an override: `#cloud-config`, then the
-/// override with placeholders expanded and `keys` added to every user.
+/// override with placeholders expanded, `keys` added to every user and
+/// `leading` put at the front of its `runcmd` (placeholders are not
+/// expanded in them: they are not the override's text).
 pub fn render(
     template: &Value,
     placeholders: &Placeholders,
     keys: &[String],
+    leading: &[RunCommand],
 ) -> Result<String, CloudInitError> {
     if placeholders.password_hash.is_none() && uses_password_hash(template) {
         return Err(CloudInitError::UserData(
@@ -65,6 +71,7 @@ pub fn render(
     }
     let mut doc = expand(template, placeholders)?;
     add_keys(&mut doc, keys);
+    prepend_runcmd(&mut doc, leading)?;
     let body = yaml::block_document(&doc).map_err(CloudInitError::UserData)?;
     Ok(format!("#cloud-config\n{body}"))
 }
@@ -121,6 +128,33 @@ fn add_keys(doc: &mut Value, keys: &[String]) {
     if default_user {
         append_keys(top, keys);
     }
+}
+
+/// Puts `commands` before the override's own `runcmd` (a list, or none).
+fn prepend_runcmd(doc: &mut Value, commands: &[RunCommand]) -> Result<(), CloudInitError> {
+    let Value::Mapping(top) = doc else {
+        return Ok(());
+    };
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut runcmd = commands
+        .iter()
+        .map(|command| {
+            serde_yaml::to_value(command).map_err(|e| CloudInitError::Internal(e.to_string()))
+        })
+        .collect::<Result<Vec<Value>, _>>()?;
+    match top.get(RUNCMD) {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(own)) => runcmd.extend(own.iter().cloned()),
+        Some(_) => {
+            return Err(CloudInitError::UserData(
+                "`runcmd` must be a list of commands; lvlab puts its own before them".into(),
+            ))
+        }
+    }
+    top.insert(Value::String(RUNCMD.into()), Value::Sequence(runcmd));
+    Ok(())
 }
 
 fn append_keys(map: &mut Mapping, keys: &[String]) {

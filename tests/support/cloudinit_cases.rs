@@ -30,7 +30,7 @@ images:
 ";
 
 /// A lab with defaults for everything: static, DHCP, dual stack, several
-/// NICs, runcmd merging, hosts on and off, the password settings and a
+/// NICs (one with only a static IPv6 address), runcmd merging, hosts on and off, the password settings and a
 /// `user_data` override.
 pub const LAB: &str = r#"
 environment:
@@ -72,6 +72,10 @@ environment:
           - name: backend
             network: isolated
             macaddress: "52:54:00:aa:bb:01"
+          - name: v6only
+            network: isolated
+            ip6: fd00:aa::13/64
+            ip6gw: fd00:aa::1
       - vm_name: ignore-defaults
         cloud_init:
           runcmd_ignore_defaults: true
@@ -111,8 +115,9 @@ environment:
 "#;
 
 /// hosts off for an environment and back on for one machine, the RedHat
-/// hosts template, a family without one, network-config v1, and static
-/// addresses without a gateway.
+/// hosts template, a family without one, network-config v1 (with a NIC
+/// that has only a static IPv6 address), and static addresses without a
+/// gateway.
 pub const QUIET: &str = r#"
 environment:
   - name: quiet
@@ -150,6 +155,9 @@ environment:
           - ip4: 10.1.0.8/24
             ip4gw: 10.1.0.1
           - name: eth1
+          - name: eth2
+            ip6: fd01::8/64
+            ip6gw: fd01::1
         nameservers:
           addresses: [10.1.0.1]
           search: [quiet.example]

@@ -67,6 +67,7 @@ pub(super) fn resolve_cloud_init(
             .map_or_else(|| DEFAULT_SHELL.to_string(), |(shell, _)| shell.clone()),
         password,
         runcmd: runcmd(own, defaults),
+        host_runcmd: Vec::new(),
         mounts: pick(m, "mounts", |c| c.mounts.as_ref())
             .map(|(mounts, _)| {
                 mounts
