@@ -19,6 +19,7 @@ fn mark_for(machine: &MachineSpec, manifest: &Path) -> OwnershipMark {
         image_key: machine.os.clone(),
         image_digest: "sha256:image".into(),
         seed_digest: "sha256:seed".into(),
+        renderer: lvlab::cloudinit::RENDERER_VERSION,
         spec_digest: spec_digest(&fields),
         spec: fields,
     }

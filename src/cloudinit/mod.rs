@@ -29,6 +29,20 @@ use user_data::uses_password_hash;
 
 use crate::desired::{ConsolePassword, MachineSpec};
 
+/// The version of the rendering: bump it whenever a change to lvlab makes
+/// the same manifest render a different seed. Each domain's mark records
+/// the version its seed was rendered by, so the planner can tell a seed
+/// that changed because lvlab did (a note) from one whose manifest input
+/// changed (a replacement).
+///
+/// 1: marks without a version (lvlab before versions were recorded).
+/// 2: an override's runcmd keeps the /etc/hosts commands, the host layers'
+///    runcmd, dhcp4 on a NIC with only a static IPv6 address.
+pub const RENDERER_VERSION: u32 = 2;
+
+/// The version a mark without one was rendered by.
+pub const UNVERSIONED_RENDERER: u32 = 1;
+
 /// The three documents of a NoCloud seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seed {
