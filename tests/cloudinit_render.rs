@@ -194,7 +194,7 @@ fn the_override_expands_every_placeholder_and_gets_the_key() {
     assert_eq!(user["passwd"], Value::from(golden_hash()));
     assert_eq!(
         user["ssh_authorized_keys"],
-        serde_yaml::from_str::<Value>(&format!("[ssh-rsa AAAAB3NzaC1yc2E other@example, {KEY}]"))
+        serde_yaml::from_str::<Value>(&format!("[ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAQQDFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXF other@example, {KEY}]"))
             .unwrap()
     );
     // `default` in users: the default user gets the key at the top level.
@@ -367,7 +367,9 @@ fn hostile_values_round_trip_through_user_data_and_network_config() {
             RunCommand::Argv(vec!["echo".into(), hostile.to_string()]),
         ];
         machine.cloud_init.mounts = vec![vec![hostile.to_string(), "/mnt".into()]];
-        machine.cloud_init.pubkey = Some(PublicKey::Literal(hostile.to_string()));
+        // Keys are checked: the hostile text is the key's comment.
+        let key = format!("{KEY} {}", hostile.replace('\n', " "));
+        machine.cloud_init.pubkey = Some(PublicKey::Literal(key.clone()));
         machine.interfaces[0].name = hostile.to_string();
         machine.nameservers.search = vec![hostile.to_string()];
         let keys = pubkey::authorized_keys(machine.cloud_init.pubkey.as_ref().unwrap()).unwrap();
@@ -390,7 +392,7 @@ fn hostile_values_round_trip_through_user_data_and_network_config() {
         for key in ["name", "shell", "sudo", "passwd"] {
             assert_eq!(user[key], Value::from(*hostile), "{key}");
         }
-        assert_eq!(user["ssh_authorized_keys"][0], Value::from(hostile.trim()));
+        assert_eq!(user["ssh_authorized_keys"][0], Value::from(key.trim()));
         let cmds = runcmd(&doc);
         assert_eq!(cmds[2], Value::from(*hostile));
         assert_eq!(cmds[3][1], Value::from(*hostile));

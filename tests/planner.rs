@@ -24,7 +24,7 @@ environment:
       memory: 1024
       cloud_image_basedir: /cache
       disk_image_basedir: /vms
-      cloud_init: {pubkey: ssh-ed25519 AAAA lab}
+      cloud_init: {pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab}
     machines:
       - vm_name: web
         disks: [{name: root, size: 4G}, {name: data, size: 1G}]

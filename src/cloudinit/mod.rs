@@ -26,6 +26,7 @@ pub use digest::seed_digest;
 pub use files::write_seed;
 pub use render::{render, SeedInput};
 use user_data::uses_password_hash;
+pub use user_data::{own_keys, KeySite};
 
 use crate::desired::{ConsolePassword, MachineSpec};
 
@@ -82,8 +83,16 @@ pub fn needs_password_hash(machine: &MachineSpec) -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudInitError {
-    #[error("cannot read the SSH public key {}: {problem}", path.display())]
+    #[error("cannot use the SSH public key {}: {problem}", path.display())]
     Pubkey { path: PathBuf, problem: String },
+    #[error(
+        "{} is a private key; use {} (its public half) as `pubkey`",
+        path.display(),
+        public.display()
+    )]
+    PrivateKey { path: PathBuf, public: PathBuf },
+    #[error("`pubkey` is not an OpenSSH public key: {problem}")]
+    PubkeyText { problem: pubkey::KeyProblem },
     #[error("console password: {0}")]
     Password(String),
     #[error("user_data: {0}")]

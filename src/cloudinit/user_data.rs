@@ -9,7 +9,7 @@ use std::cell::Cell;
 
 use serde_yaml::{Mapping, Value};
 
-use super::{yaml, CloudInitError};
+use super::{pubkey, yaml, CloudInitError};
 use crate::desired::{expand_placeholders, MachineSpec, RunCommand};
 
 const KEYS: &str = "ssh_authorized_keys";
@@ -70,6 +70,10 @@ pub fn render(
         ));
     }
     let mut doc = expand(template, placeholders)?;
+    for (site, key) in own_keys(&doc) {
+        pubkey::parse_public_keys(key)
+            .map_err(|problem| CloudInitError::UserData(format!("{site}: {problem}")))?;
+    }
     add_keys(&mut doc, keys);
     prepend_runcmd(&mut doc, leading)?;
     let body = yaml::block_document(&doc).map_err(CloudInitError::UserData)?;
@@ -104,6 +108,61 @@ fn expand(value: &Value, placeholders: &Placeholders) -> Result<Value, CloudInit
         }
         other => other.clone(),
     })
+}
+
+/// Where one of the override's own SSH keys is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySite {
+    /// The entry of `users`, or `None` for the top-level list.
+    pub user: Option<usize>,
+    /// The entry of the list, or `None` for a single string.
+    pub index: Option<usize>,
+}
+
+impl std::fmt::Display for KeySite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(user) = self.user {
+            write!(f, "users[{user}].")?;
+        }
+        f.write_str(KEYS)?;
+        match self.index {
+            Some(index) => write!(f, "[{index}]"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The override's own SSH keys: the top-level `ssh_authorized_keys` and
+/// each user's, as a string or a list of strings.
+pub fn own_keys<'a>(doc: &'a Value) -> Vec<(KeySite, &'a str)> {
+    let mut found = Vec::new();
+    let mut collect = |map: &'a Mapping, user: Option<usize>| match map.get(KEYS) {
+        Some(Value::String(key)) => found.push((KeySite { user, index: None }, key.as_str())),
+        Some(Value::Sequence(list)) => {
+            for (index, key) in list.iter().enumerate() {
+                if let Value::String(key) = key {
+                    let site = KeySite {
+                        user,
+                        index: Some(index),
+                    };
+                    found.push((site, key.as_str()));
+                }
+            }
+        }
+        _ => {}
+    };
+    let Value::Mapping(top) = doc else {
+        return found;
+    };
+    collect(top, None);
+    if let Some(Value::Sequence(users)) = top.get("users") {
+        for (index, user) in users.iter().enumerate() {
+            if let Value::Mapping(user) = user {
+                collect(user, Some(index));
+            }
+        }
+    }
+    found
 }
 
 /// Adds `keys` to each user's `ssh_authorized_keys`. cloud-init gives the

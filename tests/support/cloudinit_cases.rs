@@ -11,7 +11,8 @@ use lvlab::cloudinit::{self, password, pubkey, Seed, SeedInput};
 use lvlab::desired::{ConsolePassword, Desired, MachineSpec};
 use lvlab::manifest::load_str;
 
-pub const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example";
+pub const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example";
 
 const IMAGES: &str = "
 images:
@@ -107,7 +108,7 @@ environment:
               - name: "{default_vm_username}"
                 passwd: "{password_hash}"
                 lock_passwd: false
-                ssh_authorized_keys: ["ssh-rsa AAAAB3NzaC1yc2E other@example"]
+                ssh_authorized_keys: ["ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAQQDFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXF other@example"]
             write_files:
               - path: /etc/lab
                 content: "{vm_name} in {environment}; literal {{braces}}; shell ${HOME}\n"
