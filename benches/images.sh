@@ -58,7 +58,7 @@ environment:
     libvirt_uri: test:///default
     config_defaults:
       cloud_image_basedir: $work/base
-      cloud_init: {pubkey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y bench"}
+      cloud_init: {pubkey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA bench"}
     machines: [{vm_name: m, os: big}]
 images:
   big:

@@ -16,7 +16,7 @@ environment:
       interfaces: {network: default, ip4gw: 192.168.122.1}
       nameservers: {addresses: [192.168.122.1], search: [bench.example]}
       cloud_init:
-        pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example
+        pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example
         runcmd:
           - apt-get update
           - [systemctl, enable, --now, qemu-guest-agent]
@@ -59,7 +59,7 @@ fn main() {
     let desired = lvlab::manifest::load_str(MANIFEST, Path::new("/srv/bench/Lvlab.yml"))
         .unwrap_or_else(|e| panic!("{}", e.render(false)));
     let machine = desired.machine("web", None).unwrap();
-    let keys = vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example".to_string()];
+    let keys = vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example".to_string()];
     let hash = cloudinit::password::sha512_crypt("bench", b"bench-salt12").unwrap();
     let input = SeedInput {
         machine,

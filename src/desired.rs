@@ -216,6 +216,10 @@ pub struct CloudInitSpec {
     pub password: ConsolePassword,
     /// Defaults' commands then the machine's, unless the machine opted out.
     pub runcmd: Vec<RunCommand>,
+    /// The host layers' top-level `runcmd` (see the manifest's host-wide
+    /// settings), run before `runcmd` and before a `user_data` override's
+    /// own; empty when the machine sets `runcmd_ignore_defaults`.
+    pub host_runcmd: Vec<RunCommand>,
     pub mounts: Vec<Vec<String>>,
     pub manage_etc_hosts: bool,
     /// A complete cloud-config that replaces the generated user-data. Its

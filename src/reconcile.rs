@@ -216,6 +216,7 @@ fn render_machine(
         image_key: machine.os.clone(),
         image_digest: images::record::verified_digest(machine, image).unwrap_or_default(),
         seed_digest,
+        renderer: cloudinit::RENDERER_VERSION,
         spec_digest: spec_digest.clone(),
         spec: fields.clone(),
     };

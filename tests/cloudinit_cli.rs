@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example";
 
 fn manifest(dir: &Path, pubkey: &str) -> String {
     let text = format!(
@@ -188,4 +189,58 @@ fn the_public_key_is_read_from_its_file_and_a_missing_file_is_named() {
     assert!(err.contains(&key_file.display().to_string()), "{err}");
     assert!(err.contains("No such file"), "{err}");
     assert!(!dir.path().join("vms/lab/web").exists());
+}
+
+#[test]
+fn a_private_key_file_is_refused_and_never_written_or_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("id_ed25519");
+    std::fs::write(
+        &private,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE/SECRET-BODY/AAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let file = manifest(dir.path(), &private.display().to_string());
+    for args in [&["web", "--stdout"][..], &["web"][..]] {
+        let out = lvlab(&file, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let (out_text, err) = (stdout(&out), stderr(&out));
+        assert!(
+            err.contains(&format!(
+                "{} is a private key; use {}.pub",
+                private.display(),
+                private.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            !err.contains("SECRET-BODY") && !out_text.contains("SECRET-BODY"),
+            "{out_text}\n{err}"
+        );
+    }
+    assert!(!dir.path().join("vms/lab/web").exists(), "no seed written");
+
+    // The same file as the key of a plan on a host where the machines fit:
+    // refused the same way.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("10.0.0.", "192.168.122.")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .args([
+            "-f",
+            &file,
+            "--connect",
+            "test:///default",
+            "plan",
+            "--env",
+            "lab",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (out_text, err) = (stdout(&out), stderr(&out));
+    assert!(err.contains("is a private key"), "{out_text}\n{err}");
+    assert!(
+        !err.contains("SECRET-BODY") && !out_text.contains("SECRET-BODY"),
+        "{out_text}\n{err}"
+    );
 }

@@ -194,7 +194,7 @@ fn the_override_expands_every_placeholder_and_gets_the_key() {
     assert_eq!(user["passwd"], Value::from(golden_hash()));
     assert_eq!(
         user["ssh_authorized_keys"],
-        serde_yaml::from_str::<Value>(&format!("[ssh-rsa AAAAB3NzaC1yc2E other@example, {KEY}]"))
+        serde_yaml::from_str::<Value>(&format!("[ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAQQDFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXF other@example, {KEY}]"))
             .unwrap()
     );
     // `default` in users: the default user gets the key at the top level.
@@ -203,12 +203,90 @@ fn the_override_expands_every_placeholder_and_gets_the_key() {
         doc["write_files"][0]["content"],
         Value::from("override in lab; literal {braces}; shell ${HOME}\n")
     );
-    // Strings YAML 1.1 would read as booleans, numbers or dates stay strings.
+    // The /etc/hosts commands first (manage_etc_hosts is on), then the
+    // override's own; strings YAML 1.1 would read as booleans, numbers or
+    // dates stay strings.
+    let cmds = runcmd(&doc);
+    assert!(is_hosts_command(&cmds[0]) && is_hosts_command(&cmds[1]));
+    let expected: Vec<Value> = ["yes", "on", "12:30", "2001-12-14", "1_000"]
+        .into_iter()
+        .map(Value::from)
+        .collect();
+    assert_eq!(cmds[2..], expected);
+}
+
+/// `machine` of LAB with the host layers' `runcmd` filled in, rendered.
+fn with_host_runcmd(vm: &str, edit: impl FnOnce(&mut lvlab::desired::MachineSpec)) -> Value {
+    let desired = load(LAB);
+    let mut machine = desired.machine(vm, None).unwrap().clone();
+    machine.cloud_init.host_runcmd = vec![
+        RunCommand::Shell("echo host".into()),
+        RunCommand::Argv(vec!["touch".into(), "/host".into()]),
+    ];
+    edit(&mut machine);
+    let seed = render_machine(&desired, &machine);
+    serde_yaml::from_str(&seed.user_data).unwrap()
+}
+
+#[test]
+fn host_runcmd_runs_after_the_hosts_commands_and_before_the_machines_own() {
+    let host: Vec<Value> = vec![
+        Value::from("echo host"),
+        serde_yaml::from_str("[touch, /host]").unwrap(),
+    ];
+    // Generated user-data: hosts commands, host layers, defaults + machine.
+    let cmds = runcmd(&with_host_runcmd("static", |_| {}));
+    assert!(is_hosts_command(&cmds[0]) && is_hosts_command(&cmds[1]));
+    assert_eq!(cmds[2..4], host);
+    assert_eq!(cmds[4], Value::from("apt-get update"));
+    assert_eq!(cmds.last(), Some(&Value::from("echo static > /etc/role")));
+
+    // An override: the same leading commands before its own.
+    let cmds = runcmd(&with_host_runcmd("override", |_| {}));
+    assert!(is_hosts_command(&cmds[0]) && is_hosts_command(&cmds[1]));
+    assert_eq!(cmds[2..4], host);
+    assert_eq!(cmds[4], Value::from("yes"));
+    assert_eq!(cmds.len(), 9);
+
+    // Without manage_etc_hosts only the host layers' commands lead; an
+    // override without a runcmd of its own gets one.
+    let doc = with_host_runcmd("override", |m| {
+        m.cloud_init.manage_etc_hosts = false;
+        let Some(Value::Mapping(data)) = &mut m.cloud_init.user_data else {
+            panic!("an override")
+        };
+        data.remove("runcmd");
+    });
+    assert_eq!(runcmd(&doc), host);
+}
+
+#[test]
+fn an_override_without_leading_commands_is_left_as_written() {
+    let desired = load(LAB);
+    let mut machine = desired.machine("override", None).unwrap().clone();
+    machine.cloud_init.manage_etc_hosts = false;
+    let doc: Value = serde_yaml::from_str(&render_machine(&desired, &machine).user_data).unwrap();
     let expected: Vec<Value> = ["yes", "on", "12:30", "2001-12-14", "1_000"]
         .into_iter()
         .map(Value::from)
         .collect();
     assert_eq!(runcmd(&doc), expected);
+    // A runcmd that is not a list cannot take lvlab's commands.
+    machine.cloud_init.manage_etc_hosts = true;
+    let Some(Value::Mapping(data)) = &mut machine.cloud_init.user_data else {
+        panic!("an override")
+    };
+    data.insert("runcmd".into(), Value::from("echo one"));
+    let image = &desired.images["debian12"];
+    let err = cloudinit::render(&SeedInput {
+        machine: &machine,
+        environment: &desired.environments[0],
+        image,
+        authorized_keys: &[],
+        password_hash: Some("x"),
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("`runcmd` must be a list"), "{err}");
 }
 
 #[test]
@@ -289,7 +367,9 @@ fn hostile_values_round_trip_through_user_data_and_network_config() {
             RunCommand::Argv(vec!["echo".into(), hostile.to_string()]),
         ];
         machine.cloud_init.mounts = vec![vec![hostile.to_string(), "/mnt".into()]];
-        machine.cloud_init.pubkey = Some(PublicKey::Literal(hostile.to_string()));
+        // Keys are checked: the hostile text is the key's comment.
+        let key = format!("{KEY} {}", hostile.replace('\n', " "));
+        machine.cloud_init.pubkey = Some(PublicKey::Literal(key.clone()));
         machine.interfaces[0].name = hostile.to_string();
         machine.nameservers.search = vec![hostile.to_string()];
         let keys = pubkey::authorized_keys(machine.cloud_init.pubkey.as_ref().unwrap()).unwrap();
@@ -312,7 +392,7 @@ fn hostile_values_round_trip_through_user_data_and_network_config() {
         for key in ["name", "shell", "sudo", "passwd"] {
             assert_eq!(user[key], Value::from(*hostile), "{key}");
         }
-        assert_eq!(user["ssh_authorized_keys"][0], Value::from(hostile.trim()));
+        assert_eq!(user["ssh_authorized_keys"][0], Value::from(key.trim()));
         let cmds = runcmd(&doc);
         assert_eq!(cmds[2], Value::from(*hostile));
         assert_eq!(cmds[3][1], Value::from(*hostile));
@@ -353,6 +433,16 @@ fn network_config_follows_the_interfaces() {
         (backend["dhcp4"].as_bool(), backend["dhcp6"].as_bool()),
         (Some(true), Some(true))
     );
+    // Only a static IPv6 address: DHCP for IPv4 stays on, as the original
+    // renders it.
+    let v6only = &net["ethernets"]["v6only"];
+    assert_eq!(
+        (v6only["dhcp4"].as_bool(), v6only["dhcp6"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(v6only["addresses"][0], Value::from("fd00:aa::13/64"));
+    assert_eq!(v6only["gateway6"], Value::from("fd00:aa::1"));
+    assert!(v6only.get("routes").is_none());
 
     let (_, seed) = render_case(cases::QUIET, "quiet", "rocky-off");
     let net: Value = serde_yaml::from_str(&seed.network_config).unwrap();
@@ -374,7 +464,15 @@ fn network_config_follows_the_interfaces() {
     );
     assert_eq!(config[0]["subnets"][0]["gateway"], Value::from("10.1.0.1"));
     assert_eq!(config[1]["subnets"][0]["type"], Value::from("dhcp"));
-    assert_eq!(config[2]["type"], Value::from("nameserver"));
+    // Only a static IPv6 address: IPv4 still from DHCP.
+    let subnets: Vec<&Value> = config[2]["subnets"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| &s["type"])
+        .collect();
+    assert_eq!(subnets, [&Value::from("dhcp"), &Value::from("static6")]);
+    assert_eq!(config[3]["type"], Value::from("nameserver"));
 
     let (desired, seed) = render_case(cases::QUIET, "laptop", "usermode");
     let net: Value = serde_yaml::from_str(&seed.network_config).unwrap();

@@ -19,6 +19,7 @@ fn mark_for(machine: &MachineSpec, manifest: &Path) -> OwnershipMark {
         image_key: machine.os.clone(),
         image_digest: "sha256:image".into(),
         seed_digest: "sha256:seed".into(),
+        renderer: lvlab::cloudinit::RENDERER_VERSION,
         spec_digest: spec_digest(&fields),
         spec: fields,
     }
@@ -163,7 +164,7 @@ fn every_device_of_every_example_machine_reads_back_from_libvirt() {
 fn graphics_listen_on_loopback_only_when_asked() {
     let yaml = "environment:
   - name: lab
-    config_defaults: {os: img, cloud_init: {pubkey: ssh-ed25519 AAAA x}, interfaces: {network_type: user}}
+    config_defaults: {os: img, cloud_init: {pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA x}, interfaces: {network_type: user}}
     machines:
       - {vm_name: plain}
       - {vm_name: vnc, graphics: vnc}

@@ -19,7 +19,8 @@ use http::{Behaviour, Server};
 use lvlab::desired::ChecksumAlgorithm;
 use lvlab::images::hash::StreamHasher;
 
-const PUBKEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example";
+const PUBKEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example";
 const MIB: usize = 1024 * 1024;
 
 /// Deterministic bytes that do not compress or repeat within a file.

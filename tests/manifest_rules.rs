@@ -9,7 +9,8 @@ use lvlab::desired::{
 };
 use lvlab::manifest::load_str;
 
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example";
 
 fn load(yaml: &str) -> Desired {
     let yaml = yaml.replace("$KEY", KEY);
@@ -706,4 +707,97 @@ environment:
         err.contains("neither an SSH public key nor a path"),
         "{err}"
     );
+}
+
+/// A private key as someone might paste it; `SECRET-BODY` must never show.
+const PRIVATE_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE/SECRET-BODY/AAAA\n-----END OPENSSH PRIVATE KEY-----";
+
+#[test]
+fn pubkey_text_must_be_an_openssh_public_key_and_never_a_private_one() {
+    let with_pubkey = |pubkey: &str| {
+        format!(
+            "
+environment:
+  - name: lab
+    machines: [{{vm_name: a, os: debian12, cloud_init: {{pubkey: {pubkey}}}}}]
+{IMAGES}"
+        )
+    };
+    // The right type name, but base64 of nothing like a key.
+    let err = load_err(&with_pubkey("ssh-ed25519 AAAAC3Nza lab"));
+    assert!(
+        err.contains("not an OpenSSH public key: line 1: the key is not valid base64"),
+        "{err}"
+    );
+    assert!(err.contains("Lvlab.yml:4:"), "{err}");
+    // A type the key's own data contradicts.
+    let swapped = KEY.replacen("ssh-ed25519", "ssh-rsa", 1);
+    let err = load_err(&with_pubkey(&swapped));
+    assert!(err.contains("of another type"), "{err}");
+
+    // Pasted in one line (quoted) or as a block: refused, never shown.
+    let err = load_err(&with_pubkey(&format!("{:?}", PRIVATE_KEY)));
+    assert!(
+        err.contains("this is a private key; give the public key"),
+        "{err}"
+    );
+    assert!(err.contains("at /srv/lab/Lvlab.yml:4:"), "{err}");
+    assert!(!err.contains("SECRET-BODY"), "{err}");
+    let block = format!(
+        "
+environment:
+  - name: lab
+    machines:
+      - vm_name: a
+        os: debian12
+        cloud_init:
+          pubkey: |
+{}
+{IMAGES}",
+        PRIVATE_KEY
+            .lines()
+            .map(|l| format!("            {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let err = load_err(&block);
+    assert!(err.contains("this is a private key"), "{err}");
+    assert!(!err.contains("SECRET-BODY"), "{err}");
+}
+
+#[test]
+fn keys_inside_a_user_data_override_are_checked_too() {
+    let with_keys = |keys: &str| {
+        format!(
+            "
+environment:
+  - name: lab
+    machines:
+      - vm_name: custom
+        os: debian12
+        cloud_init:
+          user_data:
+            ssh_authorized_keys: [$KEY]
+            users:
+              - default
+              - name: ops
+                ssh_authorized_keys: {keys}
+{IMAGES}"
+        )
+    };
+    load(&with_keys("[$KEY]"));
+    let err = load_err(&with_keys("[$KEY, 'ssh-ed25519 AAAA ops']"));
+    assert!(
+        err.contains("not an OpenSSH public key: line 1: the key's data is cut short"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "key: environment[0].machines[0].cloud_init.user_data.users[1].ssh_authorized_keys[1]"
+        ),
+        "{err}"
+    );
+    let err = load_err(&with_keys(&format!("{:?}", PRIVATE_KEY)));
+    assert!(err.contains("this is a private key"), "{err}");
+    assert!(!err.contains("SECRET-BODY"), "{err}");
 }

@@ -25,7 +25,13 @@ impl Lab {
     }
 
     fn write_manifest(&self, state: &str, memory: u32) {
-        let uri = format!("test://{}/state/{state}", env!("CARGO_MANIFEST_DIR"));
+        let state = format!("{}/state/{state}", env!("CARGO_MANIFEST_DIR"));
+        self.write_manifest_on(Path::new(&state), memory);
+    }
+
+    /// The manifest on the test-driver host described by `state` (absolute).
+    fn write_manifest_on(&self, state: &Path, memory: u32) {
+        let uri = format!("test://{}", state.display());
         let base = self.dir.path().display();
         std::fs::write(
             self.manifest(),
@@ -358,4 +364,96 @@ fn plan_json_uses_only_the_documented_names() {
             assert!(doc.contains(&format!("`{name}`")), "{name} is documented");
         }
     }
+}
+
+/// A host where an lvlab that recorded no renderer version deployed `web`
+/// and `db` of the lab with 256 MiB, their seeds rendered differently from
+/// today's rendering. Written here because the marks' spec must match the
+/// lab's temporary paths and derived MACs.
+fn deployed_by_older_lvlab(lab: &Lab) -> PathBuf {
+    let desired = lvlab::manifest::load(&lab.manifest()).unwrap();
+    let mut domains = String::new();
+    for (index, machine) in desired.environments[0].machines.iter().enumerate() {
+        let fields = lvlab::domain::SpecFields::of(machine, "test", "sha256:rendered-before");
+        let spec = serde_json::to_string(&fields).unwrap();
+        domains.push_str(&format!(
+            "  <domain type='test'>
+    <name>{domain}</name>
+    <uuid>6a1b2c3d-0000-4000-8000-00000000000{index}</uuid>
+    <metadata>
+      <lvlab:machine xmlns:lvlab='urn:lvlab:machine:1'>
+        <lvlab:environment>lab</lvlab:environment>
+        <lvlab:vm-name>{vm}</lvlab:vm-name>
+        <lvlab:manifest>{manifest}</lvlab:manifest>
+        <lvlab:vm-dir>{dir}</lvlab:vm-dir>
+        <lvlab:image key='tiny' digest=''/>
+        <lvlab:seed digest='sha256:rendered-before'/>
+        <lvlab:spec digest='{digest}'>{spec}</lvlab:spec>
+      </lvlab:machine>
+    </metadata>
+    <memory unit='MiB'>256</memory>
+    <vcpu>1</vcpu>
+    <os><type arch='i686'>hvm</type></os>
+  </domain>
+",
+            domain = machine.domain_name,
+            vm = machine.vm_name,
+            manifest = lab.manifest().display(),
+            dir = machine.vm_dir.display(),
+            digest = lvlab::domain::spec_digest(&fields),
+        ));
+        std::fs::create_dir_all(&machine.vm_dir).unwrap();
+        for file in ["disk0.qcow2", "cidata.iso"] {
+            std::fs::write(machine.vm_dir.join(file), "").unwrap();
+        }
+    }
+    let state = lab.path().join("older-lvlab.xml");
+    std::fs::write(
+        &state,
+        format!("<node>\n  <memory>4194304</memory>\n{domains}</node>\n"),
+    )
+    .unwrap();
+    state
+}
+
+#[test]
+fn machines_deployed_by_an_older_lvlab_plan_as_no_change_with_a_note() {
+    let lab = Lab::on("empty.xml");
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 256);
+    let out = lab.run(&["plan", "--detailed-exitcode"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for vm in ["web", "db"] {
+        assert!(
+            stdout.contains(&format!(
+                "Note: {vm}: cloud-init seed rendered by an older lvlab; `--replace` to re-render"
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("\nNo changes. The lab matches "),
+        "{stdout}"
+    );
+    let out = lab.run(&["plan", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["changes"], serde_json::json!([]), "{json}");
+    assert_eq!(json["notes"].as_array().unwrap().len(), 2, "{json}");
+
+    // A real manifest change still plans, as that change alone.
+    lab.write_manifest_on(&state, 512);
+    let out = lab.run(&["plan", "--detailed-exitcode", "web"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .contains("# (because memory changed 256 MiB -> 512 MiB; takes effect after restart)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("cloud-init seed changed"), "{stdout}");
+    assert!(
+        stdout.ends_with("Plan: 0 to add, 1 to change, 0 to destroy.\n"),
+        "{stdout}"
+    );
 }

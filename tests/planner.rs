@@ -26,7 +26,7 @@ environment:
       memory: 1024
       cloud_image_basedir: /cache
       disk_image_basedir: /vms
-      cloud_init: {pubkey: ssh-ed25519 AAAA lab}
+      cloud_init: {pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab}
     machines:
       - vm_name: web
         disks: [{name: root, size: 4G}, {name: data, size: 1G}]
@@ -76,6 +76,7 @@ fn mark_for(machine: &MachineSpec) -> OwnershipMark {
         image_key: machine.os.clone(),
         image_digest: String::new(),
         seed_digest: SEED.into(),
+        renderer: lvlab::cloudinit::RENDERER_VERSION,
         spec_digest: r.spec_digest,
         spec: r.fields,
     }
@@ -279,6 +280,13 @@ fn all() -> Selection {
 fn images_only() -> Selection {
     Selection {
         images_only: true,
+        ..all()
+    }
+}
+
+fn replace(machine: &str) -> Selection {
+    Selection {
+        replace: vec![machine.into()],
         ..all()
     }
 }
@@ -891,4 +899,137 @@ fn a_missing_shared_directory_is_a_plan_error() {
             .contains("shares /nonexistent/salt, which does not exist"),
         "{err}"
     );
+}
+
+/// The `<metadata>` of `mark` exactly as lvlab wrote it before marks
+/// recorded a renderer version: no `renderer` on `<lvlab:seed>`.
+fn unversioned_mark_xml(mark: &OwnershipMark) -> String {
+    let spec = serde_json::to_string(&mark.spec).unwrap();
+    format!(
+        "<domain type='qemu'>
+  <name>{}_{}</name>
+  <metadata>
+    <lvlab:machine xmlns:lvlab='urn:lvlab:machine:1'>
+      <lvlab:environment>{}</lvlab:environment>
+      <lvlab:vm-name>{}</lvlab:vm-name>
+      <lvlab:manifest>{}</lvlab:manifest>
+      <lvlab:vm-dir>{}</lvlab:vm-dir>
+      <lvlab:image key='{}' digest=''/>
+      <lvlab:seed digest='{}'/>
+      <lvlab:spec digest='{}'>{spec}</lvlab:spec>
+    </lvlab:machine>
+  </metadata>
+</domain>",
+        mark.vm_name,
+        mark.environment,
+        mark.environment,
+        mark.vm_name,
+        mark.manifest,
+        mark.vm_dir,
+        mark.image_key,
+        mark.seed_digest,
+        mark.spec_digest,
+    )
+}
+
+/// `web` deployed by an lvlab that recorded no renderer version, with a
+/// seed digest other than today's rendering gives; `edit` changes its
+/// recorded spec further.
+fn deployed_by_older_lvlab(edit: impl FnOnce(&mut OwnershipMark)) -> World {
+    let mut world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running);
+    let mark = world.mark("web");
+    mark.seed_digest = "sha256:rendered-before".into();
+    mark.spec
+        .0
+        .insert("seed".into(), "sha256:rendered-before".into());
+    edit(mark);
+    mark.spec_digest = spec_digest(&mark.spec);
+    let parsed = OwnershipMark::from_domain_xml(&unversioned_mark_xml(mark)).unwrap();
+    assert_eq!(
+        parsed.renderer,
+        lvlab::cloudinit::UNVERSIONED_RENDERER,
+        "a mark without a version reads as the first renderer"
+    );
+    *mark = parsed;
+    world
+}
+
+const OLDER_NOTE: &str =
+    "Note: web: cloud-init seed rendered by an older lvlab; `--replace` to re-render (lvlab apply --replace web)";
+
+#[test]
+fn a_machine_deployed_by_an_older_lvlab_is_no_change_but_a_note() {
+    let world = deployed_by_older_lvlab(|_| {});
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(
+        plan.is_empty() && plan.blocks.is_empty(),
+        "{:?}",
+        plan.blocks
+    );
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(text.contains(OLDER_NOTE), "{text}");
+    assert!(
+        text.ends_with("No changes. The lab matches Lvlab.yml.\n"),
+        "{text}"
+    );
+    let json = plan::to_json(&plan);
+    assert_eq!(json["changes"], serde_json::json!([]));
+    assert!(
+        json["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("rendered by an older lvlab; `--replace` to re-render"),
+        "{json}"
+    );
+
+    // Asked for, the replacement happens and the note is not needed.
+    let plan = world.plan(Target::Running, replace("web")).unwrap();
+    assert_eq!(plan.blocks[0].change, Change::Replace);
+    assert_eq!(plan.blocks[0].reasons, [Reason::ReplaceRequested]);
+    assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+}
+
+#[test]
+fn a_real_change_on_a_machine_deployed_by_an_older_lvlab_still_plans() {
+    // Memory changed in the manifest: an in-place update, not a
+    // replacement for the seed lvlab renders differently now.
+    let world = deployed_by_older_lvlab(|mark| {
+        mark.spec.0.insert("memory".into(), "2048 MiB".into());
+    });
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert_eq!(steps(&plan), ["lab.web: update domain definition"]);
+    let Reason::SpecChanged { changes, .. } = &plan.blocks[0].reasons[0] else {
+        panic!("{:?}", plan.blocks[0].reasons)
+    };
+    let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(fields, ["memory"]);
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(text.contains(OLDER_NOTE), "{text}");
+    assert!(
+        text.ends_with("Plan: 0 to add, 1 to change, 0 to destroy.\n"),
+        "{text}"
+    );
+
+    // A new disk still needs a replacement.
+    let world = deployed_by_older_lvlab(|mark| {
+        mark.spec.0.remove("disk.data");
+    });
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert_eq!(plan.blocks[0].change, Change::ReplaceNotRequested);
+}
+
+#[test]
+fn a_seed_change_under_todays_renderer_is_a_change() {
+    let mut world = deployed_by_older_lvlab(|_| {});
+    world.mark("web").renderer = lvlab::cloudinit::RENDERER_VERSION;
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert_eq!(plan.blocks[0].change, Change::ReplaceNotRequested);
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains("cloud-init seed changed; cloud-init only runs on first boot"),
+        "{text}"
+    );
+    assert!(!text.contains("older lvlab"), "{text}");
 }

@@ -26,8 +26,23 @@ pub use digest::seed_digest;
 pub use files::write_seed;
 pub use render::{render, SeedInput};
 use user_data::uses_password_hash;
+pub use user_data::{own_keys, KeySite};
 
 use crate::desired::{ConsolePassword, MachineSpec};
+
+/// The version of the rendering: bump it whenever a change to lvlab makes
+/// the same manifest render a different seed. Each domain's mark records
+/// the version its seed was rendered by, so the planner can tell a seed
+/// that changed because lvlab did (a note) from one whose manifest input
+/// changed (a replacement).
+///
+/// 1: marks without a version (lvlab before versions were recorded).
+/// 2: an override's runcmd keeps the /etc/hosts commands, the host layers'
+///    runcmd, dhcp4 on a NIC with only a static IPv6 address.
+pub const RENDERER_VERSION: u32 = 2;
+
+/// The version a mark without one was rendered by.
+pub const UNVERSIONED_RENDERER: u32 = 1;
 
 /// The three documents of a NoCloud seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +83,16 @@ pub fn needs_password_hash(machine: &MachineSpec) -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudInitError {
-    #[error("cannot read the SSH public key {}: {problem}", path.display())]
+    #[error("cannot use the SSH public key {}: {problem}", path.display())]
     Pubkey { path: PathBuf, problem: String },
+    #[error(
+        "{} is a private key; use {} (its public half) as `pubkey`",
+        path.display(),
+        public.display()
+    )]
+    PrivateKey { path: PathBuf, public: PathBuf },
+    #[error("`pubkey` is not an OpenSSH public key: {problem}")]
+    PubkeyText { problem: pubkey::KeyProblem },
     #[error("console password: {0}")]
     Password(String),
     #[error("user_data: {0}")]

@@ -7,7 +7,8 @@
 //! because cloud-init before 23.1 (Debian 12 ships 22.4) turns a `::/0`
 //! route into `::/64` in every renderer but netplan (LP: #2003562). v1 has no
 //! match: its `physical` entries name the device and give its MAC. NICs on
-//! user-mode networking (user, passt) always use DHCP.
+//! user-mode networking (user, passt) always use DHCP. A NIC with only a
+//! static IPv6 address keeps DHCP for IPv4, as the original renders it.
 
 use serde::Serialize;
 
@@ -24,7 +25,10 @@ pub struct NicContext {
     /// The manifest's label: the v2 key and the v1 `name`.
     pub label: String,
     pub mac: String,
-    pub dhcp: bool,
+    /// DHCP for IPv4: without a static IPv4 address.
+    pub dhcp4: bool,
+    /// DHCP for IPv6: only without any static address.
+    pub dhcp6: bool,
     pub ipv4: Option<StaticContext>,
     pub ipv6: Option<StaticContext>,
     /// Both static addresses, for v2's `addresses`.
@@ -81,7 +85,8 @@ pub fn context(machine: &MachineSpec) -> NetworkContext {
             NicContext {
                 label: nic.name.clone(),
                 mac: nic.mac.to_string(),
-                dhcp: matches!(nic.addressing, Addressing::Dhcp),
+                dhcp4: ipv4.is_none(),
+                dhcp6: ipv4.is_none() && ipv6.is_none(),
                 ipv4,
                 ipv6,
                 addresses,

@@ -92,6 +92,7 @@ pub fn render(input: &SeedInput) -> Result<Seed, CloudInitError> {
                 password_hash: input.password_hash,
             },
             input.authorized_keys,
+            &leading_runcmd(input),
         )?,
         None => render_template("user-data.yaml.j2", &generated_user_data(input))?,
     };
@@ -113,10 +114,7 @@ pub fn render(input: &SeedInput) -> Result<Seed, CloudInitError> {
 fn generated_user_data<'a>(input: &'a SeedInput) -> UserData<'a> {
     let machine = input.machine;
     let ci = &machine.cloud_init;
-    let mut runcmd = Vec::with_capacity(ci.runcmd.len() + 2);
-    if ci.manage_etc_hosts {
-        runcmd.extend(hosts::commands(input.environment, &input.image.family));
-    }
+    let mut runcmd = leading_runcmd(input);
     runcmd.extend(ci.runcmd.iter().cloned());
     UserData {
         hostname: &machine.hostname,
@@ -132,6 +130,20 @@ fn generated_user_data<'a>(input: &'a SeedInput) -> UserData<'a> {
         runcmd,
         mounts: &ci.mounts,
     }
+}
+
+/// The commands that run before the machine's own, in generated user-data
+/// and in a `user_data` override alike (as the original did): the
+/// `/etc/hosts` commands when `manage_etc_hosts` is on, then the host
+/// layers' `runcmd`.
+fn leading_runcmd(input: &SeedInput) -> Vec<RunCommand> {
+    let ci = &input.machine.cloud_init;
+    let mut runcmd = Vec::with_capacity(ci.host_runcmd.len() + 2);
+    if ci.manage_etc_hosts {
+        runcmd.extend(hosts::commands(input.environment, &input.image.family));
+    }
+    runcmd.extend(ci.host_runcmd.iter().cloned());
+    runcmd
 }
 
 fn render_template<T: Serialize>(name: &str, context: &T) -> Result<String, CloudInitError> {

@@ -1,16 +1,19 @@
 //! The `user_data` override: a complete cloud-config from the manifest that
 //! replaces the generated user-data. It is data, not a template: its
 //! strings get their placeholders expanded, every user gets the machine's
-//! SSH keys, and the result is written as YAML by [`super::yaml`].
+//! SSH keys, its `runcmd` gets lvlab's leading commands (the `/etc/hosts`
+//! ones and the host layers'), and the result is written as YAML by
+//! [`super::yaml`].
 
 use std::cell::Cell;
 
 use serde_yaml::{Mapping, Value};
 
-use super::{yaml, CloudInitError};
-use crate::desired::{expand_placeholders, MachineSpec};
+use super::{pubkey, yaml, CloudInitError};
+use crate::desired::{expand_placeholders, MachineSpec, RunCommand};
 
 const KEYS: &str = "ssh_authorized_keys";
+const RUNCMD: &str = "runcmd";
 
 /// What the placeholders stand for.
 pub struct Placeholders<'a> {
@@ -50,11 +53,14 @@ pub fn uses_password_hash(template: &Value) -> bool {
 }
 
 /// The user-data document for an override: `#cloud-config`, then the
-/// override with placeholders expanded and `keys` added to every user.
+/// override with placeholders expanded, `keys` added to every user and
+/// `leading` put at the front of its `runcmd` (placeholders are not
+/// expanded in them: they are not the override's text).
 pub fn render(
     template: &Value,
     placeholders: &Placeholders,
     keys: &[String],
+    leading: &[RunCommand],
 ) -> Result<String, CloudInitError> {
     if placeholders.password_hash.is_none() && uses_password_hash(template) {
         return Err(CloudInitError::UserData(
@@ -64,7 +70,12 @@ pub fn render(
         ));
     }
     let mut doc = expand(template, placeholders)?;
+    for (site, key) in own_keys(&doc) {
+        pubkey::parse_public_keys(key)
+            .map_err(|problem| CloudInitError::UserData(format!("{site}: {problem}")))?;
+    }
     add_keys(&mut doc, keys);
+    prepend_runcmd(&mut doc, leading)?;
     let body = yaml::block_document(&doc).map_err(CloudInitError::UserData)?;
     Ok(format!("#cloud-config\n{body}"))
 }
@@ -99,6 +110,61 @@ fn expand(value: &Value, placeholders: &Placeholders) -> Result<Value, CloudInit
     })
 }
 
+/// Where one of the override's own SSH keys is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySite {
+    /// The entry of `users`, or `None` for the top-level list.
+    pub user: Option<usize>,
+    /// The entry of the list, or `None` for a single string.
+    pub index: Option<usize>,
+}
+
+impl std::fmt::Display for KeySite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(user) = self.user {
+            write!(f, "users[{user}].")?;
+        }
+        f.write_str(KEYS)?;
+        match self.index {
+            Some(index) => write!(f, "[{index}]"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The override's own SSH keys: the top-level `ssh_authorized_keys` and
+/// each user's, as a string or a list of strings.
+pub fn own_keys<'a>(doc: &'a Value) -> Vec<(KeySite, &'a str)> {
+    let mut found = Vec::new();
+    let mut collect = |map: &'a Mapping, user: Option<usize>| match map.get(KEYS) {
+        Some(Value::String(key)) => found.push((KeySite { user, index: None }, key.as_str())),
+        Some(Value::Sequence(list)) => {
+            for (index, key) in list.iter().enumerate() {
+                if let Value::String(key) = key {
+                    let site = KeySite {
+                        user,
+                        index: Some(index),
+                    };
+                    found.push((site, key.as_str()));
+                }
+            }
+        }
+        _ => {}
+    };
+    let Value::Mapping(top) = doc else {
+        return found;
+    };
+    collect(top, None);
+    if let Some(Value::Sequence(users)) = top.get("users") {
+        for (index, user) in users.iter().enumerate() {
+            if let Value::Mapping(user) = user {
+                collect(user, Some(index));
+            }
+        }
+    }
+    found
+}
+
 /// Adds `keys` to each user's `ssh_authorized_keys`. cloud-init gives the
 /// top-level `ssh_authorized_keys` to the distribution's default user, so
 /// the keys go there too when `users` has no list or names `default`.
@@ -121,6 +187,33 @@ fn add_keys(doc: &mut Value, keys: &[String]) {
     if default_user {
         append_keys(top, keys);
     }
+}
+
+/// Puts `commands` before the override's own `runcmd` (a list, or none).
+fn prepend_runcmd(doc: &mut Value, commands: &[RunCommand]) -> Result<(), CloudInitError> {
+    let Value::Mapping(top) = doc else {
+        return Ok(());
+    };
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut runcmd = commands
+        .iter()
+        .map(|command| {
+            serde_yaml::to_value(command).map_err(|e| CloudInitError::Internal(e.to_string()))
+        })
+        .collect::<Result<Vec<Value>, _>>()?;
+    match top.get(RUNCMD) {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(own)) => runcmd.extend(own.iter().cloned()),
+        Some(_) => {
+            return Err(CloudInitError::UserData(
+                "`runcmd` must be a list of commands; lvlab puts its own before them".into(),
+            ))
+        }
+    }
+    top.insert(Value::String(RUNCMD.into()), Value::Sequence(runcmd));
+    Ok(())
 }
 
 fn append_keys(map: &mut Mapping, keys: &[String]) {

@@ -21,6 +21,9 @@ pub struct OwnershipMark {
     /// The verified image digest, empty when the image was not verified.
     pub image_digest: String,
     pub seed_digest: String,
+    /// The [`crate::cloudinit::RENDERER_VERSION`] that rendered the seed;
+    /// [`crate::cloudinit::UNVERSIONED_RENDERER`] for a mark without one.
+    pub renderer: u32,
     pub spec_digest: String,
     /// The spec fields, for "what changed" in plans.
     pub spec: SpecFields,
@@ -57,6 +60,9 @@ impl OwnershipMark {
             image_key: attr("image", "key"),
             image_digest: attr("image", "digest"),
             seed_digest: attr("seed", "digest"),
+            renderer: attr("seed", "renderer")
+                .parse()
+                .unwrap_or(crate::cloudinit::UNVERSIONED_RENDERER),
             spec_digest: attr("spec", "digest"),
             spec,
         })
@@ -90,6 +96,27 @@ pub fn with_image_digest(definition: &str, digest: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_renderer_version_reads_back_and_defaults_for_older_marks() {
+        let mark = |seed: &str| {
+            format!(
+                "<domain><metadata><lvlab:machine xmlns:lvlab='{MARK_NAMESPACE}'>\
+                 <lvlab:vm-name>web</lvlab:vm-name>{seed}</lvlab:machine></metadata></domain>"
+            )
+        };
+        let read = |seed: &str| OwnershipMark::from_domain_xml(&mark(seed)).unwrap();
+        let older = read("<lvlab:seed digest='sha256:a'/>");
+        assert_eq!(older.renderer, crate::cloudinit::UNVERSIONED_RENDERER);
+        assert_eq!(
+            (older.vm_name.as_str(), older.seed_digest.as_str()),
+            ("web", "sha256:a")
+        );
+        assert_eq!(
+            read("<lvlab:seed digest='sha256:a' renderer='7'/>").renderer,
+            7
+        );
+    }
 
     #[test]
     fn the_image_digest_is_filled_in_only_where_empty() {

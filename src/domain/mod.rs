@@ -12,4 +12,4 @@ pub use render::{
     forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DefinitionInput,
     DomainError, HostFacts,
 };
-pub use spec::{spec_digest, ChangeKind, FieldChange, SpecFields};
+pub use spec::{spec_digest, ChangeKind, FieldChange, SpecFields, SEED_FIELD};

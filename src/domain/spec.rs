@@ -9,6 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::desired::{Attachment, DiskRole, DiskSize, DiskStrategy, MachineSpec, SshPort};
 
+/// The field that holds the seed's digest.
+pub const SEED_FIELD: &str = "seed";
+
 /// Field name -> value as shown to a person.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -47,7 +50,7 @@ impl SpecFields {
             fields.insert("graphics".into(), graphics.to_string());
         }
         fields.insert("image".into(), machine.os.clone());
-        fields.insert("seed".into(), seed_digest.to_string());
+        fields.insert(SEED_FIELD.into(), seed_digest.to_string());
         for (index, disk) in machine.disks.iter().enumerate() {
             fields.insert(
                 format!("disk.{}", disk.name),
@@ -92,7 +95,7 @@ impl SpecFields {
 /// Disks, the image and the seed are made once; the rest is in the
 /// definition and changes with a redefine.
 fn kind_of(field: &str) -> ChangeKind {
-    if field == "image" || field == "seed" || field.starts_with("disk.") {
+    if field == "image" || field == SEED_FIELD || field.starts_with("disk.") {
         ChangeKind::Replace
     } else {
         ChangeKind::InPlace

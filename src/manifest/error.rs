@@ -18,6 +18,9 @@ pub struct Problem {
     /// Short text under the caret, e.g. "did you mean `memory`?".
     pub label: Option<String>,
     pub hint: Option<String>,
+    /// The source line is not shown (it holds a secret, e.g. a private
+    /// key); the report gives only its place.
+    pub conceal_source: bool,
 }
 
 impl Problem {
@@ -29,6 +32,7 @@ impl Problem {
             message: message.into(),
             label: None,
             hint: None,
+            conceal_source: false,
         }
     }
 
@@ -47,6 +51,12 @@ impl Problem {
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Report the place but never the source text there.
+    pub fn conceal_source(mut self) -> Self {
+        self.conceal_source = true;
         self
     }
 }
@@ -116,6 +126,10 @@ impl ManifestError {
         let path = self.file.display().to_string();
         let title = Level::ERROR.primary_title(problem.message.as_str());
         let head = match at {
+            Some(loc) if problem.conceal_source => title.element(Level::NOTE.message(format!(
+                "at {path}:{}:{} (the text there is not shown)",
+                loc.line, loc.column
+            ))),
             Some(loc) => {
                 let label = problem.label.as_deref().unwrap_or("");
                 title.element(
@@ -198,5 +212,18 @@ mod tests {
         assert!(out.contains("^^^^^^^^^ ends in `/`"), "{out}");
         assert!(out.contains("key: images.x.image_url"), "{out}");
         assert!(out.contains("help: name the file"), "{out}");
+    }
+
+    #[test]
+    fn a_concealed_problem_gives_the_place_but_not_the_text() {
+        let text = "cloud_init:\n  pubkey: \"secret-text\"\n";
+        let map = SourceMap::build(text);
+        let path = KeyPath::root().key("cloud_init").key("pubkey");
+        let problem = Problem::value(path, "a private key").conceal_source();
+        let err = ManifestError::new(Path::new("Lvlab.yml"), text, &map, vec![problem]);
+        let out = err.render(false);
+        assert!(out.contains("at Lvlab.yml:2:11"), "{out}");
+        assert!(!out.contains("secret-text"), "{out}");
+        assert!(!err.to_string().contains("secret-text"), "{err}");
     }
 }

@@ -11,8 +11,9 @@ use super::checks::{Feasible, Problems};
 use super::{
     Action, Address, Block, Change, Plan, Reason, RenderedMachine, Selection, Step, Summary, Target,
 };
+use crate::cloudinit;
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
-use crate::domain::ChangeKind;
+use crate::domain::{ChangeKind, FieldChange, OwnershipMark, SEED_FIELD};
 use crate::observe::{ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment};
 
 /// Everything a plan is made from. All plain data.
@@ -143,11 +144,19 @@ impl<'a> Planner<'a> {
         let rendered = &self.input.rendered[&machine.domain_name];
         let mark = domain.mark.as_ref().expect("foreign domains were rejected");
         let running = domain.state.is_active();
-        let changes = if mark.spec_digest == rendered.spec_digest {
+        let mut changes = if mark.spec_digest == rendered.spec_digest {
             Vec::new()
         } else {
             mark.spec.changes(&rendered.fields)
         };
+        let replace_requested = self.input.selection.replace.contains(&machine.vm_name);
+        if rendered_by_older_lvlab(mark, &mut changes) && !replace_requested {
+            self.notes.push(format!(
+                "{}: cloud-init seed rendered by an older lvlab; `--replace` to re-render \
+                 (lvlab apply --replace {})",
+                machine.vm_name, machine.vm_name
+            ));
+        }
         let missing_disks: Vec<Reason> = files
             .disks
             .iter()
@@ -156,7 +165,7 @@ impl<'a> Planner<'a> {
             .collect();
         let needs_replace =
             !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
-        if self.input.selection.replace.contains(&machine.vm_name) {
+        if replace_requested {
             let end = self.destroy(address, domain, &machine.vm_dir);
             self.create(address, machine, MachineFiles::none(), &[end]);
             let mut reasons = vec![Reason::ReplaceRequested];
@@ -431,7 +440,22 @@ fn machine_address(machine: &MachineSpec) -> Address {
     }
 }
 
-fn spec_reason(changes: Vec<crate::domain::FieldChange>, running: bool) -> Option<Reason> {
+/// Whether the seed differs only because an older lvlab rendered it: its
+/// mark records an older [`cloudinit::RENDERER_VERSION`]. Such a seed
+/// change is dropped from `changes`, so upgrading lvlab replaces no
+/// machine and a drift check stays clean; every other field still counts.
+/// A mark without a version cannot tell a cloud-init edit made together
+/// with the upgrade from the new rendering: both are the note.
+fn rendered_by_older_lvlab(mark: &OwnershipMark, changes: &mut Vec<FieldChange>) -> bool {
+    let seed_changed = changes.iter().any(|c| c.field == SEED_FIELD);
+    if !seed_changed || mark.renderer >= cloudinit::RENDERER_VERSION {
+        return false;
+    }
+    changes.retain(|c| c.field != SEED_FIELD);
+    true
+}
+
+fn spec_reason(changes: Vec<FieldChange>, running: bool) -> Option<Reason> {
     (!changes.is_empty()).then_some(Reason::SpecChanged { changes, running })
 }
 

@@ -5,7 +5,7 @@
 use similar::TextDiff;
 
 use super::{Address, Block, Change, Plan, Reason};
-use crate::domain::{ChangeKind, FieldChange};
+use crate::domain::{ChangeKind, FieldChange, SEED_FIELD};
 
 const RESET: &str = "\x1b[0m";
 
@@ -114,7 +114,7 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
 }
 
 fn change_line(change: &FieldChange, running: bool) -> String {
-    if change.field == "seed" {
+    if change.field == SEED_FIELD {
         return "cloud-init seed changed; cloud-init only runs on first boot".into();
     }
     let what = match (&change.before, &change.after) {

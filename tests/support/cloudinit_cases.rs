@@ -11,7 +11,8 @@ use lvlab::cloudinit::{self, password, pubkey, Seed, SeedInput};
 use lvlab::desired::{ConsolePassword, Desired, MachineSpec};
 use lvlab::manifest::load_str;
 
-pub const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+y lab@example";
+pub const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example";
 
 const IMAGES: &str = "
 images:
@@ -30,7 +31,7 @@ images:
 ";
 
 /// A lab with defaults for everything: static, DHCP, dual stack, several
-/// NICs, runcmd merging, hosts on and off, the password settings and a
+/// NICs (one with only a static IPv6 address), runcmd merging, hosts on and off, the password settings and a
 /// `user_data` override.
 pub const LAB: &str = r#"
 environment:
@@ -72,6 +73,10 @@ environment:
           - name: backend
             network: isolated
             macaddress: "52:54:00:aa:bb:01"
+          - name: v6only
+            network: isolated
+            ip6: fd00:aa::13/64
+            ip6gw: fd00:aa::1
       - vm_name: ignore-defaults
         cloud_init:
           runcmd_ignore_defaults: true
@@ -103,7 +108,7 @@ environment:
               - name: "{default_vm_username}"
                 passwd: "{password_hash}"
                 lock_passwd: false
-                ssh_authorized_keys: ["ssh-rsa AAAAB3NzaC1yc2E other@example"]
+                ssh_authorized_keys: ["ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAQQDFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXFxcXF other@example"]
             write_files:
               - path: /etc/lab
                 content: "{vm_name} in {environment}; literal {{braces}}; shell ${HOME}\n"
@@ -111,8 +116,9 @@ environment:
 "#;
 
 /// hosts off for an environment and back on for one machine, the RedHat
-/// hosts template, a family without one, network-config v1, and static
-/// addresses without a gateway.
+/// hosts template, a family without one, network-config v1 (with a NIC
+/// that has only a static IPv6 address), and static addresses without a
+/// gateway.
 pub const QUIET: &str = r#"
 environment:
   - name: quiet
@@ -150,6 +156,9 @@ environment:
           - ip4: 10.1.0.8/24
             ip4gw: 10.1.0.1
           - name: eth1
+          - name: eth2
+            ip6: fd01::8/64
+            ip6gw: fd01::1
         nameservers:
           addresses: [10.1.0.1]
           search: [quiet.example]

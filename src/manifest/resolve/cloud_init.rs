@@ -4,6 +4,8 @@
 use serde_yaml::{Mapping, Value};
 
 use super::{Layered, Resolver};
+use crate::cloudinit::pubkey::{is_private_key, parse_public_keys, KeyProblem};
+use crate::cloudinit::{own_keys, KeySite};
 use crate::desired::{
     expand_placeholders, CloudInitSpec, ConsolePassword, ImageSpec, PublicKey, RunCommand,
     USER_DATA_PLACEHOLDERS,
@@ -42,7 +44,7 @@ pub(super) fn resolve_cloud_init(
     }
     let user_data = pick(m, "user_data", |c| c.user_data.as_ref());
     if let Some((data, path)) = &user_data {
-        if !check_mapping(r, data, path) {
+        if !check_mapping(r, data, path) || !check_override_keys(r, data, path) {
             return None;
         }
     }
@@ -67,6 +69,7 @@ pub(super) fn resolve_cloud_init(
             .map_or_else(|| DEFAULT_SHELL.to_string(), |(shell, _)| shell.clone()),
         password,
         runcmd: runcmd(own, defaults),
+        host_runcmd: Vec::new(),
         mounts: pick(m, "mounts", |c| c.mounts.as_ref())
             .map(|(mounts, _)| {
                 mounts
@@ -150,8 +153,18 @@ fn resolve_pubkey(
         return None;
     };
     let text = text.trim();
+    if is_private_key(text) {
+        r.report(private_key_problem(path));
+        return None;
+    }
     if KEY_TYPE_PREFIXES.iter().any(|p| text.starts_with(p)) {
-        return Some(Some(PublicKey::Literal(text.to_string())));
+        return match parse_public_keys(text) {
+            Ok(_) => Some(Some(PublicKey::Literal(text.to_string()))),
+            Err(problem) => {
+                r.report(key_problem(path, problem));
+                None
+            }
+        };
     }
     // Not key text: a path, even a bare file name (`id_ed25519.pub`), which
     // is taken against the manifest's directory. Text with spaces that does
@@ -166,6 +179,47 @@ fn resolve_pubkey(
     }
     let expanded = values::expand_path(text, r.base());
     r.check(&path, expanded).map(|p| Some(PublicKey::File(p)))
+}
+
+/// A private key never shows in a report: not its text, not its line.
+fn private_key_problem(path: KeyPath) -> Problem {
+    Problem::value(path, "this is a private key; give the public key")
+        .hint("use the .pub file next to it (e.g. `pubkey: ~/.ssh/id_ed25519.pub`) or its text")
+        .conceal_source()
+}
+
+fn key_problem(path: KeyPath, problem: KeyProblem) -> Problem {
+    match problem {
+        KeyProblem::PrivateKey => private_key_problem(path),
+        other => Problem::value(path, format!("not an OpenSSH public key: {other}"))
+            .hint("copy the whole line of the .pub file: `ssh-ed25519 AAAA... you@host`"),
+    }
+}
+
+/// The override's own `ssh_authorized_keys` must be OpenSSH public keys;
+/// `false` if one is not.
+fn check_override_keys(r: &mut Resolver, data: &Mapping, path: &KeyPath) -> bool {
+    let doc = Value::Mapping(data.clone());
+    let mut ok = true;
+    for (site, key) in own_keys(&doc) {
+        if let Err(problem) = parse_public_keys(key) {
+            r.report(key_problem(key_site_path(path, site), problem));
+            ok = false;
+        }
+    }
+    ok
+}
+
+fn key_site_path(user_data: &KeyPath, site: KeySite) -> KeyPath {
+    let parent = match site.user {
+        Some(user) => user_data.key("users").index(user),
+        None => user_data.clone(),
+    };
+    let keys = parent.key("ssh_authorized_keys");
+    match site.index {
+        Some(index) => keys.index(index),
+        None => keys,
+    }
 }
 
 /// Every string in `user_data` may only use the known placeholders. Every
