@@ -24,6 +24,9 @@ pub struct EnvironmentSpec {
     pub name: String,
     pub libvirt_uri: String,
     pub machines: Vec<MachineSpec>,
+    /// The image cache of `config_defaults.cloud_image_basedir` (or the
+    /// default base): where `init` puts images no machine uses yet.
+    pub image_cache_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]

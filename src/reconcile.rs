@@ -12,7 +12,7 @@ use crate::apply::{self, ExecutionObserver, Outcome};
 use crate::cloudinit::{self, password::OneTimePassword, CloudInitError, Seed, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
-use crate::images::{self, progress::Silent, FetchOptions, Fetcher, Reporter};
+use crate::images::{self, progress::Silent, EnsureOptions, FetchOptions, Fetcher, Reporter};
 use crate::libvirt::{Hypervisors, LibvirtError};
 use crate::observe::{self, osinfo, MachineFiles, Observed};
 use crate::plan::{
@@ -101,6 +101,7 @@ impl<'d> Lab<'d> {
         interrupt: &AtomicBool,
     ) -> Result<Outcome, ReconcileError> {
         let fetcher = Fetcher::new(FetchOptions::from_env()).map_err(ReconcileError::Fetcher)?;
+        let image_options = EnsureOptions::default();
         let context = ApplyContext {
             desired: self.desired,
             hypervisors: &self.hypervisors,
@@ -108,6 +109,7 @@ impl<'d> Lab<'d> {
             shutdown_timeout: options.shutdown_timeout,
             force: options.force,
             fetcher: &fetcher,
+            image_options: &image_options,
             image_reporter: options.image_reporter.as_ref(),
         };
         let jobs = planned

@@ -94,21 +94,71 @@ pub fn create_blank(path: &Path, size: u64) -> Result<(), StorageError> {
     fs::rename(&partial, path).map_err(io("move into place", path))
 }
 
-/// Writes `bytes` to `path` with `mode`, atomically.
+/// Writes `bytes` to `path` with `mode`, atomically (see
+/// [`write_atomically`]), creating the directories on the way.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let partial = partial_path(path);
     ensure_parent(path)?;
-    let _ = fs::remove_file(&partial);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&partial)
-        .map_err(io("create", &partial))?;
-    std::io::Write::write_all(&mut file, bytes).map_err(io("write", &partial))?;
-    file.sync_all().map_err(io("write", &partial))?;
-    fs::rename(&partial, path).map_err(io("move into place", path))
+    write_atomically(path, bytes, mode).map_err(io("write", path))
+}
+
+/// Suffix of the temporary files [`write_atomically`] makes.
+pub const TEMPORARY: &str = ".tmp";
+
+/// The one way lvlab writes a small file: into a temporary file of its own
+/// beside `path` (`<name>.<16 random hex>.tmp`, created exclusively and
+/// never through a symlink), synced, then renamed over `path`. A reader
+/// sees the old content or the new, and concurrent writers of one path
+/// (two image jobs wanting one key file) never share a temporary file: the
+/// last rename wins and every writer succeeds.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let (temporary, mut file) = create_temporary(path, mode)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let result = written.and_then(|()| fs::rename(&temporary, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+fn create_temporary(path: &Path, mode: u32) -> std::io::Result<(PathBuf, fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut attempts = 0;
+    loop {
+        let temporary = temporary_path(path)?;
+        let opened = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temporary);
+        match opened {
+            Ok(file) => return Ok((temporary, file)),
+            // 64 random bits collide only by malice: try another name.
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => {
+                attempts += 1
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn temporary_path(path: &Path) -> std::io::Result<PathBuf> {
+    let mut tag = [0u8; 8];
+    getrandom::fill(&mut tag).map_err(|err| std::io::Error::other(err.to_string()))?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{:016x}{TEMPORARY}", u64::from_le_bytes(tag)));
+    Ok(path.with_file_name(name))
+}
+
+/// Whether `name` is a temporary file of [`write_atomically`].
+pub fn is_temporary(name: &str) -> bool {
+    name.strip_suffix(TEMPORARY)
+        .and_then(|rest| rest.rsplit_once('.'))
+        .is_some_and(|(file, tag)| {
+            !file.is_empty() && tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 /// Removes `names` from `dir`, then `dir` itself if nothing else is in it,
@@ -304,5 +354,49 @@ mod tests {
         );
         write_file(&path, b"again", 0o600).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"again");
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_all_succeed_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signer.asc");
+        std::thread::scope(|scope| {
+            for i in 0..8u8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomically(path, &[i; 4096], 0o644).unwrap();
+                    }
+                });
+            }
+        });
+        let content = fs::read(&path).unwrap();
+        assert!(content.len() == 4096 && content.iter().all(|b| *b == content[0]));
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["signer.asc"]);
+    }
+
+    #[test]
+    fn temporaries_are_recognised_and_symlinks_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let temporary = temporary_path(&path).unwrap();
+        let name = temporary.file_name().unwrap().to_str().unwrap();
+        assert!(is_temporary(name), "{name}");
+        for other in ["f.tmp", "f.partial", "f.0123.tmp", ".0123456789abcdef.tmp"] {
+            assert!(!is_temporary(other), "{other}");
+        }
+        // A symlink at the final name is replaced, never written through.
+        let target = dir.path().join("target");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write_atomically(&path, b"x", 0o644).unwrap();
+        assert!(!fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(!target.exists());
     }
 }

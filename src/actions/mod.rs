@@ -26,6 +26,8 @@ pub struct ApplyContext<'a> {
     /// Power off a guest that did not stop within the timeout.
     pub force: bool,
     pub fetcher: &'a Fetcher,
+    /// One for the run: image jobs share it (see [`crate::images::shared`]).
+    pub image_options: &'a EnsureOptions,
     pub image_reporter: &'a dyn Reporter,
 }
 
@@ -50,8 +52,8 @@ impl Job for StepJob<'_> {
             (Address::Image { key, path }, _) => {
                 let spec = &ctx.desired.images[key];
                 let cache_dir = path.parent().unwrap_or(std::path::Path::new("/"));
-                let options = EnsureOptions::default();
-                image::ImageJob::new(spec, cache_dir, ctx.fetcher, &options, ctx.image_reporter)
+                let options = ctx.image_options;
+                image::ImageJob::new(spec, cache_dir, ctx.fetcher, options, ctx.image_reporter)
                     .run()
             }
             (

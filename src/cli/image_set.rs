@@ -58,30 +58,29 @@ pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
                 .push(format!("{}/{}", env.name, m.vm_name));
         }
     }
-    // An image no machine uses goes where the machines' images go, when
-    // they agree on one cache; otherwise in the manifest's default cache.
-    let all_dirs: BTreeSet<&PathBuf> = dirs.values().flat_map(|d| d.keys()).collect();
-    let fallback = match all_dirs.iter().collect::<Vec<_>>().as_slice() {
-        [one] => (**one).clone(),
-        _ => PathBuf::from("/var/lib/libvirt/images/lvlab/cloud-images"),
-    };
+    // An image no machine uses yet goes to the cache its environments'
+    // `config_defaults.cloud_image_basedir` names, where their machines'
+    // images go by default.
+    let unused_dirs: BTreeSet<&PathBuf> = desired
+        .environments
+        .iter()
+        .map(|env| &env.image_cache_dir)
+        .collect();
     let mut images = Vec::new();
     for (key, spec) in &desired.images {
-        match dirs.get(key.as_str()) {
-            Some(by_dir) => {
-                for (dir, machines) in by_dir {
-                    images.push(CachedImage {
-                        spec: spec.clone(),
-                        cache_dir: dir.clone(),
-                        machines: machines.clone(),
-                    });
-                }
-            }
-            None => images.push(CachedImage {
+        let by_dir = match dirs.get(key.as_str()) {
+            Some(by_dir) => by_dir.clone(),
+            None => unused_dirs
+                .iter()
+                .map(|dir| ((*dir).clone(), Vec::new()))
+                .collect(),
+        };
+        for (dir, machines) in by_dir {
+            images.push(CachedImage {
                 spec: spec.clone(),
-                cache_dir: fallback.clone(),
-                machines: Vec::new(),
-            }),
+                cache_dir: dir,
+                machines,
+            });
         }
     }
     Ok(ImageSet {

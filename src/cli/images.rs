@@ -54,7 +54,7 @@ pub fn run(
 struct Row {
     path: PathBuf,
     size: u64,
-    /// image, record, verification, partial, rejected, foreign
+    /// image, record, verification, partial, rejected, temporary, foreign
     kind: &'static str,
     /// Image keys this file belongs to.
     images: Vec<String>,
@@ -100,6 +100,7 @@ fn rows(set: &ImageSet) -> Result<Vec<Row>, CliError> {
                 }
                 CacheFileKind::Partial => ("partial", None, None),
                 CacheFileKind::Rejected => ("rejected", None, None),
+                CacheFileKind::Temporary => ("temporary", None, None),
                 CacheFileKind::Foreign => ("foreign", None, None),
             };
             let owners = image_file.map(claimants).unwrap_or_default();

@@ -42,7 +42,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         Fetcher::new(FetchOptions::from_env()).map_err(|e| CliError::Other(e.to_string()))?;
     let mut options = EnsureOptions {
         refresh: args.refresh,
-        domain_files: None,
+        ..EnsureOptions::default()
     };
     if args.refresh {
         let (files, problems) = image_set::domain_files(&set.uris);

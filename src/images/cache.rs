@@ -9,7 +9,14 @@
 //! - `F.<checksum file>` and `F.<signature file>`: what it was verified with;
 //! - `<stem>-<digest12>.<ext>`: a newer published version, downloaded beside
 //!   `F` by `init --refresh` (the record says which file is current);
-//! - the key file, under its URL's last segment, shared by images.
+//! - the key file, under its URL's last segment, shared by images;
+//! - `<name>.<16 hex>.tmp`: a file being written
+//!   ([`crate::storage::write_atomically`]).
+//!
+//! A checksum file, signature or key file whose layout name another source
+//! already holds gets `<stem>-<sha12 of its URL>.<ext>` instead
+//! ([`super::shared::SharedFiles::file_name`]); the record names the file
+//! either way.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -75,6 +82,8 @@ pub enum CacheFileKind {
     Partial,
     /// A download that failed verification.
     Rejected,
+    /// A file being written, or left by a write that was cut short.
+    Temporary,
     /// Nothing lvlab recorded: lvlab leaves it alone.
     Foreign,
 }
@@ -105,14 +114,7 @@ pub fn scan(dir: &Path) -> io::Result<(Vec<CacheFile>, BTreeMap<String, ImageRec
             names.insert(name.to_string(), meta.len());
         }
     }
-    let mut records = BTreeMap::new();
-    for name in names.keys() {
-        if let Some(image_file) = name.strip_suffix(record::SUFFIX) {
-            if let Some(rec) = record::load(dir, image_file) {
-                records.insert(image_file.to_string(), rec);
-            }
-        }
-    }
+    let records = records_among(dir, names.keys());
     let mut owner: BTreeMap<String, CacheFileKind> = BTreeMap::new();
     for (image_file, rec) in &records {
         owner.insert(
@@ -149,6 +151,8 @@ pub fn scan(dir: &Path) -> io::Result<(Vec<CacheFile>, BTreeMap<String, ImageRec
                     CacheFileKind::Partial
                 } else if name.ends_with(REJECTED) {
                     CacheFileKind::Rejected
+                } else if crate::storage::is_temporary(name) {
+                    CacheFileKind::Temporary
                 } else {
                     CacheFileKind::Foreign
                 }
@@ -164,9 +168,103 @@ pub fn scan(dir: &Path) -> io::Result<(Vec<CacheFile>, BTreeMap<String, ImageRec
     Ok((files, records))
 }
 
+/// The records of `dir`, by image file, among the file `names` found there.
+fn records_among<'n>(
+    dir: &Path,
+    names: impl Iterator<Item = &'n String>,
+) -> BTreeMap<String, ImageRecord> {
+    names
+        .filter_map(|name| name.strip_suffix(record::SUFFIX))
+        .filter_map(|image_file| Some((image_file.to_string(), record::load(dir, image_file)?)))
+        .collect()
+}
+
+/// The URL (or path) the records of `dir` say the checksum file, signature
+/// or key file `name` was fetched from, when a record names it.
+pub fn recorded_source(dir: &Path, name: &str) -> Option<String> {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    let records = records_among(dir, names.iter());
+    records
+        .values()
+        .flat_map(|record| record.files.values())
+        .find_map(|file| {
+            let checksum = file.checksum.as_ref();
+            let signature = file.signature.as_ref();
+            let sources = [
+                checksum.map(|c| (Some(&c.file), &c.url)),
+                signature.map(|s| (s.signature_file.as_ref(), &s.signature)),
+                signature.map(|s| (s.keys_file.as_ref(), &s.keys)),
+            ];
+            sources
+                .into_iter()
+                .flatten()
+                .find(|(file, _)| file.is_some_and(|f| f == name))
+                .map(|(_, source)| source.clone())
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporaries_are_lvlabs_and_recorded_sources_are_found() {
+        use crate::desired::ChecksumAlgorithm;
+        use record::{ChecksumRecord, FileRecord, SignatureRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let keys_url = "http://b.invalid/keys/signer.asc";
+        let record = ImageRecord {
+            format: record::FORMAT,
+            source: "http://a.invalid/x.qcow2".into(),
+            current: "x.qcow2".into(),
+            files: BTreeMap::from([(
+                "x.qcow2".into(),
+                FileRecord {
+                    size: 1,
+                    verified: true,
+                    digest: Some(record::Digest {
+                        algorithm: ChecksumAlgorithm::Sha256,
+                        hex: "00".into(),
+                    }),
+                    checksum: Some(ChecksumRecord {
+                        url: "http://a.invalid/SUMS".into(),
+                        file: "x.qcow2.SUMS".into(),
+                        sha256: "00".into(),
+                    }),
+                    signature: Some(SignatureRecord {
+                        signature: "clearsigned".into(),
+                        signature_file: None,
+                        keys: keys_url.into(),
+                        keys_file: Some("signer-0123456789ab.asc".into()),
+                        key_fingerprint: "AB".into(),
+                    }),
+                    recorded_at: record::now_rfc3339(),
+                },
+            )]),
+        };
+        record::save(dir.path(), "x.qcow2", &record).unwrap();
+        let found = |name| recorded_source(dir.path(), name);
+        assert_eq!(found("signer-0123456789ab.asc").as_deref(), Some(keys_url));
+        assert_eq!(
+            found("x.qcow2.SUMS").as_deref(),
+            Some("http://a.invalid/SUMS")
+        );
+        assert_eq!(found("signer.asc"), None);
+
+        let temporary = "x.qcow2.lvlab.json.0123456789abcdef.tmp";
+        std::fs::write(dir.path().join(temporary), b"{").unwrap();
+        let (files, _) = scan(dir.path()).unwrap();
+        let kind = |name: &str| {
+            files
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| f.kind.clone())
+        };
+        assert_eq!(kind(temporary), Some(CacheFileKind::Temporary));
+    }
 
     #[test]
     fn versioned_names_keep_the_extension() {

@@ -5,9 +5,9 @@
 //! the other modules are their parts: [`fetch`] (HTTP and local sources),
 //! [`hash`] (streaming digests), [`checksums`] (checksum-file formats),
 //! [`signature`] (OpenPGP), [`record`] (what was verified), [`cache`] (file
-//! naming and listing), [`catalog`] (images known without a manifest) and
-//! [`progress`] (the reporter the pipeline talks to). Nothing here prints
-//! or talks to libvirt.
+//! naming and listing), [`shared`] (what the parallel jobs of a run share),
+//! [`catalog`] (images known without a manifest) and [`progress`] (the
+//! reporter the pipeline talks to). Nothing here prints or talks to libvirt.
 
 pub mod actions;
 pub mod cache;
@@ -18,9 +18,11 @@ pub mod fetch;
 pub mod hash;
 pub mod progress;
 pub mod record;
+pub mod shared;
 pub mod signature;
 
 pub use actions::{ensure_image, DomainFiles, EnsureOptions, EnsuredImage, Outcome, PreviousFate};
 pub use error::ImageError;
 pub use fetch::{FetchError, FetchOptions, Fetcher};
 pub use progress::{Phase, Reporter};
+pub use shared::SharedFiles;

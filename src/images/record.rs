@@ -154,26 +154,16 @@ pub fn load(dir: &Path, image_file: &str) -> Option<ImageRecord> {
     }
 }
 
-/// Writes the record atomically (a temporary file renamed over the old one).
+/// Writes the record atomically (see [`crate::storage::write_atomically`]).
 pub fn save(dir: &Path, image_file: &str, record: &ImageRecord) -> io::Result<()> {
     let path = path(dir, image_file);
     let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-    write_atomically(&path, &json)
+    crate::storage::write_atomically(&path, &json, FILE_MODE)
 }
 
-/// Writes `bytes` to `path` through `<path>.tmp` and a rename, so a reader
-/// sees the old content or the new, never half of one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
-}
+/// Mode of the files the cache holds: readable by the QEMU of
+/// `qemu:///system`, which runs as another user.
+pub const FILE_MODE: u32 = 0o644;
 
 /// Now as RFC 3339 in UTC, to the second.
 pub fn now_rfc3339() -> String {

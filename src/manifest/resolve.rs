@@ -211,10 +211,17 @@ fn resolve_environment(
         }
     }
     interfaces::check_unique_macs(r, &machines, &machines_path);
+    // A bad value was reported for each machine that inherits it.
+    let cache_base = defaults
+        .cloud_image_basedir
+        .as_ref()
+        .and_then(|text| values::expand_path(text, r.base()).ok())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_BASEDIR));
     Some(EnvironmentSpec {
         name,
         libvirt_uri,
         machines,
+        image_cache_dir: names::image_cache_dir(&cache_base),
     })
 }
 

@@ -4,7 +4,7 @@
 
 use similar::TextDiff;
 
-use super::{Address, Block, Change, Plan, Reason};
+use super::{Action, Address, Block, Change, Plan, Reason};
 use crate::domain::{ChangeKind, FieldChange, SEED_FIELD};
 
 const RESET: &str = "\x1b[0m";
@@ -21,7 +21,7 @@ fn color(change: Change) -> &'static str {
 pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
     let mut out = String::new();
     for block in &plan.blocks {
-        render_block(&mut out, block, colored);
+        render_block(&mut out, plan, block, colored);
         out.push('\n');
     }
     for note in &plan.notes {
@@ -42,8 +42,8 @@ pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
     out
 }
 
-fn render_block(out: &mut String, block: &Block, colored: bool) {
-    out.push_str(&format!("  # {}\n", header(block)));
+fn render_block(out: &mut String, plan: &Plan, block: &Block, colored: bool) {
+    out.push_str(&format!("  # {}\n", header(plan, block)));
     let symbol = block.change.symbol();
     let symbol = if colored {
         format!("{}{symbol}{RESET}", color(block.change))
@@ -61,10 +61,24 @@ fn render_block(out: &mut String, block: &Block, colored: bool) {
     }
 }
 
-fn header(block: &Block) -> String {
+fn header(plan: &Plan, block: &Block) -> String {
     let what = match &block.address {
         Address::Image { key, .. } => {
-            return format!("image {key} will be downloaded and verified")
+            let unverified = plan.steps().any(|(_, step)| {
+                step.address == block.address
+                    && matches!(
+                        step.action,
+                        Action::DownloadImage {
+                            checksum: false,
+                            ..
+                        }
+                    )
+            });
+            return if unverified {
+                format!("image {key}: download (not verified: no checksum_url)")
+            } else {
+                format!("image {key} will be downloaded and verified")
+            };
         }
         Address::Machine {
             vm_name, domain, ..

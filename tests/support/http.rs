@@ -1,6 +1,7 @@
 //! A small real HTTP/1.1 server on 127.0.0.1 for the image tests: serves
 //! files from memory, honours `Range: bytes=N-`, and misbehaves on demand
-//! (cut a body short, ignore Range, answer 416 or any status, stall).
+//! (cut a body short, ignore Range, answer 416 or any status, stall, wait
+//! before answering).
 //! One request per connection (`Connection: close`). Files are shared, not
 //! copied, between requests, so a guest image of some 150 MB is fine.
 
@@ -30,6 +31,9 @@ pub enum Behaviour {
     Stall(Duration),
     /// Send the body in small pieces with pauses (to overlap transfers).
     Slow,
+    /// Wait this long, then answer as a correct server does (to make two
+    /// clients ask for one file at the same time).
+    Delay(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +204,9 @@ fn serve(
             .unwrap_or(Behaviour::Normal);
         (state.files.get(&path).cloned(), behaviour)
     };
+    if let Behaviour::Delay(pause) = behaviour {
+        thread::sleep(pause);
+    }
     let Some(file) = file else {
         return respond(&mut stream, 404, &[], b"not found\n");
     };

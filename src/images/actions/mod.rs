@@ -15,6 +15,7 @@ mod verified;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use signed::{verify_signature, SignedListing, SIGNATURE_SUFFIXES};
 pub use verified::{download_verified, VerifiedListing};
@@ -26,6 +27,7 @@ use super::fetch::{Downloaded, Fetcher, Small};
 use super::hash;
 use super::progress::{Phase, Reporter};
 use super::record::{self, ChecksumRecord, Digest, FileRecord, ImageRecord};
+use super::shared::SharedFiles;
 use crate::desired::{ChecksumAlgorithm, ChecksumSpec, ImageSpec, Source};
 
 /// Checksum files, signatures and key files larger than this are refused.
@@ -39,6 +41,8 @@ pub struct EnsureOptions {
     /// Which files defined domains use; `None` when unknown, in which case
     /// a superseded image is always kept.
     pub domain_files: Option<DomainFiles>,
+    /// What the image jobs of this run share: one per run, for every job.
+    pub shared: Arc<SharedFiles>,
 }
 
 /// Files that defined domains' disks use (directly or through a backing
@@ -137,12 +141,11 @@ fn check_listing(
 ) -> Result<VerifiedListing, ImageError> {
     let key = spec.key.as_str();
     reporter.on_phase(key, Phase::Checksums);
-    let fetched = fetch_checksums(fetcher, spec, checksum)?;
+    let fetched = fetch_checksums(fetcher, &options.shared, spec, checksum)?;
     let (listing, signature) = match &spec.signature {
         Some(sig) => {
             reporter.on_phase(key, Phase::Signature);
-            let signed =
-                verify_signature(fetcher, spec, sig, &fetched, cache_dir, options.refresh)?;
+            let signed = verify_signature(fetcher, spec, sig, &fetched, cache_dir, options)?;
             (signed.listing, Some(signed.record))
         }
         None => (String::from_utf8_lossy(&fetched).into_owned(), None),
@@ -155,12 +158,10 @@ fn check_listing(
                 source,
             }
         })?;
-    let checksum_path = cache_dir.join(&checksum.file_name);
-    record::write_atomically(&checksum_path, &fetched).map_err(|source| ImageError::Io {
-        key: key.to_string(),
-        path: checksum_path.clone(),
-        source,
-    })?;
+    let checksum_file = options
+        .shared
+        .file_name(cache_dir, &checksum.file_name, &checksum.source);
+    keep_copy(spec, &cache_dir.join(&checksum_file), &fetched)?;
     Ok(VerifiedListing {
         expected: Digest {
             algorithm: checksum.algorithm,
@@ -168,7 +169,7 @@ fn check_listing(
         },
         checksum: ChecksumRecord {
             url: checksum.source.to_string(),
-            file: checksum.file_name.clone(),
+            file: checksum_file,
             sha256: hash::sha256_hex(&fetched),
         },
         signature,
@@ -254,18 +255,22 @@ fn ensure_unverified(
     settle(dir, spec, &mut record, target, file, outcome)
 }
 
-/// Fetches the checksum file (always: a `latest` URL moves on).
+/// Fetches the checksum file (on every check: a `latest` URL moves on;
+/// once per run however many images it lists).
 pub fn fetch_checksums(
     fetcher: &Fetcher,
+    shared: &SharedFiles,
     spec: &ImageSpec,
     checksum: &ChecksumSpec,
 ) -> Result<Vec<u8>, ImageError> {
-    fetch_required(fetcher, spec, "checksum file", &checksum.source)
+    fetch_required(fetcher, shared, spec, "checksum file", &checksum.source)
 }
 
-/// A small file that must exist: its absence is an error naming `what`.
+/// A small file that must exist, fetched once per run: its absence is an
+/// error naming `what`.
 fn fetch_required(
     fetcher: &Fetcher,
+    shared: &SharedFiles,
     spec: &ImageSpec,
     what: &'static str,
     source: &Source,
@@ -275,7 +280,10 @@ fn fetch_required(
         what,
         source,
     };
-    match fetcher.fetch_small(source, SMALL_LIMIT).map_err(fail)? {
+    match shared
+        .fetch_small(fetcher, source, SMALL_LIMIT)
+        .map_err(fail)?
+    {
         Small::Found(bytes) => Ok(bytes),
         Small::NotFound => Err(fail(not_found(source))),
     }
@@ -322,6 +330,17 @@ fn download(
             source,
             manual_path: target.to_path_buf(),
         })
+}
+
+/// Keeps a verified small file (checksum file, signature, keys) in the cache.
+fn keep_copy(spec: &ImageSpec, path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    crate::storage::write_atomically(path, bytes, record::FILE_MODE).map_err(|source| {
+        ImageError::Io {
+            key: spec.key.clone(),
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// The atomic step: a complete, checked `.partial` becomes the image.
