@@ -746,6 +746,9 @@ environment:
 {IMAGES}"
     ));
     assert!(err.contains("`4GB`: memory takes K, M, G or T"), "{err}");
-    assert!(err.contains("`memory: 32` is out of range"), "{err}");
+    assert!(
+        err.contains("`memory: 32 MiB` is out of range (64..=16777216 MiB)"),
+        "{err}"
+    );
     assert!(err.contains("`-1G` is negative"), "{err}");
 }

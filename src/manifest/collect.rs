@@ -80,16 +80,41 @@ fn key_path(path: &serde_path_to_error::Path) -> KeyPath {
 
 /// serde says: invalid type: string "lots", expected a whole number.
 fn wrong_value_problem(path: KeyPath, message: &str) -> Problem {
-    let what = path.last_key().unwrap_or("value").to_string();
+    let what = subject(&path);
     let detail = message
         .strip_prefix("invalid type: ")
         .or_else(|| message.strip_prefix("invalid value: "))
         .and_then(|rest| rest.split_once(", expected "));
     let message = match detail {
-        Some((found, expected)) => format!("`{what}` must be {expected}, not {found}"),
+        Some((found, expected)) => format!(
+            "`{what}` must be {}, not {}",
+            yaml_words(expected),
+            yaml_words(found)
+        ),
         None => format!("`{what}`: {message}"),
     };
     Problem::value(path, message).hint("docs/manifest.md lists every key and its type")
+}
+
+/// The path from its last key on: `cpu`, `runcmd[0]`, `mounts[1][0]`.
+fn subject(path: &KeyPath) -> String {
+    let segments = path.segments();
+    let from = segments
+        .iter()
+        .rposition(|s| matches!(s, Segment::Key(_)))
+        .unwrap_or(0);
+    KeyPath::from_segments(segments[from..].to_vec()).to_string()
+}
+
+/// serde's names for shapes, in the words of YAML and of the manifest's
+/// docs: `map` and `struct RawMachine` are mappings, `sequence` a list.
+fn yaml_words(text: &str) -> String {
+    match text {
+        "map" | "a map" => "a mapping".into(),
+        "sequence" | "a sequence" => "a list".into(),
+        t if t.starts_with("struct ") => "a mapping".into(),
+        t => t.to_string(),
+    }
 }
 
 /// serde says: unknown field `memroy`, expected one of `vm_name`, `cpu`, ...
@@ -238,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn a_top_level_of_the_wrong_shape_gives_no_manifest() {
+    fn top_level_values_of_the_wrong_shape_are_replaced() {
         let (raw, problems) = collect("environment: 3\nimages: [1]\nbogus: 1\n");
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(raw.is_some(), "the top level keys were replaced");

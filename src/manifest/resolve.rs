@@ -255,7 +255,7 @@ fn resolve_machine(
     let hostname = resolve_hostname(r, m, &vm_name);
     let os_image = resolve_os(r, m, images);
     let cpu = match m.pick("cpu", |x| x.cpu.as_ref()) {
-        Some((number, path)) => in_range(r, "cpu", number.0, 1..=1024, path),
+        Some((number, path)) => in_range(r, ("cpu", ""), number.0, 1..=1024, path),
         None => Some(DEFAULT_CPU),
     };
     let memory_mib = match m.pick("memory", |x| x.memory.as_ref()) {
@@ -263,7 +263,7 @@ fn resolve_machine(
             .check(&path, values::parse_memory_mib(&text.0))
             .and_then(|mib| {
                 let mib = i64::try_from(mib).unwrap_or(i64::MAX);
-                in_range(r, "memory", mib, 64..=16 << 20, path)
+                in_range(r, ("memory", " MiB"), mib, 64..=16 << 20, path)
             }),
         None => Some(DEFAULT_MEMORY_MIB),
     };
@@ -384,10 +384,11 @@ fn image_choice_hint(images: &BTreeMap<String, ImageSpec>, lead: &str) -> String
     }
 }
 
-/// `value` when it is within `range`, else `None` after reporting it.
+/// `value` when it is within `range`, else `None` after reporting it with
+/// the key and the unit (`("memory", " MiB")`).
 fn in_range(
     r: &mut Resolver,
-    key: &str,
+    (key, unit): (&str, &str),
     value: i64,
     range: std::ops::RangeInclusive<u64>,
     path: KeyPath,
@@ -398,7 +399,7 @@ fn in_range(
             r.report(Problem::value(
                 path,
                 format!(
-                    "`{key}: {value}` is out of range ({}..={})",
+                    "`{key}: {value}{unit}` is out of range ({}..={}{unit})",
                     range.start(),
                     range.end()
                 ),
