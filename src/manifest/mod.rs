@@ -71,28 +71,28 @@ pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
     })?;
     let (raw, mut problems) = collect::deserialize(value);
     let manifest_path = absolute(path);
-    let Some(raw) = raw else {
-        return Err(fail(problems));
-    };
-    let desired = match resolve::resolve(raw, &manifest_path) {
-        Ok(desired) if problems.is_empty() => desired,
-        Ok(_) => return Err(fail(problems)),
-        Err(resolution) => {
+    // Resolution runs on whatever deserialized, so its problems join serde's;
+    // those that only follow from a value serde rejected are left out.
+    match raw.map(|raw| resolve::resolve(raw, &manifest_path)) {
+        Some(Ok(desired)) if problems.is_empty() => {
+            tracing::debug!(
+                manifest = %manifest_path.display(),
+                environments = desired.environments.len(),
+                images = desired.images.len(),
+                "manifest resolved"
+            );
+            return Ok(desired);
+        }
+        Some(Err(resolution)) => {
             let own: Vec<Problem> = resolution
                 .into_iter()
                 .filter(|p| !collect::follows_from(&problems, p))
                 .collect();
             problems.extend(own);
-            return Err(fail(problems));
         }
-    };
-    tracing::debug!(
-        manifest = %manifest_path.display(),
-        environments = desired.environments.len(),
-        images = desired.images.len(),
-        "manifest resolved"
-    );
-    Ok(desired)
+        Some(Ok(_)) | None => {}
+    }
+    Err(fail(problems))
 }
 
 /// A problem found before there is a typed manifest to walk.
