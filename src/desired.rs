@@ -419,17 +419,14 @@ impl Desired {
     /// The machine called `vm_name` in the selected environments; a name
     /// that several environments use must be narrowed with `--env`.
     pub fn machine(&self, vm_name: &str, env: Option<&str>) -> Result<&MachineSpec, String> {
-        let found: Vec<&MachineSpec> = self
-            .environments(env)?
-            .into_iter()
+        let environments = self.environments(env)?;
+        let found: Vec<&MachineSpec> = environments
+            .iter()
             .flat_map(|e| e.machines.iter().filter(|m| m.vm_name == vm_name))
             .collect();
         match found.as_slice() {
             [one] => Ok(one),
-            [] => Err(format!(
-                "no machine `{vm_name}` in {}",
-                self.manifest_path.display()
-            )),
+            [] => Err(self.no_machine(vm_name, &environments)),
             many => Err(format!(
                 "machine `{vm_name}` is in several environments ({}); choose one with --env",
                 many.iter()
@@ -438,6 +435,34 @@ impl Desired {
                     .join(", ")
             )),
         }
+    }
+
+    /// Each of `names` must be a machine of the selected environments.
+    pub fn check_machine_names(&self, names: &[String], env: Option<&str>) -> Result<(), String> {
+        let environments = self.environments(env)?;
+        let unknown = names.iter().find(|name| {
+            !environments
+                .iter()
+                .any(|e| e.machines.iter().any(|m| &m.vm_name == *name))
+        });
+        match unknown {
+            Some(name) => Err(self.no_machine(name, &environments)),
+            None => Ok(()),
+        }
+    }
+
+    /// "no machine `salt` in Lvlab.yml; did you mean `salt.local`?"
+    fn no_machine(&self, vm_name: &str, environments: &[&EnvironmentSpec]) -> String {
+        let known: Vec<&str> = environments
+            .iter()
+            .flat_map(|e| e.machines.iter().map(|m| m.vm_name.as_str()))
+            .collect();
+        let mut message = format!("no machine `{vm_name}` in {}", self.manifest_path.display());
+        match crate::manifest::did_you_mean(vm_name, &known) {
+            Some(best) => message.push_str(&format!("; did you mean `{best}`?")),
+            None => message.push_str(&format!("; machines: {}", known.join(", "))),
+        }
+        message
     }
 
     fn environment_names(&self) -> Vec<&str> {

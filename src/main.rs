@@ -3,6 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = lvlab::cli::Cli::parse();
-    lvlab::cli::run(cli)
+    match lvlab::cli::Cli::try_parse() {
+        Ok(cli) => lvlab::cli::run(cli),
+        Err(err) => lvlab::cli::usage_error(&err),
+    }
 }

@@ -132,14 +132,89 @@ fn errors_are_uncolored_when_not_on_a_terminal_or_with_no_color() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
 }
 
+/// Exit 2 means "changes pending" to `plan --detailed-exitcode`: a usage
+/// error must not look like it.
 #[test]
-fn version_and_bad_arguments() {
+fn usage_errors_exit_1_and_help_and_version_exit_0() {
     let out = lvlab(&["--version"]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("lvlab "));
-    let out = lvlab(&["validate", "--bogus"]);
-    assert_eq!(out.status.code(), Some(2), "clap's usage error");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+    for help in [&["--help"][..], &["plan", "--help"], &["help", "init"]] {
+        let out = lvlab(help);
+        assert_eq!(out.status.code(), Some(0), "{help:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
+    }
+    let usage_errors: [(&[&str], &str); 5] = [
+        (&["validate", "--bogus"], "--bogus"),
+        (&["bogus"], "bogus"),
+        (&["plan", "--target", "sideways"], "sideways"),
+        (&["init", "--jobs", "many"], "many"),
+        (&[], "Usage:"),
+    ];
+    for (args, named) in usage_errors {
+        let out = lvlab(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn status_json_without_a_manifest_prints_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lvlab(&["-C", dir.path().to_str().unwrap(), "status", "--json"]);
+    assert!(out.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows, serde_json::json!([]));
+}
+
+#[test]
+fn a_near_miss_machine_name_gets_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("Lvlab.yml");
+    std::fs::write(
+        &manifest,
+        "environment:\n  - name: lab\n    libvirt_uri: test:///default\n    config_defaults:\n      cloud_init: {pubkey: \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab@example\"}\n    machines:\n      - {vm_name: salt.local, os: debian12}\n      - {vm_name: web01, os: debian12}\nimages:\n  debian12: {image_url: https://example.org/d.qcow2}\n",
+    )
+    .unwrap();
+    let file = manifest.to_str().unwrap();
+    for args in [
+        &["-f", file, "cloudinit", "salt", "--stdout"][..],
+        &["-f", file, "up", "salt"],
+        &["-f", file, "plan", "salt"],
+        &["-f", file, "plan", "--replace", "salt"],
+    ] {
+        let out = lvlab(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no machine `salt`") && stderr.contains("did you mean `salt.local`?"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = lvlab(&["-f", file, "cloudinit", "zzz"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("machines: salt.local, web01"), "{stderr}");
+}
+
+#[test]
+fn a_near_miss_catalog_name_gets_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lvlab(&["-C", dir.path().to_str().unwrap(), "init", "ubuntu2404"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean `ubuntu24.04`?"), "{stderr}");
+}
+
+#[test]
+fn a_missing_dash_c_directory_is_an_error_line() {
+    let out = lvlab(&["-C", "/nonexistent/lvlab", "validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: cannot change to /nonexistent/lvlab"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -801,3 +801,48 @@ environment:
     assert!(err.contains("this is a private key"), "{err}");
     assert!(!err.contains("SECRET-BODY"), "{err}");
 }
+
+#[test]
+fn memory_takes_binary_units_and_a_bare_number_is_mib() {
+    let desired = load(&format!(
+        "
+environment:
+  - name: lab
+    config_defaults:
+      os: debian12
+      cloud_init: {{pubkey: \"$KEY\"}}
+      memory: 512M
+    machines:
+      - {{vm_name: bare, memory: 3072}}
+      - {{vm_name: quoted, memory: \"1024\"}}
+      - {{vm_name: gib, memory: 4G}}
+      - {{vm_name: long, memory: 2GiB}}
+      - {{vm_name: mib, memory: 768MiB}}
+      - vm_name: default
+{IMAGES}"
+    ));
+    let memory = |name| machine(&desired, name).memory_mib;
+    assert_eq!(memory("bare"), 3072);
+    assert_eq!(memory("quoted"), 1024);
+    assert_eq!(memory("gib"), 4096);
+    assert_eq!(memory("long"), 2048);
+    assert_eq!(memory("mib"), 768);
+    assert_eq!(memory("default"), 512);
+    let err = load_err(&format!(
+        "
+environment:
+  - name: lab
+    config_defaults: {{os: debian12, cloud_init: {{pubkey: \"$KEY\"}}}}
+    machines:
+      - {{vm_name: a, memory: 4GB}}
+      - {{vm_name: b, memory: 32M}}
+      - {{vm_name: c, memory: -1G}}
+{IMAGES}"
+    ));
+    assert!(err.contains("`4GB`: memory takes K, M, G or T"), "{err}");
+    assert!(
+        err.contains("`memory: 32 MiB` is out of range (64..=16777216 MiB)"),
+        "{err}"
+    );
+    assert!(err.contains("`-1G` is negative"), "{err}");
+}

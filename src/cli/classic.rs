@@ -75,6 +75,7 @@ const DESTROY: Confirm = Confirm {
 
 pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
+    session.require_machines(&args.vms)?;
     let mut flow = Flow::new(Target::Running, machines(&args.vms), &args.execution);
     flow.wait = args.wait.requested();
     flow.run(&session, printer)

@@ -192,9 +192,12 @@ fn select<'a>(set: &'a ImageSet, names: &[String]) -> Result<Vec<&'a CachedImage
                 Some(path) => format!("in {}", path.display()),
                 None => "in the built-in catalog".into(),
             };
+            let choices = match crate::manifest::did_you_mean(name, &known) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("images: {}", known.join(", ")),
+            };
             return Err(CliError::Other(format!(
-                "no image `{name}` {origin}; images: {}",
-                known.join(", ")
+                "no image `{name}` {origin}; {choices}"
             )));
         }
         out.extend(found);

@@ -1,6 +1,6 @@
 //! The command line: argument definitions (clap derive) and one function per
 //! command. Commands call into the library and render its results; errors are
-//! rendered once, here, and every error exits 1.
+//! rendered once, here, and every error exits 1, usage errors included.
 
 mod apply;
 mod apply_progress;
@@ -98,7 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_logging(&cli.global, &printer);
     if let Some(dir) = &cli.global.directory {
         if let Err(err) = std::env::set_current_dir(dir) {
-            printer.error(&format!("cannot change to {}: {err}", dir.display()));
+            printer.error(&format!("error: cannot change to {}: {err}", dir.display()));
             return ExitCode::from(1);
         }
     }
@@ -121,6 +121,19 @@ pub fn run(cli: Cli) -> ExitCode {
             printer.error(&err.render(printer.color_stderr()));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Prints a command line clap rejected and returns its exit code: 0 for
+/// `--help` and `--version`, 1 for a usage error. clap's own 2 would read as
+/// "changes pending" to `plan --detailed-exitcode` in CI.
+pub fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    // Nothing useful is left to do when stdout or stderr is gone.
+    let _ = err.print();
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
     }
 }
 

@@ -47,8 +47,12 @@ impl Selectors {
         )
     }
 
+    /// The manifest, once every machine named on the command line is in it.
     pub fn session(&self, global: &GlobalArgs) -> Result<Session, CliError> {
-        Session::load(global, self.env.clone())
+        let session = Session::load(global, self.env.clone())?;
+        session.require_machines(&self.vms)?;
+        session.require_machines(&self.replace)?;
+        Ok(session)
     }
 }
 
@@ -94,6 +98,14 @@ impl Session {
             .environments(self.env.as_deref())
             .map_err(CliError::Other)?;
         Ok(Lab::open(&self.desired, environments)?)
+    }
+
+    /// Each of `names` must be a machine of the selected environments; a
+    /// near miss gets a suggestion.
+    pub fn require_machines(&self, names: &[String]) -> Result<(), CliError> {
+        self.desired
+            .check_machine_names(names, self.env.as_deref())
+            .map_err(CliError::Other)
     }
 
     pub fn manifest_name(&self) -> String {

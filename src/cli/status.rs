@@ -46,7 +46,8 @@ pub fn run(
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
     if super::manifest_here(global).is_none() {
-        printer.out(LANDING.trim_end());
+        // A script asked for JSON: no manifest means no machines.
+        printer.out(if args.json { "[]" } else { LANDING.trim_end() });
         return Ok(ExitCode::SUCCESS);
     }
     let session = Session::load(global, args.env.clone())?;

@@ -70,15 +70,17 @@ pub struct ManifestError {
 }
 
 impl ManifestError {
-    /// Problems found in `text`, placed with `map`.
+    /// Problems found in `text`, placed with `map`, in file order. A
+    /// problem found twice (a default's, through each machine) shows once.
     pub fn new(file: &Path, text: &str, map: &SourceMap, problems: Vec<Problem>) -> Self {
-        let located = problems
-            .into_iter()
-            .map(|problem| {
+        let mut located: Vec<(Problem, Option<Location>)> = Vec::new();
+        for problem in problems {
+            if !located.iter().any(|(seen, _)| *seen == problem) {
                 let location = map.locate(&problem.path, problem.target);
-                (problem, location)
-            })
-            .collect();
+                located.push((problem, location));
+            }
+        }
+        located.sort_by_key(|(_, location)| location.map(|l| (l.line, l.column)));
         Self {
             file: file.to_path_buf(),
             text: text.to_string(),

@@ -2,10 +2,12 @@
 //! ([`crate::desired::Desired`]).
 //!
 //! Three passes over the text: serde_yaml parses it (YAML merge keys
-//! applied), serde deserializes the [`raw`] structs, and [`resolve`] applies
-//! the merge rules and defaults. Every problem becomes a [`Problem`] with a
-//! key path, placed in the file by the [`source::SourceMap`].
+//! applied), [`collect`] deserializes the [`raw`] structs, and [`resolve`]
+//! applies the merge rules and defaults. Every problem becomes a [`Problem`]
+//! with a key path, placed in the file by the [`source::SourceMap`]; one run
+//! reports all of them.
 
+mod collect;
 mod error;
 mod names;
 mod raw;
@@ -18,9 +20,9 @@ use std::path::{Path, PathBuf};
 use serde_yaml::Value;
 
 use crate::desired::Desired;
-pub use error::{ManifestError, Problem};
+pub use error::{did_you_mean, ManifestError, Problem};
 pub use names::{cache_file_name, companion_file_name, family_of};
-use source::{KeyPath, Location, Segment, SourceMap};
+use source::{KeyPath, Location, SourceMap};
 
 /// The manifest lvlab reads when none is named.
 const DEFAULT_FILE: &str = "Lvlab.yml";
@@ -33,15 +35,26 @@ pub fn manifest_path(file: Option<&Path>) -> PathBuf {
 /// Reads, validates and resolves the manifest at `path`.
 pub fn load(path: &Path) -> Result<Desired, ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|err| {
-        let hint = if err.kind() == std::io::ErrorKind::NotFound {
-            "run lvlab in the directory that holds Lvlab.yml, or name it with -f FILE"
-        } else {
-            "check the file's permissions"
+        use std::io::ErrorKind;
+        let (message, hint) = match err.kind() {
+            ErrorKind::NotFound => (
+                format!("cannot read manifest: {err}"),
+                "run lvlab in the directory that holds Lvlab.yml, or name it with -f FILE",
+            ),
+            ErrorKind::IsADirectory => (
+                "cannot read manifest: it is a directory".to_string(),
+                "name the manifest file itself, e.g. -f DIR/Lvlab.yml, or change to DIR with -C",
+            ),
+            ErrorKind::InvalidData => (
+                "cannot read manifest: it is not UTF-8 text".to_string(),
+                "save the manifest as UTF-8; is this the right file?",
+            ),
+            _ => (
+                format!("cannot read manifest: {err}"),
+                "check the file's permissions",
+            ),
         };
-        ManifestError::unreadable(
-            path,
-            Problem::value(KeyPath::root(), format!("cannot read manifest: {err}")).hint(hint),
-        )
+        ManifestError::unreadable(path, Problem::value(KeyPath::root(), message).hint(hint))
     })?;
     load_str(&text, path)
 }
@@ -52,42 +65,46 @@ pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
     // The source map only places problems: build it when there are some.
     let fail =
         |problems: Vec<Problem>| ManifestError::new(path, text, &SourceMap::build(text), problems);
-    let value = parse_yaml(text)
-        .map_err(|fault| ManifestError::at(path, text, *fault.problem, fault.location))?;
-    let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
+    let value = parse_yaml(text).map_err(|fault| match fault {
+        YamlFault::At(problem, location) => ManifestError::at(path, text, *problem, location),
+        YamlFault::Placed(problems) => fail(problems),
+    })?;
+    let (raw, mut problems) = collect::deserialize(value);
     let manifest_path = absolute(path);
-    let desired = resolve::resolve(raw, &manifest_path).map_err(fail)?;
-    tracing::debug!(
-        manifest = %manifest_path.display(),
-        environments = desired.environments.len(),
-        images = desired.images.len(),
-        "manifest resolved"
-    );
-    Ok(desired)
+    // Resolution runs on whatever deserialized, so its problems join serde's;
+    // those that only follow from a value serde rejected are left out.
+    match raw.map(|raw| resolve::resolve(raw, &manifest_path)) {
+        Some(Ok(desired)) if problems.is_empty() => {
+            tracing::debug!(
+                manifest = %manifest_path.display(),
+                environments = desired.environments.len(),
+                images = desired.images.len(),
+                "manifest resolved"
+            );
+            return Ok(desired);
+        }
+        Some(Err(resolution)) => {
+            let own: Vec<Problem> = resolution
+                .into_iter()
+                .filter(|p| !collect::follows_from(&problems, p))
+                .collect();
+            problems.extend(own);
+        }
+        Some(Ok(_)) | None => {}
+    }
+    Err(fail(problems))
 }
 
 /// A problem found before there is a typed manifest to walk.
-struct YamlFault {
-    problem: Box<Problem>,
-    location: Option<Location>,
+enum YamlFault {
+    /// A syntax error, at the parser's place when it has one.
+    At(Box<Problem>, Option<Location>),
+    /// Problems with a key path, placed by the source map.
+    Placed(Vec<Problem>),
 }
 
 fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
-    let mut value: Value = serde_yaml::from_str(text).map_err(|err| {
-        let at = err.location().map(|l| Location {
-            line: l.line(),
-            column: l.column(),
-            bytes: (l.index(), l.index()),
-        });
-        let message = err.to_string();
-        let message = strip_location(&message);
-        let problem = Problem::value(KeyPath::root(), format!("invalid YAML: {message}"))
-            .hint("fix the YAML syntax; `yamllint` shows more detail");
-        YamlFault {
-            problem: Box::new(problem),
-            location: at,
-        }
-    })?;
+    let mut value: Value = serde_yaml::from_str(text).map_err(|err| yaml_fault(text, &err))?;
     if !value.is_mapping() {
         let found = match &value {
             Value::Null => "an empty document",
@@ -99,23 +116,61 @@ fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
             format!("the manifest must be a mapping, but it is {found}"),
         )
         .hint("start the file with `environment:` (a list of environments) and `images:`");
-        return Err(YamlFault {
-            problem: Box::new(problem),
-            location: None,
-        });
+        return Err(YamlFault::At(Box::new(problem), None));
     }
     apply_merges(&mut value).map_err(|err| {
         let problem = Problem::value(KeyPath::root(), format!("invalid YAML merge (`<<`): {err}"));
-        YamlFault {
-            problem: Box::new(problem),
-            location: None,
-        }
+        YamlFault::At(Box::new(problem), None)
     })?;
     if let Value::Mapping(top) = &mut value {
         // `x-` keys hold YAML anchors for reuse, as in docker compose files.
         top.retain(|key, _| !key.as_str().is_some_and(|k| k.starts_with("x-")));
     }
     Ok(value)
+}
+
+/// serde_yaml's own words for a duplicate key and an integer beyond 64 bits
+/// point at the enclosing mapping and say "fix the syntax"; both are
+/// reported at their key instead.
+fn yaml_fault(text: &str, err: &serde_yaml::Error) -> YamlFault {
+    let message = err.to_string();
+    let message = strip_location(&message);
+    let map = SourceMap::build(text);
+    if message.contains(": duplicate entry with key ") {
+        let problems: Vec<Problem> = map
+            .duplicates()
+            .iter()
+            .map(|(path, first)| {
+                let key = path.last_key().unwrap_or_default();
+                Problem::key(path.clone(), format!("duplicate key `{key}`"))
+                    .label(format!("`{key}` again"))
+                    .hint(format!(
+                        "remove one of them: `{key}` is first set on line {}",
+                        first.line
+                    ))
+            })
+            .collect();
+        if !problems.is_empty() {
+            return YamlFault::Placed(problems);
+        }
+    }
+    let at = err.location().map(|l| Location {
+        line: l.line(),
+        column: l.column(),
+        bytes: (l.index(), l.index()),
+    });
+    if message.contains(" as u128,") || message.contains(" as i128,") {
+        let number = message.split('`').nth(1).unwrap_or("the number");
+        let path = at.and_then(|at| map.path_at(at.line, at.column));
+        if let Some(path) = path {
+            let problem = Problem::value(path, format!("`{number}` is too large a number"))
+                .hint("numbers here fit in 64 bits; check for extra digits");
+            return YamlFault::Placed(vec![problem]);
+        }
+    }
+    let problem = Problem::value(KeyPath::root(), format!("invalid YAML: {message}"))
+        .hint("fix the YAML syntax; `yamllint` shows more detail");
+    YamlFault::At(Box::new(problem), at)
 }
 
 /// serde_yaml merges one level per pass: a merged mapping that itself held
@@ -132,69 +187,10 @@ fn apply_merges(value: &mut Value) -> Result<(), serde_yaml::Error> {
     Ok(())
 }
 
-fn deserialize(value: Value) -> Result<raw::RawManifest, Problem> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = key_path(err.path());
-        serde_problem(path, &err.inner().to_string())
-    })
-}
-
-fn key_path(path: &serde_path_to_error::Path) -> KeyPath {
-    use serde_path_to_error::Segment as S;
-    KeyPath::from_segments(
-        path.iter()
-            .filter_map(|segment| match segment {
-                S::Seq { index } => Some(Segment::Index(*index)),
-                S::Map { key } => Some(Segment::Key(key.clone())),
-                S::Enum { .. } | S::Unknown => None,
-            })
-            .collect(),
-    )
-}
-
-/// Turns serde's message into a problem; unknown keys get a suggestion.
-fn serde_problem(path: KeyPath, message: &str) -> Problem {
-    let message = strip_location(message);
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        return unknown_key_problem(path, rest);
-    }
-    let what = path.last_key().unwrap_or("value").to_string();
-    let detail = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.split_once(", expected "));
-    let message = match detail {
-        Some((found, expected)) => format!("`{what}` must be {expected}, not {found}"),
-        None => format!("`{what}`: {message}"),
-    };
-    Problem::value(path, message).hint("docs/manifest.md lists every key and its type")
-}
-
 /// serde's messages end in ` at line L column C`; the report shows the place
 /// itself.
 fn strip_location(msg: &str) -> &str {
     msg.split(" at line ").next().unwrap_or(msg)
-}
-
-/// serde says: unknown field `memroy`, expected one of `vm_name`, `cpu`, ...
-fn unknown_key_problem(path: KeyPath, rest: &str) -> Problem {
-    let mut names = rest.split('`').skip(1).step_by(2);
-    let unknown = names.next().unwrap_or_default().to_string();
-    let known: Vec<&str> = names.collect();
-    let path = if path.last_key() == Some(unknown.as_str()) {
-        path
-    } else {
-        path.key(&unknown)
-    };
-    let problem = Problem::key(path, format!("unknown key `{unknown}`"));
-    match error::did_you_mean(&unknown, &known) {
-        Some(best) => problem
-            .label(format!("did you mean `{best}`?"))
-            .hint(format!("rename `{unknown}` to `{best}`")),
-        None => problem
-            .label("not a key here")
-            .hint(format!("the keys allowed here are: {}", known.join(", "))),
-    }
 }
 
 fn absolute(path: &Path) -> PathBuf {

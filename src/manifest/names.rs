@@ -111,6 +111,9 @@ fn leading_letters(text: &str) -> &str {
 /// (relative against `base`). Its last segment must name a file.
 pub fn parse_source(text: &str, base: &Path) -> Result<Source, String> {
     let text = text.trim();
+    if text.is_empty() {
+        return Err("the value is empty: give an https:// URL, a file:// URL or a path".into());
+    }
     let source = if let Some(path) = text.strip_prefix("file://") {
         if !path.starts_with('/') {
             return Err(format!(

@@ -40,7 +40,8 @@ pub struct RawMachine {
     pub domain: Option<String>,
     pub os: Option<String>,
     pub cpu: Option<Number>,
-    pub memory: Option<Number>,
+    /// MiB, or a size with a binary unit (`4G`).
+    pub memory: Option<Scalar>,
     pub disks: Option<Vec<RawDisk>>,
     pub interfaces: Option<OneOrMany<RawInterface>>,
     pub nameservers: Option<RawNameservers>,
@@ -146,9 +147,10 @@ impl<'de> Deserialize<'de> for Flag {
     }
 }
 
-/// A whole number, also written as a string (`"2048"`).
+/// A whole number, also written as a string (`"2048"`). Negative numbers
+/// are kept, so that resolution reports them as out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Number(pub u64);
+pub struct Number(pub i64);
 
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -159,12 +161,12 @@ impl<'de> Deserialize<'de> for Number {
                 f.write_str("a whole number")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
-                Ok(Number(v))
+                i64::try_from(v)
+                    .map(Number)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &"a smaller number"))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
-                u64::try_from(v)
-                    .map(Number)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+                Ok(Number(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Number, E> {
                 v.trim()

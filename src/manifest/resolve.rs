@@ -257,31 +257,51 @@ fn resolve_machine(
         return None;
     };
     r.check(&m.machine_path.key("vm_name"), values::check_name(&vm_name))?;
-    let hostname = resolve_hostname(r, m, &vm_name)?;
+    // Every key is checked before giving up, so one run reports all of a
+    // machine's problems; only values that others need end the machine early.
+    let hostname = resolve_hostname(r, m, &vm_name);
+    let os_image = resolve_os(r, m, images);
+    let cpu = match m.pick("cpu", |x| x.cpu.as_ref()) {
+        Some((number, path)) => in_range(r, ("cpu", ""), number.0, 1..=1024, path),
+        None => Some(DEFAULT_CPU),
+    };
+    let memory_mib = match m.pick("memory", |x| x.memory.as_ref()) {
+        Some((text, path)) => r
+            .check(&path, values::parse_memory_mib(&text.0))
+            .and_then(|mib| {
+                let mib = i64::try_from(mib).unwrap_or(i64::MAX);
+                in_range(r, ("memory", " MiB"), mib, 64..=16 << 20, path)
+            }),
+        None => Some(DEFAULT_MEMORY_MIB),
+    };
+    let domain_type = resolve_domain_type(r, m);
+    let graphics = resolve_graphics(r, m);
+    let cache_base = basedir(r, m, "cloud_image_basedir", |x| {
+        x.cloud_image_basedir.as_ref()
+    });
+    let vm_dir = basedir(r, m, "disk_image_basedir", |x| {
+        x.disk_image_basedir.as_ref()
+    })
+    .map(|disk_base| names::vm_dir(&disk_base, environment, &vm_name));
+    let disks = vm_dir
+        .as_ref()
+        .and_then(|vm_dir| storage::resolve_disks(r, m, vm_dir));
+    let interfaces = interfaces::resolve_interfaces(r, m, environment, &vm_name);
+    let nameservers = interfaces::resolve_nameservers(r, m);
+    let shared_directories = storage::resolve_shared_directories(r, m);
+    let cloud_init = os_image
+        .as_ref()
+        .and_then(|(_, image)| cloud_init::resolve_cloud_init(r, m, image));
+    let (hostname, (os, image), cpu, memory_mib) = (hostname?, os_image?, cpu?, memory_mib?);
     let fqdn = match (&m.machine.fqdn, m.pick("domain", |x| x.domain.as_ref())) {
         (Some(fqdn), _) => fqdn.clone(),
         (None, Some((domain, _))) => format!("{hostname}.{domain}"),
         (None, None) => hostname.clone(),
     };
-    let (os, image) = resolve_os(r, m, images)?;
-    let cpu = number_in_range(r, m, "cpu", DEFAULT_CPU, 1..=1024, |x| x.cpu.as_ref())?;
-    let memory_mib = number_in_range(r, m, "memory", DEFAULT_MEMORY_MIB, 64..=16 << 20, |x| {
-        x.memory.as_ref()
-    })?;
-    let domain_type = resolve_domain_type(r, m)?;
-    let graphics = resolve_graphics(r, m)?;
-    let cache_base = basedir(r, m, "cloud_image_basedir", |x| {
-        x.cloud_image_basedir.as_ref()
-    })?;
-    let disk_base = basedir(r, m, "disk_image_basedir", |x| {
-        x.disk_image_basedir.as_ref()
-    })?;
-    let vm_dir = names::vm_dir(&disk_base, environment, &vm_name);
-    let disks = storage::resolve_disks(r, m, &vm_dir)?;
-    let interfaces = interfaces::resolve_interfaces(r, m, environment, &vm_name)?;
-    let nameservers = interfaces::resolve_nameservers(r, m)?;
-    let shared_directories = storage::resolve_shared_directories(r, m)?;
-    let cloud_init = cloud_init::resolve_cloud_init(r, m, image)?;
+    let (domain_type, graphics, cache_base, vm_dir) =
+        (domain_type?, graphics?, cache_base?, vm_dir?);
+    let (disks, interfaces, nameservers) = (disks?, interfaces?, nameservers?);
+    let (shared_directories, cloud_init) = (shared_directories?, cloud_init?);
     Some(MachineSpec {
         domain_name: names::domain_name(&vm_name, environment),
         environment: environment.to_string(),
@@ -371,30 +391,28 @@ fn image_choice_hint(images: &BTreeMap<String, ImageSpec>, lead: &str) -> String
     }
 }
 
-fn number_in_range<'a>(
+/// `value` when it is within `range`, else `None` after reporting it with
+/// the key and the unit (`("memory", " MiB")`).
+fn in_range(
     r: &mut Resolver,
-    m: &Layered<'a>,
-    key: &str,
-    default: u64,
+    (key, unit): (&str, &str),
+    value: i64,
     range: std::ops::RangeInclusive<u64>,
-    field: impl Fn(&'a RawMachine) -> Option<&'a super::raw::Number>,
+    path: KeyPath,
 ) -> Option<u64> {
-    let Some((value, path)) = m.pick(key, field) else {
-        return Some(default);
-    };
-    if range.contains(&value.0) {
-        Some(value.0)
-    } else {
-        r.report(Problem::value(
-            path,
-            format!(
-                "`{key}: {}` is out of range ({}..={})",
-                value.0,
-                range.start(),
-                range.end()
-            ),
-        ));
-        None
+    match u64::try_from(value) {
+        Ok(value) if range.contains(&value) => Some(value),
+        _ => {
+            r.report(Problem::value(
+                path,
+                format!(
+                    "`{key}: {value}{unit}` is out of range ({}..={}{unit})",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+            None
+        }
     }
 }
 

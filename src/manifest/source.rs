@@ -59,6 +59,15 @@ impl KeyPath {
     pub fn from_segments(segments: Vec<Segment>) -> Self {
         Self(segments)
     }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
+    /// Whether this path is `prefix` or lies under it.
+    pub fn starts_with(&self, prefix: &KeyPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
 }
 
 impl fmt::Display for KeyPath {
@@ -96,6 +105,9 @@ struct Node {
 #[derive(Debug, Default)]
 pub struct SourceMap {
     nodes: HashMap<KeyPath, Node>,
+    /// Keys set twice in one mapping, with the first one's place; `nodes`
+    /// holds the last.
+    duplicates: Vec<(KeyPath, Location)>,
 }
 
 /// Which part of a `key: value` entry an error is about.
@@ -121,6 +133,19 @@ impl SourceMap {
             }
         }
         walker.map
+    }
+
+    /// Keys that appear twice in one mapping, with the first one's place.
+    pub fn duplicates(&self) -> &[(KeyPath, Location)] {
+        &self.duplicates
+    }
+
+    /// The path of the value that starts at `line`:`column`.
+    pub fn path_at(&self, line: usize, column: usize) -> Option<KeyPath> {
+        self.nodes
+            .iter()
+            .find(|(_, node)| node.value.line == line && node.value.column == column)
+            .map(|(path, _)| path.clone())
     }
 
     /// Where `path` is, or where its nearest recorded ancestor is (a key
@@ -207,7 +232,13 @@ impl Walker<'_> {
                 (path.index(*next - 1), None)
             }
             Some(Frame::Mapping { path, pending_key }) => match pending_key.take() {
-                Some((key, key_location)) => (path.key(&key), Some(key_location)),
+                Some((key, key_location)) => {
+                    let path = path.key(&key);
+                    if let Some(first) = self.map.nodes.get(&path).and_then(|n| n.key) {
+                        self.map.duplicates.push((path.clone(), first));
+                    }
+                    (path, Some(key_location))
+                }
                 // A complex (non-scalar) key: not used by manifests.
                 None => (path.key("?"), None),
             },
@@ -308,6 +339,18 @@ images:
         let missing = path(&["environment", "0", "machines", "0", "memory"]);
         let found = map.locate(&missing, Target::Key).unwrap();
         assert_eq!(found.line, 4, "the machine mapping starts on line 4");
+    }
+
+    #[test]
+    fn a_key_set_twice_is_recorded_with_its_first_place() {
+        let text = "a:\n  b: 1\n  c: 2\n  b: 3\n";
+        let map = SourceMap::build(text);
+        let b = path(&["a", "b"]);
+        assert_eq!(map.duplicates().len(), 1);
+        assert_eq!(map.duplicates()[0].0, b);
+        assert_eq!(map.duplicates()[0].1.line, 2);
+        assert_eq!(map.locate(&b, Target::Key).unwrap().line, 4);
+        assert_eq!(map.path_at(4, 6), Some(b));
     }
 
     #[test]

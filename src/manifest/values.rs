@@ -8,29 +8,12 @@ use std::path::{Path, PathBuf};
 /// TB` are powers of 1000. A bare number is bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size; write it like `25G` or `512M`"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}`; use K, M, G, T (powers of 1024) or KB, MB, GB, TB"
-            ))
-        }
-    };
+    let (number, unit) = number_and_unit(text)?;
+    let multiplier = binary_unit(unit)
+        .or_else(|| decimal_unit(unit))
+        .ok_or_else(|| {
+            format!("unknown size unit `{unit}`; use K, M, G, T (powers of 1024) or KB, MB, GB, TB")
+        })?;
     let bytes = number * multiplier as f64;
     if bytes < (1u64 << 20) as f64 {
         return Err(format!(
@@ -42,6 +25,68 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
     // Round up to whole KiB: qemu-img and libvirt work in sectors.
     Ok((bytes as u64).div_ceil(1024) * 1024)
+}
+
+/// An amount of memory in MiB: `4G`, `4GiB`, `512M`, `512MiB`; a bare
+/// number is MiB, as in the original lvlab. Units are powers of 1024 only:
+/// guest memory comes in binary units.
+pub fn parse_memory_mib(text: &str) -> Result<u64, String> {
+    const MIB: u64 = 1 << 20;
+    let text = text.trim();
+    let (number, unit) = number_and_unit(text)?;
+    let multiplier = if unit.is_empty() {
+        MIB
+    } else {
+        binary_unit(unit).ok_or_else(|| {
+            format!(
+                "`{text}`: memory takes K, M, G or T (KiB, MiB, GiB, TiB, powers of 1024), \
+                 or a bare number of MiB, e.g. `4G` or `4096`"
+            )
+        })?
+    };
+    let mib = number * multiplier as f64 / MIB as f64;
+    if mib.fract() != 0.0 {
+        return Err(format!("`{text}` is not a whole number of MiB"));
+    }
+    Ok(mib as u64)
+}
+
+/// Splits `25G` into 25 and `G`; the number may have a fraction.
+fn number_and_unit(text: &str) -> Result<(f64, &str), String> {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    if text.starts_with('-') {
+        return Err(format!("`{text}` is negative"));
+    }
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write it like `25G` or `512M`"))?;
+    Ok((number, unit.trim()))
+}
+
+/// Bytes per `K M G T` or `KiB MiB GiB TiB` (and `B`), case-insensitive.
+fn binary_unit(unit: &str) -> Option<u64> {
+    match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => Some(1),
+        "k" | "kib" => Some(1 << 10),
+        "m" | "mib" => Some(1 << 20),
+        "g" | "gib" => Some(1 << 30),
+        "t" | "tib" => Some(1 << 40),
+        _ => None,
+    }
+}
+
+/// Bytes per `KB MB GB TB`, case-insensitive.
+fn decimal_unit(unit: &str) -> Option<u64> {
+    match unit.to_ascii_lowercase().as_str() {
+        "kb" => Some(1_000),
+        "mb" => Some(1_000_000),
+        "gb" => Some(1_000_000_000),
+        "tb" => Some(1_000_000_000_000),
+        _ => None,
+    }
 }
 
 /// Names that become part of domain names and directory names.
@@ -153,6 +198,27 @@ mod tests {
         assert!(parse_size("big").unwrap_err().contains("not a size"));
         assert!(parse_size("3X").unwrap_err().contains("unknown size unit"));
         assert!(parse_size("5P").is_err());
+    }
+
+    #[test]
+    fn memory_takes_binary_units_and_a_bare_number_is_mib() {
+        assert_eq!(parse_memory_mib("4G"), Ok(4096));
+        assert_eq!(parse_memory_mib("4GiB"), Ok(4096));
+        assert_eq!(parse_memory_mib("512M"), Ok(512));
+        assert_eq!(parse_memory_mib("512MiB"), Ok(512));
+        assert_eq!(parse_memory_mib("1.5G"), Ok(1536));
+        assert_eq!(parse_memory_mib("2048"), Ok(2048));
+        assert!(parse_memory_mib("4GB")
+            .unwrap_err()
+            .contains("powers of 1024"));
+        assert!(parse_memory_mib("4X")
+            .unwrap_err()
+            .contains("powers of 1024"));
+        assert!(parse_memory_mib("lots").unwrap_err().contains("not a size"));
+        assert!(parse_memory_mib("-4G").unwrap_err().contains("negative"));
+        assert!(parse_memory_mib("1000K")
+            .unwrap_err()
+            .contains("not a whole number of MiB"));
     }
 
     #[test]
