@@ -45,6 +45,7 @@ images:
 
 fn lvlab(manifest: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .args(["-f", manifest, "cloudinit"])
         .args(args)
         .env_remove("LVLAB_LOG")

@@ -63,6 +63,7 @@ images:
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_lvlab"))
+            .env("LVLAB_NO_HOST_CONFIG", "1")
             .arg("-f")
             .arg(self.manifest())
             .args(args)
@@ -321,6 +322,7 @@ fn status_shows_each_machine_and_a_landing_page_without_manifest() {
 
     let empty = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .arg("-C")
         .arg(empty.path())
         .arg("status")
@@ -330,6 +332,7 @@ fn status_shows_each_machine_and_a_landing_page_without_manifest() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("No Lvlab.yml here."));
     let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/invalid/unknown_key.yml");
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .arg("-f")
         .arg(bad)
         .arg("status")

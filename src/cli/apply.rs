@@ -64,7 +64,11 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<E
 
 fn apply_saved(file: &Path, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let saved = SavedPlan::read(file)?;
-    let session = Session::open(saved.manifest.clone(), saved.environment.clone())?;
+    let session = Session::open(
+        saved.manifest.clone(),
+        saved.environment.clone(),
+        saved.config.as_deref(),
+    )?;
     // A saved plan was reviewed when it was made: no confirmation.
     let mut flow = Flow::new(saved.target, saved.selection.clone(), &args.execution);
     flow.saved = Some(&saved);

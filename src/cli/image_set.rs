@@ -11,7 +11,6 @@ use crate::images::cache::default_cache_dir;
 use crate::images::catalog::CATALOG;
 use crate::images::DomainFiles;
 use crate::libvirt::Connection;
-use crate::manifest;
 use crate::observe::disks;
 
 /// An image in one cache directory.
@@ -44,7 +43,7 @@ pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
     let Some(path) = super::manifest_here(global) else {
         return Ok(catalog());
     };
-    let desired = manifest::load(&path)?;
+    let desired = super::load_manifest(&path, global.config.as_deref())?;
     let mut dirs: BTreeMap<&str, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
     for env in &desired.environments {
         for m in &env.machines {

@@ -42,6 +42,12 @@ pub struct GlobalArgs {
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
+    /// A settings file merged over the manifest (after /etc/Lvlab.yml and
+    /// ~/.Lvlab.yml): networks, default_network, default_vm_username,
+    /// runcmd, user_data, images
+    #[arg(long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Change to DIR before doing anything else
     #[arg(short = 'C', value_name = "DIR", global = true)]
     pub directory: Option<PathBuf>,
@@ -124,6 +130,16 @@ pub fn run(cli: Cli) -> ExitCode {
 fn manifest_here(global: &GlobalArgs) -> Option<PathBuf> {
     let path = crate::manifest::manifest_path(global.file.as_deref());
     (global.file.is_some() || path.exists()).then_some(path)
+}
+
+/// The manifest at `path` with the host-wide settings files and the
+/// `--config` file `config`.
+fn load_manifest(
+    path: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> Result<crate::desired::Desired, CliError> {
+    let host = crate::manifest::HostSettings::discover(config);
+    Ok(crate::manifest::load(path, &host)?)
 }
 
 /// The environments' libvirt URIs, each once, in order.

@@ -61,12 +61,20 @@ pub struct Session {
 
 impl Session {
     pub fn load(global: &GlobalArgs, env: Option<String>) -> Result<Self, CliError> {
-        Self::open(manifest::manifest_path(global.file.as_deref()), env)
+        Self::open(
+            manifest::manifest_path(global.file.as_deref()),
+            env,
+            global.config.as_deref(),
+        )
     }
 
-    /// The manifest at `path`.
-    pub fn open(path: PathBuf, env: Option<String>) -> Result<Self, CliError> {
-        let desired = manifest::load(&path)?;
+    /// The manifest at `path`, with the settings file `config` over it.
+    pub fn open(
+        path: PathBuf,
+        env: Option<String>,
+        config: Option<&std::path::Path>,
+    ) -> Result<Self, CliError> {
+        let desired = super::load_manifest(&path, config)?;
         let session = Self { path, desired, env };
         session
             .desired

@@ -117,6 +117,7 @@ fn generated_user_data<'a>(input: &'a SeedInput) -> UserData<'a> {
     if ci.manage_etc_hosts {
         runcmd.extend(hosts::commands(input.environment, &input.image.family));
     }
+    runcmd.extend(ci.host_runcmd.iter().cloned());
     runcmd.extend(ci.runcmd.iter().cloned());
     UserData {
         hostname: &machine.hostname,

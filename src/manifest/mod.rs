@@ -2,11 +2,13 @@
 //! ([`crate::desired::Desired`]).
 //!
 //! Three passes over the text: serde_yaml parses it (YAML merge keys
-//! applied), serde deserializes the [`raw`] structs, and [`resolve`] applies
-//! the merge rules and defaults. Every problem becomes a [`Problem`] with a
-//! key path, placed in the file by the [`source::SourceMap`].
+//! applied) and [`layers`] deep-merges it with the host-wide settings files,
+//! serde deserializes the [`raw`] structs, and [`resolve`] applies the merge
+//! rules and defaults. Every problem becomes a [`Problem`] with a key path,
+//! placed by the [`source::SourceMap`] of the file that supplied the value.
 
 mod error;
+mod layers;
 mod names;
 mod raw;
 mod resolve;
@@ -19,8 +21,10 @@ use serde_yaml::Value;
 
 use crate::desired::Desired;
 pub use error::{ManifestError, Problem};
+use layers::{Found, Layer, Role, Stack};
+pub use layers::{HostSettings, CONFIG_ROOT_VAR, NO_HOST_CONFIG_VAR, SETTINGS_KEYS};
 pub use names::{cache_file_name, companion_file_name, family_of};
-use source::{KeyPath, Location, Segment, SourceMap};
+use source::{KeyPath, Location, Segment};
 
 /// The manifest lvlab reads when none is named.
 const DEFAULT_FILE: &str = "Lvlab.yml";
@@ -30,8 +34,9 @@ pub fn manifest_path(file: Option<&Path>) -> PathBuf {
     file.map_or_else(|| PathBuf::from(DEFAULT_FILE), Path::to_path_buf)
 }
 
-/// Reads, validates and resolves the manifest at `path`.
-pub fn load(path: &Path) -> Result<Desired, ManifestError> {
+/// Reads, validates and resolves the manifest at `path`, merged with the
+/// settings files `host` names.
+pub fn load(path: &Path, host: &HostSettings) -> Result<Desired, ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         let hint = if err.kind() == std::io::ErrorKind::NotFound {
             "run lvlab in the directory that holds Lvlab.yml, or name it with -f FILE"
@@ -43,27 +48,80 @@ pub fn load(path: &Path) -> Result<Desired, ManifestError> {
             Problem::value(KeyPath::root(), format!("cannot read manifest: {err}")).hint(hint),
         )
     })?;
-    load_str(&text, path)
+    let (below, above) = layers::read(host)?;
+    load_layers(below, &text, path, above)
 }
 
-/// Validates and resolves manifest `text`, as if read from `path` (relative
-/// paths in it are taken against `path`'s directory).
+/// Validates and resolves manifest `text` alone, as if read from `path`
+/// (relative paths in it are taken against `path`'s directory).
 pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
-    // The source map only places problems: build it when there are some.
-    let fail =
-        |problems: Vec<Problem>| ManifestError::new(path, text, &SourceMap::build(text), problems);
-    let value = parse_yaml(text)
-        .map_err(|fault| ManifestError::at(path, text, *fault.problem, fault.location))?;
-    let raw = deserialize(value).map_err(|problem| fail(vec![problem]))?;
+    load_layers(Vec::new(), text, path, None)
+}
+
+/// The manifest `text` with settings files `below` and `above` it.
+fn load_layers(
+    below: Vec<Found>,
+    text: &str,
+    path: &Path,
+    above: Option<Found>,
+) -> Result<Desired, ManifestError> {
+    let manifest = Found {
+        role: Role::Manifest,
+        path: path.to_path_buf(),
+        text: text.to_string(),
+    };
+    let mut layers = Vec::new();
+    let mut errors = Vec::new();
+    for file in below.into_iter().chain([manifest]).chain(above) {
+        match parse_layer(file) {
+            Ok(layer) => layers.push(layer),
+            Err(err) => errors.push(err),
+        }
+    }
+    if let Some(err) = ManifestError::join(errors) {
+        return Err(err);
+    }
+    let stack = Stack { layers };
+    let raw = deserialize(stack.merged()).map_err(|problem| stack.error(vec![problem]))?;
     let manifest_path = absolute(path);
-    let desired = resolve::resolve(raw, &manifest_path).map_err(fail)?;
+    let desired = resolve::resolve(raw, &manifest_path, stack.settings_files())
+        .map_err(|problems| stack.error(problems))?;
     tracing::debug!(
         manifest = %manifest_path.display(),
+        settings_files = desired.settings_files.len(),
         environments = desired.environments.len(),
         images = desired.images.len(),
         "manifest resolved"
     );
     Ok(desired)
+}
+
+/// One file of the stack parsed; a settings file also holds only settings
+/// keys, and may be empty.
+fn parse_layer(file: Found) -> Result<Layer, ManifestError> {
+    let Found { role, path, text } = file;
+    let what = match role {
+        Role::Manifest => Document::Manifest,
+        Role::Settings(_) => Document::Settings,
+    };
+    let value = parse_yaml(&text, what)
+        .map_err(|fault| ManifestError::at(&path, &text, *fault.problem, fault.location))?;
+    let layer = Layer {
+        role,
+        path,
+        text,
+        value,
+    };
+    if role == Role::Manifest {
+        return Ok(layer);
+    }
+    let problems = layers::check_settings_keys(&layer);
+    if problems.is_empty() {
+        Ok(layer)
+    } else {
+        let map = source::SourceMap::build(&layer.text);
+        Err(ManifestError::new(&layer.path, &layer.text, &map, problems))
+    }
 }
 
 /// A problem found before there is a typed manifest to walk.
@@ -72,7 +130,14 @@ struct YamlFault {
     location: Option<Location>,
 }
 
-fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
+/// Which kind of file is parsed: a settings file may be empty.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Document {
+    Manifest,
+    Settings,
+}
+
+fn parse_yaml(text: &str, what: Document) -> Result<Value, YamlFault> {
     let mut value: Value = serde_yaml::from_str(text).map_err(|err| {
         let at = err.location().map(|l| Location {
             line: l.line(),
@@ -88,17 +153,31 @@ fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
             location: at,
         }
     })?;
+    if what == Document::Settings && value.is_null() {
+        value = Value::Mapping(serde_yaml::Mapping::new());
+    }
     if !value.is_mapping() {
         let found = match &value {
             Value::Null => "an empty document",
             Value::Sequence(_) => "a list",
             _ => "a single value",
         };
+        let (file, hint) = match what {
+            Document::Manifest => (
+                "the manifest",
+                "start the file with `environment:` (a list of environments) and `images:`"
+                    .to_string(),
+            ),
+            Document::Settings => (
+                "a settings file",
+                format!("give it top-level keys: {}", SETTINGS_KEYS.join(", ")),
+            ),
+        };
         let problem = Problem::value(
             KeyPath::root(),
-            format!("the manifest must be a mapping, but it is {found}"),
+            format!("{file} must be a mapping, but it is {found}"),
         )
-        .hint("start the file with `environment:` (a list of environments) and `images:`");
+        .hint(hint);
         return Err(YamlFault {
             problem: Box::new(problem),
             location: None,

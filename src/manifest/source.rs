@@ -59,6 +59,10 @@ impl KeyPath {
     pub fn from_segments(segments: Vec<Segment>) -> Self {
         Self(segments)
     }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
 }
 
 impl fmt::Display for KeyPath {
