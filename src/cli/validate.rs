@@ -17,7 +17,8 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
 
-    /// Print every machine fully resolved (YAML, or JSON with --json)
+    /// Print every machine fully resolved, and which settings file supplied
+    /// which value (YAML, or JSON with --json)
     #[arg(long)]
     pub show_resolved: bool,
 
