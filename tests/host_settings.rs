@@ -363,3 +363,34 @@ fn settings_files_may_be_empty_but_must_be_mappings() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_original_format_example_validates_with_its_settings_file() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/original");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lvlab"))
+            .env("LVLAB_NO_HOST_CONFIG", "1")
+            .arg("-f")
+            .arg(dir.join("Lvlab.yml"))
+            .args(extra)
+            .args(["validate", "--show-resolved", "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--config", dir.join("host.yml").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let resolved: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let salt = machine(&resolved, "salt.local");
+    assert_eq!(
+        salt["interfaces"][0]["addressing"]["ipv4"]["gateway"],
+        "100.64.10.1"
+    );
+    assert_eq!(salt["nameservers"]["addresses"][0], "100.64.10.10");
+    assert_eq!(salt["cloud_init"]["user"], "labadmin");
+    let out = run(&[]);
+    assert!(
+        stderr(&out).contains("the manifest has no `images`"),
+        "images come from the settings file: {}",
+        stderr(&out)
+    );
+}
