@@ -394,3 +394,17 @@ fn the_original_format_example_validates_with_its_settings_file() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_manifest_that_is_a_host_layer_is_read_once() {
+    let host = Host::new();
+    // lvlab run in the config root, on its Lvlab.yml.
+    host.write("etc/Lvlab.yml", &format!("{MANIFEST}{SYSTEM}"));
+    let out = host
+        .command(&["validate"])
+        .current_dir(host.path("etc"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("host-wide"), "{}", stdout(&out));
+}

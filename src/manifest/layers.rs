@@ -97,9 +97,14 @@ pub(super) struct Found {
 }
 
 /// Reads the settings files `host` names: below the manifest (system, user)
-/// and above it (`--config`). Missing host layers are skipped; a missing
-/// `--config` file, or any unreadable one, is an error naming it.
-pub(super) fn read(host: &HostSettings) -> Result<(Vec<Found>, Option<Found>), ManifestError> {
+/// and above it (`--config`). Missing host layers are skipped, and so is a
+/// host layer that is the `manifest` itself (lvlab run in `/etc`); a
+/// missing `--config` file, or any unreadable one, is an error naming it.
+pub(super) fn read(
+    host: &HostSettings,
+    manifest: &Path,
+) -> Result<(Vec<Found>, Option<Found>), ManifestError> {
+    let manifest = std::fs::canonicalize(manifest).ok();
     let mut errors = Vec::new();
     let mut below = Vec::new();
     let candidates = [
@@ -111,6 +116,9 @@ pub(super) fn read(host: &HostSettings) -> Result<(Vec<Found>, Option<Found>), M
         let Some(path) = names.iter().map(|n| dir.join(n)).find(|p| p.is_file()) else {
             continue;
         };
+        if manifest.is_some() && std::fs::canonicalize(&path).ok() == manifest {
+            continue;
+        }
         match read_text(&path, "check the file's permissions, or set LVLAB_NO_HOST_CONFIG=1 to skip host-wide settings") {
             Ok(text) => below.push(Found {
                 role: Role::Settings(layer),

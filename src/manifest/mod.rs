@@ -48,7 +48,7 @@ pub fn load(path: &Path, host: &HostSettings) -> Result<Desired, ManifestError> 
             Problem::value(KeyPath::root(), format!("cannot read manifest: {err}")).hint(hint),
         )
     })?;
-    let (below, above) = layers::read(host)?;
+    let (below, above) = layers::read(host, path)?;
     load_layers(below, &text, path, above)
 }
 
