@@ -27,6 +27,8 @@ const DEFAULT_CONFIG_ROOT: &str = "/etc";
 /// File names looked for, first found wins, as the original looks for them.
 const SYSTEM_FILE_NAMES: &[&str] = &["Lvlab.yml", "Lvlab.yaml"];
 const USER_FILE_NAMES: &[&str] = &[".Lvlab.yml", ".Lvlab.yaml"];
+const UNREADABLE_HOST_LAYER: &str =
+    "check the file's permissions, or set LVLAB_NO_HOST_CONFIG=1 to skip host-wide settings";
 
 /// The top-level keys a settings file may hold (the manifest holds these
 /// and `environment`).
@@ -42,7 +44,7 @@ pub const SETTINGS_KEYS: &[&str] = &[
 /// Where the settings files around the manifest are, before reading them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostSettings {
-    /// `<config root>/Lvlab.yml`, when reading host layers.
+    /// The config root holding `Lvlab.yml`, when reading host layers.
     system_dir: Option<PathBuf>,
     /// The home directory holding `.Lvlab.yml`, when reading host layers.
     home_dir: Option<PathBuf>,
@@ -119,7 +121,7 @@ pub(super) fn read(
         if manifest.is_some() && std::fs::canonicalize(&path).ok() == manifest {
             continue;
         }
-        match read_text(&path, "check the file's permissions, or set LVLAB_NO_HOST_CONFIG=1 to skip host-wide settings") {
+        match read_text(&path, UNREADABLE_HOST_LAYER) {
             Ok(text) => below.push(Found {
                 role: Role::Settings(layer),
                 path,
@@ -240,6 +242,9 @@ impl Stack {
 
     /// Each settings file with the key paths whose merged value it supplied.
     pub fn settings_files(&self) -> Vec<SettingsFile> {
+        if self.layers.iter().all(|l| l.role == Role::Manifest) {
+            return Vec::new();
+        }
         let merged = self.merged();
         let mut leaves = Vec::new();
         collect_leaves(&merged, &KeyPath::root(), &mut leaves);

@@ -100,11 +100,7 @@ fn load_layers(
 /// keys, and may be empty.
 fn parse_layer(file: Found) -> Result<Layer, ManifestError> {
     let Found { role, path, text } = file;
-    let what = match role {
-        Role::Manifest => Document::Manifest,
-        Role::Settings(_) => Document::Settings,
-    };
-    let value = parse_yaml(&text, what)
+    let value = parse_yaml(&text, role)
         .map_err(|fault| ManifestError::at(&path, &text, *fault.problem, fault.location))?;
     let layer = Layer {
         role,
@@ -130,14 +126,8 @@ struct YamlFault {
     location: Option<Location>,
 }
 
-/// Which kind of file is parsed: a settings file may be empty.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Document {
-    Manifest,
-    Settings,
-}
-
-fn parse_yaml(text: &str, what: Document) -> Result<Value, YamlFault> {
+/// `text` as YAML; a settings file (`role`) may be empty.
+fn parse_yaml(text: &str, role: Role) -> Result<Value, YamlFault> {
     let mut value: Value = serde_yaml::from_str(text).map_err(|err| {
         let at = err.location().map(|l| Location {
             line: l.line(),
@@ -153,7 +143,7 @@ fn parse_yaml(text: &str, what: Document) -> Result<Value, YamlFault> {
             location: at,
         }
     })?;
-    if what == Document::Settings && value.is_null() {
+    if role != Role::Manifest && value.is_null() {
         value = Value::Mapping(serde_yaml::Mapping::new());
     }
     if !value.is_mapping() {
@@ -162,13 +152,13 @@ fn parse_yaml(text: &str, what: Document) -> Result<Value, YamlFault> {
             Value::Sequence(_) => "a list",
             _ => "a single value",
         };
-        let (file, hint) = match what {
-            Document::Manifest => (
+        let (file, hint) = match role {
+            Role::Manifest => (
                 "the manifest",
                 "start the file with `environment:` (a list of environments) and `images:`"
                     .to_string(),
             ),
-            Document::Settings => (
+            Role::Settings(_) => (
                 "a settings file",
                 format!("give it top-level keys: {}", SETTINGS_KEYS.join(", ")),
             ),
