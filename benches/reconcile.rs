@@ -69,7 +69,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn apply(path: &Path, target: Target) -> Duration {
-    let desired = lvlab::manifest::load(path).unwrap();
+    let desired = lvlab::manifest::load(path, &lvlab::manifest::HostSettings::none()).unwrap();
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     let start = Instant::now();
     let planned = lab.plan(target, &Selection::default()).unwrap();
@@ -107,7 +107,8 @@ fn main() {
     let samples: Vec<Duration> = (0..10)
         .map(|_| {
             let start = Instant::now();
-            let desired = lvlab::manifest::load(&fifty).unwrap();
+            let desired =
+                lvlab::manifest::load(&fifty, &lvlab::manifest::HostSettings::none()).unwrap();
             let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
             let planned = lab.plan(Target::Stopped, &Selection::default()).unwrap();
             assert!(planned.plan.blocks.is_empty(), "all 50 are deployed");

@@ -17,6 +17,45 @@ pub struct Desired {
     pub manifest_path: PathBuf,
     pub environments: Vec<EnvironmentSpec>,
     pub images: BTreeMap<String, ImageSpec>,
+    /// The host-wide settings files merged with the manifest, lowest first;
+    /// empty without any. Part of a saved plan's fingerprint.
+    pub settings_files: Vec<SettingsFile>,
+}
+
+/// A settings file merged with the manifest: `/etc/Lvlab.yml`,
+/// `~/.Lvlab.yml` (below it) or `--config FILE` (above it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingsFile {
+    pub path: PathBuf,
+    pub layer: SettingsLayer,
+    /// `sha256:<hex>` of the file's text, so an edit that changes no
+    /// resolved value still makes a saved plan stale.
+    pub sha256: String,
+    /// Key paths in the merged document (`networks.vlan10.gateway`) whose
+    /// value this file supplied; every other value is the manifest's.
+    pub supplies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingsLayer {
+    /// `/etc/Lvlab.yml` (or `$LVLAB_CONFIG_ROOT/Lvlab.yml`).
+    System,
+    /// `~/.Lvlab.yml`.
+    User,
+    /// `--config FILE`, above the manifest.
+    Config,
+}
+
+impl SettingsLayer {
+    /// How a person names the layer.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SettingsLayer::System => "host-wide",
+            SettingsLayer::User => "per user",
+            SettingsLayer::Config => "--config",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,12 +256,12 @@ pub struct CloudInitSpec {
     pub sudo: Vec<String>,
     pub shell: String,
     pub password: ConsolePassword,
+    /// The settings' top-level `runcmd` (host layers or the manifest's own
+    /// top level): runs before `runcmd` and before a `user_data` override's
+    /// own. Empty when the machine sets `runcmd_ignore_defaults`.
+    pub host_runcmd: Vec<RunCommand>,
     /// Defaults' commands then the machine's, unless the machine opted out.
     pub runcmd: Vec<RunCommand>,
-    /// The host layers' top-level `runcmd` (see the manifest's host-wide
-    /// settings), run before `runcmd` and before a `user_data` override's
-    /// own; empty when the machine sets `runcmd_ignore_defaults`.
-    pub host_runcmd: Vec<RunCommand>,
     pub mounts: Vec<Vec<String>>,
     pub manage_etc_hosts: bool,
     /// A complete cloud-config that replaces the generated user-data. Its

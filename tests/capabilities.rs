@@ -8,6 +8,7 @@ const SESSION: &str = "qemu:///session";
 
 fn lvlab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("LVLAB_LOG")

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 fn lvlab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .args(args)
         .env_remove("LVLAB_LOG")
         .output()

@@ -46,6 +46,7 @@ images:
 
 fn lvlab(manifest: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .args(["-f", manifest, "cloudinit"])
         .args(args)
         .env_remove("LVLAB_LOG")
@@ -225,6 +226,7 @@ fn a_private_key_file_is_refused_and_never_written_or_shown() {
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace("10.0.0.", "192.168.122.")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .args([
             "-f",
             &file,

@@ -28,7 +28,7 @@ fn mark_for(machine: &MachineSpec, manifest: &Path) -> OwnershipMark {
 #[test]
 fn every_device_of_every_example_machine_reads_back_from_libvirt() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/full/Lvlab.yml");
-    let desired = lvlab::manifest::load(&manifest).unwrap();
+    let desired = lvlab::manifest::load(&manifest, &lvlab::manifest::HostSettings::none()).unwrap();
     let conn = Connection::open("test:///default").unwrap();
     let virtiofsd = Path::new("/usr/libexec/virtiofsd");
     for machine in desired.environments.iter().flat_map(|e| &e.machines) {

@@ -276,6 +276,7 @@ images:
 
     fn lvlab(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_lvlab"))
+            .env("LVLAB_NO_HOST_CONFIG", "1")
             .arg("-C")
             .arg(self.dir.path())
             .args(args)
@@ -590,6 +591,7 @@ struct Up {
 fn up_and_wait(lab: &Lab, started: Instant) -> Up {
     let timeout = ssh_timeout().as_secs().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .arg("-C")
         .arg(lab.dir.path())
         .args(["up", "--all", "--wait", "--wait-timeout", &timeout])

@@ -102,6 +102,7 @@ impl Lab {
 
     fn lvlab_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+        cmd.env("LVLAB_NO_HOST_CONFIG", "1");
         cmd.arg("-f")
             .arg(self.manifest())
             .args(args)
@@ -802,6 +803,7 @@ fn clean_is_a_dry_run_by_default_and_spares_foreign_files() {
 fn without_a_manifest_init_offers_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .current_dir(dir.path())
         .env("HOME", dir.path())
         .arg("init")
@@ -812,6 +814,7 @@ fn without_a_manifest_init_offers_the_catalog() {
         assert!(err.contains(key), "{err}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .current_dir(dir.path())
         .env("HOME", dir.path())
         .args(["init", "nonesuch"])

@@ -153,6 +153,7 @@ fn each_malformed_manifest_names_its_place_and_exits_1() {
     for case in CASES {
         let path = fixture(case.file);
         let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+            .env("LVLAB_NO_HOST_CONFIG", "1")
             .arg("-f")
             .arg(&path)
             .arg("validate")
@@ -211,6 +212,7 @@ fn each_malformed_manifest_names_its_place_and_exits_1() {
 fn a_missing_manifest_says_how_to_name_one() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .arg("-C")
         .arg(dir.path())
         .arg("validate")
@@ -232,6 +234,7 @@ fn several_problems_are_reported_together() {
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .args(["-f", path.to_str().unwrap(), "validate", "--no-color"])
         .output()
         .unwrap();
@@ -259,6 +262,7 @@ fn misleading_messages_are_gone() {
 
 fn validate(path: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .arg("-f")
         .arg(path)
         .args(["validate", "--no-color"])

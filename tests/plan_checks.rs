@@ -30,6 +30,7 @@ fn lvlab_in(manifest: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) ->
         .arg(manifest)
         .args(args)
         .env("NO_COLOR", "1")
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .env_remove("LVLAB_LOG")
         .stdin(Stdio::null());
     setup(&mut command);
@@ -244,10 +245,21 @@ fn a_saved_plan_records_the_uri_it_was_made_for() {
     );
 }
 
+/// How one example is planned: the settings file it is meant to be used
+/// with (`--config`) and the test-driver host whose networks it names.
+struct Example {
+    config: Option<&'static str>,
+    host: &'static str,
+}
+
 /// What each example needs that its header says to make first, made in a
 /// copy of the example's directory with HOME pointing into it.
-fn prepare_example(name: &str, dir: &Path) {
+fn prepare_example(name: &str, source: &Path, dir: &Path) -> Example {
     let home = dir.join("home");
+    let stock = Example {
+        config: None,
+        host: "stock-default-network.xml",
+    };
     match name {
         "demo" => {
             // scripts/demo.sh makes these.
@@ -257,23 +269,39 @@ fn prepare_example(name: &str, dir: &Path) {
                 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl demo\n",
             )
             .unwrap();
+            stock
         }
         "full" => {
             for share in ["src/salt-states", "src/salt-pillar"] {
                 std::fs::create_dir_all(home.join(share)).unwrap();
             }
-            std::fs::create_dir_all(home.join(".ssh")).unwrap();
-            std::fs::write(
-                home.join(".ssh/id_ed25519.pub"),
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me\n",
-            )
-            .unwrap();
+            user_key(&home);
             // Where `cargo install virtiofsd` puts it; plan only looks.
             std::fs::create_dir_all(home.join(".cargo/bin")).unwrap();
             std::fs::write(home.join(".cargo/bin/virtiofsd"), "").unwrap();
+            stock
+        }
+        "original" => {
+            // Its header: used with its settings file, on a host with the
+            // bridged network that file describes.
+            std::fs::copy(source.join("host.yml"), dir.join("host.yml")).unwrap();
+            user_key(&home);
+            Example {
+                config: Some("host.yml"),
+                host: "bridged.xml",
+            }
         }
         other => panic!("examples/{other}: say here what it needs before it plans"),
     }
+}
+
+fn user_key(home: &Path) {
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(
+        home.join(".ssh/id_ed25519.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me\n",
+    )
+    .unwrap();
 }
 
 /// Every manifest under examples/ and docs/ (docs/ keeps fragments in its
@@ -297,18 +325,29 @@ fn manifests() -> Vec<PathBuf> {
 
 #[test]
 fn every_example_validates_and_plans_on_a_test_host() {
-    let manifests = manifests();
-    assert!(manifests.len() >= 2, "{manifests:?}");
-    let uri = host("stock-default-network.xml");
-    for manifest in manifests {
+    let files = manifests();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut settings_files = Vec::new();
+    let mut planned = Vec::new();
+    for manifest in &files {
+        if settings_files.contains(manifest) {
+            continue;
+        }
         let source = manifest.parent().unwrap();
         let name = source.file_name().unwrap().to_string_lossy().into_owned();
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join(manifest.file_name().unwrap());
-        std::fs::copy(&manifest, &copy).unwrap();
-        prepare_example(&name, dir.path());
+        std::fs::copy(manifest, &copy).unwrap();
+        let example = prepare_example(&name, source, dir.path());
+        let mut global = Vec::new();
+        if let Some(config) = example.config {
+            settings_files.push(source.join(config));
+            global = vec!["--config".to_string(), config.to_string()];
+        }
+        let uri = host(example.host);
         let home = dir.path().join("home");
-        for args in [vec!["validate"], vec!["--connect", &uri, "plan"]] {
+        for command in [vec!["validate"], vec!["--connect", &uri, "plan"]] {
+            let args: Vec<&str> = global.iter().map(String::as_str).chain(command).collect();
             let out = lvlab_in(&copy, &args, |c| {
                 c.env("HOME", &home).current_dir(dir.path());
             });
@@ -320,5 +359,16 @@ fn every_example_validates_and_plans_on_a_test_host() {
                 manifest.display()
             );
         }
+        planned.push(manifest.clone());
+    }
+    // Every YAML file is a manifest that was planned or the settings file of
+    // one (`Lvlab.yml` sorts before any lower-case settings file name, so a
+    // settings file is known by the time the loop reaches it).
+    for file in &files {
+        assert!(
+            planned.contains(file) || settings_files.contains(file),
+            "{} is neither planned nor an example's settings file",
+            file.display()
+        );
     }
 }

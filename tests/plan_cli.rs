@@ -69,6 +69,7 @@ images:
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_lvlab"))
+            .env("LVLAB_NO_HOST_CONFIG", "1")
             .arg("-f")
             .arg(self.manifest())
             .args(args)
@@ -335,6 +336,7 @@ fn status_shows_each_machine_and_a_landing_page_without_manifest() {
 
     let empty = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .arg("-C")
         .arg(empty.path())
         .arg("status")
@@ -344,6 +346,7 @@ fn status_shows_each_machine_and_a_landing_page_without_manifest() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("No Lvlab.yml here."));
     let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/invalid/unknown_key.yml");
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
         .arg("-f")
         .arg(bad)
         .arg("status")
@@ -379,7 +382,8 @@ fn plan_json_uses_only_the_documented_names() {
 /// today's rendering. Written here because the marks' spec must match the
 /// lab's temporary paths and derived MACs.
 fn deployed_by_older_lvlab(lab: &Lab) -> PathBuf {
-    let desired = lvlab::manifest::load(&lab.manifest()).unwrap();
+    let desired =
+        lvlab::manifest::load(&lab.manifest(), &lvlab::manifest::HostSettings::none()).unwrap();
     let mut domains = String::new();
     for (index, machine) in desired.environments[0].machines.iter().enumerate() {
         let fields = lvlab::domain::SpecFields::of(machine, "test", "sha256:rendered-before");

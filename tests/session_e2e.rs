@@ -64,6 +64,7 @@ impl SessionLab {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+        command.env("LVLAB_NO_HOST_CONFIG", "1");
         command
             .arg("-C")
             .arg(self.dir.path())
@@ -238,7 +239,8 @@ fn every_disk_and_nic_is_attached_and_cleanup_keeps_foreign_files() {
     }
     assert!(disks.contains("cidata.iso"), "{disks}");
     let nics = virsh(&["domiflist", &domain]);
-    let desired = lvlab::manifest::load(&lab.dir.path().join("Lvlab.yml")).unwrap();
+    let manifest = lab.dir.path().join("Lvlab.yml");
+    let desired = lvlab::manifest::load(&manifest, &lvlab::manifest::HostSettings::none()).unwrap();
     for nic in &desired.environments[0].machines[0].interfaces {
         assert!(
             nics.contains(&nic.mac.to_string()),

@@ -86,6 +86,7 @@ fn apply_saved(
     let session = Session::open(
         saved.manifest.clone(),
         saved.environment.clone(),
+        saved.config.as_deref(),
         saved.connect.clone(),
     )?;
     // A saved plan was reviewed when it was made: no confirmation.

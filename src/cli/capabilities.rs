@@ -8,7 +8,6 @@ use clap::Args;
 
 use super::{CliError, GlobalArgs, Printer};
 use crate::libvirt::{Connection, LibvirtError};
-use crate::manifest;
 use crate::observe::capabilities::{self, HostCapabilities};
 
 /// Asked when nothing else names a URI: it needs no daemon running as root.
@@ -67,7 +66,7 @@ fn manifest_uris(global: &GlobalArgs, env: Option<&str>) -> Result<Vec<String>, 
     let Some(path) = super::manifest_here(global) else {
         return Ok(vec![DEFAULT_URI.to_string()]);
     };
-    let desired = manifest::load(&path)?;
+    let desired = super::load_manifest(&path, global.config.as_deref(), global.connect.as_deref())?;
     let environments = desired.environments(env).map_err(CliError::Other)?;
     Ok(super::libvirt_uris(environments))
 }

@@ -32,7 +32,7 @@ pub fn run(
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
     let path = manifest::manifest_path(global.file.as_deref());
-    let desired = super::load_manifest(&path, global.connect.as_deref())?;
+    let desired = super::load_manifest(&path, global.config.as_deref(), global.connect.as_deref())?;
     let machine = desired
         .machine(&args.vm, args.env.as_deref())
         .map_err(CliError::Other)?;

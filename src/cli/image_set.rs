@@ -43,7 +43,7 @@ pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
     let Some(path) = super::manifest_here(global) else {
         return Ok(catalog());
     };
-    let desired = super::load_manifest(&path, global.connect.as_deref())?;
+    let desired = super::load_manifest(&path, global.config.as_deref(), global.connect.as_deref())?;
     let mut dirs: BTreeMap<&str, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
     for env in &desired.environments {
         for m in &env.machines {

@@ -42,6 +42,12 @@ pub struct GlobalArgs {
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
+    /// A settings file merged over the manifest (after /etc/Lvlab.yml and
+    /// ~/.Lvlab.yml): networks, default_network, default_vm_username,
+    /// runcmd, user_data, images
+    #[arg(long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Change to DIR before doing anything else
     #[arg(short = 'C', value_name = "DIR", global = true)]
     pub directory: Option<PathBuf>,
@@ -144,13 +150,16 @@ fn manifest_here(global: &GlobalArgs) -> Option<PathBuf> {
     (global.file.is_some() || path.exists()).then_some(path)
 }
 
-/// The manifest at `path`, with `--connect` (`connect`) replacing every
-/// environment's `libvirt_uri`: the one place the override is applied.
+/// The manifest at `path` with the host-wide settings files and the
+/// `--config` file `config`, and `--connect` (`connect`) replacing every
+/// environment's `libvirt_uri`: the one place both are applied.
 fn load_manifest(
     path: &std::path::Path,
+    config: Option<&std::path::Path>,
     connect: Option<&str>,
-) -> Result<crate::desired::Desired, crate::manifest::ManifestError> {
-    let mut desired = crate::manifest::load(path)?;
+) -> Result<crate::desired::Desired, CliError> {
+    let host = crate::manifest::HostSettings::discover(config);
+    let mut desired = crate::manifest::load(path, &host)?;
     if let Some(uri) = connect {
         for env in &mut desired.environments {
             env.libvirt_uri = uri.to_string();

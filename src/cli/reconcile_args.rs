@@ -67,17 +67,23 @@ pub struct Session {
 
 impl Session {
     pub fn load(global: &GlobalArgs, env: Option<String>) -> Result<Self, CliError> {
-        let path = manifest::manifest_path(global.file.as_deref());
-        Self::open(path, env, global.connect.clone())
+        Self::open(
+            manifest::manifest_path(global.file.as_deref()),
+            env,
+            global.config.as_deref(),
+            global.connect.clone(),
+        )
     }
 
-    /// The manifest at `path`, on the libvirt at `connect` when given.
+    /// The manifest at `path`, with the settings file `config` over it, on
+    /// the libvirt at `connect` when given.
     pub fn open(
         path: PathBuf,
         env: Option<String>,
+        config: Option<&std::path::Path>,
         connect: Option<String>,
     ) -> Result<Self, CliError> {
-        let desired = super::load_manifest(&path, connect.as_deref())?;
+        let desired = super::load_manifest(&path, config, connect.as_deref())?;
         let session = Self {
             path,
             desired,

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{CliError, GlobalArgs, Printer};
-use crate::desired::{Desired, EnvironmentSpec, ImageSpec};
+use crate::desired::{Desired, EnvironmentSpec, ImageSpec, SettingsFile};
 use crate::manifest;
 
 #[derive(Debug, Args)]
@@ -17,7 +17,8 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
 
-    /// Print every machine fully resolved (YAML, or JSON with --json)
+    /// Print every machine fully resolved, and which settings file supplied
+    /// which value (YAML, or JSON with --json)
     #[arg(long)]
     pub show_resolved: bool,
 
@@ -30,6 +31,9 @@ pub struct ValidateArgs {
 #[derive(Serialize)]
 struct Resolved<'a> {
     manifest: &'a std::path::Path,
+    /// Which settings file supplied which value; the rest is the manifest's.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    settings_files: &'a [SettingsFile],
     environments: Vec<&'a EnvironmentSpec>,
     images: Vec<&'a ImageSpec>,
 }
@@ -48,13 +52,14 @@ pub fn run(
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
     let path = manifest::manifest_path(global.file.as_deref());
-    let desired = super::load_manifest(&path, global.connect.as_deref())?;
+    let desired = super::load_manifest(&path, global.config.as_deref(), global.connect.as_deref())?;
     let environments = desired
         .environments(args.env.as_deref())
         .map_err(CliError::Other)?;
     let text = if args.show_resolved {
         let resolved = Resolved {
             manifest: &desired.manifest_path,
+            settings_files: &desired.settings_files,
             images: used_images(&desired, &environments),
             environments,
         };
@@ -67,7 +72,7 @@ pub fn run(
         if args.json {
             to_text(&summaries, true)?
         } else {
-            summary_lines(&path, &summaries)
+            summary_lines(&path, &desired.settings_files, &summaries)
         }
     };
     printer.out(text.trim_end());
@@ -99,8 +104,20 @@ fn used_images<'a>(desired: &'a Desired, environments: &[&EnvironmentSpec]) -> V
         .collect()
 }
 
-fn summary_lines(path: &std::path::Path, summaries: &[Summary]) -> String {
+fn summary_lines(
+    path: &std::path::Path,
+    settings: &[SettingsFile],
+    summaries: &[Summary],
+) -> String {
     let mut out = format!("{}: valid\n", path.display());
+    for file in settings {
+        out.push_str(&format!(
+            "  with settings from {} ({}, {} values)\n",
+            file.path.display(),
+            file.layer.describe(),
+            file.supplies.len()
+        ));
+    }
     for s in summaries {
         let count = s.machines.len();
         let plural = if count == 1 { "" } else { "s" };

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
@@ -61,45 +62,64 @@ impl Problem {
     }
 }
 
-/// Everything wrong with one manifest file, ready to render.
+/// Everything wrong with a manifest and the settings files merged with it,
+/// ready to render. Each problem is placed in the file it came from.
 #[derive(Debug)]
 pub struct ManifestError {
+    located: Vec<Located>,
+}
+
+#[derive(Debug)]
+struct Located {
     file: PathBuf,
-    text: String,
-    located: Vec<(Problem, Option<Location>)>,
+    text: Arc<str>,
+    problem: Problem,
+    location: Option<Location>,
 }
 
 impl ManifestError {
     /// Problems found in `text`, placed with `map`, in file order. A
     /// problem found twice (a default's, through each machine) shows once.
     pub fn new(file: &Path, text: &str, map: &SourceMap, problems: Vec<Problem>) -> Self {
-        let mut located: Vec<(Problem, Option<Location>)> = Vec::new();
+        let text: Arc<str> = Arc::from(text);
+        let mut located: Vec<Located> = Vec::new();
         for problem in problems {
-            if !located.iter().any(|(seen, _)| *seen == problem) {
-                let location = map.locate(&problem.path, problem.target);
-                located.push((problem, location));
+            if located.iter().any(|seen| seen.problem == problem) {
+                continue;
             }
+            located.push(Located {
+                location: map.locate(&problem.path, problem.target),
+                file: file.to_path_buf(),
+                text: Arc::clone(&text),
+                problem,
+            });
         }
-        located.sort_by_key(|(_, location)| location.map(|l| (l.line, l.column)));
-        Self {
-            file: file.to_path_buf(),
-            text: text.to_string(),
-            located,
-        }
+        located.sort_by_key(|l| l.location.map(|loc| (loc.line, loc.column)));
+        Self { located }
     }
 
     /// A problem at a known place (a YAML syntax error has no key path).
     pub fn at(file: &Path, text: &str, problem: Problem, location: Option<Location>) -> Self {
         Self {
-            file: file.to_path_buf(),
-            text: text.to_string(),
-            located: vec![(problem, location)],
+            located: vec![Located {
+                file: file.to_path_buf(),
+                text: Arc::from(text),
+                problem,
+                location,
+            }],
         }
     }
 
     /// The file itself could not be read.
     pub fn unreadable(file: &Path, problem: Problem) -> Self {
         Self::at(file, "", problem, None)
+    }
+
+    /// One error holding the problems of all `errors`, in order; `None`
+    /// when there are none.
+    pub fn join(errors: impl IntoIterator<Item = ManifestError>) -> Option<Self> {
+        let located: Vec<Located> = errors.into_iter().flat_map(|e| e.located).collect();
+        (!located.is_empty()).then_some(Self { located })
     }
 
     /// The report as a person reads it, colored or plain.
@@ -110,64 +130,88 @@ impl ManifestError {
             Renderer::plain()
         };
         let mut out = String::new();
-        for (problem, location) in &self.located {
-            out.push_str(&self.render_one(&renderer, problem, *location));
+        for located in &self.located {
+            out.push_str(&render_one(&renderer, located));
             out.push('\n');
         }
         if self.located.len() > 1 {
             out.push_str(&format!(
                 "{} problems in {}\n",
                 self.located.len(),
-                self.file.display()
+                self.files().join(" and ")
             ));
         }
         out
     }
 
-    fn render_one(&self, renderer: &Renderer, problem: &Problem, at: Option<Location>) -> String {
-        let path = self.file.display().to_string();
-        let title = Level::ERROR.primary_title(problem.message.as_str());
-        let head = match at {
-            Some(loc) if problem.conceal_source => title.element(Level::NOTE.message(format!(
-                "at {path}:{}:{} (the text there is not shown)",
-                loc.line, loc.column
-            ))),
-            Some(loc) => {
-                let label = problem.label.as_deref().unwrap_or("");
-                title.element(
-                    Snippet::source(self.text.as_str())
-                        .path(path.as_str())
-                        .line_start(1)
-                        .annotation(
-                            AnnotationKind::Primary
-                                .span(loc.bytes.0..loc.bytes.1.max(loc.bytes.0 + 1))
-                                .label(label),
-                        ),
-                )
+    /// The files the problems are in, each once, in order.
+    fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = Vec::new();
+        for located in &self.located {
+            let file = located.file.display().to_string();
+            if !files.contains(&file) {
+                files.push(file);
             }
-            None => title.element(Level::NOTE.message(format!("in {path}"))),
-        };
-        let mut report = vec![head];
-        if !problem.path.is_root() {
-            report.push(Group::with_title(
-                Level::NOTE.secondary_title(format!("key: {}", problem.path)),
-            ));
         }
-        if let Some(hint) = &problem.hint {
-            report.push(Group::with_title(
-                Level::HELP.secondary_title(hint.as_str()),
-            ));
-        }
-        renderer.render(&report)
+        files
     }
+}
+
+fn render_one(renderer: &Renderer, located: &Located) -> String {
+    let Located {
+        file,
+        text,
+        problem,
+        location: at,
+    } = located;
+    let path = file.display().to_string();
+    let title = Level::ERROR.primary_title(problem.message.as_str());
+    let head = match *at {
+        Some(loc) if problem.conceal_source => title.element(Level::NOTE.message(format!(
+            "at {path}:{}:{} (the text there is not shown)",
+            loc.line, loc.column
+        ))),
+        Some(loc) => {
+            let label = problem.label.as_deref().unwrap_or("");
+            title.element(
+                Snippet::source(&**text)
+                    .path(path.as_str())
+                    .line_start(1)
+                    .annotation(
+                        AnnotationKind::Primary
+                            .span(loc.bytes.0..loc.bytes.1.max(loc.bytes.0 + 1))
+                            .label(label),
+                    ),
+            )
+        }
+        None => title.element(Level::NOTE.message(format!("in {path}"))),
+    };
+    let mut report = vec![head];
+    if !problem.path.is_root() {
+        report.push(Group::with_title(
+            Level::NOTE.secondary_title(format!("key: {}", problem.path)),
+        ));
+    }
+    if let Some(hint) = &problem.hint {
+        report.push(Group::with_title(
+            Level::HELP.secondary_title(hint.as_str()),
+        ));
+    }
+    renderer.render(&report)
 }
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (problem, location) in &self.located {
+        for Located {
+            file,
+            problem,
+            location,
+            ..
+        } in &self.located
+        {
             match location {
-                Some(loc) => write!(f, "{}:{}:{}: ", self.file.display(), loc.line, loc.column)?,
-                None => write!(f, "{}: ", self.file.display())?,
+                Some(loc) => write!(f, "{}:{}:{}: ", file.display(), loc.line, loc.column)?,
+                None => write!(f, "{}: ", file.display())?,
             }
             writeln!(f, "{} (at {})", problem.message, problem.path)?;
         }

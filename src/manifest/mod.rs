@@ -2,13 +2,15 @@
 //! ([`crate::desired::Desired`]).
 //!
 //! Three passes over the text: serde_yaml parses it (YAML merge keys
-//! applied), [`collect`] deserializes the [`raw`] structs, and [`resolve`]
-//! applies the merge rules and defaults. Every problem becomes a [`Problem`]
-//! with a key path, placed in the file by the [`source::SourceMap`]; one run
-//! reports all of them.
+//! applied) and [`layers`] deep-merges it with the host-wide settings files,
+//! [`collect`] deserializes the [`raw`] structs, and [`resolve`] applies the
+//! merge rules and defaults. Every problem becomes a [`Problem`] with a key
+//! path, placed by the [`source::SourceMap`] of the file that supplied the
+//! value; one run reports all of them.
 
 mod collect;
 mod error;
+mod layers;
 mod names;
 mod raw;
 mod resolve;
@@ -21,6 +23,8 @@ use serde_yaml::Value;
 
 use crate::desired::Desired;
 pub use error::{did_you_mean, ManifestError, Problem};
+use layers::{Found, Layer, Role, Stack};
+pub use layers::{HostSettings, CONFIG_ROOT_VAR, NO_HOST_CONFIG_VAR, SETTINGS_KEYS};
 pub use names::{cache_file_name, companion_file_name, family_of};
 use source::{KeyPath, Location, SourceMap};
 
@@ -32,8 +36,9 @@ pub fn manifest_path(file: Option<&Path>) -> PathBuf {
     file.map_or_else(|| PathBuf::from(DEFAULT_FILE), Path::to_path_buf)
 }
 
-/// Reads, validates and resolves the manifest at `path`.
-pub fn load(path: &Path) -> Result<Desired, ManifestError> {
+/// Reads, validates and resolves the manifest at `path`, merged with the
+/// settings files `host` names.
+pub fn load(path: &Path, host: &HostSettings) -> Result<Desired, ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|err| {
         use std::io::ErrorKind;
         let (message, hint) = match err.kind() {
@@ -56,27 +61,49 @@ pub fn load(path: &Path) -> Result<Desired, ManifestError> {
         };
         ManifestError::unreadable(path, Problem::value(KeyPath::root(), message).hint(hint))
     })?;
-    load_str(&text, path)
+    let (below, above) = layers::read(host, path)?;
+    load_layers(below, &text, path, above)
 }
 
-/// Validates and resolves manifest `text`, as if read from `path` (relative
-/// paths in it are taken against `path`'s directory).
+/// Validates and resolves manifest `text` alone, as if read from `path`
+/// (relative paths in it are taken against `path`'s directory).
 pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
-    // The source map only places problems: build it when there are some.
-    let fail =
-        |problems: Vec<Problem>| ManifestError::new(path, text, &SourceMap::build(text), problems);
-    let value = parse_yaml(text).map_err(|fault| match fault {
-        YamlFault::At(problem, location) => ManifestError::at(path, text, *problem, location),
-        YamlFault::Placed(problems) => fail(problems),
-    })?;
-    let (raw, mut problems) = collect::deserialize(value);
+    load_layers(Vec::new(), text, path, None)
+}
+
+/// The manifest `text` with settings files `below` and `above` it.
+fn load_layers(
+    below: Vec<Found>,
+    text: &str,
+    path: &Path,
+    above: Option<Found>,
+) -> Result<Desired, ManifestError> {
+    let manifest = Found {
+        role: Role::Manifest,
+        path: path.to_path_buf(),
+        text: text.to_string(),
+    };
+    let mut layers = Vec::new();
+    let mut errors = Vec::new();
+    for file in below.into_iter().chain([manifest]).chain(above) {
+        match parse_layer(file) {
+            Ok(layer) => layers.push(layer),
+            Err(err) => errors.push(err),
+        }
+    }
+    if let Some(err) = ManifestError::join(errors) {
+        return Err(err);
+    }
+    let stack = Stack { layers };
+    let (raw, mut problems) = collect::deserialize(stack.merged());
     let manifest_path = absolute(path);
     // Resolution runs on whatever deserialized, so its problems join serde's;
     // those that only follow from a value serde rejected are left out.
-    match raw.map(|raw| resolve::resolve(raw, &manifest_path)) {
+    match raw.map(|raw| resolve::resolve(raw, &manifest_path, stack.settings_files())) {
         Some(Ok(desired)) if problems.is_empty() => {
             tracing::debug!(
                 manifest = %manifest_path.display(),
+                settings_files = desired.settings_files.len(),
                 environments = desired.environments.len(),
                 images = desired.images.len(),
                 "manifest resolved"
@@ -92,7 +119,35 @@ pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
         }
         Some(Ok(_)) | None => {}
     }
-    Err(fail(problems))
+    Err(stack.error(problems))
+}
+
+/// One file of the stack parsed; a settings file also holds only settings
+/// keys, and may be empty.
+fn parse_layer(file: Found) -> Result<Layer, ManifestError> {
+    let Found { role, path, text } = file;
+    let value = parse_yaml(&text, role).map_err(|fault| match fault {
+        YamlFault::At(problem, location) => ManifestError::at(&path, &text, *problem, location),
+        YamlFault::Placed(problems) => {
+            ManifestError::new(&path, &text, &SourceMap::build(&text), problems)
+        }
+    })?;
+    let layer = Layer {
+        role,
+        path,
+        text,
+        value,
+    };
+    if role == Role::Manifest {
+        return Ok(layer);
+    }
+    let problems = layers::check_settings_keys(&layer);
+    if problems.is_empty() {
+        Ok(layer)
+    } else {
+        let map = SourceMap::build(&layer.text);
+        Err(ManifestError::new(&layer.path, &layer.text, &map, problems))
+    }
 }
 
 /// A problem found before there is a typed manifest to walk.
@@ -103,19 +158,34 @@ enum YamlFault {
     Placed(Vec<Problem>),
 }
 
-fn parse_yaml(text: &str) -> Result<Value, YamlFault> {
+/// `text` as YAML; a settings file (`role`) may be empty.
+fn parse_yaml(text: &str, role: Role) -> Result<Value, YamlFault> {
     let mut value: Value = serde_yaml::from_str(text).map_err(|err| yaml_fault(text, &err))?;
+    if role != Role::Manifest && value.is_null() {
+        value = Value::Mapping(serde_yaml::Mapping::new());
+    }
     if !value.is_mapping() {
         let found = match &value {
             Value::Null => "an empty document",
             Value::Sequence(_) => "a list",
             _ => "a single value",
         };
+        let (file, hint) = match role {
+            Role::Manifest => (
+                "the manifest",
+                "start the file with `environment:` (a list of environments) and `images:`"
+                    .to_string(),
+            ),
+            Role::Settings(_) => (
+                "a settings file",
+                format!("give it top-level keys: {}", SETTINGS_KEYS.join(", ")),
+            ),
+        };
         let problem = Problem::value(
             KeyPath::root(),
-            format!("the manifest must be a mapping, but it is {found}"),
+            format!("{file} must be a mapping, but it is {found}"),
         )
-        .hint("start the file with `environment:` (a list of environments) and `images:`");
+        .hint(hint);
         return Err(YamlFault::At(Box::new(problem), None));
     }
     apply_merges(&mut value).map_err(|err| {

@@ -18,6 +18,23 @@ use serde::Deserialize;
 pub struct RawManifest {
     pub environment: Option<Vec<RawEnvironment>>,
     pub images: Option<BTreeMap<String, RawImage>>,
+    /// Host-wide settings, also accepted in the manifest (see
+    /// [`super::layers`]).
+    pub networks: Option<BTreeMap<String, Option<RawNetwork>>>,
+    pub default_network: Option<String>,
+    pub default_vm_username: Option<String>,
+    pub runcmd: Option<Vec<OneOrMany<Scalar>>>,
+    pub user_data: Option<serde_yaml::Mapping>,
+}
+
+/// What libvirt does not tell about a network (a bridge): the gateway and
+/// DNS of static addresses on it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub gateway: Option<String>,
+    pub dns: Option<OneOrMany<String>>,
+    pub search: Option<OneOrMany<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +92,9 @@ pub struct RawInterface {
     pub ip6gw: Option<String>,
     pub macaddress: Option<String>,
     pub ssh_port: Option<Scalar>,
+    /// Only in `config_defaults.interfaces`, where the original's released
+    /// manifests put the machine's nameservers.
+    pub nameservers: Option<RawNameservers>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -100,6 +120,8 @@ pub struct RawCloudInit {
     pub shell: Option<String>,
     pub passwd: Option<String>,
     pub password: Option<Flag>,
+    /// The original's spelling of `password`.
+    pub generate_password: Option<Flag>,
     pub runcmd: Option<Vec<OneOrMany<Scalar>>>,
     pub runcmd_ignore_defaults: Option<Flag>,
     pub mounts: Option<Vec<Vec<Scalar>>>,

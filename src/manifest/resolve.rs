@@ -4,6 +4,7 @@
 mod cloud_init;
 mod images;
 mod interfaces;
+mod settings;
 mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +15,10 @@ use super::names;
 use super::raw::{RawEnvironment, RawMachine, RawManifest};
 use super::source::KeyPath;
 use super::values;
-use crate::desired::{Desired, DomainType, EnvironmentSpec, Graphics, ImageSpec, MachineSpec};
+use crate::desired::{
+    Desired, DomainType, EnvironmentSpec, Graphics, ImageSpec, MachineSpec, SettingsFile,
+};
+use settings::Settings;
 
 const DEFAULT_LIBVIRT_URI: &str = "qemu:///session";
 const DEFAULT_BASEDIR: &str = "/var/lib/libvirt/images/lvlab";
@@ -30,6 +34,8 @@ pub(super) struct Resolver {
     /// resolve: a machine using one of those has nothing more to report.
     /// `None` when `images` itself is missing.
     declared_images: Option<BTreeSet<String>>,
+    /// The host-wide settings keys of the merged document.
+    settings: Settings,
 }
 
 impl Resolver {
@@ -70,7 +76,11 @@ impl<'a> Layered<'a> {
     }
 }
 
-pub fn resolve(raw: RawManifest, manifest_path: &Path) -> Result<Desired, Vec<Problem>> {
+pub fn resolve(
+    mut raw: RawManifest,
+    manifest_path: &Path,
+    settings_files: Vec<SettingsFile>,
+) -> Result<Desired, Vec<Problem>> {
     let base = manifest_path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -78,14 +88,18 @@ pub fn resolve(raw: RawManifest, manifest_path: &Path) -> Result<Desired, Vec<Pr
         base,
         problems: Vec::new(),
         declared_images: raw.images.as_ref().map(|i| i.keys().cloned().collect()),
+        settings: Settings::default(),
     };
+    r.settings = settings::resolve_settings(&mut r, &mut raw);
     let root = KeyPath::root();
     let images = match &raw.images {
         Some(raw_images) => images::resolve_images(&mut r, raw_images, &root.key("images")),
         None => {
             r.report(
-                Problem::key(root.clone(), "the manifest has no `images`")
-                    .hint("add `images:` mapping image keys to `image_url`s (see README.md)"),
+                Problem::key(root.clone(), "the manifest has no `images`").hint(
+                    "add `images:` mapping image keys to `image_url`s (see README.md), \
+                     here or in a host-wide settings file (~/.Lvlab.yml, /etc/Lvlab.yml)",
+                ),
             );
             BTreeMap::new()
         }
@@ -96,6 +110,7 @@ pub fn resolve(raw: RawManifest, manifest_path: &Path) -> Result<Desired, Vec<Pr
             manifest_path: manifest_path.to_path_buf(),
             environments,
             images,
+            settings_files,
         })
     } else {
         Err(r.problems)
@@ -287,7 +302,9 @@ fn resolve_machine(
         .as_ref()
         .and_then(|vm_dir| storage::resolve_disks(r, m, vm_dir));
     let interfaces = interfaces::resolve_interfaces(r, m, environment, &vm_name);
-    let nameservers = interfaces::resolve_nameservers(r, m);
+    let nameservers = interfaces
+        .as_ref()
+        .and_then(|nics| interfaces::resolve_nameservers(r, m, nics.first()));
     let shared_directories = storage::resolve_shared_directories(r, m);
     let cloud_init = os_image
         .as_ref()

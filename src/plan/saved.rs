@@ -1,6 +1,7 @@
 //! A plan saved with `--out`: what was asked, and fingerprints of the
-//! desired and observed state it was made from. Applying it re-plans and
-//! refuses when either fingerprint moved.
+//! desired and observed state it was made from, and of the host-wide
+//! settings files merged with the manifest. Applying it re-plans and
+//! refuses when a fingerprint moved.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Selection, Target};
-use crate::desired::Desired;
+use crate::desired::{Desired, SettingsLayer};
 use crate::observe::Observed;
 
 const FORMAT: u32 = 1;
@@ -24,7 +25,13 @@ pub struct SavedPlan {
     pub connect: Option<String>,
     pub target: Target,
     pub selection: Selection,
+    /// The `--config` file the plan was made with; applying reads it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
     pub desired_fingerprint: String,
+    /// The settings files' paths and contents; absent without any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_fingerprint: Option<String>,
     pub observed_fingerprint: String,
     /// The plan as `--json` prints it, for people and scripts.
     pub plan: serde_json::Value,
@@ -46,6 +53,22 @@ pub enum SavedPlanError {
 fn desired_fingerprint(desired: &Desired) -> String {
     let json = serde_json::to_vec(desired).expect("desired state serializes");
     format!("sha256:{:x}", Sha256::digest(json))
+}
+
+/// Covers each settings file's path and text, so an edit to one that
+/// changes no resolved value still makes the plan stale.
+fn settings_fingerprint(desired: &Desired) -> Option<String> {
+    if desired.settings_files.is_empty() {
+        return None;
+    }
+    let mut hasher = Sha256::new();
+    for file in &desired.settings_files {
+        hasher.update(file.path.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+        hasher.update(file.sha256.as_bytes());
+        hasher.update([0]);
+    }
+    Some(format!("sha256:{:x}", hasher.finalize()))
 }
 
 impl SavedPlan {
@@ -87,14 +110,26 @@ impl SavedPlan {
             connect,
             target,
             selection,
+            config: desired
+                .settings_files
+                .iter()
+                .find(|f| f.layer == SettingsLayer::Config)
+                .map(|f| f.path.clone()),
             desired_fingerprint: desired_fingerprint(desired),
+            settings_fingerprint: settings_fingerprint(desired),
             observed_fingerprint: observed.fingerprint(),
             plan,
         }
     }
 
-    /// Fresh when the manifest and the world are as they were.
+    /// Fresh when the manifest, its settings files and the world are as
+    /// they were.
     pub fn check(&self, desired: &Desired, observed: &Observed) -> Result<(), SavedPlanError> {
+        if settings_fingerprint(desired) != self.settings_fingerprint {
+            return Err(SavedPlanError::Stale {
+                what: "a host-wide settings file (/etc/Lvlab.yml, ~/.Lvlab.yml or --config)",
+            });
+        }
         if desired_fingerprint(desired) != self.desired_fingerprint {
             return Err(SavedPlanError::Stale {
                 what: "the manifest",

@@ -42,18 +42,24 @@ pub(super) fn resolve_cloud_init(
             .hint("move it to the machine whose runcmd should replace the defaults'"),
         );
     }
-    let user_data = pick(m, "user_data", |c| c.user_data.as_ref());
-    if let Some((data, path)) = &user_data {
-        if !check_mapping(r, data, path) || !check_override_keys(r, data, path) {
-            return None;
+    // The machine's or the defaults' `user_data` wins over the settings'
+    // top-level one (checked once, by `settings`).
+    let user_data = match pick(m, "user_data", |c| c.user_data.as_ref()) {
+        Some((data, path))
+            if !check_mapping(r, data, &path) || !check_override_keys(r, data, &path) =>
+        {
+            return None
         }
-    }
+        Some((data, _)) => Some(data.clone()),
+        None => r.settings.user_data.clone(),
+    };
     let pubkey = resolve_pubkey(
         r,
         m,
         pick(m, "pubkey", |c| c.pubkey.as_ref()),
         user_data.is_some(),
     )?;
+    let ignore_defaults = own.runcmd_ignore_defaults.is_some_and(|f| f.0);
     let password = resolve_password(r, own, &own_path)
         .or_else(|| resolve_password(r, defaults, &defaults_path))
         .unwrap_or(Some(ConsolePassword::Generate))?;
@@ -68,8 +74,12 @@ pub(super) fn resolve_cloud_init(
         shell: pick(m, "shell", |c| c.shell.as_ref())
             .map_or_else(|| DEFAULT_SHELL.to_string(), |(shell, _)| shell.clone()),
         password,
-        runcmd: runcmd(own, defaults),
-        host_runcmd: Vec::new(),
+        host_runcmd: if ignore_defaults {
+            Vec::new()
+        } else {
+            r.settings.runcmd.clone()
+        },
+        runcmd: runcmd(own, defaults, ignore_defaults),
         mounts: pick(m, "mounts", |c| c.mounts.as_ref())
             .map(|(mounts, _)| {
                 mounts
@@ -80,7 +90,7 @@ pub(super) fn resolve_cloud_init(
             .unwrap_or_default(),
         manage_etc_hosts: pick(m, "manage_etc_hosts", |c| c.manage_etc_hosts.as_ref())
             .is_none_or(|(flag, _)| flag.0),
-        user_data: user_data.map(|(data, _)| Value::Mapping(data.clone())),
+        user_data: user_data.map(Value::Mapping),
     })
 }
 
@@ -97,17 +107,20 @@ fn pick<'a, T>(
 
 /// The defaults' commands followed by the machine's own, unless the machine
 /// sets `runcmd_ignore_defaults`. Each default command appears once.
-fn runcmd(own: &RawCloudInit, defaults: &RawCloudInit) -> Vec<RunCommand> {
-    let ignore_defaults = own.runcmd_ignore_defaults.is_some_and(|f| f.0);
+fn runcmd(own: &RawCloudInit, defaults: &RawCloudInit, ignore_defaults: bool) -> Vec<RunCommand> {
     let inherited = if ignore_defaults {
         None
     } else {
         defaults.runcmd.as_ref()
     };
-    inherited
-        .into_iter()
-        .chain(own.runcmd.as_ref())
-        .flatten()
+    commands(inherited.into_iter().chain(own.runcmd.as_ref()).flatten())
+}
+
+/// `runcmd` entries as written: a string runs in a shell, a list as argv.
+pub(super) fn commands<'a>(
+    entries: impl Iterator<Item = &'a OneOrMany<Scalar>>,
+) -> Vec<RunCommand> {
+    entries
         .map(|entry| match entry {
             OneOrMany::One(Scalar(cmd)) => RunCommand::Shell(cmd.clone()),
             OneOrMany::Many(argv) => RunCommand::Argv(argv.iter().map(|s| s.0.clone()).collect()),
@@ -121,18 +134,39 @@ fn resolve_password(
     level: &RawCloudInit,
     path: &KeyPath,
 ) -> Option<Option<ConsolePassword>> {
-    let disabled = level.password.is_some_and(|flag| !flag.0);
+    // `generate_password` is the original's spelling of `password`.
+    let password = match (level.password, level.generate_password) {
+        (Some(a), Some(b)) if a != b => {
+            r.report(
+                Problem::key(
+                    path.key("generate_password"),
+                    "`password` and `generate_password` contradict each other",
+                )
+                .hint(
+                    "keep one of them: `generate_password` is the original's name for `password`",
+                ),
+            );
+            return Some(None);
+        }
+        (a, b) => a.or(b),
+    };
+    let disabled = password.is_some_and(|flag| !flag.0);
     match (&level.passwd, disabled) {
         (Some(_), true) => {
+            let key = if level.password.is_some() {
+                "password"
+            } else {
+                "generate_password"
+            };
             r.report(
-                Problem::key(path.key("password"), "`passwd` and `password: false` contradict each other")
-                    .hint("remove `passwd` to have no console password, or `password: false` to use the hash"),
+                Problem::key(path.key(key), format!("`passwd` and `{key}: false` contradict each other"))
+                    .hint(format!("remove `passwd` to have no console password, or `{key}: false` to use the hash")),
             );
             Some(None)
         }
         (Some(hash), false) => Some(Some(ConsolePassword::Hash(hash.clone()))),
         (None, true) => Some(Some(ConsolePassword::Disabled)),
-        (None, false) => level.password.map(|_| Some(ConsolePassword::Generate)),
+        (None, false) => password.map(|_| Some(ConsolePassword::Generate)),
     }
 }
 
@@ -225,7 +259,7 @@ fn key_site_path(user_data: &KeyPath, site: KeySite) -> KeyPath {
 /// Every string in `user_data` may only use the known placeholders. Every
 /// entry is visited (`&=` does not stop early), so all bad strings are
 /// reported; `false` if there was one.
-fn check_mapping(r: &mut Resolver, map: &Mapping, path: &KeyPath) -> bool {
+pub(super) fn check_mapping(r: &mut Resolver, map: &Mapping, path: &KeyPath) -> bool {
     let mut ok = true;
     for (key, value) in map {
         let key = key.as_str().map_or_else(|| "?".to_string(), str::to_string);

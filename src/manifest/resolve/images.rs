@@ -61,6 +61,7 @@ fn resolve_image(r: &mut Resolver, key: &str, raw: &RawImage, path: &KeyPath) ->
     let username = raw
         .username
         .clone()
+        .or_else(|| r.settings.default_vm_username.clone())
         .unwrap_or_else(|| names::default_username(&family));
     key_ok.then_some(ImageSpec {
         key: key.to_string(),

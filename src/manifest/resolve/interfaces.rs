@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{Layered, Resolver};
+use super::{settings, Layered, Resolver};
 use crate::desired::{
     Addressing, Attachment, InterfaceSpec, MacAddress, MachineSpec, Nameservers, SshPort, StaticV4,
     StaticV6,
@@ -14,8 +14,6 @@ use crate::manifest::error::Problem;
 use crate::manifest::names;
 use crate::manifest::raw::{OneOrMany, RawInterface};
 use crate::manifest::source::KeyPath;
-
-const DEFAULT_NETWORK: &str = "default";
 
 pub(super) fn resolve_interfaces(
     r: &mut Resolver,
@@ -46,6 +44,17 @@ pub(super) fn resolve_interfaces(
     let mut specs: Vec<InterfaceSpec> = Vec::new();
     let mut ok = true;
     for (i, (nic, path)) in own.iter().enumerate() {
+        if nic.nameservers.is_some() && m.machine.interfaces.is_some() {
+            r.report(
+                Problem::key(
+                    path.key("nameservers"),
+                    "`nameservers` is not read on a machine's interface",
+                )
+                .hint("move it to the machine (beside `interfaces:`) or to `config_defaults.interfaces`"),
+            );
+            ok = false;
+            continue;
+        }
         let merged = overlay(nic, &defaults);
         match resolve_interface(r, &merged, nic, i, path, environment, vm_name) {
             Some(spec) if specs.iter().any(|s| s.name == spec.name) => {
@@ -92,6 +101,8 @@ fn overlay(nic: &RawInterface, d: &RawInterface) -> RawInterface {
         ip6gw: nic.ip6gw.clone().or_else(|| d.ip6gw.clone()),
         macaddress: nic.macaddress.clone().or_else(|| d.macaddress.clone()),
         ssh_port: nic.ssh_port.clone().or_else(|| d.ssh_port.clone()),
+        // A machine-level block: see `resolve_nameservers`.
+        nameservers: None,
     }
 }
 
@@ -107,6 +118,10 @@ fn resolve_interface(
     let name = nic.name.clone().unwrap_or_else(|| format!("eth{index}"));
     let attachment = attachment(r, nic, own, path)?;
     let addressing = addressing(r, nic, path)?;
+    let addressing = match &attachment {
+        Attachment::Network { network } => network_gateways(r, network, addressing),
+        _ => addressing,
+    };
     if !matches!(attachment, Attachment::Network { .. }) && addressing != Addressing::Dhcp {
         r.report(
             Problem::value(
@@ -144,7 +159,7 @@ fn attachment(
             network: nic
                 .network
                 .clone()
-                .unwrap_or_else(|| DEFAULT_NETWORK.into()),
+                .unwrap_or_else(|| r.settings.default_network().to_string()),
         },
         "user" => Attachment::User,
         "passt" => Attachment::Passt {
@@ -237,26 +252,60 @@ fn parse_gateway<T: FromStr>(
     r.check(path, parsed).map(Some)
 }
 
-pub(super) fn resolve_nameservers(r: &mut Resolver, m: &Layered) -> Option<Nameservers> {
-    let addresses = m.pick("nameservers", |x| {
-        x.nameservers.as_ref().and_then(|n| n.addresses.as_ref())
-    });
-    let search = m.pick("nameservers", |x| {
-        x.nameservers.as_ref().and_then(|n| n.search.as_ref())
-    });
-    let mut out = Nameservers::default();
-    if let Some((list, path)) = addresses {
-        for (i, text) in list.clone().into_vec().into_iter().enumerate() {
-            let parsed =
-                IpAddr::from_str(text.trim()).map_err(|_| format!("`{text}` is not an IP address"));
-            out.addresses
-                .push(r.check(&path.key("addresses").index(i), parsed)?);
+/// A static address on a network with a `networks:` entry takes the
+/// entry's gateway when the interface names none (bridges: libvirt does not
+/// know their gateway).
+fn network_gateways(r: &Resolver, network: &str, addressing: Addressing) -> Addressing {
+    let gateway = r.settings.network(network).and_then(|n| n.gateway);
+    match (addressing, gateway) {
+        (Addressing::Static { mut ipv4, mut ipv6 }, Some(gateway)) => {
+            match (gateway, &mut ipv4, &mut ipv6) {
+                (IpAddr::V4(gw), Some(v4), _) if v4.gateway.is_none() => v4.gateway = Some(gw),
+                (IpAddr::V6(gw), _, Some(v6)) if v6.gateway.is_none() => v6.gateway = Some(gw),
+                _ => {}
+            }
+            Addressing::Static { ipv4, ipv6 }
         }
+        (addressing, _) => addressing,
     }
-    if let Some((list, _)) = search {
-        out.search = list.clone().into_vec();
+}
+
+/// One block per machine, read where the original reads it: the machine's
+/// own `nameservers`, else `config_defaults.interfaces.nameservers`, else
+/// `config_defaults.nameservers`, else the `networks:` entry of the first
+/// interface's network.
+pub(super) fn resolve_nameservers(
+    r: &mut Resolver,
+    m: &Layered,
+    first: Option<&InterfaceSpec>,
+) -> Option<Nameservers> {
+    let default_nic = match &m.defaults.interfaces {
+        Some(OneOrMany::One(nic)) => nic.nameservers.as_ref(),
+        _ => None,
+    };
+    let written = [
+        (
+            m.machine.nameservers.as_ref(),
+            m.machine_path.key("nameservers"),
+        ),
+        (
+            default_nic,
+            m.defaults_path.key("interfaces").key("nameservers"),
+        ),
+        (
+            m.defaults.nameservers.as_ref(),
+            m.defaults_path.key("nameservers"),
+        ),
+    ];
+    if let Some((block, path)) = written.into_iter().find_map(|(b, p)| Some((b?, p))) {
+        let block = block.clone();
+        return settings::nameservers(r, block.addresses, block.search, &path, "addresses");
     }
-    Some(out)
+    let network = match first.map(|nic| &nic.attachment) {
+        Some(Attachment::Network { network }) => r.settings.network(network),
+        _ => None,
+    };
+    Some(network.map(|n| n.nameservers.clone()).unwrap_or_default())
 }
 
 /// Two NICs with one MAC would confuse libvirt's networks and the guests.
