@@ -3,6 +3,9 @@
 //! backoff apply), no proxy between it and the loopback test server, no
 //! colour, and no terminal on stdin.
 
+// Each test file uses only some of these.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
