@@ -40,18 +40,19 @@ pub fn verify_signature(
     let checksum_url = checksum.source.to_string();
     let (keys_bytes, keys_file) = fetch_keys(fetcher, spec, sig, dir, refresh)?;
     let keys_origin = sig.keys.to_string();
-    let sig_err = |source| ImageError::Signature {
+    let sig_err = |signature: Option<String>, source| ImageError::Signature {
         key: key.clone(),
         checksum_url: checksum_url.clone(),
+        signature,
         keys: keys_origin.clone(),
         source: Box::new(source),
     };
-    let keyring = Keyring::parse(&keys_bytes, &keys_origin).map_err(sig_err)?;
+    let keyring = Keyring::parse(&keys_bytes, &keys_origin).map_err(|e| sig_err(None, e))?;
     let text = String::from_utf8_lossy(checksum_bytes);
     if sig.detached.is_none() && checksums::is_clearsigned(&text) {
         let (listing, good) = keyring
             .verify_clearsigned(&text, &checksum_url)
-            .map_err(sig_err)?;
+            .map_err(|e| sig_err(None, e))?;
         return Ok(SignedListing {
             listing,
             record: SignatureRecord {
@@ -93,7 +94,7 @@ pub fn verify_signature(
     };
     let good = keyring
         .verify_detached(checksum_bytes, &sig_bytes, &sig_source.to_string())
-        .map_err(sig_err)?;
+        .map_err(|e| sig_err(Some(sig_source.to_string()), e))?;
     let sig_name = crate::manifest::companion_file_name(&spec.file_name, &sig_source.to_string());
     let sig_path = dir.join(&sig_name);
     record::write_atomically(&sig_path, &sig_bytes).map_err(|source| ImageError::Io {
