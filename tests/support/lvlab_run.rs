@@ -12,14 +12,12 @@ use std::process::{Command, Output, Stdio};
 use lvlab::desired::ChecksumAlgorithm;
 use lvlab::images::hash::StreamHasher;
 
-/// `lvlab -C dir` with `HOME` in `dir` (a catalog cache never lands in the
-/// real home).
+/// `lvlab -C dir`.
 pub fn lvlab(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
     command
         .arg("-C")
         .arg(dir)
-        .env("HOME", dir)
         .env("NO_COLOR", "1")
         .env("NO_PROXY", "*")
         .env("no_proxy", "*")
