@@ -1,7 +1,8 @@
 //! The download retry policy with lvlab's production settings: no test here
 //! sets `LVLAB_HTTP_TIMEOUT`, `_CONNECT_TIMEOUT` or `_RETRIES`, so what runs
-//! is what a user gets (30 s read timeout, 4 retries, backoff from 1 s
-//! doubling to at most 30 s). Only the cap test raises the first backoff,
+//! is what a user gets (15 s connect and 30 s read timeouts, 4 retries,
+//! backoff from 1 s doubling to at most 30 s). The slowest tests wait out
+//! those timeouts (about 31 s), beside the others. Only the cap test raises the first backoff,
 //! since 4 retries from 1 s never reach 30 s.
 
 #[allow(dead_code)]
@@ -160,7 +161,7 @@ fn a_server_error_on_every_attempt_gives_up_after_four_retries() {
 }
 
 #[test]
-fn a_stalled_download_times_out_after_30_seconds_and_resumes() {
+fn a_download_that_stalls_times_out_after_30_seconds_and_resumes() {
     let lab = Download::new();
     // Headers and 1 KiB, then nothing for longer than the read timeout.
     lab.server
@@ -211,5 +212,68 @@ fn the_backoff_is_capped_at_30_seconds() {
         last.contains("HTTP 500 Internal Server Error); retrying in 30s"),
         "{}",
         seen.join("\n")
+    );
+}
+
+#[test]
+fn a_server_that_never_accepts_hits_the_15_second_connect_timeout() {
+    // A listener that never accepts, its queue filled: the kernel drops the
+    // next handshake, so lvlab's connection attempt hangs.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    for _ in 0..4096 {
+        match std::net::TcpStream::connect_timeout(
+            &listener.local_addr().unwrap(),
+            Duration::from_millis(200),
+        ) {
+            Ok(stream) => queued.push(stream),
+            Err(_) => break,
+        }
+    }
+    let lab = Download::new();
+    let manifest = lab.dir.path().join("Lvlab.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text
+        .replace(
+            &lab.server.url(IMAGE),
+            &format!("http://127.0.0.1:{port}/img.qcow2"),
+        )
+        .replace(
+            &format!("    checksum_url: {}\n", lab.server.url("p/SUMS")),
+            "",
+        )
+        .replace("    checksum_type: sha256\n", "");
+    std::fs::write(&manifest, text).unwrap();
+    let start = Instant::now();
+    let mut child = lvlab(lab.dir.path())
+        .arg("init")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let announced = line.contains("retrying in");
+        seen.push(line);
+        if announced {
+            break;
+        }
+    }
+    let took = start.elapsed();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let last = seen.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("timed out waiting for the server); retrying in 1s"),
+        "{}",
+        seen.join("\n")
+    );
+    assert!(
+        took >= Duration::from_secs(15) && took < Duration::from_secs(20),
+        "a connect timeout of 15 s: {took:?} ({} connections queued)",
+        queued.len()
     );
 }
