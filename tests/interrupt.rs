@@ -146,7 +146,7 @@ fn finish(mut child: Child) -> (ExitStatus, Instant, String) {
 
 #[test]
 fn the_first_ctrl_c_starts_nothing_new_and_waits_for_the_running_download() {
-    let lab = Lab::new(Duration::from_secs(3));
+    let lab = Lab::new(Duration::from_secs(4));
     let (child, lines) = lab.spawn_up();
     let before = wait_for_download(&lines);
     thread::sleep(Duration::from_millis(300));
