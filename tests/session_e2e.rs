@@ -1,8 +1,14 @@
 //! The classic commands on a real QEMU through `qemu:///session` (TCG, no
 //! NIC or user-mode NICs, a tiny local image): up, status, plan, down,
 //! destroy; an apply killed half-way converges on the next run; a second
-//! apply waits for the first one's lock.
+//! apply waits for the first one's lock; a replacement; an apply that
+//! downloads and verifies its image itself.
 
+#[allow(dead_code)]
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/lvlab_run.rs"]
+mod run;
 #[path = "support/tiny_image.rs"]
 mod support;
 use support::tiny_image;
@@ -10,7 +16,10 @@ use support::tiny_image;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// One machine without a NIC.
+const ONE: &str = "      - vm_name: one\n        interfaces: []\n";
 
 struct SessionLab {
     dir: tempfile::TempDir,
@@ -32,13 +41,34 @@ impl SessionLab {
         )
     }
 
+    /// A lab of `machines` whose image is already in the cache.
     fn with(name: &str, machines: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-        let env = format!("{name}{}", std::process::id());
-        let base = dir.path().display();
+        let lab = Self::empty(name);
+        tiny_image(&lab.dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
+        lab.write_manifest(machines, &lab.cached_image());
+        lab
+    }
+
+    /// A lab without manifest, named `name` and the test's PID.
+    fn empty(name: &str) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            env: format!("{name}{}", std::process::id()),
+        }
+    }
+
+    /// The `images:` entry of an image placed in the cache by hand.
+    fn cached_image(&self) -> String {
+        format!(
+            "  tiny:\n    image_url: {}/source/tiny.qcow2\n",
+            self.dir.path().display()
+        )
+    }
+
+    fn write_manifest(&self, machines: &str, images: &str) {
+        let (env, base) = (&self.env, self.dir.path().display());
         std::fs::write(
-            dir.path().join("Lvlab.yml"),
+            self.dir.path().join("Lvlab.yml"),
             format!(
                 "environment:
   - name: {env}
@@ -53,24 +83,15 @@ impl SessionLab {
       cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
     machines:
 {machines}images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-"
+{images}"
             ),
         )
         .unwrap();
-        Self { dir, env }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
-        command.env("LVLAB_NO_HOST_CONFIG", "1");
-        command
-            .arg("-C")
-            .arg(self.dir.path())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
+        let mut command = run::lvlab(self.dir.path());
+        command.args(args);
         command
     }
 
@@ -193,9 +214,15 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     let lab = SessionLab::new("lock");
     let held =
         lvlab::apply::EnvironmentLock::acquire(&lab.vms(), &lab.env, Duration::ZERO).unwrap();
+    let start = Instant::now();
     let out = lab.run(&["up", "--all", "--lock-timeout", "1"]);
+    let waited = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
+    assert!(
+        waited >= Duration::from_secs(1),
+        "gave up after {waited:?}, not after --lock-timeout 1"
+    );
     assert!(
         stderr.contains(&format!("another lvlab (PID {})", std::process::id())),
         "{stderr}"
@@ -349,4 +376,130 @@ fn shared_directories_start_with_virtiofs_and_missing_sources_stop_the_plan() {
         stderr.contains(&format!("shares {gone}, which does not exist")),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_second_apply_waits_until_the_holder_releases_the_lock() {
+    let lab = SessionLab::with("lockwait", ONE);
+    let held =
+        lvlab::apply::EnvironmentLock::acquire(&lab.vms(), &lab.env, Duration::ZERO).unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        drop(held);
+    });
+    let start = Instant::now();
+    let up = lab.ok(&["up", "--all", "--lock-timeout", "30"]);
+    let took = start.elapsed();
+    holder.join().unwrap();
+    assert!(up.contains("Apply complete! Resources: 1 added"), "{up}");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "applied after {took:?}, while the lock was held for 2 s"
+    );
+    assert!(
+        took < Duration::from_secs(25),
+        "took {took:?}: it did not go ahead once the lock was free"
+    );
+    assert_eq!(lab.domains().len(), 1);
+}
+
+#[test]
+fn a_replacement_is_applied_only_with_replace_and_makes_a_new_domain() {
+    let lab = SessionLab::with("repl", ONE);
+    lab.ok(&["up", "--all"]);
+    let domain = format!("one_{}", lab.env);
+    let uuid = virsh(&["domuuid", &domain]);
+
+    // A new disk needs a new machine.
+    lab.write_manifest(
+        "      - vm_name: one\n        interfaces: []\n        disks: [{name: root}, {name: data, size: 8M}]\n",
+        &lab.cached_image(),
+    );
+    let plan = lab.ok(&["plan"]);
+    assert!(
+        plan.contains("must be replaced (not applied without --replace)"),
+        "{plan}"
+    );
+    lab.ok(&["apply", "--auto-approve"]);
+    assert_eq!(
+        virsh(&["domuuid", &domain]),
+        uuid,
+        "untouched without --replace"
+    );
+    // vda the boot disk, vdb the seed.
+    assert!(!virsh(&["domblklist", &domain]).contains("vdc"));
+
+    let out = lab.ok(&["apply", "--replace", "one", "--auto-approve"]);
+    assert!(
+        out.contains("Apply complete! Resources: 1 added, 0 changed, 1 destroyed."),
+        "{out}"
+    );
+    assert_ne!(virsh(&["domuuid", &domain]), uuid, "a new domain");
+    // vdb the new disk, vdc the seed.
+    let disks = virsh(&["domblklist", &domain]);
+    assert!(disks.contains("vdc"), "{disks}");
+    assert_eq!(virsh(&["domstate", &domain]).trim(), "running");
+    lab.assert_converged();
+}
+
+#[test]
+fn apply_downloads_and_verifies_the_image_as_a_step_of_the_plan() {
+    let server = http::Server::start();
+    let lab = SessionLab::empty("fetch");
+    let published = lab.dir.path().join("published/tiny.qcow2");
+    tiny_image(&published, "16M");
+    let bytes = std::fs::read(&published).unwrap();
+    let digest = run::sha256_hex(&bytes);
+    server.put("img/tiny.qcow2", bytes.clone());
+    server.put("img/SHA256SUMS", format!("{digest}  tiny.qcow2\n"));
+    lab.write_manifest(
+        ONE,
+        &format!(
+            "  tiny:\n    image_url: {}\n    checksum_url: {}\n    checksum_type: sha256\n",
+            server.url("img/tiny.qcow2"),
+            server.url("img/SHA256SUMS")
+        ),
+    );
+    let plan = lab.ok(&["plan"]);
+    assert!(
+        plan.contains("# image tiny will be downloaded and verified"),
+        "{plan}"
+    );
+
+    let up = lab.ok(&["up", "--all"]);
+    let lines: Vec<&str> = up.lines().collect();
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{up}"))
+    };
+    let downloaded = position("image.tiny: download image, verify checksum: done after");
+    assert!(downloaded < position("create disk"), "{up}");
+    assert!(up.contains("Apply complete!"), "{up}");
+
+    let cache = lab.dir.path().join("cache/cloud-images");
+    assert_eq!(std::fs::read(cache.join("tiny.qcow2")).unwrap(), bytes);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join("tiny.qcow2.lvlab.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        record["files"]["tiny.qcow2"]["verified"], true,
+        "{record:#}"
+    );
+    assert_eq!(
+        record["files"]["tiny.qcow2"]["digest"]["hex"],
+        digest.as_str(),
+        "{record:#}"
+    );
+    let xml = virsh(&["dumpxml", &format!("one_{}", lab.env)]);
+    assert!(
+        xml.contains(&format!(
+            r#"<lvlab:image key="tiny" digest="sha256:{digest}"/>"#
+        )),
+        "{xml}"
+    );
+    assert_eq!(server.requests_for("img/tiny.qcow2").len(), 1);
+    lab.assert_converged();
+    assert_eq!(server.requests_for("img/tiny.qcow2").len(), 1);
 }

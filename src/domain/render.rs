@@ -20,7 +20,10 @@ const DISK_TARGETS: &str = "abcdefghijklmnopqrstuvwxyz";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
-    #[error("domain_type {requested} is not offered by {uri} (it offers: {offered})")]
+    #[error(
+        "domain_type {requested} is not offered by {uri} (it offers: {offered}){}",
+        type_hint(requested)
+    )]
     TypeNotOffered {
         requested: &'static str,
         uri: String,
@@ -41,6 +44,16 @@ pub enum DomainError {
     NoVirtiofsd { vm_name: String },
     #[error("cannot render the domain definition: {0}")]
     Template(#[from] minijinja::Error),
+}
+
+/// A host without KVM still runs the machine under TCG.
+fn type_hint(requested: &str) -> &'static str {
+    if requested == "kvm" {
+        "\n  hint: this host offers no KVM: set `domain_type: qemu` to run the machine \
+         under software emulation (TCG), or `auto` to use KVM only where it exists"
+    } else {
+        ""
+    }
 }
 
 /// What the host offers, as far as rendering a definition needs to know.
@@ -272,4 +285,42 @@ pub fn forwarded_ssh_ports(definition: &str) -> Vec<u16> {
         })
         .filter_map(|n| n.attribute("start")?.parse().ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::capabilities::parse_host_capabilities;
+
+    /// The host of `tests/fixtures/qemu-session-tcg-only-capabilities.xml`:
+    /// QEMU without a usable `/dev/kvm`.
+    fn tcg_only_host() -> HostFacts {
+        let xml = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/qemu-session-tcg-only-capabilities.xml"
+        ));
+        let caps = parse_host_capabilities(xml).unwrap();
+        HostFacts {
+            uri: "qemu:///session".into(),
+            arch: caps.arch.unwrap(),
+            domain_types: caps.domain_types,
+            kvm: false,
+            virtiofsd: None,
+        }
+    }
+
+    #[test]
+    fn kvm_on_a_host_without_kvm_says_to_use_tcg() {
+        let err = resolve_domain_type(DomainType::Kvm, &tcg_only_host()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "domain_type kvm is not offered by qemu:///session (it offers: qemu)\n  \
+             hint: this host offers no KVM: set `domain_type: qemu` to run the machine \
+             under software emulation (TCG), or `auto` to use KVM only where it exists"
+        );
+        assert_eq!(
+            resolve_domain_type(DomainType::Auto, &tcg_only_host()).unwrap(),
+            "qemu"
+        );
+    }
 }

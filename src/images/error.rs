@@ -8,6 +8,13 @@ use super::checksums::LookupError;
 use super::fetch::FetchError;
 use super::signature::SignatureError;
 
+fn signature_line(signature: &Option<String>) -> String {
+    signature
+        .as_ref()
+        .map(|url| format!("\n  signature: {url}"))
+        .unwrap_or_default()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("image `{key}`: cannot fetch the {what}: {source}")]
@@ -40,10 +47,15 @@ pub enum ImageError {
         checksum_url: String,
         tried: Vec<String>,
     },
-    #[error("image `{key}`: {source}\n  checksum file: {checksum_url}\n  keys: {keys}")]
+    #[error(
+        "image `{key}`: {source}\n  checksum file: {checksum_url}{}\n  keys: {keys}",
+        signature_line(.signature)
+    )]
     Signature {
         key: String,
         checksum_url: String,
+        /// The detached signature that was checked, if it came to that.
+        signature: Option<String>,
         keys: String,
         #[source]
         source: Box<SignatureError>,

@@ -1,7 +1,7 @@
 //! A small real HTTP/1.1 server on 127.0.0.1 for the image tests: serves
 //! files from memory, honours `Range: bytes=N-`, and misbehaves on demand
-//! (cut a body short, ignore Range, answer 416 or any status, stall, wait
-//! before answering).
+//! (cut a body short, ignore Range, answer 416 or any status, ask to retry
+//! later, stall, trickle, wait before answering).
 //! One request per connection (`Connection: close`). Files are shared, not
 //! copied, between requests, so a guest image of some 150 MB is fine.
 
@@ -34,6 +34,10 @@ pub enum Behaviour {
     /// Wait this long, then answer as a correct server does (to make two
     /// clients ask for one file at the same time).
     Delay(Duration),
+    /// Send the body in 20 pieces spread evenly over this long.
+    Trickle(Duration),
+    /// Answer with this status, `Retry-After: <seconds>` and no body.
+    RetryAfter(u16, u32),
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +222,10 @@ fn serve(
         .and_then(|n| n.parse::<usize>().ok());
     match behaviour {
         Behaviour::Status(code) => return respond(&mut stream, code, &[], b""),
+        Behaviour::RetryAfter(code, secs) => {
+            let secs = secs.to_string();
+            return respond(&mut stream, code, &[("Retry-After", &secs)], b"");
+        }
         Behaviour::RangeNotSatisfiable => {
             let cr = format!("bytes */{len}");
             return respond(&mut stream, 416, &[("Content-Range", &cr)], b"");
@@ -267,6 +275,13 @@ fn serve(
                     thread::sleep(Duration::from_millis(15));
                 }
             }
+            Behaviour::Trickle(over) => {
+                for chunk in body.chunks(body.len().div_ceil(20).max(1)) {
+                    stream.write_all(chunk)?;
+                    stream.flush()?;
+                    thread::sleep(over / 20);
+                }
+            }
             _ => stream.write_all(body)?,
         }
         Ok(())
@@ -300,6 +315,7 @@ fn reason(status: u16) -> &'static str {
         206 => "Partial Content",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Status",

@@ -76,6 +76,7 @@ pub fn verify_signature(
     let (listing, good) = checked.map_err(|source| ImageError::Signature {
         key: key.clone(),
         checksum_url: checksum_url.clone(),
+        signature: detached.as_ref().map(|(source, _)| source.to_string()),
         keys: if refetched {
             format!(
                 "{keys_origin} (fetched again: the cached copy lacked the signer, \

@@ -1,0 +1,57 @@
+//! lvlab run the way a user runs it: the production download settings
+//! (every `LVLAB_HTTP_*` removed, so the built-in timeouts, retries and
+//! backoff apply), no proxy between it and the loopback test server, no
+//! host-wide settings files of the machine, no colour, and no terminal on
+//! stdin.
+
+// Each test file uses only some of these.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use lvlab::desired::ChecksumAlgorithm;
+use lvlab::images::hash::StreamHasher;
+
+/// `lvlab -C dir`.
+pub fn lvlab(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+    command
+        .arg("-C")
+        .arg(dir)
+        .env("NO_COLOR", "1")
+        .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env("NO_PROXY", "*")
+        .env("no_proxy", "*")
+        .stdin(Stdio::null());
+    for var in [
+        "LVLAB_HTTP_CONNECT_TIMEOUT",
+        "LVLAB_HTTP_TIMEOUT",
+        "LVLAB_HTTP_RETRIES",
+        "LVLAB_HTTP_BACKOFF_MS",
+        "LVLAB_LOG",
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// stdout and stderr of a finished run, for assertions and their messages.
+pub fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut hasher = StreamHasher::new(ChecksumAlgorithm::Sha256);
+    hasher.update(bytes);
+    hasher.finish()
+}
