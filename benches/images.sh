@@ -5,7 +5,8 @@
 # Python's http.server answering with sendfile(2), so that it takes little of
 # the CPU that the client and its hasher share with it.
 # Usage: benches/images.sh [SIZE]   (default 2G; needs python3 and openssl)
-# Not part of `cargo test`. Traffic stays on 127.0.0.1.
+# Prints `key = value unit` rows that benches/check.sh compares with the
+# README's targets. Not part of `cargo test`. Traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-2G}
@@ -58,7 +59,7 @@ environment:
     libvirt_uri: test:///default
     config_defaults:
       cloud_image_basedir: $work/base
-      cloud_init: {pubkey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA bench"}
+      cloud_init: {pubkey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench"}
     machines: [{vm_name: m, os: big}]
 images:
   big:
@@ -75,17 +76,17 @@ run() { # $1 label
     echo "$1 $secs $kib"
 }
 
-measure() { # $1 label, $2 URL, $3 rounds
+measure() { # $1 key (loopback, paced), $2 label, $3 URL, $4 rounds
     local results=() round algorithm
-    for round in $(seq "$3"); do
+    for round in $(seq "$4"); do
         for algorithm in none sha256 sha512; do
-            manifest "$2" "$algorithm"
+            manifest "$3" "$algorithm"
             results+=("$(run "$algorithm")")
         done
     done
     printf '%s\n' "${results[@]}" | python3 -c '
 import sys, collections
-label, rounds = sys.argv[1], sys.argv[2]
+key, label, rounds = sys.argv[1:]
 best = collections.defaultdict(lambda: (1e9, 0))
 for line in sys.stdin:
     algorithm, secs, kib = line.split()
@@ -93,16 +94,19 @@ for line in sys.stdin:
     best[algorithm] = (min(s, float(secs)), max(k, int(kib)))
 plain = best["none"][0]
 for algorithm in ("none", "sha256", "sha512"):
-    s, k = best[algorithm]
-    extra = "" if algorithm == "none" else f"  verification adds {100 * (s - plain) / plain:+.1f}%"
-    print(f"init {label}, {algorithm:6} best of {rounds}: {s:6.2f} s   peak RSS {k / 1024:5.1f} MiB{extra}")
-' "$1" "$3"
+    print(f"init.{key}.{algorithm} = {best[algorithm][0]:.3f} s  best of {rounds}, {label}")
+for algorithm in ("sha256", "sha512"):
+    adds = 100 * (best[algorithm][0] - plain) / plain
+    print(f"init.{key}.verify_adds.{algorithm} = {adds:.3f} %  what verification adds, {label}")
+rss = max(k for _, k in best.values())
+print(f"init.{key}.rss = {rss / 1024:.3f} MiB  peak RSS of init, {label}")
+' "$1" "$2" "$4"
 }
 
-measure "loopback, $size" "http://127.0.0.1:$port" 5
+measure loopback "$size over loopback" "http://127.0.0.1:$port" 5
 # A smaller file for the paced link, so that the runs stay short.
 mkdir "$work/www/small"
 head -c 512M "$work/www/big.qcow2" > "$work/www/small/big.qcow2"
 sums "$work/www/small"
-measure "1 Gbit/s, $(numfmt --to=iec "$(stat -c %s "$work/www/small/big.qcow2")")" "http://127.0.0.1:$port/paced/small" 3
+measure paced "$(numfmt --to=iec "$(stat -c %s "$work/www/small/big.qcow2")") at 1 Gbit/s" "http://127.0.0.1:$port/paced/small" 3
 cargo bench --quiet --bench hash -- "$work/www/big.qcow2"

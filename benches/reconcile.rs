@@ -1,12 +1,19 @@
-//! Reconciler timings against a live libvirt (`qemu:///session`), printed
-//! as figures for the README:
-//! - `plan` for an environment of 50 deployed machines (load the manifest,
-//!   connect, observe, render every seed and definition, plan);
+//! Reconciler timings against a live libvirt (`qemu:///session`):
+//! - `plan` for an environment of 50 machines (load the manifest, connect,
+//!   observe, render every seed and definition, plan), before they exist
+//!   (each seed's first render: a console password generated and
+//!   crypt-hashed per machine) and once they are deployed (hashes reused);
 //! - host-side work of bringing up 10 machines with `disk_strategy:
 //!   backing` (disks, seeds, definitions; target stopped, so QEMU's own
 //!   start is not counted).
 //!
-//! Run: `cargo bench --bench reconcile`. Needs scripts/setup.sh's packages.
+//! Run: `cargo bench --bench reconcile [-- --quick]`. Needs
+//! scripts/setup.sh's packages. Prints `key = value unit` rows that
+//! benches/check.sh compares with the README's targets.
+
+#[path = "support/report.rs"]
+mod report;
+use report::{quick, row, Samples};
 
 #[path = "../tests/support/tiny_image.rs"]
 mod support;
@@ -63,9 +70,21 @@ fn manifest(dir: &Path, env: &str, machines: usize) -> std::path::PathBuf {
     path
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+/// The whole `plan` pipeline, `runs` times; `deployed`: whether the 50
+/// machines exist (then the plan is empty).
+fn plan_runs(path: &Path, runs: usize, deployed: bool) -> Samples {
+    let samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let desired =
+                lvlab::manifest::load(path, &lvlab::manifest::HostSettings::none()).unwrap();
+            let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
+            let planned = lab.plan(Target::Stopped, &Selection::default()).unwrap();
+            assert_eq!(planned.plan.blocks.is_empty(), deployed);
+            start.elapsed()
+        })
+        .collect();
+    Samples::from(samples)
 }
 
 fn apply(path: &Path, target: Target) -> Duration {
@@ -94,31 +113,27 @@ fn main() {
     }
     let tag = std::process::id();
 
+    let runs = if quick() { 5 } else { 10 };
+
     let ten = manifest(dir.path(), &format!("benchup{tag}"), 10);
     let up = apply(&ten, Target::Stopped);
-    println!(
-        "up, 10 machines, backing, host-side work: {:.0} ms",
-        up.as_secs_f64() * 1e3
+    row(
+        "up10.host",
+        up.as_secs_f64() * 1e3,
+        "ms",
+        "up, 10 machines, backing, host-side work (QEMU not started)",
     );
     apply(&ten, Target::Absent);
 
     let fifty = manifest(dir.path(), &format!("benchplan{tag}"), 50);
+    plan_runs(&fifty, runs, false).print(
+        "plan50.live.new",
+        "plan, 50 machines not yet created (50 first renders with the crypt), live libvirt",
+    );
     apply(&fifty, Target::Stopped);
-    let samples: Vec<Duration> = (0..10)
-        .map(|_| {
-            let start = Instant::now();
-            let desired =
-                lvlab::manifest::load(&fifty, &lvlab::manifest::HostSettings::none()).unwrap();
-            let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
-            let planned = lab.plan(Target::Stopped, &Selection::default()).unwrap();
-            assert!(planned.plan.blocks.is_empty(), "all 50 are deployed");
-            start.elapsed()
-        })
-        .collect();
-    println!(
-        "plan, 50 deployed machines, live libvirt: median {:.0} ms (min {:.0} ms, 10 runs)",
-        median(samples.clone()).as_secs_f64() * 1e3,
-        samples.iter().min().unwrap().as_secs_f64() * 1e3
+    plan_runs(&fifty, runs, true).print(
+        "plan50.live.deployed",
+        "plan, 50 deployed machines, live libvirt",
     );
     apply(&fifty, Target::Absent);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, part two: install what is missing, start the libvirt daemons,
-# and run the whole test suite (format, lints, unit and integration tests),
+# and run the whole test suite (format, lints, unit and integration tests,
+# the quick rows of benches/check.sh),
 # then the real-guest tier (scripts/e2e.sh; LVLAB_SKIP_E2E=1 skips it).
 # Idempotent. CI runs exactly this (.ci/run).
 set -euo pipefail
@@ -15,6 +16,8 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 say "cargo test"
 cargo test --quiet
+say "benches/check.sh --quick (the README's quick performance rows)"
+bash benches/check.sh --quick
 
 if [ "${LVLAB_SKIP_E2E:-0}" = 1 ]; then
     say "real-guest tier skipped (LVLAB_SKIP_E2E=1)"
