@@ -455,6 +455,14 @@ fn a_definition_edited_outside_lvlab_is_updated_in_place() {
         ),
         ("memory", Some("512 MiB"), Some(wanted.as_str()))
     );
+    assert_eq!(
+        serde_json::to_value(&plan.blocks[0].reasons[0]).unwrap(),
+        serde_json::json!({
+            "reason": "drifted",
+            "changes": [{"field": "memory", "before": "512 MiB", "after": wanted, "kind": "in_place"}],
+            "running": true,
+        })
+    );
     let text = plan::render_text(&plan, "Lvlab.yml", false);
     assert!(
         text.contains(&format!(
