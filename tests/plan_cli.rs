@@ -406,6 +406,7 @@ fn deployed_by_older_lvlab(lab: &Lab) -> PathBuf {
     <memory unit='MiB'>256</memory>
     <vcpu>1</vcpu>
     <os><type arch='i686'>hvm</type></os>
+    <devices>{devices}</devices>
   </domain>
 ",
             domain = machine.domain_name,
@@ -413,6 +414,7 @@ fn deployed_by_older_lvlab(lab: &Lab) -> PathBuf {
             manifest = lab.manifest().display(),
             dir = machine.vm_dir.display(),
             digest = lvlab::domain::spec_digest(&fields),
+            devices = older_devices(machine),
         ));
         std::fs::create_dir_all(&machine.vm_dir).unwrap();
         for file in ["disk0.qcow2", "cidata.iso"] {
@@ -426,6 +428,34 @@ fn deployed_by_older_lvlab(lab: &Lab) -> PathBuf {
     )
     .unwrap();
     state
+}
+
+/// The disks, seed and user-mode NICs an older lvlab defined, so the
+/// live definition matches what lvlab defines now.
+fn older_devices(machine: &lvlab::desired::MachineSpec) -> String {
+    let disk = |path: &Path, target: usize, readonly: &str| {
+        format!(
+            "<disk type='file' device='disk'><source file='{}'/>\
+             <target dev='vd{}' bus='virtio'/>{readonly}</disk>",
+            path.display(),
+            (b'a' + target as u8) as char
+        )
+    };
+    let mut devices: Vec<String> = machine
+        .disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| disk(&d.path, i, ""))
+        .collect();
+    let seed = lvlab::domain::seed_path(machine);
+    devices.push(disk(&seed, machine.disks.len(), "<readonly/>"));
+    for nic in &machine.interfaces {
+        devices.push(format!(
+            "<interface type='user'><mac address='{}'/></interface>",
+            nic.mac
+        ));
+    }
+    devices.concat()
 }
 
 #[test]

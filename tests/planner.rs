@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use lvlab::desired::{Desired, MachineSpec};
-use lvlab::domain::{spec_digest, HostFacts, OwnershipMark, SpecFields};
+use lvlab::domain::{spec_digest, DefinitionFields, HostFacts, OwnershipMark, SpecFields};
 use lvlab::manifest::load_str;
 use lvlab::observe::capabilities::HostLimits;
 use lvlab::observe::networks::{Lease, Leases, NetworkIpv4, ObservedNetwork};
@@ -165,6 +165,7 @@ impl World {
             name: machine.domain_name.clone(),
             state,
             mark: Some(mark_for(&machine)),
+            definition: DefinitionFields::parse(&rendered(&machine).definition),
         });
         env.machines.insert(
             machine.vm_name.clone(),
@@ -209,6 +210,19 @@ impl World {
             .find(|d| d.name == domain)
             .unwrap()
             .mark
+            .as_mut()
+            .unwrap()
+    }
+
+    /// The fields of `name`'s persistent definition, as observed.
+    fn live(&mut self, name: &str) -> &mut DefinitionFields {
+        let domain = self.machine(name).domain_name;
+        self.observed.environments[0]
+            .domains
+            .iter_mut()
+            .find(|d| d.name == domain)
+            .unwrap()
+            .definition
             .as_mut()
             .unwrap()
     }
@@ -405,6 +419,113 @@ fn target_stopped_shuts_running_machines_down() {
 }
 
 #[test]
+fn a_definition_edited_outside_lvlab_is_updated_in_place() {
+    let mut world = World::new(MANIFEST)
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::ShutOff);
+    let wanted = world.live("web").0["memory"].clone();
+    world
+        .live("web")
+        .0
+        .insert("memory".into(), "512 MiB".into());
+    world
+        .live("db")
+        .0
+        .insert("nic 52:54:00:00:00:99".into(), "user-mode".into());
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "lab.web: update domain definition",
+            "lab.db: update domain definition",
+            "lab.db: start",
+        ]
+    );
+    assert!(edges(&plan).contains(&"lab.db: update domain definition -> lab.db: start".into()));
+    assert_eq!(plan.blocks[0].change, Change::Update);
+    let Reason::Drifted { changes, running } = &plan.blocks[0].reasons[0] else {
+        panic!("{:?}", plan.blocks[0].reasons);
+    };
+    assert!(running);
+    assert_eq!(
+        (
+            changes[0].field.as_str(),
+            changes[0].before.as_deref(),
+            changes[0].after.as_deref()
+        ),
+        ("memory", Some("512 MiB"), Some(wanted.as_str()))
+    );
+    assert_eq!(
+        serde_json::to_value(&plan.blocks[0].reasons[0]).unwrap(),
+        serde_json::json!({
+            "reason": "drifted",
+            "changes": [{"field": "memory", "before": "512 MiB", "after": wanted, "kind": "in_place"}],
+            "running": true,
+        })
+    );
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains(&format!(
+            "~ lab.web\n      # (because memory: 512 MiB in the live definition, {wanted} \
+             wanted (changed outside lvlab); takes effect after restart)\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "# (because nic 52:54:00:00:00:99: user-mode in the live definition, not wanted \
+             (changed outside lvlab))\n      # (because it is shut off)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_spec_change_is_found_by_its_digest_without_a_second_reason() {
+    let mut world = World::new(MANIFEST).deployed("web", PowerState::Running);
+    let mark = world.mark("web");
+    mark.spec.0.insert("memory".into(), "2048 MiB".into());
+    mark.spec_digest = "sha256:old".into();
+    world.live("web").0.insert("memory".into(), "2 GiB".into());
+    let plan = world.plan(Target::Running, only("web")).unwrap();
+    assert_eq!(steps(&plan), ["lab.web: update domain definition"]);
+    assert!(
+        matches!(&plan.blocks[0].reasons[..], [Reason::SpecChanged { .. }]),
+        "{:?}",
+        plan.blocks[0].reasons
+    );
+}
+
+#[test]
+fn a_paused_machine_is_resumed_under_target_running() {
+    let world = World::new(MANIFEST)
+        .deployed("web", PowerState::Paused)
+        .deployed("db", PowerState::Running);
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert_eq!(steps(&plan), ["lab.web: resume"]);
+    assert_eq!(plan.blocks[0].change, Change::Start);
+    assert_eq!(plan.blocks[0].reasons, [Reason::Paused]);
+    assert_eq!(plan.summary.change, 1);
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains("> lab.web\n      # (because it is paused (suspended outside lvlab))\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_paused_machine_is_resumed_before_its_shutdown_under_target_stopped() {
+    let world = World::new(MANIFEST)
+        .deployed("web", PowerState::Paused)
+        .deployed("db", PowerState::ShutOff);
+    let plan = world.plan(Target::Stopped, all()).unwrap();
+    assert_eq!(steps(&plan), ["lab.web: shut down", "lab.web: resume"]);
+    assert_eq!(edges(&plan), ["lab.web: resume -> lab.web: shut down"]);
+    assert_eq!(plan.blocks[0].change, Change::Stop);
+    assert_eq!(plan.blocks[0].reasons, [Reason::Paused]);
+}
+
+#[test]
 fn a_missing_disk_needs_a_replacement_that_must_be_asked_for() {
     let mut world = World::new(MANIFEST)
         .deployed("web", PowerState::Running)
@@ -529,6 +650,7 @@ fn a_foreign_domain_with_our_name_is_an_error_naming_it() {
         name: "web_lab".into(),
         state: PowerState::Running,
         mark: None,
+        definition: None,
     });
     let problems = world.problems(Target::Running);
     assert!(
@@ -553,6 +675,7 @@ fn foreign_domains_with_other_names_are_left_alone() {
             name: "mail".into(),
             state: PowerState::Running,
             mark: None,
+            definition: None,
         });
     let plan = world.plan(Target::Absent, all()).unwrap();
     assert!(steps(&plan).iter().all(|s| !s.contains("mail")));
@@ -568,6 +691,7 @@ fn orphaned_lvlab_domains_are_destroyed_only_with_prune() {
             name: "old_lab".into(),
             state: PowerState::Running,
             mark: Some(mark_for(&orphan_spec)),
+            definition: None,
         });
     let plan = world.plan(Target::Running, all()).unwrap();
     assert!(plan.is_empty());

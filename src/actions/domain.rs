@@ -1,5 +1,5 @@
-//! Domain actions through libvirt: define, start, shut down (waiting for
-//! the guest), power off, undefine.
+//! Domain actions through libvirt: define, start, resume, shut down
+//! (waiting for the guest), power off, undefine.
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,19 @@ fn qemu_log_tail(name: &str) -> Option<String> {
         " (QEMU log: {})",
         tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
     ))
+}
+
+/// Resumes a paused domain (`virDomainResume`); any other state is left
+/// as it is.
+pub fn resume(conn: &Connection, name: &str) -> Result<(), String> {
+    let domain = lookup(conn, name)?;
+    if state(conn, &domain, name)? != PowerState::Paused {
+        return Ok(());
+    }
+    domain
+        .resume()
+        .map(drop)
+        .map_err(|e| conn.error("resume", e).to_string())
 }
 
 /// ACPI shutdown, then wait up to `timeout` for the guest to stop; then

@@ -108,6 +108,7 @@ fn run_machine_action(
                 .is_some_and(|t| t == "kvm");
             domain::start(conn, domain, kvm)
         }
+        Action::ResumeDomain => domain::resume(conn, domain),
         Action::ShutdownDomain => domain::shutdown(conn, domain, ctx.shutdown_timeout, ctx.force),
         Action::PowerOffDomain => domain::power_off(conn, domain),
         Action::UndefineDomain => domain::undefine(conn, domain),

@@ -3,10 +3,12 @@
 //! ownership mark in the domain's `<metadata>`. Pure: never talks to
 //! libvirt; the actions define what this module renders.
 
+mod definition;
 mod mark;
 mod render;
 mod spec;
 
+pub use definition::DefinitionFields;
 pub use mark::{with_image_digest, OwnershipMark, MARK_NAMESPACE};
 pub use render::{
     forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DefinitionInput,

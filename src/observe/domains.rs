@@ -1,12 +1,12 @@
 //! The domains on one libvirt connection: name, power state, and lvlab's
-//! ownership mark read from the persistent definition. One listing call and
-//! one definition read per domain.
+//! ownership mark and the fields lvlab sets, read from the persistent
+//! definition. One listing call and one definition read per domain.
 
 use serde::Serialize;
 use virt::domain::{Domain, DomainState};
 use virt::enumutil::Enum;
 
-use crate::domain::OwnershipMark;
+use crate::domain::{DefinitionFields, OwnershipMark};
 use crate::libvirt::{Connection, LibvirtError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,6 +15,10 @@ pub struct ObservedDomain {
     pub state: PowerState,
     /// `None`: the domain is not lvlab's (foreign).
     pub mark: Option<OwnershipMark>,
+    /// What lvlab sets, as the persistent definition says now (read for
+    /// lvlab's domains only): the plan compares it with what lvlab would
+    /// define, to see edits made behind its back.
+    pub definition: Option<DefinitionFields>,
 }
 
 /// A domain's power state, named as `virsh domstate` names it.
@@ -100,10 +104,13 @@ pub fn power_state(domain: &Domain) -> Result<PowerState, virt::error::Error> {
 }
 
 fn observe_one(domain: &Domain) -> Result<ObservedDomain, virt::error::Error> {
+    let xml = domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?;
+    let mark = OwnershipMark::from_domain_xml(&xml);
     Ok(ObservedDomain {
         name: domain.name()?,
         state: power_state(domain)?,
-        mark: OwnershipMark::from_domain_xml(&domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?),
+        definition: mark.as_ref().and_then(|_| DefinitionFields::parse(&xml)),
+        mark,
     })
 }
 

@@ -13,8 +13,10 @@ use super::{
 };
 use crate::cloudinit;
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
-use crate::domain::{ChangeKind, FieldChange, OwnershipMark, SEED_FIELD};
-use crate::observe::{ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment};
+use crate::domain::{ChangeKind, DefinitionFields, FieldChange, OwnershipMark, SEED_FIELD};
+use crate::observe::{
+    ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
+};
 
 /// Everything a plan is made from. All plain data.
 pub struct PlanInput<'a> {
@@ -163,6 +165,13 @@ impl<'a> Planner<'a> {
             .filter(|(_, exists)| !**exists)
             .map(|(path, _)| Reason::DiskMissing { path: path.clone() })
             .collect();
+        // The digest is the fast path for spec changes; edits made behind
+        // lvlab's back only show in the live definition.
+        let drift = if changes.is_empty() {
+            live_drift(domain, rendered)
+        } else {
+            Vec::new()
+        };
         let needs_replace =
             !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
         if replace_requested {
@@ -194,9 +203,15 @@ impl<'a> Planner<'a> {
                 "{} needs replacing to apply its changes; run with --replace {} to destroy and create it",
                 machine.vm_name, machine.vm_name
             ));
-        } else if !changes.is_empty() {
+        } else if !changes.is_empty() || !drift.is_empty() {
             updates.push(self.add(address, Action::RedefineDomain));
             reasons.extend(spec_reason(changes, running));
+            if !drift.is_empty() {
+                reasons.push(Reason::Drifted {
+                    changes: drift,
+                    running,
+                });
+            }
             change = Some(Change::Update);
         }
         if !files.seed_iso && !needs_replace {
@@ -204,6 +219,7 @@ impl<'a> Planner<'a> {
             reasons.push(Reason::SeedMissing);
             change = Some(Change::Update);
         }
+        let paused = domain.state == PowerState::Paused;
         match (self.input.target, running) {
             (Target::Running, false) => {
                 let start = self.add(address, Action::StartDomain);
@@ -215,9 +231,24 @@ impl<'a> Planner<'a> {
                 });
                 change.get_or_insert(Change::Start);
             }
+            (Target::Running, true) if paused => {
+                let resume = self.add(address, Action::ResumeDomain);
+                for node in updates {
+                    self.graph.add_edge(node, resume, ());
+                }
+                reasons.push(Reason::Paused);
+                change.get_or_insert(Change::Start);
+            }
             (Target::Stopped, true) => {
-                self.add(address, Action::ShutdownDomain);
-                reasons.push(Reason::Running);
+                let shutdown = self.add(address, Action::ShutdownDomain);
+                // A paused guest cannot answer the ACPI request.
+                if paused {
+                    let resume = self.add(address, Action::ResumeDomain);
+                    self.graph.add_edge(resume, shutdown, ());
+                    reasons.push(Reason::Paused);
+                } else {
+                    reasons.push(Reason::Running);
+                }
                 change.get_or_insert(Change::Stop);
             }
             _ => {}
@@ -453,6 +484,18 @@ fn rendered_by_older_lvlab(mark: &OwnershipMark, changes: &mut Vec<FieldChange>)
     }
     changes.retain(|c| c.field != SEED_FIELD);
     true
+}
+
+/// Where the persistent definition differs from the one lvlab would
+/// define (nothing when it was not read).
+fn live_drift(domain: &ObservedDomain, rendered: &RenderedMachine) -> Vec<FieldChange> {
+    let (Some(live), Some(wanted)) = (
+        &domain.definition,
+        DefinitionFields::parse(&rendered.definition),
+    ) else {
+        return Vec::new();
+    };
+    live.drift(&wanted)
 }
 
 fn spec_reason(changes: Vec<FieldChange>, running: bool) -> Option<Reason> {

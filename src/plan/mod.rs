@@ -109,6 +109,8 @@ pub enum Action {
     /// Define again over the existing domain: in-place changes.
     RedefineDomain,
     StartDomain,
+    /// Resume a paused domain.
+    ResumeDomain,
     /// ACPI shutdown, waiting for the guest to stop.
     ShutdownDomain,
     PowerOffDomain,
@@ -139,6 +141,7 @@ impl Action {
             Action::DefineDomain => "define domain".into(),
             Action::RedefineDomain => "update domain definition".into(),
             Action::StartDomain => "start".into(),
+            Action::ResumeDomain => "resume".into(),
             Action::ShutdownDomain => "shut down".into(),
             Action::PowerOffDomain => "power off".into(),
             Action::UndefineDomain => "undefine domain".into(),
@@ -171,10 +174,18 @@ pub enum Reason {
         changes: Vec<FieldChange>,
         running: bool,
     },
+    /// The persistent definition was edited outside lvlab: each change's
+    /// `before` is the live value, `after` the one lvlab defines.
+    Drifted {
+        changes: Vec<FieldChange>,
+        running: bool,
+    },
     ReplaceRequested,
     NotRunning {
         state: String,
     },
+    /// Suspended outside lvlab (`virsh suspend`).
+    Paused,
     Running,
     TargetAbsent,
     NotInManifest,

@@ -119,8 +119,13 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
             .iter()
             .map(|change| change_line(change, *running))
             .collect(),
+        Reason::Drifted { changes, running } => changes
+            .iter()
+            .map(|change| drift_line(change, *running))
+            .collect(),
         Reason::ReplaceRequested => vec!["--replace names it".into()],
         Reason::NotRunning { state } => vec![format!("it is {state}")],
+        Reason::Paused => vec!["it is paused (suspended outside lvlab)".into()],
         Reason::Running => vec!["it is running".into()],
         Reason::TargetAbsent => vec!["the target is absent".into()],
         Reason::NotInManifest => vec![format!("{domain} is not in the manifest")],
@@ -158,4 +163,26 @@ fn render_diff(out: &mut String, name: &str, old: &str, new: &str, colored: bool
         };
         out.push_str(&format!("      {painted}\n"));
     }
+}
+
+/// "memory: 1 GiB in the live definition, 2 GiB wanted (changed outside
+/// lvlab)".
+fn drift_line(change: &FieldChange, running: bool) -> String {
+    let live = match &change.before {
+        Some(live) => format!("{live} in the live definition"),
+        None => "absent from the live definition".into(),
+    };
+    let wanted = match &change.after {
+        Some(wanted) => format!("{wanted} wanted"),
+        None => "not wanted".into(),
+    };
+    let restart = if running {
+        "; takes effect after restart"
+    } else {
+        ""
+    };
+    format!(
+        "{}: {live}, {wanted} (changed outside lvlab){restart}",
+        change.field
+    )
 }
