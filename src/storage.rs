@@ -261,6 +261,12 @@ fn create_new(path: &Path, mode: u32) -> std::io::Result<fs::File> {
 /// partial, a planted symlink) is removed, and a new file is created
 /// exclusively with `mode`.
 pub fn start_partial(path: &Path, mode: u32) -> std::io::Result<fs::File> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        tracing::warn!(
+            "replacing the symlink at {}: lvlab never writes through links",
+            path.display()
+        );
+    }
     match fs::remove_file(path) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
         _ => {}
@@ -549,6 +555,41 @@ mod tests {
             !vm.exists() && !dir.path().join("env").exists(),
             "the environment dir goes too"
         );
+    }
+
+    #[test]
+    fn temporaries_left_for_removed_files_go_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("vm");
+        write_file(&vm.join("notes.txt"), b"mine", 0o644).unwrap();
+        let left_over = temporary_path(&vm.join("disk0.qcow2")).unwrap();
+        let foreign = temporary_path(&vm.join("notes.txt")).unwrap();
+        fs::write(&left_over, b"half a disk").unwrap();
+        fs::write(&foreign, b"not for a removed name").unwrap();
+        let left = remove_files(&vm, &["disk0.qcow2".into()]).unwrap();
+        assert!(!left_over.exists());
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
+
+    #[test]
+    fn a_partial_is_resumed_only_when_it_is_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let partial = dir.path().join("image.partial");
+        std::os::unix::fs::symlink(&target, &partial).unwrap();
+        assert_eq!(partial_length(&partial), 0, "a symlink is not resumed");
+        let err = resume_partial(&partial).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+        use std::io::Write;
+        start_partial(&partial, 0o600)
+            .unwrap()
+            .write_all(b"new")
+            .unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert_eq!(partial_length(&partial), 3);
+        resume_partial(&partial).unwrap().write_all(b"er").unwrap();
+        assert_eq!(fs::read(&partial).unwrap(), b"newer");
     }
 
     #[test]
