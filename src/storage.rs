@@ -1,10 +1,21 @@
-//! The one door to disk and seed files. Everything that creates, fills,
-//! sizes or removes a machine's volumes goes through here, so that a later
-//! backend (libvirt storage pools, for remote hosts) replaces only this
-//! module. Today: local files, qemu-img where a format needs it.
+//! The one door to files. Everything that creates, fills, sizes or removes
+//! a machine's volumes, and every file the image cache writes, goes
+//! through here, so that a later backend (libvirt storage pools, for
+//! remote hosts) replaces only this module. Today: local files, qemu-img
+//! where a format needs it.
+//!
+//! Files cannot be redirected: every file is written under a name lvlab
+//! has just created itself (`O_CREAT|O_EXCL|O_NOFOLLOW`) and renamed into
+//! place, so a symlink planted at the final name is replaced, never
+//! written through; a download's `.partial` being resumed is reopened with
+//! `O_NOFOLLOW`. A directory lvlab writes into must be its own: created by
+//! it, or owned by the running user (or root) and writable by no one else
+//! ([`ensure_dir`]). Only directories are checked for ownership: libvirt
+//! re-owns disks, seeds and backing files to its QEMU user.
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,13 +27,46 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("qemu-img {args} failed: {stderr}\n  hint: is qemu-utils installed (scripts/setup.sh installs it)?")]
+    #[error("no space left on {}\n  hint: free space on that filesystem (or move the directory elsewhere) and run again", path.display())]
+    NoSpace { path: PathBuf },
+    #[error("{} {problem}: lvlab writes only into directories it made or that are yours and writable by no one else\n  hint: {hint}", path.display())]
+    UntrustedDirectory {
+        path: PathBuf,
+        problem: String,
+        hint: String,
+    },
+    #[error("cannot run qemu-img: {source}\n  hint: is qemu-utils installed (scripts/setup.sh installs it)?")]
+    QemuImgMissing { source: std::io::Error },
+    #[error("qemu-img {args} failed: {stderr}")]
     QemuImg { args: String, stderr: String },
 }
 
+/// How an I/O error on `path` is told: a full filesystem as "no space left
+/// on <path>", anything else as "cannot <what> <path>: <error>".
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
     let path = path.to_path_buf();
-    move |source| StorageError::Io { what, path, source }
+    move |source| {
+        if is_no_space(&source) {
+            StorageError::NoSpace { path }
+        } else {
+            StorageError::Io { what, path, source }
+        }
+    }
+}
+
+/// Whether `err` means the filesystem (or the user's quota) is full.
+pub fn is_no_space(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// The words for an I/O error on `path` that every error type uses: "no
+/// space left on <path>" for a full filesystem, else the error itself.
+pub fn describe_io(path: &Path, err: &std::io::Error) -> String {
+    if is_no_space(err) {
+        format!("no space left on {}", path.display())
+    } else {
+        format!("{}: {err}", path.display())
+    }
 }
 
 /// How the boot disk relates to the cached image.
@@ -34,65 +78,97 @@ pub enum FromImage {
 
 /// Creates `path` from `image`, grown to `size` bytes when that is larger
 /// than the image. The volume appears complete or not at all: it is built
-/// beside its final name and renamed.
+/// under a fresh temporary name beside `path` and renamed.
+///
+/// qemu-img follows symlinks and has no "create exclusively" switch, so
+/// lvlab creates the temporary file itself (`O_EXCL|O_NOFOLLOW`, in a
+/// directory only its owner can write) and hands qemu-img that name: a
+/// symlink planted at `path` or at an old `<name>.partial` is never opened.
+/// A copy keeps the image's restrictive mode bits.
 pub fn create_from_image(
     image: &Path,
     path: &Path,
     how: FromImage,
     size: Option<u64>,
 ) -> Result<(), StorageError> {
-    let partial = partial_path(path);
     ensure_parent(path)?;
     let format = image_format(image)?;
+    let source = fs::metadata(image).map_err(io("read", image))?;
+    let mode = match how {
+        FromImage::Copy => source.permissions().mode() & DISK_MODE,
+        FromImage::Overlay => DISK_MODE,
+    };
+    let mut temporary = Temporary::create(path, mode).map_err(io("create", path))?;
+    let target = temporary.path.clone();
     match how {
         FromImage::Copy if format == "qcow2" => {
-            // std::fs::copy uses copy_file_range (reflinks where the
-            // filesystem offers them): the cost is the disk's bandwidth.
-            fs::copy(image, &partial).map_err(io("copy the image to", &partial))?;
+            // io::copy between files is copy_file_range (reflinks where
+            // the filesystem offers them): the cost is the disk's bandwidth.
+            let mut from = fs::File::open(image).map_err(io("open", image))?;
+            std::io::copy(&mut from, &mut temporary.file)
+                .and_then(|_| temporary.file.sync_all())
+                .map_err(io("copy the image to", path))?;
         }
-        FromImage::Copy => qemu_img(&[
-            "convert",
-            "-O",
-            "qcow2",
-            "-f",
-            format,
-            &s(image),
-            &s(&partial),
-        ])?,
-        FromImage::Overlay => qemu_img(&[
+        FromImage::Copy => qemu_img(
+            &[
+                "convert",
+                "-O",
+                "qcow2",
+                "-f",
+                format,
+                &s(image),
+                &s(&target),
+            ],
+            path,
+        )?,
+        FromImage::Overlay => qemu_img(
+            &[
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                format,
+                "-b",
+                &s(image),
+                &s(&target),
+            ],
+            path,
+        )?,
+    }
+    if let Some(size) = size {
+        if size > virtual_size(&target)? {
+            qemu_img(&["resize", "-q", &s(&target), &size.to_string()], path)?;
+        }
+    }
+    temporary
+        .rename_to(path)
+        .map_err(io("move into place", path))
+}
+
+/// A blank qcow2 volume of `size` bytes, made like [`create_from_image`].
+pub fn create_blank(path: &Path, size: u64) -> Result<(), StorageError> {
+    ensure_parent(path)?;
+    let temporary = Temporary::create(path, DISK_MODE).map_err(io("create", path))?;
+    qemu_img(
+        &[
             "create",
             "-q",
             "-f",
             "qcow2",
-            "-F",
-            format,
-            "-b",
-            &s(image),
-            &s(&partial),
-        ])?,
-    }
-    if let Some(size) = size {
-        if size > virtual_size(&partial)? {
-            qemu_img(&["resize", "-q", &s(&partial), &size.to_string()])?;
-        }
-    }
-    fs::rename(&partial, path).map_err(io("move into place", path))
+            &s(&temporary.path),
+            &size.to_string(),
+        ],
+        path,
+    )?;
+    temporary
+        .rename_to(path)
+        .map_err(io("move into place", path))
 }
 
-/// A blank qcow2 volume of `size` bytes.
-pub fn create_blank(path: &Path, size: u64) -> Result<(), StorageError> {
-    let partial = partial_path(path);
-    ensure_parent(path)?;
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        &s(&partial),
-        &size.to_string(),
-    ])?;
-    fs::rename(&partial, path).map_err(io("move into place", path))
-}
+/// Disks are readable by all, as qemu-img made them before: libvirt
+/// re-owns them to its QEMU user anyway.
+const DISK_MODE: u32 = 0o644;
 
 /// Writes `bytes` to `path` with `mode`, atomically (see
 /// [`write_atomically`]), creating the directories on the way.
@@ -112,36 +188,108 @@ pub const TEMPORARY: &str = ".tmp";
 /// last rename wins and every writer succeeds.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    let (temporary, mut file) = create_temporary(path, mode)?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
-    drop(file);
-    let result = written.and_then(|()| fs::rename(&temporary, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
+    let mut temporary = Temporary::create(path, mode)?;
+    temporary.file.write_all(bytes)?;
+    temporary.file.sync_all()?;
+    temporary.rename_to(path)
 }
 
-fn create_temporary(path: &Path, mode: u32) -> std::io::Result<(PathBuf, fs::File)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut attempts = 0;
-    loop {
-        let temporary = temporary_path(path)?;
-        let opened = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temporary);
-        match opened {
-            Ok(file) => return Ok((temporary, file)),
-            // 64 random bits collide only by malice: try another name.
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => {
-                attempts += 1
+/// A file lvlab has just created under a fresh name beside its final one;
+/// removed when dropped unless renamed into place.
+struct Temporary {
+    path: PathBuf,
+    file: fs::File,
+    kept: bool,
+}
+
+impl Temporary {
+    fn create(beside: &Path, mode: u32) -> std::io::Result<Self> {
+        let mut attempts = 0;
+        loop {
+            let path = temporary_path(beside)?;
+            match create_new(&path, mode) {
+                Ok(file) => {
+                    return Ok(Self {
+                        path,
+                        file,
+                        kept: false,
+                    })
+                }
+                // 64 random bits collide only by malice: try another name.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => {
+                    attempts += 1
+                }
+                Err(err) => return Err(err),
             }
-            Err(err) => return Err(err),
         }
     }
+
+    /// rename(2) replaces whatever is at `path`, a symlink included,
+    /// without following it.
+    fn rename_to(mut self, path: &Path) -> std::io::Result<()> {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            tracing::warn!(
+                "replacing the symlink at {}: lvlab never writes through links",
+                path.display()
+            );
+        }
+        fs::rename(&self.path, path)?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Creates `path`, which must not exist, never through a symlink.
+fn create_new(path: &Path, mode: u32) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Starts a download's `.partial` afresh: whatever is at `path` (an old
+/// partial, a planted symlink) is removed, and a new file is created
+/// exclusively with `mode`.
+pub fn start_partial(path: &Path, mode: u32) -> std::io::Result<fs::File> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        tracing::warn!(
+            "replacing the symlink at {}: lvlab never writes through links",
+            path.display()
+        );
+    }
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    create_new(path, mode)
+}
+
+/// Reopens a `.partial` being resumed, for appending, never through a
+/// symlink.
+pub fn resume_partial(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// The length of the regular file at `path`: 0 for none, or for anything
+/// else there (a symlink is not resumed, it is replaced).
+pub fn partial_length(path: &Path) -> u64 {
+    fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .map_or(0, |m| m.len())
 }
 
 fn temporary_path(path: &Path) -> std::io::Result<PathBuf> {
@@ -154,31 +302,34 @@ fn temporary_path(path: &Path) -> std::io::Result<PathBuf> {
 
 /// Whether `name` is a temporary file of [`write_atomically`].
 pub fn is_temporary(name: &str) -> bool {
-    name.strip_suffix(TEMPORARY)
-        .and_then(|rest| rest.rsplit_once('.'))
-        .is_some_and(|(file, tag)| {
-            !file.is_empty() && tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+    temporary_of(name).is_some()
 }
 
-/// Removes `names` from `dir`, then `dir` itself if nothing else is in it,
-/// then its parent if that is empty too. Files lvlab did not make are left
-/// where they are.
+/// The final name a temporary file `name` was made for.
+fn temporary_of(name: &str) -> Option<&str> {
+    let (file, tag) = name.strip_suffix(TEMPORARY)?.rsplit_once('.')?;
+    (!file.is_empty() && tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(file)
+}
+
+/// Removes `names` from `dir` (and temporaries left for them by an
+/// interrupted run), then `dir` itself if nothing else is in it, then its
+/// parent if that is empty too. Files lvlab did not make are left where
+/// they are.
 pub fn remove_files(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, StorageError> {
-    for name in names {
-        let path = dir.join(name);
+    let leftovers = list(dir)?.into_iter().filter(|path| {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        temporary_of(name).is_some_and(|of| names.iter().any(|n| n == of))
+    });
+    for path in names.iter().map(|n| dir.join(n)).chain(leftovers) {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("remove", &path)(e)),
         }
     }
-    let left: Vec<PathBuf> = match fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io("read", dir)(e)),
-    };
-    if left.is_empty() {
+    let left = list(dir)?;
+    if left.is_empty() && directory_exists(dir) {
         fs::remove_dir(dir).map_err(io("remove", dir))?;
         if let Some(parent) = dir.parent() {
             // The environment directory goes once its last machine has.
@@ -188,9 +339,19 @@ pub fn remove_files(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, Storag
     Ok(left)
 }
 
-/// Whether a volume (disk, seed, image) exists.
+/// The entries of `dir`; none when it does not exist.
+fn list(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io("read", dir)(e)),
+    }
+}
+
+/// Whether a volume (disk, seed) exists: a regular file, not a symlink
+/// (one planted there is replaced when the volume is made).
 pub fn volume_exists(path: &Path) -> bool {
-    path.is_file()
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
 }
 
 pub fn directory_exists(path: &Path) -> bool {
@@ -202,22 +363,83 @@ pub fn read_text(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok()
 }
 
-/// Directories on the way are 0755 whatever the umask: the QEMU process of
-/// `qemu:///system` runs as another user and must reach the files.
 fn ensure_parent(path: &Path) -> Result<(), StorageError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let parent = path.parent().unwrap_or(Path::new("."));
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(parent)
-        .map_err(io("create directory", parent))
+    ensure_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    path.with_file_name(name)
+/// Makes sure lvlab may write into `dir`: creates what is missing (0755
+/// whatever the umask: the QEMU process of `qemu:///system` runs as another
+/// user and must reach the files), and refuses a directory that someone
+/// else could use to redirect lvlab's files: owned by another user (root
+/// aside), or writable by group or others, or a symlink someone else made.
+pub fn ensure_dir(dir: &Path) -> Result<(), StorageError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| fs::symlink_metadata(d).is_err())
+        .collect();
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => fs::set_permissions(d, fs::Permissions::from_mode(0o755))
+                .map_err(io("set the mode of", d))?,
+            // Another lvlab made it meanwhile: checked below like any other.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("create directory", d)(e)),
+        }
+    }
+    check_dir(dir)
+}
+
+fn check_dir(dir: &Path) -> Result<(), StorageError> {
+    let untrusted = |problem: String, hint: String| StorageError::UntrustedDirectory {
+        path: dir.to_path_buf(),
+        problem,
+        hint,
+    };
+    let link = fs::symlink_metadata(dir).map_err(io("read", dir))?;
+    if link.file_type().is_symlink() && !trusted_owner(link.uid()) {
+        return Err(untrusted(
+            format!("is a symlink made by uid {}", link.uid()),
+            format!("remove it ({}) if you did not make it", dir.display()),
+        ));
+    }
+    let meta = fs::metadata(dir).map_err(io("read", dir))?;
+    if !meta.is_dir() {
+        return Err(untrusted(
+            "is not a directory".into(),
+            format!("move it out of the way ({})", dir.display()),
+        ));
+    }
+    let fix = format!(
+        "chown {} {d} && chmod go-w {d}, or remove {d}",
+        running_uid(),
+        d = dir.display()
+    );
+    if !trusted_owner(meta.uid()) {
+        return Err(untrusted(format!("is owned by uid {}", meta.uid()), fix));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o022 != 0 {
+        let who = if mode & 0o002 != 0 {
+            "others"
+        } else {
+            "its group"
+        };
+        return Err(untrusted(
+            format!("is writable by {who} (mode {:o})", mode & 0o7777),
+            fix,
+        ));
+    }
+    Ok(())
+}
+
+fn trusted_owner(uid: u32) -> bool {
+    uid == 0 || uid == running_uid()
+}
+
+fn running_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
@@ -246,23 +468,26 @@ pub fn virtual_size(path: &Path) -> Result<u64, StorageError> {
     Ok(file.metadata().map_err(io("read", path))?.len())
 }
 
-fn qemu_img(args: &[&str]) -> Result<(), StorageError> {
-    let output =
-        Command::new("qemu-img")
-            .args(args)
-            .output()
-            .map_err(|e| StorageError::QemuImg {
-                args: args.join(" "),
-                stderr: e.to_string(),
-            })?;
+/// Runs qemu-img, which writes the volume that becomes `volume`: a full
+/// filesystem is told as such, naming `volume`.
+fn qemu_img(args: &[&str], volume: &Path) -> Result<(), StorageError> {
+    let output = Command::new("qemu-img")
+        .args(args)
+        .output()
+        .map_err(|source| StorageError::QemuImgMissing { source })?;
     if output.status.success() {
-        Ok(())
-    } else {
-        Err(StorageError::QemuImg {
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
+        return Ok(());
     }
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    if stderr.contains("No space left on device") || stderr.contains("Disk quota exceeded") {
+        return Err(StorageError::NoSpace {
+            path: volume.to_path_buf(),
+        });
+    }
+    Err(StorageError::QemuImg {
+        args: args.join(" "),
+        stderr,
+    })
 }
 
 fn s(path: &Path) -> String {
@@ -291,7 +516,12 @@ mod tests {
         let kept = dir.path().join("vm/disk1.qcow2");
         create_from_image(&base, &kept, FromImage::Copy, Some(MIB)).unwrap();
         assert_eq!(virtual_size(&kept).unwrap(), 64 * MIB, "never shrunk");
-        assert!(!partial_path(&grown).exists());
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("vm"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["disk0.qcow2", "disk1.qcow2"], "no temporary left");
     }
 
     #[test]
@@ -325,6 +555,41 @@ mod tests {
             !vm.exists() && !dir.path().join("env").exists(),
             "the environment dir goes too"
         );
+    }
+
+    #[test]
+    fn temporaries_left_for_removed_files_go_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("vm");
+        write_file(&vm.join("notes.txt"), b"mine", 0o644).unwrap();
+        let left_over = temporary_path(&vm.join("disk0.qcow2")).unwrap();
+        let foreign = temporary_path(&vm.join("notes.txt")).unwrap();
+        fs::write(&left_over, b"half a disk").unwrap();
+        fs::write(&foreign, b"not for a removed name").unwrap();
+        let left = remove_files(&vm, &["disk0.qcow2".into()]).unwrap();
+        assert!(!left_over.exists());
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
+
+    #[test]
+    fn a_partial_is_resumed_only_when_it_is_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let partial = dir.path().join("image.partial");
+        std::os::unix::fs::symlink(&target, &partial).unwrap();
+        assert_eq!(partial_length(&partial), 0, "a symlink is not resumed");
+        let err = resume_partial(&partial).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+        use std::io::Write;
+        start_partial(&partial, 0o600)
+            .unwrap()
+            .write_all(b"new")
+            .unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert_eq!(partial_length(&partial), 3);
+        resume_partial(&partial).unwrap().write_all(b"er").unwrap();
+        assert_eq!(fs::read(&partial).unwrap(), b"newer");
     }
 
     #[test]

@@ -53,8 +53,14 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, printer: &Printer) -> Result<Ex
             json,
         );
         let text = serde_json::to_string_pretty(&saved).expect("a saved plan serializes");
-        std::fs::write(out, text)
-            .map_err(|e| CliError::Other(format!("cannot write {}: {e}", out.display())))?;
+        // Through the storage door: a symlink at `out` is replaced, not
+        // written through.
+        crate::storage::write_atomically(out, text.as_bytes(), 0o644).map_err(|e| {
+            CliError::Other(format!(
+                "cannot write the plan: {}",
+                crate::storage::describe_io(out, &e)
+            ))
+        })?;
         if !args.json {
             printer.out(&format!(
                 "\nSaved the plan to {}. Apply it with: lvlab apply {}",

@@ -69,12 +69,18 @@ pub enum ImageError {
     },
     #[error("{0}")]
     Mismatch(Box<Mismatch>),
-    #[error("image `{key}`: {}: {source}", .path.display())]
+    #[error("image `{key}`: {}", crate::storage::describe_io(.path, .source))]
     Io {
         key: String,
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+    #[error("image `{key}`: {source}")]
+    Storage {
+        key: String,
+        #[source]
+        source: crate::storage::StorageError,
     },
     #[error(
         "images {} all use the cache file {} but come from different sources ({})",

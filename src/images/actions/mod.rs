@@ -102,9 +102,8 @@ pub fn ensure_image(
     reporter: &dyn Reporter,
 ) -> Result<EnsuredImage, ImageError> {
     let key = spec.key.as_str();
-    std::fs::create_dir_all(cache_dir).map_err(|source| ImageError::Io {
+    crate::storage::ensure_dir(cache_dir).map_err(|source| ImageError::Storage {
         key: key.to_string(),
-        path: cache_dir.to_path_buf(),
         source,
     })?;
     let record = record::load_for(cache_dir, spec);

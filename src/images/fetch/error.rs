@@ -23,7 +23,7 @@ pub enum FetchError {
     TooLarge { url: String, limit: u64 },
     #[error("cannot read {}: {source}", .path.display())]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {}: {source}", .path.display())]
+    #[error("{}", write_text(.path, .source))]
     Write { path: PathBuf, source: io::Error },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
@@ -38,6 +38,15 @@ impl FetchError {
             _ => {}
         }
         self
+    }
+}
+
+/// "no space left on <path>" when the filesystem is full.
+fn write_text(path: &std::path::Path, source: &io::Error) -> String {
+    if crate::storage::is_no_space(source) {
+        crate::storage::describe_io(path, source)
+    } else {
+        format!("cannot write {}: {source}", path.display())
     }
 }
 

@@ -30,6 +30,10 @@ use super::hash::HexDigest;
 use super::progress::Reporter;
 use crate::desired::{ChecksumAlgorithm, Source};
 
+/// The mode of a downloaded file: readable by all (libvirt's QEMU user
+/// reads images), writable by lvlab's user.
+const DOWNLOAD_MODE: u32 = 0o644;
+
 /// Timeouts and retries. Tests shorten them through the environment.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
@@ -252,7 +256,7 @@ impl Fetcher {
         image: &str,
         reporter: &dyn Reporter,
     ) -> Result<Downloaded, Failure> {
-        let have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+        let have = crate::storage::partial_length(partial);
         let response = self.send(url, have)?;
         let status = response.status().as_u16();
         let (start, total) = match status {
@@ -284,7 +288,7 @@ impl Fetcher {
             tracing::debug!("{url}: the server sent the whole file; restarting {have} bytes in");
         }
         reporter.on_transfer(image, url, start, total);
-        let file = open_partial(partial, start).map_err(Failure::Fatal)?;
+        let file = open_partial(partial, start, DOWNLOAD_MODE).map_err(Failure::Fatal)?;
         let mut sink = Sink::new(file, partial, start, algorithm).map_err(Failure::Fatal)?;
         let received = sink
             .pump(response, image, reporter)
@@ -382,9 +386,15 @@ fn copy_local(
         source,
     };
     let source = File::open(path).map_err(read_error)?;
-    let total = source.metadata().map(|m| m.len()).ok();
+    let meta = source.metadata().ok();
+    let total = meta.as_ref().map(|m| m.len());
+    // The copy keeps the source's restrictive mode bits: a 0600 image stays
+    // 0600 in the cache.
+    let mode = meta.map_or(DOWNLOAD_MODE, |m| {
+        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & DOWNLOAD_MODE
+    });
     reporter.on_transfer(image, &path.display().to_string(), 0, total);
-    let mut sink = Sink::new(open_partial(partial, 0)?, partial, 0, algorithm)?;
+    let mut sink = Sink::new(open_partial(partial, 0, mode)?, partial, 0, algorithm)?;
     let size = sink
         .pump(source, image, reporter)
         .map_err(|err| match err {

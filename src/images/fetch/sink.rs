@@ -1,7 +1,7 @@
 //! Where downloaded bytes go: the `.partial` file, hashed right behind the
 //! writes when a digest is wanted.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -9,12 +9,16 @@ use super::{Downloaded, FetchError};
 use crate::desired::ChecksumAlgorithm;
 use crate::images::hash::{self, HexDigest, TrailingHasher, BUFFER_SIZE};
 use crate::images::progress::Reporter;
+use crate::storage;
 
-pub(super) fn open_partial(partial: &Path, start: u64) -> Result<File, FetchError> {
+/// Opens the `.partial` through the storage door: started afresh with
+/// `mode` (whatever was at its name, a symlink included, is replaced), or
+/// reopened without following a symlink when `start` bytes are resumed.
+pub(super) fn open_partial(partial: &Path, start: u64, mode: u32) -> Result<File, FetchError> {
     let opened = if start == 0 {
-        File::create(partial)
+        storage::start_partial(partial, mode)
     } else {
-        OpenOptions::new().append(true).open(partial)
+        storage::resume_partial(partial)
     };
     opened.map_err(|source| FetchError::Write {
         path: partial.to_path_buf(),
