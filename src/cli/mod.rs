@@ -258,7 +258,8 @@ impl CliError {
     fn render(&self, color: bool) -> String {
         match self {
             CliError::Manifest(err) => err.render(color),
-            other => format!("error: {other}"),
+            // The backstop for text from outside that no error escaped.
+            other => crate::escape::escape_controls_by_line(&format!("error: {other}")),
         }
     }
 }
