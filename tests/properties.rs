@@ -8,6 +8,7 @@ use std::path::Path;
 
 use lvlab::cloudinit::yaml::{block_document, quote, yaml_filter};
 use lvlab::desired::ChecksumAlgorithm;
+use lvlab::escape::escape_controls;
 use lvlab::images::checksums::{self, ChecksumEntry};
 use proptest::prelude::*;
 use serde_yaml::{Mapping, Value};
@@ -281,5 +282,23 @@ proptest! {
         let back: Value = serde_yaml::from_str(&text)
             .map_err(|err| TestCaseError::fail(format!("{err}\n{text}")))?;
         prop_assert_eq!(back, tree, "{}", text);
+    }
+}
+
+// ---- escaping text from outside -------------------------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// No control character survives, and text without any (or any
+    /// bidirectional override) is untouched.
+    #[test]
+    fn escaped_text_holds_no_control_characters(text in any::<String>()) {
+        let escaped = escape_controls(&text);
+        prop_assert!(!escaped.chars().any(char::is_control), "{:?}", escaped);
+        let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if !text.chars().any(|c| c.is_control() || bidi(c)) {
+            prop_assert_eq!(escaped.as_ref(), text.as_str());
+        }
     }
 }
