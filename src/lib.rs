@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cloudinit;
 pub mod desired;
 pub mod domain;
+pub mod escape;
 pub mod images;
 pub mod libvirt;
 pub mod manifest;

@@ -57,6 +57,18 @@ pub struct GlobalArgs {
     #[arg(long, value_name = "URI", global = true)]
     pub connect: Option<String>,
 
+    /// Give up opening a libvirt connection after SECS seconds (default
+    /// 30); calls on an open connection are not limited, as a first define
+    /// or a TCG start can be slow
+    #[arg(
+        long,
+        value_name = "SECS",
+        global = true,
+        env = "LVLAB_LIBVIRT_TIMEOUT",
+        value_parser = parse_seconds
+    )]
+    pub libvirt_timeout: Option<std::time::Duration>,
+
     /// More log output on stderr (-v: debug, -vv: trace)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -108,6 +120,9 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    if let Some(timeout) = cli.global.libvirt_timeout {
+        crate::libvirt::set_connect_timeout(timeout);
+    }
     let result = match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args, &printer),
         Command::Capabilities(args) => capabilities::run(&cli.global, args, &printer),
@@ -141,6 +156,20 @@ pub fn usage_error(err: &clap::Error) -> ExitCode {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     }
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "`{text}` is out of range: give more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// The manifest to read; `None` when none was named and there is no
@@ -229,7 +258,8 @@ impl CliError {
     fn render(&self, color: bool) -> String {
         match self {
             CliError::Manifest(err) => err.render(color),
-            other => format!("error: {other}"),
+            // The backstop for text from outside that no error escaped.
+            other => crate::escape::escape_controls_by_line(&format!("error: {other}")),
         }
     }
 }

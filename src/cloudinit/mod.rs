@@ -18,7 +18,7 @@ pub mod password;
 pub mod pubkey;
 mod render;
 mod user_data;
-mod yaml;
+pub mod yaml;
 
 use std::path::PathBuf;
 

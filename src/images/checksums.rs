@@ -12,6 +12,7 @@
 //! module hands over only the text the signature covers.
 
 use crate::desired::ChecksumAlgorithm;
+use crate::escape::escape_controls;
 
 /// One line that names a file and its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +41,10 @@ pub enum LookupError {
 
 fn first_line_hint(line: &Option<String>) -> String {
     match line {
-        Some(line) => format!(" (it starts with `{}`)", truncate(line, 60)),
+        Some(line) => format!(
+            " (it starts with `{}`)",
+            escape_controls(&truncate(line, 60))
+        ),
         None => " (it is empty)".into(),
     }
 }
@@ -50,7 +54,7 @@ fn listed_sample(listed: &[String]) -> String {
     let mut out = listed
         .iter()
         .take(SHOWN)
-        .map(|f| format!("`{f}`"))
+        .map(|f| format!("`{}`", escape_controls(f)))
         .collect::<Vec<_>>()
         .join(", ");
     if listed.len() > SHOWN {
@@ -362,6 +366,15 @@ mod tests {
             find("", "x", Sha256),
             Err(LookupError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn control_characters_from_the_file_are_escaped_in_errors() {
+        let err = find("\u{1b}[2Jhello\n", "x", Sha256).unwrap_err();
+        assert!(err.to_string().contains("`\\u{1b}[2Jhello`"), "{err}");
+        let text = format!("{H64}  a\u{9b}b\n");
+        let err = find(&text, "x", Sha256).unwrap_err();
+        assert!(err.to_string().contains("`a\\u{9b}b`"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use pgp::packet::Signature;
 use pgp::types::KeyDetails;
 
 use super::hash::to_hex;
+use crate::escape::escape_controls;
 
 /// A signature check that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +22,10 @@ pub enum SignatureError {
         origin: String,
         detail: Option<String>,
     },
-    #[error("cannot read the signature {origin}: {message}")]
+    #[error(
+        "cannot read the signature {origin}: {}",
+        escape_controls(.message)
+    )]
     Malformed { origin: String, message: String },
     #[error("bad signature: made by key {fingerprint}, but it does not match the checksum file")]
     Bad { fingerprint: String },
@@ -39,7 +43,7 @@ pub enum SignatureError {
 fn detail_text(detail: &Option<String>) -> String {
     detail
         .as_ref()
-        .map(|d| format!(" ({d})"))
+        .map(|d| format!(" ({})", escape_controls(d)))
         .unwrap_or_default()
 }
 
@@ -85,7 +89,7 @@ impl Keyring {
             }
         }
         for problem in &problems {
-            tracing::debug!("{origin}: skipped a key: {problem}");
+            tracing::debug!("{origin}: skipped a key: {}", escape_controls(problem));
         }
         if keys.is_empty() {
             return Err(SignatureError::NoKeys {

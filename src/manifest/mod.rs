@@ -9,6 +9,7 @@
 //! value; one run reports all of them.
 
 mod collect;
+mod depth;
 mod error;
 mod layers;
 mod names;
@@ -160,6 +161,15 @@ enum YamlFault {
 
 /// `text` as YAML; a settings file (`role`) may be empty.
 fn parse_yaml(text: &str, role: Role) -> Result<Value, YamlFault> {
+    if let Some(at) = depth::too_deep(text) {
+        let problem = Problem::value(
+            KeyPath::root(),
+            format!("the YAML nests more than {} levels deep", depth::MAX_DEPTH),
+        )
+        .label("too deep here")
+        .hint("a manifest needs a few levels of lists and mappings; is this the right file?");
+        return Err(YamlFault::At(Box::new(problem), Some(at)));
+    }
     let mut value: Value = serde_yaml::from_str(text).map_err(|err| yaml_fault(text, &err))?;
     if role != Role::Manifest && value.is_null() {
         value = Value::Mapping(serde_yaml::Mapping::new());

@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::escape::escape_controls;
+
 /// A fetch that failed for good.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -13,7 +15,11 @@ pub enum FetchError {
         status: u16,
         attempts: u32,
     },
-    #[error("{url}: {message}{}", attempts_text(*.attempts))]
+    #[error(
+        "{url}: {}{}",
+        escape_controls(.message),
+        attempts_text(*.attempts)
+    )]
     Transport {
         url: String,
         message: String,
