@@ -2,6 +2,8 @@
 //! the real binary against a loopback HTTP server, each source gets its own
 //! cache file, record and machine; a name one source uses stays plain.
 
+// This file uses only some of the server's misbehaviours.
+#[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
 #[path = "support/lvlab_run.rs"]
