@@ -318,6 +318,9 @@ pub struct ImageSpec {
     /// ([`crate::manifest::name_for_source`]).
     pub file_name: String,
     /// The URL's last path segment: the name checksum files list it under.
+    /// Derived from `source`, so left out of the desired state's JSON (and
+    /// of saved plans' fingerprints, which stay valid across this field).
+    #[serde(skip)]
     pub published_name: String,
     pub checksum: Option<ChecksumSpec>,
     pub signature: Option<SignatureSpec>,
