@@ -63,14 +63,17 @@ fn check_shared_sources(r: &mut Resolver, images: &BTreeMap<String, ImageSpec>, 
 /// keeps its URL's last segment unless another source in a directory it is
 /// cached in has the same one; then it is named for its source
 /// ([`names::name_for_source`]). Machines' `image_path`s follow. Which
-/// directories an image is cached in follows `init`: those of the machines
-/// using it, or, for an image no machine uses, every environment's default.
+/// directories an image is cached in follows `init` (`cli::image_set`):
+/// those of the machines using it, or, for an image no machine uses, every
+/// environment's default.
 pub(super) fn name_cache_files(
     images: &mut BTreeMap<String, ImageSpec>,
     environments: &mut [EnvironmentSpec],
 ) {
     for key in shared_names(images, &cache_dirs(images, environments)) {
-        let image = images.get_mut(&key).expect("a placed image is declared");
+        let Some(image) = images.get_mut(&key) else {
+            continue;
+        };
         image.file_name = names::name_for_source(&image.published_name, &image.source.to_string());
         if let Some(checksum) = &mut image.checksum {
             checksum.file_name =
@@ -78,8 +81,10 @@ pub(super) fn name_cache_files(
         }
     }
     for machine in environments.iter_mut().flat_map(|e| e.machines.iter_mut()) {
-        let dir = machine.image_path.parent().unwrap_or(Path::new("/"));
-        machine.image_path = dir.join(&images[&machine.os].file_name);
+        if let Some(image) = images.get(&machine.os) {
+            let dir = machine.image_path.parent().unwrap_or(Path::new("/"));
+            machine.image_path = dir.join(&image.file_name);
+        }
     }
 }
 
