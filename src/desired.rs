@@ -312,8 +312,16 @@ pub enum RunCommand {
 pub struct ImageSpec {
     pub key: String,
     pub source: Source,
-    /// The cache's name for the image: the URL's last path segment.
+    /// The cache's name for the image: the URL's last path segment, or,
+    /// when another source in the same cache directory has that segment
+    /// too, the segment tagged with this source's digest
+    /// ([`crate::manifest::name_for_source`]).
     pub file_name: String,
+    /// The URL's last path segment: the name checksum files list it under.
+    /// Derived from `source`, so left out of the desired state's JSON (and
+    /// of saved plans' fingerprints, which stay valid across this field).
+    #[serde(skip)]
+    pub published_name: String,
     pub checksum: Option<ChecksumSpec>,
     pub signature: Option<SignatureSpec>,
     pub network_version: NetworkVersion,

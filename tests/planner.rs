@@ -681,6 +681,48 @@ fn foreign_domains_with_other_names_are_left_alone() {
     assert!(steps(&plan).iter().all(|s| !s.contains("mail")));
 }
 
+/// Two image keys whose URLs end in one file name, in one cache.
+fn two_same_named_images() -> String {
+    MANIFEST.replace(
+        "      - vm_name: db\n",
+        "      - {vm_name: db, os: debian12-dated}\n",
+    ) + "  debian12-dated:\n    image_url: https://example.org/20240102/debian-12.qcow2\n"
+}
+
+#[test]
+fn two_sources_with_one_file_name_are_downloaded_to_two_paths() {
+    let plan = World::new(&two_same_named_images())
+        .plan(Target::Running, all())
+        .unwrap();
+    let paths: Vec<String> = plan
+        .steps()
+        .filter_map(|(_, s)| match &s.address {
+            lvlab::plan::Address::Image { path, .. } => Some(path.display().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paths.len(), 2, "{:?}", steps(&plan));
+    assert_ne!(paths[0], paths[1]);
+    assert!(paths
+        .iter()
+        .all(|p| p.starts_with("/cache/cloud-images/debian-12-")));
+}
+
+#[test]
+fn two_sources_on_one_cache_path_are_refused() {
+    let mut world = World::new(&two_same_named_images());
+    let web = world.machine("web").image_path;
+    for machine in &mut world.desired.environments[0].machines {
+        machine.image_path = web.clone();
+    }
+    let problems = world.problems(Target::Running);
+    assert!(
+        matches!(&problems[..], [Problem::ImagePathShared { keys, path }]
+            if keys == &["debian12".to_string(), "debian12-dated".to_string()] && *path == web),
+        "{problems:?}"
+    );
+}
+
 #[test]
 fn orphaned_lvlab_domains_are_destroyed_only_with_prune() {
     let orphan_spec = World::new(&MANIFEST.replace("vm_name: db", "vm_name: old")).machine("old");

@@ -51,7 +51,8 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         }
         options.domain_files = files;
     }
-    // Keys that share a cache file (same source) are fetched once.
+    // Keys that share a cache file (same source; validation made sure they
+    // verify it alike) are fetched once.
     let mut unique: Vec<&CachedImage> = Vec::new();
     let mut slot = Vec::new();
     for job in &jobs {
@@ -205,7 +206,9 @@ fn select<'a>(set: &'a ImageSet, names: &[String]) -> Result<Vec<&'a CachedImage
     Ok(out)
 }
 
-/// Two image keys that would write the same cache file from different sources.
+/// Two image keys that would write the same cache file from different
+/// sources. Manifest resolution names sources apart, so this guards the
+/// rule rather than the manifest.
 fn check_conflicts(jobs: &[&CachedImage]) -> Result<(), CliError> {
     for (i, a) in jobs.iter().enumerate() {
         for b in &jobs[i + 1..] {

@@ -23,6 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::record::{self, ImageRecord};
+pub use crate::manifest::versioned_name;
 
 pub const PARTIAL: &str = ".partial";
 pub const REJECTED: &str = ".rejected";
@@ -58,15 +59,6 @@ pub fn partial_path(dir: &Path, file: &str) -> PathBuf {
 
 pub fn rejected_path(dir: &Path, file: &str) -> PathBuf {
     with_suffix(dir, file, REJECTED)
-}
-
-/// `<stem>-<tag>.<ext>` (`debian-13-generic-amd64-1a2b3c4d5e6f.qcow2`): a
-/// second version of `file` beside the first.
-pub fn versioned_name(file: &str, tag: &str) -> String {
-    match file.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{tag}.{ext}"),
-        _ => format!("{file}-{tag}"),
-    }
 }
 
 /// What a file in a cache directory is.
@@ -264,12 +256,5 @@ mod tests {
                 .map(|f| f.kind.clone())
         };
         assert_eq!(kind(temporary), Some(CacheFileKind::Temporary));
-    }
-
-    #[test]
-    fn versioned_names_keep_the_extension() {
-        assert_eq!(versioned_name("d.qcow2", "abc"), "d-abc.qcow2");
-        assert_eq!(versioned_name("noext", "abc"), "noext-abc");
-        assert_eq!(versioned_name(".hidden", "abc"), ".hidden-abc");
     }
 }

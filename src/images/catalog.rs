@@ -121,6 +121,7 @@ impl CatalogEntry {
                 keys_file_name: cache_file_name(keys),
                 detached: self.signature_url.map(|s| Source::Http(s.to_string())),
             }),
+            published_name: file_name.clone(),
             file_name,
             network_version: NetworkVersion::V2,
             os_variant: self.os_variant.to_string(),

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::cache;
 use super::fetch::{FetchError, Fetcher, Small};
-use super::hash;
 use crate::desired::Source;
 
 #[derive(Debug, Default)]
@@ -65,8 +64,7 @@ impl SharedFiles {
             None => cache::recorded_source(dir, name).is_some_and(|holder| holder != source),
         };
         let name = if taken {
-            let tag = hash::sha256_hex(source.as_bytes());
-            cache::versioned_name(name, &tag[..12])
+            crate::manifest::name_for_source(name, &source)
         } else {
             name.to_string()
         };

@@ -26,7 +26,7 @@ use crate::desired::Desired;
 pub use error::{did_you_mean, ManifestError, Problem};
 use layers::{Found, Layer, Role, Stack};
 pub use layers::{HostSettings, CONFIG_ROOT_VAR, NO_HOST_CONFIG_VAR, SETTINGS_KEYS};
-pub use names::{cache_file_name, companion_file_name, family_of};
+pub use names::{cache_file_name, companion_file_name, family_of, name_for_source, versioned_name};
 use source::{KeyPath, Location, SourceMap};
 
 /// The manifest lvlab reads when none is named.

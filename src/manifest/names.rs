@@ -159,6 +159,23 @@ pub fn cache_file_name(text: &str) -> String {
     without_query.rsplit('/').next().unwrap_or("").to_string()
 }
 
+/// `<stem>-<tag>.<ext>` (`debian-13-generic-amd64-1a2b3c4d5e6f.qcow2`): a
+/// second file named like `file` beside it.
+pub fn versioned_name(file: &str, tag: &str) -> String {
+    match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{tag}.{ext}"),
+        _ => format!("{file}-{tag}"),
+    }
+}
+
+/// The cache name of a file from `source` whose plain name `name` another
+/// source holds: `name` tagged with the first 12 hex digits of the SHA-256
+/// of the source's URL or path, so each source gets its own, stable name.
+pub fn name_for_source(name: &str, source: &str) -> String {
+    let digest = format!("{:x}", Sha256::digest(source.as_bytes()));
+    versioned_name(name, &digest[..12])
+}
+
 /// The cache file name of a file that belongs to `image_file` (its checksum
 /// file, that file's signature): `<image_file>.<last segment of url>`.
 pub fn companion_file_name(image_file: &str, url: &str) -> String {
@@ -259,5 +276,25 @@ mod tests {
             assert!(parse_source(bad, base).is_err(), "{bad} must be rejected");
         }
         assert_eq!(cache_file_name("https://h/d/SHA256SUMS?x=1"), "SHA256SUMS");
+    }
+
+    #[test]
+    fn versioned_names_keep_the_extension() {
+        assert_eq!(versioned_name("d.qcow2", "abc"), "d-abc.qcow2");
+        assert_eq!(versioned_name("noext", "abc"), "noext-abc");
+        assert_eq!(versioned_name(".hidden", "abc"), ".hidden-abc");
+    }
+
+    #[test]
+    fn names_for_sources_are_tagged_with_the_sources_digest() {
+        let url = "https://h/20240102/d.qcow2";
+        let tagged = name_for_source("d.qcow2", url);
+        // sha256("https://h/20240102/d.qcow2"), first 12 hex digits.
+        let digest = format!("{:x}", Sha256::digest(url.as_bytes()));
+        assert_eq!(tagged, format!("d-{}.qcow2", &digest[..12]));
+        assert_ne!(
+            tagged,
+            name_for_source("d.qcow2", "https://h/latest/d.qcow2")
+        );
     }
 }

@@ -92,7 +92,7 @@ pub fn resolve(
     };
     r.settings = settings::resolve_settings(&mut r, &mut raw);
     let root = KeyPath::root();
-    let images = match &raw.images {
+    let mut images = match &raw.images {
         Some(raw_images) => images::resolve_images(&mut r, raw_images, &root.key("images")),
         None => {
             r.report(
@@ -104,7 +104,8 @@ pub fn resolve(
             BTreeMap::new()
         }
     };
-    let environments = resolve_environments(&mut r, raw.environment, &images, &root);
+    let mut environments = resolve_environments(&mut r, raw.environment, &images, &root);
+    images::name_cache_files(&mut images, &mut environments);
     if r.problems.is_empty() {
         Ok(Desired {
             manifest_path: manifest_path.to_path_buf(),

@@ -337,7 +337,9 @@ impl<'a> Planner<'a> {
     }
 
     /// The image's download and verification, once per cache path; returns
-    /// the node after which it is usable (`None` when already cached).
+    /// the node after which it is usable (`None` when already cached). One
+    /// path is one source: resolution names sources apart, and the checks
+    /// refuse a plan where two still meet ([`super::checks`]).
     fn image(&mut self, machine: &MachineSpec) -> Option<NodeIndex> {
         if let Some(ready) = self.image_ready.get(&machine.image_path) {
             return *ready;

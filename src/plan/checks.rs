@@ -7,7 +7,7 @@
 //! knowing but no problem becomes a note of the plan. Pure: reads only
 //! [`CheckInput`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
@@ -123,6 +123,12 @@ pub enum Problem {
          the image file there", path.display()
     )]
     ImageSourceMissing { key: String, path: PathBuf },
+    #[error(
+        "images {} and {} have different image_urls but one cache file, {}\n  hint: this is \
+         a bug in lvlab's cache naming; until it is fixed, give one of them a different \
+         cloud_image_basedir", keys[0], keys[1], path.display()
+    )]
+    ImagePathShared { keys: [String; 2], path: PathBuf },
 }
 
 /// The message rendering gives for shares without virtiofsd, said once.
@@ -221,8 +227,8 @@ struct Checks {
     notes: Vec<String>,
     /// By (URI, network).
     in_range: BTreeMap<(String, String), Vec<InRange>>,
-    /// Images already checked.
-    images: BTreeSet<PathBuf>,
+    /// Images already checked: cache path -> the image key found there first.
+    images: BTreeMap<PathBuf, String>,
 }
 
 impl Checks {
@@ -252,13 +258,25 @@ impl Checks {
 
     /// A local image that must be copied into the cache but is not there.
     fn image(&mut self, input: &CheckInput, machine: &MachineSpec) {
+        let spec = &input.desired.images[&machine.os];
+        if let Some(first) = self.images.get(&machine.image_path) {
+            // Manifest resolution names each source's file apart; should two
+            // sources still meet, one machine would boot the other's image.
+            let first = &input.desired.images[first];
+            let problem = Problem::ImagePathShared {
+                keys: [first.key.clone(), spec.key.clone()],
+                path: machine.image_path.clone(),
+            };
+            if first.source != spec.source && !self.problems.contains(&problem) {
+                self.problems.push(problem);
+            }
+            return;
+        }
+        self.images
+            .insert(machine.image_path.clone(), machine.os.clone());
         let Some(state) = input.observed.images.get(&machine.image_path) else {
             return;
         };
-        if !self.images.insert(machine.image_path.clone()) {
-            return;
-        }
-        let spec = &input.desired.images[&machine.os];
         if let Some(path) = &state.missing_source {
             if super::build::image_reason(spec, Some(state), &machine.image_path).is_some() {
                 self.problems.push(Problem::ImageSourceMissing {

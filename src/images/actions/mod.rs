@@ -150,7 +150,7 @@ fn check_listing(
         None => (String::from_utf8_lossy(&fetched).into_owned(), None),
     };
     let expected =
-        checksums::find(&listing, &spec.file_name, checksum.algorithm).map_err(|source| {
+        checksums::find(&listing, &spec.published_name, checksum.algorithm).map_err(|source| {
             ImageError::Listing {
                 key: key.to_string(),
                 checksum_url: checksum.source.to_string(),
