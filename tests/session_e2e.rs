@@ -14,9 +14,12 @@ mod support;
 use support::tiny_image;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The URI as libvirt reports it, which names the locks.
+const SESSION: &str = "qemu:///session";
 
 /// One machine without a NIC.
 const ONE: &str = "      - vm_name: one\n        interfaces: []\n";
@@ -212,8 +215,13 @@ fn an_apply_killed_half_way_converges_on_the_next_run() {
 #[test]
 fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     let lab = SessionLab::new("lock");
-    let held =
-        lvlab::apply::EnvironmentLock::acquire(&lab.vms(), &lab.env, Duration::ZERO).unwrap();
+    let held = lvlab::apply::EnvironmentLock::acquire(
+        &run::state_dir(),
+        SESSION,
+        &lab.env,
+        Duration::ZERO,
+    )
+    .unwrap();
     let start = Instant::now();
     let out = lab.run(&["up", "--all", "--lock-timeout", "1"]);
     let waited = start.elapsed();
@@ -230,9 +238,9 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     assert!(lab.domains().is_empty(), "nothing was done");
     drop(held);
     lab.ok(&["up", "--all"]);
-    assert!(Path::new(&lab.vms())
-        .join(format!("{}.lock", lab.env))
-        .exists());
+    let name = lvlab::apply::lock::lock_file_name(SESSION, &lab.env);
+    assert!(run::state_dir().join(name).exists());
+    assert!(!lab.vms().join(format!("{}.lock", lab.env)).exists());
 }
 
 fn virsh(args: &[&str]) -> String {
@@ -381,8 +389,13 @@ fn shared_directories_start_with_virtiofs_and_missing_sources_stop_the_plan() {
 #[test]
 fn a_second_apply_waits_until_the_holder_releases_the_lock() {
     let lab = SessionLab::with("lockwait", ONE);
-    let held =
-        lvlab::apply::EnvironmentLock::acquire(&lab.vms(), &lab.env, Duration::ZERO).unwrap();
+    let held = lvlab::apply::EnvironmentLock::acquire(
+        &run::state_dir(),
+        SESSION,
+        &lab.env,
+        Duration::ZERO,
+    )
+    .unwrap();
     let holder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(2));
         drop(held);

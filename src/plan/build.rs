@@ -56,7 +56,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
             .ok_or_else(|| PlanError::NotObserved(env.name.clone()))?;
         for machine in &env.machines {
             if planner.selected(machine) {
-                planner.machine(observed, machine)?;
+                planner.machine(env, observed, machine)?;
             }
         }
         if input.selection.machines.is_empty() && !input.selection.images_only {
@@ -99,6 +99,7 @@ impl<'a> Planner<'a> {
 
     fn machine(
         &mut self,
+        spec: &EnvironmentSpec,
         env: &ObservedEnvironment,
         machine: &MachineSpec,
     ) -> Result<(), PlanError> {
@@ -106,7 +107,8 @@ impl<'a> Planner<'a> {
             self.image(machine);
             return Ok(());
         }
-        // `check` rejected foreign domains under a wanted name.
+        // `check` rejected foreign domains under a wanted name, and other
+        // labs' ones unless adopting.
         let domain = env.domain(&machine.domain_name);
         let files = env.files(&machine.vm_name);
         let address = machine_address(machine);
@@ -129,7 +131,17 @@ impl<'a> Planner<'a> {
                 self.create(&address, machine, files, &[]);
                 self.block(address, Change::Create, vec![Reason::NotDeployed]);
             }
-            (_, Some(domain)) => self.existing(&address, machine, domain, files),
+            (_, Some(domain)) => {
+                let adopted = domain.mark.as_ref().and_then(|mark| {
+                    let ours = mark.is_machine_of(
+                        &machine.environment,
+                        &machine.vm_name,
+                        &spec.lab_of(machine),
+                    );
+                    (!ours).then(|| mark.owner())
+                });
+                self.existing(&address, machine, domain, files, adopted)
+            }
         }
         Ok(())
     }
@@ -140,6 +152,7 @@ impl<'a> Planner<'a> {
         machine: &MachineSpec,
         domain: &ObservedDomain,
         files: &MachineFiles,
+        adopted: Option<String>,
     ) {
         let rendered = &self.input.rendered[&machine.domain_name];
         let mark = domain.mark.as_ref().expect("foreign domains were rejected");
@@ -178,6 +191,8 @@ impl<'a> Planner<'a> {
         let mut change = None;
         // What a start must wait for.
         let mut updates = Vec::new();
+        let redefine = !changes.is_empty() || adopted.is_some();
+        reasons.extend(adopted.map(|owner| Reason::Adopted { owner }));
         if needs_replace {
             // Shown, not applied; power changes below still are.
             let mut replace_reasons: Vec<Reason> =
@@ -194,7 +209,7 @@ impl<'a> Planner<'a> {
                 "{} needs replacing to apply its changes; run with --replace {} to destroy and create it",
                 machine.vm_name, machine.vm_name
             ));
-        } else if !changes.is_empty() {
+        } else if redefine {
             updates.push(self.add(address, Action::RedefineDomain));
             reasons.extend(spec_reason(changes, running));
             change = Some(Change::Update);
@@ -341,12 +356,21 @@ impl<'a> Planner<'a> {
         node
     }
 
-    /// lvlab's domains of this environment that the manifest no longer names.
+    /// This lab's domains of this environment that the manifest no longer
+    /// names; another lab's with the same environment name are only listed.
     fn orphans(&mut self, env: &EnvironmentSpec, observed: &ObservedEnvironment) {
         let named: Vec<&str> = env.machines.iter().map(|m| m.vm_name.as_str()).collect();
         for domain in &observed.domains {
             let Some(mark) = &domain.mark else { continue };
             if mark.environment != env.name || named.contains(&mark.vm_name.as_str()) {
+                continue;
+            }
+            if !env.owns(mark) {
+                self.notes.push(format!(
+                    "{} is owned by another lab ({}); lvlab leaves it alone",
+                    domain.name,
+                    mark.owner()
+                ));
                 continue;
             }
             if !self.input.selection.prune {
