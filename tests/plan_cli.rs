@@ -488,3 +488,43 @@ fn machines_deployed_by_an_older_lvlab_plan_as_no_change_with_a_note() {
         "{stdout}"
     );
 }
+
+#[test]
+fn adopt_takes_over_another_labs_domains_and_a_saved_plan_keeps_it() {
+    // Marked without a lab_id: another lab's, once the manifest sets one.
+    let lab = Lab::with_lab_id("empty.xml", Some("ci"));
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 256);
+    let web_dir = lvlab::domain::canonical_dir(&lab.path().join("vms/lab/web"));
+    let out = lab.run(&["plan"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "domain web_lab on test://{} is owned by another lab (machine web of environment \
+             lab, VM directory {})",
+            state.display(),
+            web_dir.display()
+        )),
+        "{stderr}"
+    );
+    let saved = lab.path().join("adopt.plan");
+    let out = lab.run(&["plan", "--adopt", "--out", saved.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("--adopt takes web_lab over from another lab (machine web")
+            && stdout.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{stdout}"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(plan["selection"]["adopt"], true, "{plan}");
+    let out = lab.run(&["apply", saved.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("Apply complete! Resources: 0 added, 2 changed"),
+        "{stdout}"
+    );
+}

@@ -516,3 +516,43 @@ fn apply_downloads_and_verifies_the_image_as_a_step_of_the_plan() {
     lab.assert_converged();
     assert_eq!(server.requests_for("img/tiny.qcow2").len(), 1);
 }
+
+#[test]
+fn another_checkout_with_the_same_environment_name_never_destroys_this_ones_machine() {
+    let first = SessionLab::with("twin", ONE);
+    let second = SessionLab::with("twin", "      - vm_name: two\n        interfaces: []\n");
+    assert_eq!(first.env, second.env, "one environment name, two manifests");
+    first.ok(&["up", "--all"]);
+    let one = format!("one_{}", first.env);
+    let note = format!(
+        "{one} is owned by another lab (machine one of environment {}",
+        first.env
+    );
+    let pruned = second.ok(&["apply", "--prune", "--auto-approve", "--target", "stopped"]);
+    assert!(pruned.contains(&note), "{pruned}");
+    let destroyed = second.ok(&["destroy", "--force"]);
+    assert!(destroyed.contains(&note), "{destroyed}");
+    assert_eq!(first.domains(), vec![one.clone()]);
+    let disk = first.vms().join(&first.env).join("one/disk0.qcow2");
+    assert!(disk.exists(), "its disk is left alone");
+
+    // A third checkout naming `one` is refused, and takes it over with --adopt.
+    let third = SessionLab::with("twin", ONE);
+    let out = third.run(&["up", "--all"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("owned by another lab") && stderr.contains("--adopt"),
+        "{stderr}"
+    );
+    third.ok(&["apply", "--adopt", "--replace", "one", "--auto-approve"]);
+    let mark = virsh(&["dumpxml", &one]);
+    let third_dir = lvlab::domain::canonical_dir(&third.vms().join(&third.env).join("one"));
+    assert!(
+        mark.contains(&format!(
+            "<lvlab:vm-dir>{}</lvlab:vm-dir>",
+            third_dir.display()
+        )),
+        "{mark}"
+    );
+}
