@@ -94,6 +94,9 @@ fn a_domain_of_another_environment_with_the_same_name_is_refused_and_never_destr
         );
         assert!(!stdout.contains("destroyed"), "{args:?}: {stdout}");
     }
+    let (code, stdout, stderr) = lab.run(&["status"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("running (another lab's)"), "{stdout}");
     let (code, stdout, stderr) = lab.run(&["plan", "--adopt", "--target", "absent"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
