@@ -545,7 +545,11 @@ fn another_checkout_with_the_same_environment_name_never_destroys_this_ones_mach
         stderr.contains("owned by another lab") && stderr.contains("--adopt"),
         "{stderr}"
     );
-    third.ok(&["apply", "--adopt", "--replace", "one", "--auto-approve"]);
+    let adopted = third.ok(&["apply", "--adopt", "--replace", "one", "--auto-approve"]);
+    assert!(
+        adopted.contains(&format!("--adopt takes {one} over from another lab")),
+        "{adopted}"
+    );
     let mark = virsh(&["dumpxml", &one]);
     let third_dir = lvlab::domain::canonical_dir(&third.vms().join(&third.env).join("one"));
     assert!(

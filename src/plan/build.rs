@@ -178,10 +178,12 @@ impl<'a> Planner<'a> {
             .collect();
         let needs_replace =
             !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
+        let adopted = adopted.map(|owner| Reason::Adopted { owner });
         if replace_requested {
             let end = self.destroy(address, domain, &machine.vm_dir);
             self.create(address, machine, MachineFiles::none(), &[end]);
             let mut reasons = vec![Reason::ReplaceRequested];
+            reasons.extend(adopted);
             reasons.extend(spec_reason(changes, running));
             reasons.extend(missing_disks);
             self.block_with_diffs(address.clone(), Change::Replace, reasons, files, rendered);
@@ -192,7 +194,7 @@ impl<'a> Planner<'a> {
         // What a start must wait for.
         let mut updates = Vec::new();
         let redefine = !changes.is_empty() || adopted.is_some();
-        reasons.extend(adopted.map(|owner| Reason::Adopted { owner }));
+        reasons.extend(adopted);
         if needs_replace {
             // Shown, not applied; power changes below still are.
             let mut replace_reasons: Vec<Reason> =
