@@ -99,9 +99,12 @@ pub struct MachineSpec {
 }
 
 impl EnvironmentSpec {
-    /// The lab `machine` (one of this environment's) belongs to.
-    pub fn lab_of(&self, machine: &MachineSpec) -> crate::domain::LabIdentity {
-        crate::domain::LabIdentity::of(self.lab_id.as_deref(), &machine.vm_dir)
+    /// Whether `mark` is this lab's `machine` (one of this environment's):
+    /// it names the environment and the machine, and records the
+    /// environment's `lab_id` or, without one, the machine's VM directory.
+    pub fn owns_machine(&self, mark: &crate::domain::OwnershipMark, machine: &MachineSpec) -> bool {
+        let lab = crate::domain::LabIdentity::of(self.lab_id.as_deref(), &machine.vm_dir);
+        mark.is_machine_of(&machine.environment, &machine.vm_name, &lab)
     }
 
     /// Whether `mark` is of a machine of this lab's environment, named in

@@ -109,15 +109,7 @@ fn state(spec: &EnvironmentSpec, env: &ObservedEnvironment, machine: &MachineSpe
     let label = domain.state.label();
     match &domain.mark {
         None => format!("{label} (not lvlab's)"),
-        Some(mark)
-            if !mark.is_machine_of(
-                &machine.environment,
-                &machine.vm_name,
-                &spec.lab_of(machine),
-            ) =>
-        {
-            format!("{label} (another lab's)")
-        }
+        Some(mark) if !spec.owns_machine(mark, machine) => format!("{label} (another lab's)"),
         Some(_) => label.into(),
     }
 }

@@ -132,14 +132,11 @@ impl<'a> Planner<'a> {
                 self.block(address, Change::Create, vec![Reason::NotDeployed]);
             }
             (_, Some(domain)) => {
-                let adopted = domain.mark.as_ref().and_then(|mark| {
-                    let ours = mark.is_machine_of(
-                        &machine.environment,
-                        &machine.vm_name,
-                        &spec.lab_of(machine),
-                    );
-                    (!ours).then(|| mark.owner())
-                });
+                let adopted = domain
+                    .mark
+                    .as_ref()
+                    .filter(|mark| !spec.owns_machine(mark, machine))
+                    .map(|mark| mark.owner());
                 self.existing(&address, machine, domain, files, adopted)
             }
         }

@@ -264,10 +264,7 @@ impl Checks {
                 environment,
                 vm_name,
             }),
-            Some(mark)
-                if !input.selection.adopt
-                    && !mark.is_machine_of(&environment, &vm_name, &spec.lab_of(machine)) =>
-            {
+            Some(mark) if !input.selection.adopt && !spec.owns_machine(mark, machine) => {
                 self.problems.push(Problem::OtherLabDomain {
                     domain: domain.name.clone(),
                     uri,
