@@ -245,6 +245,13 @@ mod tests {
             text.contains(&state.display().to_string()) && text.contains("written by others"),
             "{text}"
         );
+        std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        // Only root can give a directory away; elsewhere this part proves nothing.
+        if std::os::unix::fs::chown(&state, Some(65534), None).is_ok() {
+            let text = prepare_state_dir(&state).unwrap_err().to_string();
+            assert!(text.contains("belongs to user 65534"), "{text}");
+        }
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(dir.path(), &link).unwrap();
         assert!(matches!(
