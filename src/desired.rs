@@ -62,6 +62,9 @@ impl SettingsLayer {
 pub struct EnvironmentSpec {
     pub name: String,
     pub libvirt_uri: String,
+    /// Which lab this environment's domains belong to, when the manifest
+    /// says (`lab_id`); else each machine's canonical VM directory says.
+    pub lab_id: Option<String>,
     pub machines: Vec<MachineSpec>,
     /// The image cache of `config_defaults.cloud_image_basedir` (or the
     /// default base): where `init` puts images no machine uses yet.
@@ -93,6 +96,37 @@ pub struct MachineSpec {
     pub nameservers: Nameservers,
     pub shared_directories: Vec<SharedDirectory>,
     pub cloud_init: CloudInitSpec,
+}
+
+impl EnvironmentSpec {
+    /// Whether `mark` is this lab's `machine` (one of this environment's):
+    /// it names the environment and the machine, and records the
+    /// environment's `lab_id` or, without one, the machine's VM directory.
+    pub fn owns_machine(&self, mark: &crate::domain::OwnershipMark, machine: &MachineSpec) -> bool {
+        let lab = crate::domain::LabIdentity::of(self.lab_id.as_deref(), &machine.vm_dir);
+        mark.is_machine_of(&machine.environment, &machine.vm_name, &lab)
+    }
+
+    /// Whether `mark` is of a machine of this lab's environment, named in
+    /// the manifest or not: it names this environment, and records its
+    /// `lab_id` or, without one, a VM directory in one of the environment's
+    /// directories (`<disk_image_basedir>/<environment>/`).
+    pub fn owns(&self, mark: &crate::domain::OwnershipMark) -> bool {
+        use crate::domain::LabIdentity;
+        if mark.environment != self.name {
+            return false;
+        }
+        match mark.lab() {
+            LabIdentity::LabId(id) => self.lab_id.as_ref() == Some(&id),
+            LabIdentity::VmDir(dir) => {
+                self.lab_id.is_none()
+                    && self.machines.iter().any(|m| {
+                        let env_dir = m.vm_dir.parent().map(crate::domain::canonical_dir);
+                        env_dir.as_deref() == dir.parent()
+                    })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -94,6 +94,12 @@ impl Connection {
         &self.uri
     }
 
+    /// The URI as libvirt reports it (`virConnectGetURI`): one spelling
+    /// for one host, whichever alias opened it.
+    pub fn canonical_uri(&self) -> Result<String, LibvirtError> {
+        self.conn.uri().map_err(|e| self.error("report its URI", e))
+    }
+
     pub fn raw(&self) -> &Connect {
         &self.conn
     }

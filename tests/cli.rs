@@ -7,6 +7,10 @@ use std::process::{Command, Output};
 fn lvlab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lvlab"))
         .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env(
+            "LVLAB_STATE_DIR",
+            std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+        )
         .args(args)
         .env_remove("LVLAB_LOG")
         .output()

@@ -277,6 +277,10 @@ images:
     fn lvlab(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_lvlab"))
             .env("LVLAB_NO_HOST_CONFIG", "1")
+            .env(
+                "LVLAB_STATE_DIR",
+                std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+            )
             .arg("-C")
             .arg(self.dir.path())
             .args(args)
@@ -592,6 +596,10 @@ fn up_and_wait(lab: &Lab, started: Instant) -> Up {
     let timeout = ssh_timeout().as_secs().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lvlab"))
         .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env(
+            "LVLAB_STATE_DIR",
+            std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+        )
         .arg("-C")
         .arg(lab.dir.path())
         .args(["up", "--all", "--wait", "--wait-timeout", &timeout])

@@ -107,6 +107,10 @@ impl Host {
             .current_dir(self.path("lab"))
             .args(args)
             .env_remove("LVLAB_NO_HOST_CONFIG")
+            .env(
+                "LVLAB_STATE_DIR",
+                std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+            )
             .env("HOME", self.path("home"))
             .env("LVLAB_CONFIG_ROOT", self.path("etc"))
             .env("NO_COLOR", "1")

@@ -103,6 +103,10 @@ impl Lab {
     fn lvlab_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lvlab"));
         cmd.env("LVLAB_NO_HOST_CONFIG", "1");
+        cmd.env(
+            "LVLAB_STATE_DIR",
+            std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+        );
         cmd.arg("-f")
             .arg(self.manifest())
             .args(args)
@@ -804,6 +808,10 @@ fn without_a_manifest_init_offers_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
         .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env(
+            "LVLAB_STATE_DIR",
+            std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+        )
         .current_dir(dir.path())
         .env("HOME", dir.path())
         .arg("init")
@@ -815,6 +823,10 @@ fn without_a_manifest_init_offers_the_catalog() {
     }
     let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
         .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env(
+            "LVLAB_STATE_DIR",
+            std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+        )
         .current_dir(dir.path())
         .env("HOME", dir.path())
         .args(["init", "nonesuch"])

@@ -31,6 +31,10 @@ fn lvlab_in(manifest: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) ->
         .args(args)
         .env("NO_COLOR", "1")
         .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env(
+            "LVLAB_STATE_DIR",
+            std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+        )
         .env_remove("LVLAB_LOG")
         .stdin(Stdio::null());
     setup(&mut command);

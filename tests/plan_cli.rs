@@ -11,15 +11,27 @@ use std::process::{Command, Output, Stdio};
 
 struct Lab {
     dir: tempfile::TempDir,
+    /// The manifest's `lab_id`.
+    lab_id: Option<&'static str>,
 }
 
 impl Lab {
     /// A manifest for machines `web` and `db` of environment `lab` on the
     /// given state file, with the image already in the cache.
     fn on(state: &str) -> Self {
+        Self::with_lab_id(state, None)
+    }
+
+    /// [`Lab::on`] a state file whose marks record `lab_id: state-files`
+    /// (their VM directories are fixed paths, not this lab's).
+    fn claiming(state: &str) -> Self {
+        Self::with_lab_id(state, Some("state-files"))
+    }
+
+    fn with_lab_id(state: &str, lab_id: Option<&'static str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-        let lab = Self { dir };
+        let lab = Self { dir, lab_id };
         lab.write_manifest(state, 256);
         lab
     }
@@ -33,13 +45,16 @@ impl Lab {
     fn write_manifest_on(&self, state: &Path, memory: u32) {
         let uri = format!("test://{}", state.display());
         let base = self.dir.path().display();
+        let lab_id = self
+            .lab_id
+            .map_or(String::new(), |id| format!("    lab_id: {id}\n"));
         std::fs::write(
             self.manifest(),
             format!(
                 "environment:
   - name: lab
     libvirt_uri: {uri}
-    config_defaults:
+{lab_id}    config_defaults:
       os: tiny
       memory: {memory}
       cpu: 1
@@ -70,6 +85,10 @@ images:
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_lvlab"))
             .env("LVLAB_NO_HOST_CONFIG", "1")
+            .env(
+                "LVLAB_STATE_DIR",
+                std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
+            )
             .arg("-f")
             .arg(self.manifest())
             .args(args)
@@ -152,7 +171,7 @@ fn a_foreign_domain_with_our_name_stops_the_plan() {
 
 #[test]
 fn a_partly_deployed_environment() {
-    let lab = Lab::on("partly-deployed.xml");
+    let lab = Lab::claiming("partly-deployed.xml");
     let out = lab.run(&["plan", "--detailed-exitcode"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -177,7 +196,7 @@ fn a_partly_deployed_environment() {
 
 #[test]
 fn orphans_are_destroyed_only_with_prune_and_foreign_domains_never() {
-    let lab = Lab::on("orphaned.xml");
+    let lab = Lab::claiming("orphaned.xml");
     let (stdout, _) = text(&lab.run(&["plan"]));
     assert!(
         stdout.contains("Note: old_lab is lvlab's but old is no longer in the manifest"),
@@ -259,7 +278,7 @@ fn saved_plans_apply_when_fresh_and_are_refused_when_stale() {
 
 #[test]
 fn classic_commands_refuse_unknown_and_undeployed_machines() {
-    let lab = Lab::on("partly-deployed.xml");
+    let lab = Lab::claiming("partly-deployed.xml");
     let out = lab.run(&["up", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -293,7 +312,7 @@ fn classic_commands_refuse_unknown_and_undeployed_machines() {
 
 #[test]
 fn down_stops_deployed_machines_and_destroy_removes_them() {
-    let lab = Lab::on("partly-deployed.xml");
+    let lab = Lab::claiming("partly-deployed.xml");
     let out = lab.run(&["down"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -313,7 +332,7 @@ fn down_stops_deployed_machines_and_destroy_removes_them() {
 
 #[test]
 fn status_shows_each_machine_and_a_landing_page_without_manifest() {
-    let lab = Lab::on("partly-deployed.xml");
+    let lab = Lab::claiming("partly-deployed.xml");
     let out = lab.run(&["status"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -360,7 +379,7 @@ fn plan_json_uses_only_the_documented_names() {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan-json.md"))
             .unwrap();
-    let lab = Lab::on("partly-deployed.xml");
+    let lab = Lab::claiming("partly-deployed.xml");
     let out = lab.run(&["plan", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for action in json["actions"].as_array().unwrap() {
@@ -496,6 +515,46 @@ fn machines_deployed_by_an_older_lvlab_plan_as_no_change_with_a_note() {
     assert!(!stdout.contains("cloud-init seed changed"), "{stdout}");
     assert!(
         stdout.ends_with("Plan: 0 to add, 1 to change, 0 to destroy.\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn adopt_takes_over_another_labs_domains_and_a_saved_plan_keeps_it() {
+    // Marked without a lab_id: another lab's, once the manifest sets one.
+    let lab = Lab::with_lab_id("empty.xml", Some("ci"));
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 256);
+    let web_dir = lvlab::domain::canonical_dir(&lab.path().join("vms/lab/web"));
+    let out = lab.run(&["plan"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "domain web_lab on test://{} is owned by another lab (machine web of environment \
+             lab, VM directory {})",
+            state.display(),
+            web_dir.display()
+        )),
+        "{stderr}"
+    );
+    let saved = lab.path().join("adopt.plan");
+    let out = lab.run(&["plan", "--adopt", "--out", saved.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("--adopt takes web_lab over from another lab (machine web")
+            && stdout.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{stdout}"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(plan["selection"]["adopt"], true, "{plan}");
+    let out = lab.run(&["apply", saved.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("Apply complete! Resources: 0 added, 2 changed"),
         "{stdout}"
     );
 }

@@ -73,6 +73,7 @@ fn mark_for(machine: &MachineSpec) -> OwnershipMark {
         vm_name: machine.vm_name.clone(),
         manifest: "/srv/lab/Lvlab.yml".into(),
         vm_dir: machine.vm_dir.display().to_string(),
+        lab_id: None,
         image_key: machine.os.clone(),
         image_digest: String::new(),
         seed_digest: SEED.into(),

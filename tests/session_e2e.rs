@@ -14,9 +14,12 @@ mod support;
 use support::tiny_image;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// The URI as libvirt reports it, which names the locks.
+const SESSION: &str = "qemu:///session";
 
 /// One machine without a NIC.
 const ONE: &str = "      - vm_name: one\n        interfaces: []\n";
@@ -212,8 +215,13 @@ fn an_apply_killed_half_way_converges_on_the_next_run() {
 #[test]
 fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     let lab = SessionLab::new("lock");
-    let held =
-        lvlab::apply::EnvironmentLock::acquire(&lab.vms(), &lab.env, Duration::ZERO).unwrap();
+    let held = lvlab::apply::EnvironmentLock::acquire(
+        &run::state_dir(),
+        SESSION,
+        &lab.env,
+        Duration::ZERO,
+    )
+    .unwrap();
     let start = Instant::now();
     let out = lab.run(&["up", "--all", "--lock-timeout", "1"]);
     let waited = start.elapsed();
@@ -230,9 +238,9 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     assert!(lab.domains().is_empty(), "nothing was done");
     drop(held);
     lab.ok(&["up", "--all"]);
-    assert!(Path::new(&lab.vms())
-        .join(format!("{}.lock", lab.env))
-        .exists());
+    let name = lvlab::apply::lock::lock_file_name(SESSION, &lab.env);
+    assert!(run::state_dir().join(name).exists());
+    assert!(!lab.vms().join(format!("{}.lock", lab.env)).exists());
 }
 
 fn virsh(args: &[&str]) -> String {
@@ -381,8 +389,13 @@ fn shared_directories_start_with_virtiofs_and_missing_sources_stop_the_plan() {
 #[test]
 fn a_second_apply_waits_until_the_holder_releases_the_lock() {
     let lab = SessionLab::with("lockwait", ONE);
-    let held =
-        lvlab::apply::EnvironmentLock::acquire(&lab.vms(), &lab.env, Duration::ZERO).unwrap();
+    let held = lvlab::apply::EnvironmentLock::acquire(
+        &run::state_dir(),
+        SESSION,
+        &lab.env,
+        Duration::ZERO,
+    )
+    .unwrap();
     let holder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(2));
         drop(held);
@@ -502,4 +515,48 @@ fn apply_downloads_and_verifies_the_image_as_a_step_of_the_plan() {
     assert_eq!(server.requests_for("img/tiny.qcow2").len(), 1);
     lab.assert_converged();
     assert_eq!(server.requests_for("img/tiny.qcow2").len(), 1);
+}
+
+#[test]
+fn another_checkout_with_the_same_environment_name_never_destroys_this_ones_machine() {
+    let first = SessionLab::with("twin", ONE);
+    let second = SessionLab::with("twin", "      - vm_name: two\n        interfaces: []\n");
+    assert_eq!(first.env, second.env, "one environment name, two manifests");
+    first.ok(&["up", "--all"]);
+    let one = format!("one_{}", first.env);
+    let note = format!(
+        "{one} is owned by another lab (machine one of environment {}",
+        first.env
+    );
+    let pruned = second.ok(&["apply", "--prune", "--auto-approve", "--target", "stopped"]);
+    assert!(pruned.contains(&note), "{pruned}");
+    let destroyed = second.ok(&["destroy", "--force"]);
+    assert!(destroyed.contains(&note), "{destroyed}");
+    assert_eq!(first.domains(), vec![one.clone()]);
+    let disk = first.vms().join(&first.env).join("one/disk0.qcow2");
+    assert!(disk.exists(), "its disk is left alone");
+
+    // A third checkout naming `one` is refused, and takes it over with --adopt.
+    let third = SessionLab::with("twin", ONE);
+    let out = third.run(&["up", "--all"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("owned by another lab") && stderr.contains("--adopt"),
+        "{stderr}"
+    );
+    let adopted = third.ok(&["apply", "--adopt", "--replace", "one", "--auto-approve"]);
+    assert!(
+        adopted.contains(&format!("--adopt takes {one} over from another lab")),
+        "{adopted}"
+    );
+    let mark = virsh(&["dumpxml", &one]);
+    let third_dir = lvlab::domain::canonical_dir(&third.vms().join(&third.env).join("one"));
+    assert!(
+        mark.contains(&format!(
+            "<lvlab:vm-dir>{}</lvlab:vm-dir>",
+            third_dir.display()
+        )),
+        "{mark}"
+    );
 }

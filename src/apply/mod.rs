@@ -5,4 +5,4 @@ pub mod executor;
 pub mod lock;
 
 pub use executor::{execute, ExecutionObserver, Job, Outcome};
-pub use lock::{EnvironmentLock, LockError};
+pub use lock::{state_dir, EnvironmentLock, LockError, STATE_DIR_VAR};

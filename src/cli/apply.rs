@@ -193,13 +193,20 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// One lock per (canonical URI, environment), whichever manifest
+    /// names them: two manifests with one environment name serialize.
     fn lock(&self, lab: &Lab) -> Result<Vec<EnvironmentLock>, CliError> {
         let timeout = Duration::from_secs(self.execution.lock_timeout);
-        let mut locks = Vec::new();
+        let mut pairs = Vec::new();
         for env in &lab.environments {
-            locks.extend(EnvironmentLock::acquire_for(env, timeout)?);
+            let uri = lab.hypervisors.get(&env.libvirt_uri).canonical_uri()?;
+            pairs.push((uri, env.name.clone()));
         }
-        Ok(locks)
+        Ok(EnvironmentLock::acquire_all(
+            &crate::apply::state_dir()?,
+            pairs,
+            timeout,
+        )?)
     }
 }
 

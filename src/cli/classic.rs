@@ -29,6 +29,10 @@ pub struct UpArgs {
     /// Only this environment
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    /// Take over domains under this lab's names that another lab's mark
+    /// names (another checkout, environment or lab_id); never unmarked ones
+    #[arg(long)]
+    pub adopt: bool,
     #[command(flatten)]
     pub execution: ExecutionArgs,
     #[command(flatten)]
@@ -76,7 +80,11 @@ const DESTROY: Confirm = Confirm {
 pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
     session.require_machines(&args.vms)?;
-    let mut flow = Flow::new(Target::Running, machines(&args.vms), &args.execution);
+    let selection = Selection {
+        adopt: args.adopt,
+        ..machines(&args.vms)
+    };
+    let mut flow = Flow::new(Target::Running, selection, &args.execution);
     flow.wait = args.wait.requested();
     flow.run(&session, printer)
 }

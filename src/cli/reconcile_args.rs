@@ -32,6 +32,11 @@ pub struct Selectors {
     /// Also destroy lvlab's domains that the manifest no longer names
     #[arg(long)]
     pub prune: bool,
+
+    /// Take over domains under this lab's names that another lab's mark
+    /// names (another checkout, environment or lab_id); never unmarked ones
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 impl Selectors {
@@ -43,6 +48,7 @@ impl Selectors {
                 replace: self.replace.clone(),
                 prune: self.prune,
                 images_only: false,
+                adopt: self.adopt,
             },
         )
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
+use crate::desired::{EnvironmentSpec, MachineSpec};
 use crate::observe::{runtime, MachineFiles, ObservedEnvironment};
 
 #[derive(Debug, Args)]
@@ -68,7 +69,7 @@ pub fn run(
                 environment: env.name.clone(),
                 machine: machine.vm_name.clone(),
                 domain: machine.domain_name.clone(),
-                state: state(seen, &machine.domain_name),
+                state: state(env, seen, machine),
                 vcpus: runtime.as_ref().map(|r| r.vcpus),
                 memory_mib: runtime.as_ref().map(|r| r.memory_mib),
                 addresses: runtime
@@ -101,11 +102,15 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn state(env: &ObservedEnvironment, domain: &str) -> String {
-    match env.domain(domain) {
-        None => "undeployed".into(),
-        Some(d) if d.mark.is_none() => format!("{} (not lvlab's)", d.state.label()),
-        Some(d) => d.state.label().into(),
+fn state(spec: &EnvironmentSpec, env: &ObservedEnvironment, machine: &MachineSpec) -> String {
+    let Some(domain) = env.domain(&machine.domain_name) else {
+        return "undeployed".into();
+    };
+    let label = domain.state.label();
+    match &domain.mark {
+        None => format!("{label} (not lvlab's)"),
+        Some(mark) if !spec.owns_machine(mark, machine) => format!("{label} (another lab's)"),
+        Some(_) => label.into(),
     }
 }
 

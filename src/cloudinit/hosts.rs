@@ -96,6 +96,7 @@ mod tests {
         let env = EnvironmentSpec {
             name: "lab".into(),
             libvirt_uri: "qemu:///session".into(),
+            lab_id: None,
             machines: vec![],
             image_cache_dir: "/var/lib/libvirt/images/lvlab/cloud-images".into(),
         };

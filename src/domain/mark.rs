@@ -2,6 +2,8 @@
 //! defines carries. It is lvlab's only state: what owns the domain, which
 //! manifest and image made it, and the digest of the spec it was made from.
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
 use super::spec::SpecFields;
@@ -17,6 +19,9 @@ pub struct OwnershipMark {
     /// The per-VM directory, so a machine no longer in the manifest can
     /// still be cleaned up completely.
     pub vm_dir: String,
+    /// The environment's `lab_id`, when it sets one: then it, not the VM
+    /// directory, says which lab the domain belongs to.
+    pub lab_id: Option<String>,
     pub image_key: String,
     /// The verified image digest, empty when the image was not verified.
     pub image_digest: String,
@@ -57,6 +62,7 @@ impl OwnershipMark {
             vm_name: text("vm-name"),
             manifest: text("manifest"),
             vm_dir: text("vm-dir"),
+            lab_id: child("lab-id").and_then(|n| n.text()).map(str::to_string),
             image_key: attr("image", "key"),
             image_digest: attr("image", "digest"),
             seed_digest: attr("seed", "digest"),
@@ -66,6 +72,78 @@ impl OwnershipMark {
             spec_digest: attr("spec", "digest"),
             spec,
         })
+    }
+}
+
+/// Which lab a domain's mark says it belongs to: the environment's
+/// `lab_id` when it sets one, else where the machine's files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabIdentity {
+    LabId(String),
+    /// A VM directory, canonical (see [`canonical_dir`]).
+    VmDir(PathBuf),
+}
+
+impl LabIdentity {
+    /// A desired machine's lab: its environment's `lab_id`, else its
+    /// canonical VM directory.
+    pub fn of(lab_id: Option<&str>, vm_dir: &Path) -> Self {
+        match lab_id {
+            Some(id) => Self::LabId(id.to_string()),
+            None => Self::VmDir(canonical_dir(vm_dir)),
+        }
+    }
+}
+
+impl std::fmt::Display for LabIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LabId(id) => write!(f, "lab_id {id}"),
+            Self::VmDir(dir) => write!(f, "VM directory {}", dir.display()),
+        }
+    }
+}
+
+impl OwnershipMark {
+    /// The lab the mark records.
+    pub fn lab(&self) -> LabIdentity {
+        LabIdentity::of(self.lab_id.as_deref(), Path::new(&self.vm_dir))
+    }
+
+    /// Whether the domain is this lab's machine `vm_name` of `environment`:
+    /// the mark names both, and records the same lab.
+    pub fn is_machine_of(&self, environment: &str, vm_name: &str, lab: &LabIdentity) -> bool {
+        self.environment == environment && self.vm_name == vm_name && self.lab() == *lab
+    }
+
+    /// Who made the domain, for "owned by another lab" messages.
+    pub fn owner(&self) -> String {
+        format!(
+            "machine {} of environment {}, {}",
+            self.vm_name,
+            self.environment,
+            self.lab()
+        )
+    }
+}
+
+/// `dir` with its longest existing ancestor resolved (symlinks, `..`) and
+/// the rest appended: the same for one directory however it is spelled,
+/// also once its files are gone.
+pub fn canonical_dir(dir: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut existing = dir;
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |path, part| path.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return dir.to_path_buf(),
+        }
     }
 }
 
@@ -116,6 +194,50 @@ mod tests {
             read("<lvlab:seed digest='sha256:a' renderer='7'/>").renderer,
             7
         );
+    }
+
+    fn mark(environment: &str, vm_name: &str, vm_dir: &str, lab_id: Option<&str>) -> OwnershipMark {
+        let lab_id = lab_id.map_or(String::new(), |id| {
+            format!("<lvlab:lab-id>{id}</lvlab:lab-id>")
+        });
+        OwnershipMark::from_domain_xml(&format!(
+            "<domain><metadata><lvlab:machine xmlns:lvlab='{MARK_NAMESPACE}'>\
+             <lvlab:environment>{environment}</lvlab:environment>\
+             <lvlab:vm-name>{vm_name}</lvlab:vm-name><lvlab:vm-dir>{vm_dir}</lvlab:vm-dir>\
+             {lab_id}</lvlab:machine></metadata></domain>"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_domain_is_ours_only_for_the_same_environment_machine_and_vm_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("vms/x/a_b");
+        let lab = LabIdentity::of(None, &ours);
+        let vm_dir = ours.display().to_string();
+        assert!(mark("x", "a_b", &vm_dir, None).is_machine_of("x", "a_b", &lab));
+        // `a_b_x` is also machine `a` of environment `b_x`.
+        assert!(!mark("b_x", "a", &vm_dir, None).is_machine_of("x", "a_b", &lab));
+        let elsewhere = mark("x", "a_b", "/other/checkout/vms/x/a_b", None);
+        assert!(!elsewhere.is_machine_of("x", "a_b", &lab));
+        assert_eq!(
+            elsewhere.owner(),
+            "machine a_b of environment x, VM directory /other/checkout/vms/x/a_b"
+        );
+        // Spelled through a symlink, it is the same directory.
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+        let linked = dir.path().join("link/vms/x/a_b").display().to_string();
+        assert!(mark("x", "a_b", &linked, None).is_machine_of("x", "a_b", &lab));
+    }
+
+    #[test]
+    fn a_lab_id_is_compared_instead_of_the_vm_directory() {
+        let ci = LabIdentity::of(Some("ci"), Path::new("/runner/1/vms/x/a"));
+        assert!(mark("x", "a", "/runner/2/vms/x/a", Some("ci")).is_machine_of("x", "a", &ci));
+        assert!(!mark("x", "a", "/runner/1/vms/x/a", Some("dev")).is_machine_of("x", "a", &ci));
+        assert!(!mark("x", "a", "/runner/1/vms/x/a", None).is_machine_of("x", "a", &ci));
+        let by_dir = LabIdentity::of(None, Path::new("/runner/1/vms/x/a"));
+        assert!(!mark("x", "a", "/runner/1/vms/x/a", Some("ci")).is_machine_of("x", "a", &by_dir));
     }
 
     #[test]

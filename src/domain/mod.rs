@@ -9,7 +9,7 @@ mod render;
 mod spec;
 
 pub use definition::DefinitionFields;
-pub use mark::{with_image_digest, OwnershipMark, MARK_NAMESPACE};
+pub use mark::{canonical_dir, with_image_digest, LabIdentity, OwnershipMark, MARK_NAMESPACE};
 pub use render::{
     forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DefinitionInput,
     DomainError, HostFacts,

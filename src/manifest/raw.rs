@@ -42,6 +42,7 @@ pub struct RawNetwork {
 pub struct RawEnvironment {
     pub name: Option<String>,
     pub libvirt_uri: Option<String>,
+    pub lab_id: Option<String>,
     pub config_defaults: Option<RawMachine>,
     pub machines: Option<Vec<RawMachine>>,
 }

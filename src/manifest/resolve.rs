@@ -140,10 +140,11 @@ fn resolve_environments(
         return Vec::new();
     }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut domains = DomainNames::new();
     let mut environments = Vec::new();
     for (i, env) in raw.into_iter().enumerate() {
         let env_path = path.index(i);
-        if let Some(spec) = resolve_environment(r, env, images, &env_path) {
+        if let Some(spec) = resolve_environment(r, env, images, &env_path, &mut domains) {
             if let Some(first) = seen.insert(spec.name.clone(), i) {
                 r.report(
                     Problem::value(
@@ -161,11 +162,44 @@ fn resolve_environments(
     environments
 }
 
+/// Each domain name in use, with the environment and machine it is for.
+type DomainNames = BTreeMap<String, (String, String)>;
+
+/// Two (environment, machine) pairs that map to one domain name (machine
+/// `a` of `b_x` and `a_b` of `x` are both `a_b_x`) would take each other's
+/// domain: the second one is an error.
+fn check_domain_name(
+    r: &mut Resolver,
+    domains: &mut DomainNames,
+    spec: &MachineSpec,
+    at: &KeyPath,
+) {
+    let pair = (spec.environment.clone(), spec.vm_name.clone());
+    match domains.get(&spec.domain_name) {
+        Some((environment, vm_name)) if (environment, vm_name) != (&pair.0, &pair.1) => {
+            let message = format!(
+                "machine `{}` of environment `{}` has the domain name {}, which machine \
+                 `{vm_name}` of environment `{environment}` already has",
+                spec.vm_name, spec.environment, spec.domain_name
+            );
+            r.report(
+                Problem::value(at.key("vm_name"), message)
+                    .hint("rename one of the machines or environments (the domain name is `<vm_name>_<environment>`)"),
+            );
+        }
+        Some(_) => {}
+        None => {
+            domains.insert(spec.domain_name.clone(), pair);
+        }
+    }
+}
+
 fn resolve_environment(
     r: &mut Resolver,
     env: RawEnvironment,
     images: &BTreeMap<String, ImageSpec>,
     path: &KeyPath,
+    domains: &mut DomainNames,
 ) -> Option<EnvironmentSpec> {
     let Some(name) = env.name else {
         r.report(
@@ -186,6 +220,9 @@ fn resolve_environment(
             )
             .hint("use e.g. qemu:///system, qemu:///session or qemu+ssh://host/system"),
         );
+    }
+    if let Some(id) = &env.lab_id {
+        r.check(&path.key("lab_id"), values::check_name(id));
     }
     let defaults_path = path.key("config_defaults");
     let defaults = env.config_defaults.unwrap_or_default();
@@ -223,6 +260,7 @@ fn resolve_environment(
                 );
                 continue;
             }
+            check_domain_name(r, domains, &spec, layered.machine_path);
             machines.push(spec);
         }
     }
@@ -236,6 +274,7 @@ fn resolve_environment(
     Some(EnvironmentSpec {
         name,
         libvirt_uri,
+        lab_id: env.lab_id,
         machines,
         image_cache_dir: names::image_cache_dir(&cache_base),
     })

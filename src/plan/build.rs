@@ -58,7 +58,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
             .ok_or_else(|| PlanError::NotObserved(env.name.clone()))?;
         for machine in &env.machines {
             if planner.selected(machine) {
-                planner.machine(observed, machine)?;
+                planner.machine(env, observed, machine)?;
             }
         }
         if input.selection.machines.is_empty() && !input.selection.images_only {
@@ -101,6 +101,7 @@ impl<'a> Planner<'a> {
 
     fn machine(
         &mut self,
+        spec: &EnvironmentSpec,
         env: &ObservedEnvironment,
         machine: &MachineSpec,
     ) -> Result<(), PlanError> {
@@ -108,7 +109,8 @@ impl<'a> Planner<'a> {
             self.image(machine);
             return Ok(());
         }
-        // `check` rejected foreign domains under a wanted name.
+        // `check` rejected foreign domains under a wanted name, and other
+        // labs' ones unless adopting.
         let domain = env.domain(&machine.domain_name);
         let files = env.files(&machine.vm_name);
         let address = machine_address(machine);
@@ -131,7 +133,14 @@ impl<'a> Planner<'a> {
                 self.create(&address, machine, files, &[]);
                 self.block(address, Change::Create, vec![Reason::NotDeployed]);
             }
-            (_, Some(domain)) => self.existing(&address, machine, domain, files),
+            (_, Some(domain)) => {
+                let adopted = domain
+                    .mark
+                    .as_ref()
+                    .filter(|mark| !spec.owns_machine(mark, machine))
+                    .map(|mark| mark.owner());
+                self.existing(&address, machine, domain, files, adopted)
+            }
         }
         Ok(())
     }
@@ -142,6 +151,7 @@ impl<'a> Planner<'a> {
         machine: &MachineSpec,
         domain: &ObservedDomain,
         files: &MachineFiles,
+        adopted: Option<String>,
     ) {
         let rendered = &self.input.rendered[&machine.domain_name];
         let mark = domain.mark.as_ref().expect("foreign domains were rejected");
@@ -174,10 +184,12 @@ impl<'a> Planner<'a> {
         };
         let needs_replace =
             !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
+        let adopted = adopted.map(|owner| Reason::Adopted { owner });
         if replace_requested {
             let end = self.destroy(address, domain, &machine.vm_dir);
             self.create(address, machine, MachineFiles::none(), &[end]);
             let mut reasons = vec![Reason::ReplaceRequested];
+            reasons.extend(adopted);
             reasons.extend(spec_reason(changes, running));
             reasons.extend(missing_disks);
             self.block_with_diffs(address.clone(), Change::Replace, reasons, files, rendered);
@@ -187,6 +199,8 @@ impl<'a> Planner<'a> {
         let mut change = None;
         // What a start must wait for.
         let mut updates = Vec::new();
+        let redefine = !changes.is_empty() || !drift.is_empty() || adopted.is_some();
+        reasons.extend(adopted);
         if needs_replace {
             // Shown, not applied; power changes below still are.
             let mut replace_reasons: Vec<Reason> =
@@ -203,7 +217,7 @@ impl<'a> Planner<'a> {
                 "{} needs replacing to apply its changes; run with --replace {} to destroy and create it",
                 machine.vm_name, machine.vm_name
             ));
-        } else if !changes.is_empty() || !drift.is_empty() {
+        } else if redefine {
             updates.push(self.add(address, Action::RedefineDomain));
             reasons.extend(spec_reason(changes, running));
             if !drift.is_empty() {
@@ -374,12 +388,21 @@ impl<'a> Planner<'a> {
         node
     }
 
-    /// lvlab's domains of this environment that the manifest no longer names.
+    /// This lab's domains of this environment that the manifest no longer
+    /// names; another lab's with the same environment name are only listed.
     fn orphans(&mut self, env: &EnvironmentSpec, observed: &ObservedEnvironment) {
         let named: Vec<&str> = env.machines.iter().map(|m| m.vm_name.as_str()).collect();
         for domain in &observed.domains {
             let Some(mark) = &domain.mark else { continue };
             if mark.environment != env.name || named.contains(&mark.vm_name.as_str()) {
+                continue;
+            }
+            if !env.owns(mark) {
+                self.notes.push(format!(
+                    "{} is owned by another lab ({}); lvlab leaves it alone",
+                    domain.name,
+                    mark.owner()
+                ));
                 continue;
             }
             if !self.input.selection.prune {

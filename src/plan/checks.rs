@@ -54,6 +54,19 @@ pub enum Problem {
         vm_name: String,
     },
     #[error(
+        "domain {domain} on {uri} is owned by another lab ({owner}), and machine {vm_name} of \
+         environment {environment} needs that name\n  hint: take it over with --adopt if it is \
+         this lab's (e.g. the checkout moved), or rename the machine or use another environment name"
+    )]
+    OtherLabDomain {
+        domain: String,
+        uri: String,
+        /// The mark's machine, environment and VM directory or lab_id.
+        owner: String,
+        environment: String,
+        vm_name: String,
+    },
+    #[error(
         "machine {vm_name} needs libvirt network {network}, which {uri} does not have\n  hint: \
          define it (virsh -c {uri} net-define FILE), or attach the NIC elsewhere"
     )]
@@ -171,6 +184,7 @@ pub fn check(input: &CheckInput) -> Result<Feasible, PlanError> {
             .iter()
             .filter(|m| is_selected(input.selection, m));
         for machine in selected {
+            checks.owner(input, env, observed, machine);
             checks.machine(input, observed, machine);
         }
     }
@@ -232,18 +246,44 @@ struct Checks {
 }
 
 impl Checks {
-    fn machine(&mut self, input: &CheckInput, env: &ObservedEnvironment, machine: &MachineSpec) {
-        if let Some(foreign) = env
-            .domain(&machine.domain_name)
-            .filter(|d| d.mark.is_none())
-        {
-            self.problems.push(Problem::ForeignDomain {
-                domain: foreign.name.clone(),
-                uri: env.uri.clone(),
-                environment: machine.environment.clone(),
-                vm_name: machine.vm_name.clone(),
-            });
+    /// The domain under the machine's name, if any, must be this lab's
+    /// machine, or another lab's taken over with `--adopt`.
+    fn owner(
+        &mut self,
+        input: &CheckInput,
+        spec: &EnvironmentSpec,
+        env: &ObservedEnvironment,
+        machine: &MachineSpec,
+    ) {
+        let Some(domain) = env.domain(&machine.domain_name) else {
+            return;
+        };
+        let (uri, environment, vm_name) = (
+            env.uri.clone(),
+            machine.environment.clone(),
+            machine.vm_name.clone(),
+        );
+        match &domain.mark {
+            None => self.problems.push(Problem::ForeignDomain {
+                domain: domain.name.clone(),
+                uri,
+                environment,
+                vm_name,
+            }),
+            Some(mark) if !input.selection.adopt && !spec.owns_machine(mark, machine) => {
+                self.problems.push(Problem::OtherLabDomain {
+                    domain: domain.name.clone(),
+                    uri,
+                    owner: mark.owner(),
+                    environment,
+                    vm_name,
+                })
+            }
+            Some(_) => {}
         }
+    }
+
+    fn machine(&mut self, input: &CheckInput, env: &ObservedEnvironment, machine: &MachineSpec) {
         if input.target == Target::Absent {
             return;
         }

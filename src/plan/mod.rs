@@ -46,6 +46,10 @@ pub struct Selection {
     pub prune: bool,
     /// Only the image actions (`init`).
     pub images_only: bool,
+    /// Take over domains under wanted names that another lab's mark names
+    /// (never unmarked ones): the define rewrites the mark.
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 /// Everything the rendering of a desired machine produced, for comparison
@@ -189,6 +193,10 @@ pub enum Reason {
     Running,
     TargetAbsent,
     NotInManifest,
+    /// Another lab's domain taken over with `--adopt`.
+    Adopted {
+        owner: String,
+    },
 }
 
 /// How a block changes its resource, with terraform's symbols.

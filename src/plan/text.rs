@@ -129,6 +129,9 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
         Reason::Running => vec!["it is running".into()],
         Reason::TargetAbsent => vec!["the target is absent".into()],
         Reason::NotInManifest => vec![format!("{domain} is not in the manifest")],
+        Reason::Adopted { owner } => vec![format!(
+            "--adopt takes {domain} over from another lab ({owner}); the define rewrites its mark"
+        )],
     }
 }
 

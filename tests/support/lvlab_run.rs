@@ -1,13 +1,14 @@
 //! lvlab run the way a user runs it: the production download settings
 //! (every `LVLAB_HTTP_*` removed, so the built-in timeouts, retries and
 //! backoff apply), no proxy between it and the loopback test server, no
-//! host-wide settings files of the machine, no colour, and no terminal on
-//! stdin.
+//! host-wide settings files of the machine, no colour, no terminal on
+//! stdin, and its locks in a state directory of the test run, never the
+//! host's `/run/lvlab`.
 
 // Each test file uses only some of these.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use lvlab::desired::ChecksumAlgorithm;
@@ -21,6 +22,7 @@ pub fn lvlab(dir: &Path) -> Command {
         .arg(dir)
         .env("NO_COLOR", "1")
         .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env(lvlab::apply::STATE_DIR_VAR, state_dir())
         .env("NO_PROXY", "*")
         .env("no_proxy", "*")
         .stdin(Stdio::null());
@@ -40,6 +42,12 @@ pub fn lvlab(dir: &Path) -> Command {
         command.env_remove(var);
     }
     command
+}
+
+/// The state directory (locks) every lvlab of this test process shares,
+/// as lvlabs on one host do.
+pub fn state_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id()))
 }
 
 /// stdout and stderr of a finished run, for assertions and their messages.

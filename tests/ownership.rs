@@ -1,0 +1,206 @@
+//! Which domains are this lab's: a mark must name the environment and the
+//! machine and record this machine's VM directory (or the environment's
+//! `lab_id`); another lab's domains are refused, never pruned or
+//! destroyed, and taken over only with `--adopt`. Applies of one
+//! environment on one libvirt serialize whichever manifest they come from.
+//! Against libvirt's test driver on the hosts in `state/`.
+
+#[path = "support/lvlab_run.rs"]
+mod run;
+#[path = "support/tiny_image.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use run::texts;
+
+/// A manifest in a temporary directory with the image in its cache.
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Environments `(name, machines)` (each the keys of a machine,
+    /// `vm_name` first, without its own) on the test-driver host `state`
+    /// (a file of `state/`), VM directories under `disk_base`
+    /// (`{base}`: the lab's directory).
+    fn new(state: &str, environments: &[(&str, &[&str])], disk_base: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        support::tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
+        let base = dir.path().display().to_string();
+        let uri = state_uri(state);
+        let mut text = String::from("environment:\n");
+        for (name, machines) in environments {
+            text.push_str(&format!(
+                "  - name: {name}
+    libvirt_uri: {uri}
+    config_defaults:
+      os: tiny
+      memory: 256
+      cpu: 1
+      cloud_image_basedir: {base}/cache
+      disk_image_basedir: {}
+      interfaces: {{network_type: user}}
+      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
+    machines:
+",
+                disk_base.replace("{base}", &base)
+            ));
+            for machine in *machines {
+                text.push_str(&format!("      - {{vm_name: {machine}}}\n"));
+            }
+        }
+        text.push_str(&format!(
+            "images:\n  tiny:\n    image_url: {base}/source/tiny.qcow2\n"
+        ));
+        std::fs::write(dir.path().join("Lvlab.yml"), text).unwrap();
+        Self { dir }
+    }
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = run::lvlab(self.dir.path()).args(args).output().unwrap();
+        let (stdout, stderr) = texts(&out);
+        (out.status.code(), stdout, stderr)
+    }
+}
+
+fn state_uri(state: &str) -> String {
+    format!("test://{}/state/{state}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn a_domain_of_another_environment_with_the_same_name_is_refused_and_never_destroyed() {
+    // Machine `a_b` of `x` and machine `a` of `b_x` are both `a_b_x`.
+    let lab = Lab::new(
+        "other-lab.xml",
+        &[("x", &["a_b, hostname: ab"])],
+        "{base}/vms",
+    );
+    let owner = "owned by another lab (machine a of environment b_x, VM directory \
+                 /nonexistent/other-lab/vms/b_x/a)";
+    for args in [
+        &["plan"][..],
+        &["destroy", "--force"],
+        &["apply", "--auto-approve", "--target", "absent"],
+    ] {
+        let (code, stdout, stderr) = lab.run(args);
+        assert_eq!(code, Some(1), "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("domain a_b_x on {}", state_uri("other-lab.xml")))
+                && stderr.contains(owner)
+                && stderr.contains("--adopt"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stdout.contains("destroyed"), "{args:?}: {stdout}");
+    }
+    let (code, stdout, stderr) = lab.run(&["status"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("running (another lab's)"), "{stdout}");
+    let (code, stdout, stderr) = lab.run(&["plan", "--adopt", "--target", "absent"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("- x.a_b"),
+        "--adopt takes it over: {stdout}"
+    );
+}
+
+#[test]
+fn prune_and_destroy_leave_another_checkouts_domains_of_the_same_environment() {
+    let lab = Lab::new("other-lab.xml", &[("lab", &["web"])], "{base}/vms");
+    let note = "Note: old_lab is owned by another lab (machine old of environment lab, VM \
+                directory /nonexistent/other-lab/vms/lab/old); lvlab leaves it alone";
+    for args in [
+        &["plan", "--prune"][..],
+        &["apply", "--prune", "--auto-approve"],
+        &["destroy", "--force"],
+    ] {
+        let (code, stdout, stderr) = lab.run(args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(stdout.contains(note), "{args:?}: {stdout}");
+        assert!(!stdout.contains("lab.old"), "{args:?}: {stdout}");
+    }
+    // The checkout whose VM directories they are prunes it.
+    let owner = Lab::new(
+        "other-lab.xml",
+        &[("lab", &["web"])],
+        "/nonexistent/other-lab/vms",
+    );
+    let (code, stdout, stderr) = owner.run(&["plan", "--prune"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("- lab.old\n      # (because old_lab is not in the manifest)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn two_machines_of_one_manifest_with_one_domain_name_are_a_validate_error() {
+    let lab = Lab::new(
+        "empty.xml",
+        &[("b_x", &["a"]), ("x", &["a_b, hostname: ab"])],
+        "{base}/vms",
+    );
+    let (code, _, stderr) = lab.run(&["validate"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "machine `a_b` of environment `x` has the domain name a_b_x, which machine `a` of \
+             environment `b_x` already has"
+        ) && stderr.contains("Lvlab.yml:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_lab_id_owns_the_domains_wherever_the_checkout_is() {
+    let lab = Lab::new("partly-deployed.xml", &[("lab", &["web"])], "{base}/vms");
+    let (code, _, stderr) = lab.run(&["plan"]);
+    assert_eq!(code, Some(1), "without its lab_id: {stderr}");
+    assert!(
+        stderr
+            .contains("owned by another lab (machine web of environment lab, lab_id state-files)"),
+        "{stderr}"
+    );
+    let manifest = lab.dir.path().join("Lvlab.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let with_id = text.replacen(
+        "    config_defaults:",
+        "    lab_id: state-files\n    config_defaults:",
+        1,
+    );
+    std::fs::write(&manifest, with_id).unwrap();
+    let (code, stdout, stderr) = lab.run(&["plan"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("web (web_lab) must be replaced"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_apply_waits_for_another_manifest_on_the_same_environment_and_uri() {
+    let first = Lab::new("empty.xml", &[("lab", &["web"])], "{base}/vms");
+    let second = Lab::new("empty.xml", &[("lab", &["db"])], "{base}/vms");
+    let uri = lvlab::libvirt::Connection::open(&state_uri("empty.xml"))
+        .unwrap()
+        .canonical_uri()
+        .unwrap();
+    // What `first`'s apply holds while it runs.
+    let held =
+        lvlab::apply::EnvironmentLock::acquire(&run::state_dir(), &uri, "lab", Duration::ZERO)
+            .unwrap();
+    let (code, stdout, stderr) = second.run(&["apply", "--auto-approve", "--lock-timeout", "1"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "another lvlab (PID {}) is changing environment lab on {uri}",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    assert!(!Path::new(&first.dir.path().join("vms/lab.lock")).exists());
+    drop(held);
+    let (code, _, stderr) = second.run(&["apply", "--auto-approve", "--lock-timeout", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
