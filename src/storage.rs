@@ -214,9 +214,12 @@ fn ensure_parent(path: &Path) -> Result<(), StorageError> {
         .map_err(io("create directory", parent))
 }
 
+/// Suffix of a volume being built beside its final name.
+pub const PARTIAL: &str = ".partial";
+
 fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
+    name.push(PARTIAL);
     path.with_file_name(name)
 }
 
