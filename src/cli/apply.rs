@@ -5,12 +5,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use clap::Args;
 
 use super::apply_progress::LineProgress;
+use super::passwords::{ConsolePasswords, ShowPasswordsArg};
 use super::reconcile_args::{Selectors, Session};
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
@@ -46,6 +47,9 @@ pub struct ExecutionArgs {
     /// Wait up to SECONDS for another lvlab working on the same environment
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub lock_timeout: u64,
+
+    #[command(flatten)]
+    pub passwords: ShowPasswordsArg,
 }
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
@@ -170,14 +174,17 @@ impl<'a> Flow<'a> {
             }
         }
         printer.out("");
+        let passwords = Arc::new(ConsolePasswords::new(&self.execution.passwords, true));
         let options = ApplyOptions {
             parallelism: usize::from(self.execution.parallelism),
             shutdown_timeout: self.shutdown,
             force: self.force,
             image_reporter: download_bars(),
+            password_reporter: Box::new(passwords.clone()),
         };
         let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag())?;
-        let code = report(lab, &planned, &outcome, printer);
+        let code = report(&planned, &outcome, printer);
+        passwords.report_withheld();
         if outcome.succeeded() {
             self.wait_if_asked(lab, printer)?;
         }
@@ -254,12 +261,7 @@ pub(super) fn interrupt_flag() -> &'static AtomicBool {
     &FLAG
 }
 
-fn report(
-    lab: &Lab,
-    planned: &Planned,
-    outcome: &crate::apply::Outcome,
-    printer: &Printer,
-) -> ExitCode {
+fn report(planned: &Planned, outcome: &crate::apply::Outcome, printer: &Printer) -> ExitCode {
     let plan = &planned.plan;
     printer.out("");
     if outcome.succeeded() {
@@ -268,7 +270,6 @@ fn report(
             "Apply complete! Resources: {} added, {} changed, {} destroyed.",
             s.add, s.change, s.destroy
         ));
-        show_passwords(lab, planned, printer);
         return ExitCode::SUCCESS;
     }
     for (node, message) in &outcome.failed {
@@ -279,7 +280,6 @@ fn report(
             step.action.describe()
         ));
     }
-    show_passwords(lab, planned, printer);
     if outcome.interrupted {
         printer.error(&format!(
             "Interrupted: {} actions not started. Run the same command again to continue.",
@@ -294,31 +294,4 @@ fn report(
         outcome.not_run.len()
     ));
     ExitCode::from(1)
-}
-
-/// Console passwords generated for machines whose seed was built: shown
-/// once, stored nowhere.
-fn show_passwords(lab: &Lab, planned: &Planned, printer: &Printer) {
-    for (domain, password) in &planned.rendered.new_passwords {
-        let Some(machine) = lab
-            .environments
-            .iter()
-            .flat_map(|e| e.machines.iter())
-            .find(|m| &m.domain_name == domain)
-        else {
-            continue;
-        };
-        let built = planned.plan.steps().any(|(_, s)| {
-            s.action == crate::plan::Action::BuildSeed
-                && matches!(&s.address, crate::plan::Address::Machine { domain: d, .. } if d == domain)
-        });
-        if built && crate::storage::volume_exists(&crate::domain::seed_path(machine)) {
-            printer.out(&format!(
-                "Console password for {} (user {}): {}  (shown once; lvlab keeps only its hash)",
-                machine.vm_name,
-                machine.cloud_init.user,
-                password.reveal()
-            ));
-        }
-    }
 }
