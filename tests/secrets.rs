@@ -158,6 +158,26 @@ fn on_a_terminal_the_password_is_shown_as_its_seed_is_written() {
 }
 
 #[test]
+fn an_apply_that_fails_has_shown_the_password_before_it_reports_the_failure() {
+    let lab = Lab::new("pwfail");
+    // `open`'s disk cannot be moved into place: a directory holds its name.
+    let blocker = lab.vm_dir("open").join("disk0.qcow2");
+    std::fs::create_dir_all(&blocker).unwrap();
+    std::fs::write(blocker.join("keep"), "x").unwrap();
+    let (code, text) = lab.on_terminal(&["apply", "--target", "stopped", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    let password = shown_password(&text, "secret").unwrap_or_else(|| panic!("{text}"));
+    assert!(matches_hash(&password, &lab.recorded_hash()), "{text}");
+    let shown = text.find("Console password for secret").unwrap();
+    let failure = text
+        .find(&format!("error: {}.open: create disk", lab.env))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(shown < failure, "{text}");
+    assert_eq!(text.matches("Console password for").count(), 1, "{text}");
+    std::fs::remove_dir_all(&blocker).unwrap();
+}
+
+#[test]
 fn without_a_terminal_no_password_reaches_stdout_and_seed_files_are_private() {
     let lab = Lab::new("pwpipe");
     let out = lab.run(&["apply", "--target", "stopped", "--auto-approve"]);
