@@ -19,14 +19,51 @@ const SENSITIVE_KEYS: [&str; 4] = ["passwd", "hashed_passwd", "plain_text_passwd
 /// The lines of the unified diff of `name`, with two lines of context and
 /// every secret redacted.
 pub fn unified_lines(name: &str, old: &str, new: &str) -> Vec<String> {
+    let listed: Vec<String> = [old, new].into_iter().flat_map(chpasswd_list).collect();
     TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(2)
         .header(&format!("{name} (recorded)"), &format!("{name} (desired)"))
         .to_string()
         .lines()
-        .map(|line| redact(line).into_owned())
+        .map(|line| redact_listed(&redact(line), &listed))
         .collect()
+}
+
+/// The passwords of a cloud-config's legacy `chpasswd: {list: ...}`
+/// (`user:password` lines, or a sequence of them): a line of that block
+/// says nothing of what it is, so they are found in the whole document.
+fn chpasswd_list(document: &str) -> Vec<String> {
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(document) else {
+        return Vec::new();
+    };
+    let entries: Vec<String> = match doc.get("chpasswd").and_then(|c| c.get("list")) {
+        Some(serde_yaml::Value::String(text)) => text.lines().map(str::to_string).collect(),
+        Some(serde_yaml::Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    entries
+        .iter()
+        .filter_map(|entry| entry.trim().split_once(':'))
+        .map(|(_, password)| password.to_string())
+        .filter(|password| !password.is_empty())
+        .collect()
+}
+
+/// `line` with a `user:password` entry of `listed` passwords redacted.
+fn redact_listed(line: &str, listed: &[String]) -> String {
+    let end = line.trim_end_matches(['"', '\'', ' ']);
+    for password in listed {
+        if let Some(head) = end.strip_suffix(password.as_str()) {
+            if head.ends_with(':') {
+                return format!("{head}{SENSITIVE}{}", &line[end.len()..]);
+            }
+        }
+    }
+    line.to_string()
 }
 
 /// `line` with the value of a password key and every crypt hash (`$6$...`,
@@ -140,6 +177,24 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(redact(&line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn a_chpasswd_list_is_redacted_even_in_a_hunk_that_starts_inside_it() {
+        let old = "chpasswd:\n  list: |\n    root:hunter22\n    pi:raspberry\n  expire: false\nruncmd: []\n";
+        let new = old.replace("runcmd: []", "runcmd: [reboot]");
+        let lines = unified_lines("user-data", old, &new);
+        assert!(
+            lines.contains(&"     pi:(sensitive)".to_string()),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains("raspberry")), "{lines:#?}");
+        let listed = "chpasswd:\n  list:\n    - \"root:hunter22\"\nruncmd: []\n";
+        let lines = unified_lines("user-data", listed, &listed.replace("[]", "[x]"));
+        assert!(
+            lines.contains(&"     - \"root:(sensitive)\"".to_string()),
+            "{lines:#?}"
+        );
     }
 
     #[test]
