@@ -35,6 +35,9 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub passwords: ShowPasswordsArg,
 }
 
 /// How a plan is carried out; shared by apply and the classic commands.
@@ -47,9 +50,6 @@ pub struct ExecutionArgs {
     /// Wait up to SECONDS for another lvlab working on the same environment
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub lock_timeout: u64,
-
-    #[command(flatten)]
-    pub passwords: ShowPasswordsArg,
 }
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
@@ -63,6 +63,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<E
     let mut flow = Flow::new(target, selection, &args.execution);
     flow.confirm = (!args.auto_approve).then_some(Confirm::APPLY);
     flow.wait = args.wait.requested();
+    flow.passwords = args.passwords.clone();
     flow.run(&session, printer)
 }
 
@@ -97,6 +98,7 @@ fn apply_saved(
     let mut flow = Flow::new(saved.target, saved.selection.clone(), &args.execution);
     flow.saved = Some(&saved);
     flow.wait = args.wait.requested();
+    flow.passwords = args.passwords.clone();
     flow.run(&session, printer)
 }
 
@@ -124,6 +126,8 @@ pub struct Flow<'a> {
     pub saved: Option<&'a SavedPlan>,
     /// Wait for SSH on the machines after a successful apply.
     pub wait: Option<WaitArgs>,
+    /// Where console passwords of new seeds may be shown.
+    pub passwords: ShowPasswordsArg,
 }
 
 impl<'a> Flow<'a> {
@@ -139,6 +143,7 @@ impl<'a> Flow<'a> {
             force: false,
             saved: None,
             wait: None,
+            passwords: ShowPasswordsArg::default(),
         }
     }
 
@@ -174,7 +179,7 @@ impl<'a> Flow<'a> {
             }
         }
         printer.out("");
-        let passwords = Arc::new(ConsolePasswords::new(&self.execution.passwords, true));
+        let passwords = Arc::new(ConsolePasswords::new(&self.passwords, true));
         let options = ApplyOptions {
             parallelism: usize::from(self.execution.parallelism),
             shutdown_timeout: self.shutdown,

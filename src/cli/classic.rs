@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::apply::{Confirm, ExecutionArgs, Flow};
+use super::passwords::ShowPasswordsArg;
 use super::reconcile_args::Session;
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
@@ -33,6 +34,8 @@ pub struct UpArgs {
     pub execution: ExecutionArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub passwords: ShowPasswordsArg,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +81,7 @@ pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitC
     session.require_machines(&args.vms)?;
     let mut flow = Flow::new(Target::Running, machines(&args.vms), &args.execution);
     flow.wait = args.wait.requested();
+    flow.passwords = args.passwords.clone();
     flow.run(&session, printer)
 }
 
