@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::actions::{self, ApplyContext};
 use crate::apply::{self, ExecutionObserver, Outcome};
-use crate::cloudinit::{self, password::OneTimePassword, CloudInitError, Seed, SeedInput};
+use crate::cloudinit::password::{OneTimePassword, PasswordReporter, Unshown};
+use crate::cloudinit::{self, CloudInitError, Seed, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
 use crate::images::{self, progress::Silent, EnsureOptions, FetchOptions, Fetcher, Reporter};
@@ -111,6 +112,8 @@ impl<'d> Lab<'d> {
             fetcher: &fetcher,
             image_options: &image_options,
             image_reporter: options.image_reporter.as_ref(),
+            new_passwords: &planned.rendered.new_passwords,
+            password_reporter: options.password_reporter.as_ref(),
         };
         let jobs = planned
             .plan
@@ -138,6 +141,8 @@ pub struct ApplyOptions {
     pub force: bool,
     /// Hears about image downloads (bars on a terminal, or nothing).
     pub image_reporter: Box<dyn Reporter>,
+    /// Hears about each generated console password as its seed is written.
+    pub password_reporter: Box<dyn PasswordReporter>,
 }
 
 impl Default for ApplyOptions {
@@ -147,12 +152,14 @@ impl Default for ApplyOptions {
             shutdown_timeout: Duration::from_secs(120),
             force: false,
             image_reporter: Box::new(Silent),
+            password_reporter: Box::new(Unshown),
         }
     }
 }
 
 /// Every selected machine rendered, and the console passwords generated
-/// for machines that get their first seed (shown once, after apply).
+/// for machines that get their first seed (shown once, when apply writes
+/// that seed).
 #[derive(Default)]
 pub struct Rendered {
     pub machines: BTreeMap<String, RenderedMachine>,

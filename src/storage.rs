@@ -442,6 +442,10 @@ fn running_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Suffix of a file being filled beside its final name: an image download
+/// being resumed, or a disk an older lvlab was building.
+pub const PARTIAL: &str = ".partial";
+
 const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
 
 /// `qcow2` when the file starts with qcow2's magic, else `raw`.

@@ -90,13 +90,25 @@ fn stdout_prints_the_three_sections_in_order() {
         "{text}"
     );
     assert!(text.contains("via: \"10.0.0.1\""), "{text}");
-    // A fresh password goes to stderr, beside the documents, once.
-    assert_eq!(
-        stderr(&out).matches("console password").count(),
-        1,
+    // Without a terminal the fresh password is not shown, and one note
+    // says so; with --show-passwords it goes to stderr, beside the
+    // documents, never into them.
+    assert!(
+        stderr(&out).contains("note: 1 console password was set and not shown"),
         "{}",
         stderr(&out)
     );
+    assert!(!stderr(&out).contains("Console password for"));
+    let shown = lvlab(&file, &["web", "--stdout", "--show-passwords"]);
+    assert_eq!(
+        stderr(&shown)
+            .matches("Console password for web (user ")
+            .count(),
+        1,
+        "{}",
+        stderr(&shown)
+    );
+    assert!(!stdout(&shown).contains("Console password"));
     assert!(!dir.path().join("vms").exists(), "--stdout writes nothing");
 }
 
@@ -104,7 +116,7 @@ fn stdout_prints_the_three_sections_in_order() {
 fn the_seed_is_written_once_with_its_password_shown_once_and_stored_only_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), KEY);
-    let out = lvlab(&file, &["web"]);
+    let out = lvlab(&file, &["web", "--show-passwords"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let vm_dir = dir.path().join("vms/lab/web");
@@ -115,29 +127,31 @@ fn the_seed_is_written_once_with_its_password_shown_once_and_stored_only_hashed(
         );
     }
     assert!(text.contains("digest sha256:"), "{text}");
-    let line = text
+    // Not on stdout without a terminal: on stderr, as asked.
+    let line = stderr(&out)
         .lines()
-        .find(|l| l.starts_with("console password"))
-        .expect(&text);
-    let password = line.rsplit(' ').next().unwrap();
+        .find(|l| l.starts_with("Console password for web"))
+        .unwrap_or_else(|| panic!("{}", stderr(&out)))
+        .to_string();
+    let password = line.split(": ").nth(1).unwrap().split(' ').next().unwrap();
     assert_eq!(password.len(), 20, "{line}");
+    assert!(!text.contains(password));
     for entry in std::fs::read_dir(&vm_dir).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(!bytes
             .windows(password.len())
             .any(|w| w == password.as_bytes()));
     }
-    assert!(!stderr(&out).contains(password));
     let iso = std::fs::read(vm_dir.join("cidata.iso")).unwrap();
 
     // Again: the recorded hash is reused, so nothing changes and no new
     // password is made.
-    let again = lvlab(&file, &["web"]);
+    let again = lvlab(&file, &["web", "--show-passwords"]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
-        !stdout(&again).contains("console password"),
+        !stderr(&again).contains("Console password"),
         "{}",
-        stdout(&again)
+        stderr(&again)
     );
     assert_eq!(iso, std::fs::read(vm_dir.join("cidata.iso")).unwrap());
 }

@@ -372,28 +372,27 @@ fn the_seed_iso_reads_back_with_xorriso_and_is_reproducible() {
 }
 
 #[test]
-fn seed_files_are_private_when_they_hold_a_hash() {
+fn every_seed_file_is_private_with_or_without_a_password() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let mode = |path: PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    let (_, with_hash) = render_case(LAB, "lab", "static");
-    assert!(with_hash.holds_password_hash);
-    for path in cloudinit::write_seed(dir.path(), &with_hash).unwrap() {
-        assert_eq!(mode(path.clone()), 0o600, "{}", path.display());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    // A generated hash, `password: false`, and a `user_data` override
+    // (which may hold anything, a plain-text password included).
+    for vm in ["static", "nopassword", "override"] {
+        let (_, seed) = render_case(LAB, "lab", vm);
+        let written = cloudinit::write_seed(&dir.path().join(vm), &seed).unwrap();
+        assert_eq!(written.len(), 4, "three documents and the ISO");
+        for path in &written {
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+        }
     }
-    let (_, without) = render_case(LAB, "lab", "nopassword");
-    let other = dir.path().join("nopassword");
-    for path in cloudinit::write_seed(&other, &without).unwrap() {
-        assert_eq!(mode(path.clone()), 0o644, "{}", path.display());
-    }
-    // Rewriting a public seed with a hash makes it private again.
-    for path in cloudinit::write_seed(&other, &with_hash).unwrap() {
-        assert_eq!(mode(path), 0o600);
-    }
-    assert!(std::fs::read_dir(&other).unwrap().all(|e| {
-        !e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .ends_with(".partial")
-    }));
+    // Rewriting a seed left 0644 by an older lvlab makes it private.
+    let old = dir.path().join("nopassword/user-data");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_, seed) = render_case(LAB, "lab", "nopassword");
+    cloudinit::write_seed(&dir.path().join("nopassword"), &seed).unwrap();
+    assert_eq!(mode(&old), 0o600);
+    assert!(std::fs::read_dir(dir.path().join("nopassword"))
+        .unwrap()
+        .all(|e| !lvlab::storage::is_temporary(&e.unwrap().file_name().to_string_lossy())));
 }

@@ -55,7 +55,6 @@ fn rendered(machine: &MachineSpec) -> RenderedMachine {
             meta_data: "instance-id: x\n".into(),
             user_data: "#cloud-config\nhostname: x\n".into(),
             network_config: "version: 2\n".into(),
-            holds_password_hash: false,
         },
         os_variant: lvlab::observe::osinfo::OsVariant {
             requested: "debian12".into(),

@@ -52,7 +52,9 @@ pub fn record_definition(machine: &MachineSpec, rendered: &RenderedMachine) -> R
 
 /// Removes the files lvlab makes in a machine's directory: its disks (the
 /// manifest's, or any `diskN.qcow2` for a machine no longer in it), the
-/// seed and the recorded files. Anything else stays, with a warning.
+/// seed, the recorded files, and the temporary files an interrupted run
+/// left of any of them (`<name>.partial`, `<name>.<16 hex>.tmp`). Anything
+/// else stays, with a warning.
 pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result<(), String> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
     names.push(crate::cloudinit::files::ISO_FILE.into());
@@ -63,8 +65,13 @@ pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result
                 .filter_map(|d| d.path.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
         ),
-        None => names.extend(lvlab_disks(dir)),
+        None => names.extend(files_in(dir).filter(|name| is_lvlab_disk(name))),
     }
+    let ours = |of: &str| names.iter().any(|n| n == of) || (machine.is_none() && is_lvlab_disk(of));
+    let leftovers: Vec<String> = files_in(dir)
+        .filter(|name| temporary_of(name).is_some_and(ours))
+        .collect();
+    names.extend(leftovers);
     let left = storage::remove_files(dir, &names).map_err(|e| e.to_string())?;
     if !left.is_empty() {
         tracing::warn!(
@@ -79,17 +86,75 @@ pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result
     Ok(())
 }
 
-/// `disk0.qcow2`, `disk1.qcow2`, ... present in `dir`.
-fn lvlab_disks(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| {
-            name.strip_prefix("disk")
-                .and_then(|rest| rest.strip_suffix(".qcow2"))
-                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+/// The file a temporary file of lvlab's stands for: `disk0.qcow2` for
+/// `disk0.qcow2.partial` (a disk being built) and for
+/// `disk0.qcow2.0123456789abcdef.tmp` (a file being written).
+fn temporary_of(name: &str) -> Option<&str> {
+    if let Some(of) = name.strip_suffix(storage::PARTIAL) {
+        return Some(of);
+    }
+    storage::is_temporary(name)
+        .then(|| name.strip_suffix(storage::TEMPORARY)?.rsplit_once('.'))
+        .flatten()
+        .map(|(of, _)| of)
+}
+
+/// Names of the regular files in `dir`: a symlink is never lvlab's, even
+/// when its name is.
+fn files_in(dir: &Path) -> impl Iterator<Item = String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let entry = e.ok()?;
+            entry.file_type().ok()?.is_file().then_some(())?;
+            entry.file_name().into_string().ok()
         })
-        .collect()
+}
+
+/// `disk0.qcow2`, `disk1.qcow2`, ...
+fn is_lvlab_disk(name: &str) -> bool {
+    name.strip_prefix("disk")
+        .and_then(|rest| rest.strip_suffix(".qcow2"))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_runs_temporaries_go_and_nothing_else_does() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("env/vm");
+        std::fs::create_dir_all(&dir).unwrap();
+        let outside = root.path().join("precious");
+        std::fs::write(&outside, "keep").unwrap();
+        for name in [
+            "disk0.qcow2",
+            "disk1.qcow2.partial",
+            "user-data.0123456789abcdef.tmp",
+            "cidata.iso.fedcba9876543210.tmp",
+            "notes.partial",
+            "notes.0123456789abcdef.tmp",
+        ] {
+            std::fs::write(dir.join(name), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, dir.join("disk2.qcow2.partial")).unwrap();
+        remove_machine_files(&dir, None).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "disk2.qcow2.partial",
+                "notes.0123456789abcdef.tmp",
+                "notes.partial"
+            ]
+        );
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+    }
 }

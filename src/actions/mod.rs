@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::apply::Job;
+use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
 use crate::libvirt::{Connection, Hypervisors};
@@ -29,6 +30,9 @@ pub struct ApplyContext<'a> {
     /// One for the run: image jobs share it (see [`crate::images::shared`]).
     pub image_options: &'a EnsureOptions,
     pub image_reporter: &'a dyn Reporter,
+    /// Console passwords generated for this plan, by domain name.
+    pub new_passwords: &'a BTreeMap<String, OneTimePassword>,
+    pub password_reporter: &'a dyn PasswordReporter,
 }
 
 pub struct StepJob<'a> {
@@ -91,7 +95,13 @@ fn run_machine_action(
         Action::BuildSeed => {
             let machine = machine.ok_or_else(|| needs("a seed"))?;
             let rendered = rendered.ok_or_else(|| needs("a seed"))?;
-            files::write_seed(machine, rendered)
+            files::write_seed(machine, rendered)?;
+            if let Some(password) = ctx.new_passwords.get(domain) {
+                let user = &machine.cloud_init.user;
+                ctx.password_reporter
+                    .seed_written(&machine.vm_name, user, password);
+            }
+            Ok(())
         }
         Action::DefineDomain | Action::RedefineDomain => {
             let machine = machine.ok_or_else(|| needs("a definition"))?;

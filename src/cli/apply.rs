@@ -5,12 +5,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use clap::Args;
 
 use super::apply_progress::LineProgress;
+use super::passwords::{ConsolePasswords, ShowPasswordsArg};
 use super::reconcile_args::{Selectors, Session};
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
@@ -34,6 +35,9 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub passwords: ShowPasswordsArg,
 }
 
 /// How a plan is carried out; shared by apply and the classic commands.
@@ -59,6 +63,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<E
     let mut flow = Flow::new(target, selection, &args.execution);
     flow.confirm = (!args.auto_approve).then_some(Confirm::APPLY);
     flow.wait = args.wait.requested();
+    flow.passwords = args.passwords.clone();
     flow.run(&session, printer)
 }
 
@@ -93,6 +98,7 @@ fn apply_saved(
     let mut flow = Flow::new(saved.target, saved.selection.clone(), &args.execution);
     flow.saved = Some(&saved);
     flow.wait = args.wait.requested();
+    flow.passwords = args.passwords.clone();
     flow.run(&session, printer)
 }
 
@@ -120,6 +126,8 @@ pub struct Flow<'a> {
     pub saved: Option<&'a SavedPlan>,
     /// Wait for SSH on the machines after a successful apply.
     pub wait: Option<WaitArgs>,
+    /// Where console passwords of new seeds may be shown.
+    pub passwords: ShowPasswordsArg,
 }
 
 impl<'a> Flow<'a> {
@@ -135,6 +143,7 @@ impl<'a> Flow<'a> {
             force: false,
             saved: None,
             wait: None,
+            passwords: ShowPasswordsArg::default(),
         }
     }
 
@@ -170,14 +179,17 @@ impl<'a> Flow<'a> {
             }
         }
         printer.out("");
+        let passwords = Arc::new(ConsolePasswords::new(&self.passwords, true));
         let options = ApplyOptions {
             parallelism: usize::from(self.execution.parallelism),
             shutdown_timeout: self.shutdown,
             force: self.force,
             image_reporter: download_bars(),
+            password_reporter: Box::new(passwords.clone()),
         };
         let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag())?;
-        let code = report(lab, &planned, &outcome, printer);
+        let code = report(&planned, &outcome, printer);
+        passwords.report_withheld();
         if outcome.succeeded() {
             self.wait_if_asked(lab, printer)?;
         }
@@ -261,12 +273,7 @@ pub(super) fn interrupt_flag() -> &'static AtomicBool {
     &FLAG
 }
 
-fn report(
-    lab: &Lab,
-    planned: &Planned,
-    outcome: &crate::apply::Outcome,
-    printer: &Printer,
-) -> ExitCode {
+fn report(planned: &Planned, outcome: &crate::apply::Outcome, printer: &Printer) -> ExitCode {
     let plan = &planned.plan;
     printer.out("");
     if outcome.succeeded() {
@@ -275,7 +282,6 @@ fn report(
             "Apply complete! Resources: {} added, {} changed, {} destroyed.",
             s.add, s.change, s.destroy
         ));
-        show_passwords(lab, planned, printer);
         return ExitCode::SUCCESS;
     }
     for (node, message) in &outcome.failed {
@@ -286,7 +292,6 @@ fn report(
             step.action.describe()
         ));
     }
-    show_passwords(lab, planned, printer);
     if outcome.interrupted {
         printer.error(&format!(
             "Interrupted: {} actions not started. Run the same command again to continue.",
@@ -301,31 +306,4 @@ fn report(
         outcome.not_run.len()
     ));
     ExitCode::from(1)
-}
-
-/// Console passwords generated for machines whose seed was built: shown
-/// once, stored nowhere.
-fn show_passwords(lab: &Lab, planned: &Planned, printer: &Printer) {
-    for (domain, password) in &planned.rendered.new_passwords {
-        let Some(machine) = lab
-            .environments
-            .iter()
-            .flat_map(|e| e.machines.iter())
-            .find(|m| &m.domain_name == domain)
-        else {
-            continue;
-        };
-        let built = planned.plan.steps().any(|(_, s)| {
-            s.action == crate::plan::Action::BuildSeed
-                && matches!(&s.address, crate::plan::Address::Machine { domain: d, .. } if d == domain)
-        });
-        if built && crate::storage::volume_exists(&crate::domain::seed_path(machine)) {
-            printer.out(&format!(
-                "Console password for {} (user {}): {}  (shown once; lvlab keeps only its hash)",
-                machine.vm_name,
-                machine.cloud_init.user,
-                password.reveal()
-            ));
-        }
-    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::apply::{Confirm, ExecutionArgs, Flow};
+use super::passwords::ShowPasswordsArg;
 use super::reconcile_args::Session;
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
@@ -37,6 +38,8 @@ pub struct UpArgs {
     pub execution: ExecutionArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub passwords: ShowPasswordsArg,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +89,7 @@ pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitC
     };
     let mut flow = Flow::new(Target::Running, selection, &args.execution);
     flow.wait = args.wait.requested();
+    flow.passwords = args.passwords.clone();
     flow.run(&session, printer)
 }
 

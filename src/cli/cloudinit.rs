@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::passwords::{ConsolePasswords, ShowPasswordsArg};
 use super::{CliError, GlobalArgs, Printer};
 use crate::cloudinit;
 use crate::desired::{Desired, MachineSpec};
@@ -24,6 +25,9 @@ pub struct CloudinitArgs {
     /// writing them
     #[arg(long)]
     pub stdout: bool,
+
+    #[command(flatten)]
+    pub passwords: ShowPasswordsArg,
 }
 
 pub fn run(
@@ -50,14 +54,8 @@ pub fn run(
             printer.out(&format!("--- {name} ---"));
             printer.out(text.trim_end_matches('\n'));
         }
-        if let Some(generated) = &generated {
-            // stdout holds the documents; the password goes beside them.
-            printer.error(&format!(
-                "note: console password of `{}` in this output (shown once, saved nowhere): {}",
-                machine.cloud_init.user,
-                generated.reveal()
-            ));
-        }
+        // stdout holds the documents; the password never goes there.
+        show(args, false, machine, generated.as_ref());
         return Ok(ExitCode::SUCCESS);
     }
     let written = cloudinit::write_seed(&machine.vm_dir, &seed)?;
@@ -71,14 +69,21 @@ pub fn run(
         printer.out(&format!("  {}", file.display()));
     }
     printer.out(&format!("  digest {}", seed.digest()));
-    if let Some(generated) = &generated {
-        printer.out(&format!(
-            "console password of `{}` (shown once, saved only as a hash): {}",
-            machine.cloud_init.user,
-            generated.reveal()
-        ));
-    }
+    show(args, true, machine, generated.as_ref());
     Ok(ExitCode::SUCCESS)
+}
+
+fn show(
+    args: &CloudinitArgs,
+    stdout_free: bool,
+    machine: &MachineSpec,
+    generated: Option<&cloudinit::password::OneTimePassword>,
+) {
+    if let Some(password) = generated {
+        let passwords = ConsolePasswords::new(&args.passwords, stdout_free);
+        passwords.show(&machine.vm_name, &machine.cloud_init.user, password);
+        passwords.report_withheld();
+    }
 }
 
 fn context<'a>(

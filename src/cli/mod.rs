@@ -11,6 +11,7 @@ mod image_set;
 mod images;
 mod init;
 mod output;
+mod passwords;
 mod plan;
 mod progress;
 mod reconcile_args;

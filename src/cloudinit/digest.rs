@@ -32,7 +32,6 @@ mod tests {
             meta_data: meta.into(),
             user_data: user.into(),
             network_config: net.into(),
-            holds_password_hash: false,
         }
     }
 

@@ -1,7 +1,9 @@
 //! Writing a seed into a machine's directory: the three documents and
 //! `cidata.iso`. Each file is written to a temporary name and renamed into
-//! place, so a reader never sees half a seed file, and a file that holds a
-//! password hash is created with mode 0600 (never widened after the fact).
+//! place, so a reader never sees half a seed file. Every seed file is
+//! created with mode 0600: user-data may hold a password hash or, in a
+//! `user_data` override, anything at all, and the ISO carries it. libvirt
+//! hands the files to QEMU's user when it starts the domain.
 
 use std::path::{Path, PathBuf};
 
@@ -10,20 +12,18 @@ use super::{iso, CloudInitError, Seed};
 /// The seed ISO's file name in the machine's directory.
 pub const ISO_FILE: &str = "cidata.iso";
 
+/// The mode of every seed file.
+pub const PRIVATE: u32 = 0o600;
+
 /// Writes `seed` and its ISO into `dir` (created if missing) and returns the
 /// paths written, documents first.
 pub fn write_seed(dir: &Path, seed: &Seed) -> Result<Vec<PathBuf>, CloudInitError> {
-    let mode = if seed.holds_password_hash {
-        0o600
-    } else {
-        0o644
-    };
     let image = iso::build(seed)?;
     let mut written = Vec::with_capacity(4);
     for (name, text) in seed.documents() {
-        written.push(write_file(&dir.join(name), text.as_bytes(), mode)?);
+        written.push(write_file(&dir.join(name), text.as_bytes(), PRIVATE)?);
     }
-    written.push(write_file(&dir.join(ISO_FILE), &image, mode)?);
+    written.push(write_file(&dir.join(ISO_FILE), &image, PRIVATE)?);
     Ok(written)
 }
 

@@ -54,7 +54,6 @@ mod tests {
             meta_data: "instance-id: iid-a\n".into(),
             user_data: "#cloud-config\n".into(),
             network_config: "version: 2\n".into(),
-            holds_password_hash: false,
         };
         let image = build(&seed).unwrap();
         assert_eq!(image.len() % SECTOR, 0);

@@ -50,8 +50,6 @@ pub struct Seed {
     pub meta_data: String,
     pub user_data: String,
     pub network_config: String,
-    /// user-data holds a password hash, so the files are private (0600).
-    pub holds_password_hash: bool,
 }
 
 impl Seed {

@@ -61,6 +61,27 @@ impl fmt::Debug for OneTimePassword {
     }
 }
 
+/// Hears about generated console passwords the moment their seed is on
+/// disk: from then on the machine will boot with it, so this is when it
+/// is shown (an apply that fails or is interrupted later loses nothing).
+/// Jobs run in parallel, hence `Sync`.
+pub trait PasswordReporter: Sync {
+    fn seed_written(&self, vm_name: &str, user: &str, password: &OneTimePassword);
+}
+
+impl<T: PasswordReporter + Send + ?Sized> PasswordReporter for std::sync::Arc<T> {
+    fn seed_written(&self, vm_name: &str, user: &str, password: &OneTimePassword) {
+        (**self).seed_written(vm_name, user, password);
+    }
+}
+
+/// Shows nothing: for library callers with no one to show passwords to.
+pub struct Unshown;
+
+impl PasswordReporter for Unshown {
+    fn seed_written(&self, _: &str, _: &str, _: &OneTimePassword) {}
+}
+
 /// The SHA-512 crypt hash of `password` with `salt` (raw bytes).
 pub fn sha512_crypt(password: &str, salt: &[u8]) -> Result<String, CloudInitError> {
     ShaCrypt::SHA512

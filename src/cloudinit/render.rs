@@ -100,14 +100,10 @@ pub fn render(input: &SeedInput) -> Result<Seed, CloudInitError> {
         network::template_name(input.image.network_version),
         &network::context(machine),
     )?;
-    let holds_password_hash = input
-        .password_hash
-        .is_some_and(|hash| !hash.is_empty() && user_data.contains(hash));
     Ok(Seed {
         meta_data,
         user_data,
         network_config,
-        holds_password_hash,
     })
 }
 

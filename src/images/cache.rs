@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use super::record::{self, ImageRecord};
 pub use crate::manifest::versioned_name;
+pub use crate::storage::PARTIAL;
 
-pub const PARTIAL: &str = ".partial";
 pub const REJECTED: &str = ".rejected";
 
 /// The cache used without a manifest: `/var/lib/libvirt/images/lvlab/

@@ -1,6 +1,7 @@
 //! The plan as one JSON document for scripts: every action with its address,
 //! kind and the indices of the actions it waits for, the blocks with their
-//! reasons, and the summary.
+//! reasons and the diffs of their changed files (secrets redacted), and
+//! the summary.
 
 use petgraph::Direction;
 use serde::Serialize;
@@ -12,9 +13,24 @@ struct PlanDocument<'a> {
     format_version: u32,
     target: Target,
     actions: Vec<ActionDocument<'a>>,
-    changes: &'a [Block],
+    changes: Vec<ChangeDocument<'a>>,
     notes: &'a [String],
     summary: Summary,
+}
+
+#[derive(Serialize)]
+struct ChangeDocument<'a> {
+    #[serde(flatten)]
+    block: &'a Block,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    diffs: Vec<DiffDocument<'a>>,
+}
+
+/// A changed rendered file: its unified diff, as the text plan shows it.
+#[derive(Serialize)]
+struct DiffDocument<'a> {
+    file: &'a str,
+    lines: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -52,9 +68,21 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
         format_version: 1,
         target: plan.target,
         actions,
-        changes: &plan.blocks,
+        changes: plan.blocks.iter().map(change_document).collect(),
         notes: &plan.notes,
         summary: plan.summary,
     };
     serde_json::to_value(document).expect("a plan serializes")
+}
+
+fn change_document(block: &Block) -> ChangeDocument<'_> {
+    let diffs = block
+        .diffs
+        .iter()
+        .map(|(file, old, new)| DiffDocument {
+            file,
+            lines: super::diff::unified_lines(file, old, new),
+        })
+        .collect();
+    ChangeDocument { block, diffs }
 }

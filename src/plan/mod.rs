@@ -7,6 +7,7 @@
 
 mod build;
 mod checks;
+mod diff;
 mod json;
 pub mod saved;
 mod text;

@@ -1,8 +1,6 @@
 //! The plan as a person reads it: one block per machine and image with
-//! terraform's symbols, reasons, unified diffs of changed rendered files,
-//! and the summary line.
-
-use similar::TextDiff;
+//! terraform's symbols, reasons, unified diffs of changed rendered files
+//! (secrets redacted), and the summary line.
 
 use super::{Action, Address, Block, Change, Plan, Reason};
 use crate::domain::{ChangeKind, FieldChange, SEED_FIELD};
@@ -152,17 +150,11 @@ fn change_line(change: &FieldChange, running: bool) -> String {
 }
 
 fn render_diff(out: &mut String, name: &str, old: &str, new: &str, colored: bool) {
-    let diff = TextDiff::from_lines(old, new);
-    let text = diff
-        .unified_diff()
-        .context_radius(2)
-        .header(&format!("{name} (recorded)"), &format!("{name} (desired)"))
-        .to_string();
-    for line in text.lines() {
+    for line in super::diff::unified_lines(name, old, new) {
         let painted = match line.chars().next() {
             Some('+') if colored && !line.starts_with("+++") => format!("\x1b[32m{line}{RESET}"),
             Some('-') if colored && !line.starts_with("---") => format!("\x1b[31m{line}{RESET}"),
-            _ => line.to_string(),
+            _ => line,
         };
         out.push_str(&format!("      {painted}\n"));
     }
