@@ -462,6 +462,11 @@ fn a_disk_full_half_way_fails_clearly_then_converges() {
         "names the cause:\n{said}"
     );
     assert!(!said.contains("panicked"), "{said}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    eprintln!(
+        "faults: on a full disk, lvlab said:\n  {}",
+        errors.join("\n  ")
+    );
     assert!(
         lab.domains().len() < MACHINES,
         "the disk filled before every machine was made: {said}"
