@@ -72,6 +72,9 @@ pub fn execute<J: Job>(
                 let Some(node) = ready.pop_front() else { break };
                 let job = &graph[node];
                 let name = job.describe();
+                // Step boundaries for `LVLAB_LOG=lvlab::apply::executor=debug`
+                // (the fault-injection tier kills lvlab on them).
+                tracing::debug!("step started: {name}");
                 observer.started(&name);
                 running.push((node, name, Instant::now()));
                 let sender = sender.clone();
@@ -102,6 +105,7 @@ pub fn execute<J: Job>(
                 .expect("a running job");
             let (_, name, start) = running.swap_remove(position);
             observer.finished(&name, start.elapsed(), &result);
+            tracing::debug!("step finished: {name}");
             done[node.index()] = true;
             match result {
                 Ok(()) => {
