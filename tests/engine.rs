@@ -189,6 +189,27 @@ fn drift_stop_start_and_destroy_converge() {
         .iter()
         .all(|d| d.state == PowerState::ShutOff));
 
+    // Started again, db runs with the memory the update asked for.
+    let plan = apply(&lab2, Target::Running, &all);
+    assert_eq!(plan.summary.change, 2, "two starts");
+    let observed = lab2.observe().unwrap();
+    let conn = lab2.hypervisors.get(&bigger.environments[0].libvirt_uri);
+    for (name, mib) in [("db_lab", 512), ("web_lab", 256)] {
+        let state = observed
+            .environment("lab")
+            .unwrap()
+            .domain(name)
+            .unwrap()
+            .state;
+        assert_eq!(state, PowerState::Running, "{name}");
+        let domain = conn.raw().lookup_domain_by_name(name).unwrap();
+        assert_eq!(
+            domain.info().unwrap().memory,
+            mib << 10,
+            "{name}: KiB in use"
+        );
+    }
+
     let plan = apply(&lab2, Target::Absent, &all);
     assert_eq!(plan.summary.destroy, 2);
     assert!(lab2.observe().unwrap().environments[0].domains.is_empty());

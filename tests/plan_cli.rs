@@ -469,3 +469,181 @@ fn machines_deployed_by_an_older_lvlab_plan_as_no_change_with_a_note() {
         "{stdout}"
     );
 }
+
+fn plan_json(lab: &Lab, args: &[&str]) -> serde_json::Value {
+    let out = lab.run(&[&["plan", "--json"], args].concat());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{args:?}\n{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn schema() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan-json.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every field of `value` at every depth, as `parent.field`.
+fn field_names(value: &serde_json::Value, parent: &str, names: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                names.push(format!("{parent}.{key}"));
+                field_names(inner, key, names);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                field_names(item, parent, names);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Real plans of every kind (create with a download, update with
+/// `spec_changed`, replace, start/stop, destroy with `remove_files`, notes)
+/// against the strict schema in docs/, which fails on any undocumented field.
+#[test]
+fn plan_json_matches_the_schema_in_docs() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let mut plans = Vec::new();
+
+    let lab = Lab::on("empty.xml");
+    plans.push(("create", plan_json(&lab, &[])));
+    std::fs::create_dir(lab.path().join("source")).unwrap();
+    std::fs::rename(
+        lab.path().join("cache/cloud-images/tiny.qcow2"),
+        lab.path().join("source/tiny.qcow2"),
+    )
+    .unwrap();
+    plans.push(("download", plan_json(&lab, &[])));
+
+    let lab = Lab::on("partly-deployed.xml");
+    plans.push(("replace not requested", plan_json(&lab, &[])));
+    plans.push(("replace", plan_json(&lab, &["--replace", "web"])));
+    plans.push(("stop", plan_json(&lab, &["--target", "stopped"])));
+    plans.push(("destroy", plan_json(&lab, &["--target", "absent"])));
+
+    let lab = Lab::on("orphaned.xml");
+    plans.push(("orphans", plan_json(&lab, &[])));
+    plans.push(("prune", plan_json(&lab, &["--prune"])));
+
+    let lab = Lab::on("empty.xml");
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 512);
+    plans.push(("update", plan_json(&lab, &[])));
+    // db shut off: a start.
+    let stopped = std::fs::read_to_string(&state).unwrap().replace(
+        "<vcpu>1</vcpu>\n    <os><type arch='i686'>hvm</type></os>\n  </domain>\n</node>",
+        "<vcpu>1</vcpu>\n    <os><type arch='i686'>hvm</type></os>\n    \
+         <test:runstate xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>5</test:runstate>\n  \
+         </domain>\n</node>",
+    );
+    std::fs::write(&state, stopped).unwrap();
+    lab.write_manifest_on(&state, 256);
+    plans.push(("start", plan_json(&lab, &[])));
+
+    let mut seen = Vec::new();
+    for (name, plan) in &plans {
+        let errors: Vec<String> = validator
+            .iter_errors(plan)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}\n{plan:#}");
+        field_names(plan, "", &mut seen);
+        for action in plan["actions"].as_array().unwrap() {
+            seen.push(format!("action {}", action["action"].as_str().unwrap()));
+        }
+        for change in plan["changes"].as_array().unwrap() {
+            seen.push(format!("change {}", change["change"].as_str().unwrap()));
+        }
+    }
+    // The plans above reach each part of the schema that matters here.
+    for expected in [
+        ".notes",
+        "changes.address",
+        "reasons.changes",
+        "changes.field",
+        "changes.before",
+        "changes.after",
+        "changes.kind",
+        "reasons.running",
+        "reasons.path",
+        "reasons.state",
+        "actions.checksum",
+        "actions.signature",
+        "actions.index",
+        "actions.path",
+        "actions.dir",
+        "action download_image",
+        "action redefine_domain",
+        "action remove_files",
+        "action shutdown_domain",
+        "change create",
+        "change update",
+        "change replace",
+        "change replace_not_requested",
+        "change stop",
+        "change start",
+        "change destroy",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == expected),
+            "no plan showed {expected}"
+        );
+    }
+    let notes = |name: &str| plans.iter().find(|(n, _)| *n == name).unwrap().1["notes"].clone();
+    assert!(!notes("orphans").as_array().unwrap().is_empty());
+
+    // Strict: a field the document does not list fails, wherever it is.
+    let mut plan = plans[0].1.clone();
+    plan["actions"][0]["undocumented"] = serde_json::json!(1);
+    assert!(!validator.is_valid(&plan), "an extra action field fails");
+    let mut plan = plans[0].1.clone();
+    plan["changes"][0]["reasons"][0]["undocumented"] = serde_json::json!(1);
+    assert!(!validator.is_valid(&plan), "an extra reason field fails");
+    let mut plan = plans[0].1.clone();
+    plan["extra"] = serde_json::json!([]);
+    assert!(!validator.is_valid(&plan), "an extra top-level field fails");
+}
+
+/// docs/plan-json.md and its schema name the same values, and the page
+/// links to the schema.
+#[test]
+fn the_plan_json_page_documents_every_name_of_its_schema() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan-json.md"))
+            .unwrap();
+    assert!(
+        doc.contains("(plan-json.schema.json)"),
+        "the page links to the schema"
+    );
+    let mut names = Vec::new();
+    collect_schema_names(&schema(), &mut names);
+    assert!(names.len() > 40, "{names:?}");
+    names.retain(|name| !doc.contains(&format!("`{name}`")));
+    assert!(names.is_empty(), "not in docs/plan-json.md: {names:?}");
+}
+
+/// Property names and `const`/`enum` strings of a schema.
+fn collect_schema_names(schema: &serde_json::Value, names: &mut Vec<String>) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "properties" => names.extend(value.as_object().unwrap().keys().cloned()),
+                    "const" | "enum" => {
+                        let values = value.as_array().cloned().unwrap_or(vec![value.clone()]);
+                        names.extend(values.iter().filter_map(|v| v.as_str().map(String::from)));
+                    }
+                    _ => {}
+                }
+                collect_schema_names(value, names);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|i| collect_schema_names(i, names))
+        }
+        _ => {}
+    }
+}
