@@ -4,7 +4,10 @@
 
 #[path = "support/tiny_image.rs"]
 mod support;
+#[path = "support/terminal.rs"]
+mod terminal;
 use support::tiny_image;
+use terminal::on_terminal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -67,16 +70,43 @@ images:
         self.dir.path()
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lvlab"))
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+        command
             .env("LVLAB_NO_HOST_CONFIG", "1")
+            .env_remove("LVLAB_LOG")
             .arg("-f")
             .arg(self.manifest())
             .args(args)
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// What `lvlab args` shows on a terminal: stderr alone, stdout alone
+    /// (when `stdout`) goes to a file whose text is returned second.
+    fn on_terminal(&self, args: &[&str]) -> (String, String) {
+        let mut command = self.command(args);
+        command.env_remove("NO_COLOR");
+        let stdout = self.path().join("stdout.txt");
+        let (status, stderr) = on_terminal(&command, Some(&stdout));
+        let stdout = std::fs::read_to_string(stdout).unwrap();
+        assert!(status.success(), "{args:?}\n{stdout}\n{stderr}");
+        (stderr, stdout)
+    }
+
+    /// Moves the cached image to its `image_url`, so that plans fetch it.
+    fn uncache_image(&self) {
+        std::fs::create_dir_all(self.path().join("source")).unwrap();
+        std::fs::rename(
+            self.path().join("cache/cloud-images/tiny.qcow2"),
+            self.path().join("source/tiny.qcow2"),
+        )
+        .unwrap();
     }
 }
 
@@ -213,6 +243,21 @@ fn apply_needs_a_terminal_or_auto_approve_and_then_converges() {
         "{stdout}"
     );
     assert!(lab.path().join("vms/lab/web/disk0.qcow2").is_file());
+
+    // The test driver forgets the domains when the binary exits; a host
+    // holding the definitions apply wrote, running, must plan as no change.
+    let mut domains = String::new();
+    for vm in ["web", "db"] {
+        let xml = lab.path().join(format!("vms/lab/{vm}/domain.xml"));
+        domains.push_str(&std::fs::read_to_string(xml).unwrap());
+    }
+    let state = lab.path().join("applied.xml");
+    std::fs::write(&state, format!("<node>\n{domains}</node>\n")).unwrap();
+    lab.write_manifest_on(&state, 256);
+    let out = lab.run(&["plan", "--detailed-exitcode"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("No changes."), "{stdout}");
 }
 
 #[test]
@@ -308,6 +353,26 @@ fn down_stops_deployed_machines_and_destroy_removes_them() {
         stdout.contains("lab.web: power off: done")
             && stdout.contains("lab.web: undefine domain: done"),
         "{stdout}"
+    );
+
+    // On a host where both machines' files are here, they go from the disk.
+    let lab = Lab::on("empty.xml");
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 256);
+    for vm in ["web", "db"] {
+        assert!(lab
+            .path()
+            .join(format!("vms/lab/{vm}/disk0.qcow2"))
+            .is_file());
+    }
+    let out = lab.run(&["destroy", "--force"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 destroyed"), "{stdout}");
+    assert!(!lab.path().join("vms/lab").exists(), "{stdout}");
+    assert!(
+        lab.path().join("cache/cloud-images/tiny.qcow2").is_file(),
+        "the image cache stays"
     );
 }
 
@@ -510,12 +575,7 @@ fn plan_json_matches_the_schema_in_docs() {
 
     let lab = Lab::on("empty.xml");
     plans.push(("create", plan_json(&lab, &[])));
-    std::fs::create_dir(lab.path().join("source")).unwrap();
-    std::fs::rename(
-        lab.path().join("cache/cloud-images/tiny.qcow2"),
-        lab.path().join("source/tiny.qcow2"),
-    )
-    .unwrap();
+    lab.uncache_image();
     plans.push(("download", plan_json(&lab, &[])));
 
     let lab = Lab::on("partly-deployed.xml");
@@ -646,4 +706,52 @@ fn collect_schema_names(schema: &serde_json::Value, names: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// On a terminal: progress for the image on stderr, colour on stdout;
+/// `-q` leaves only errors on stderr (results stay on stdout), and
+/// `--no-color` or `NO_COLOR` leave no colour.
+#[test]
+fn progress_and_colour_on_a_terminal_and_what_quiet_and_no_color_remove() {
+    let lab = Lab::on("empty.xml");
+    lab.uncache_image();
+    let (stderr, _) = lab.on_terminal(&["init"]);
+    assert!(
+        stderr.contains("tiny") && stderr.contains("ok: ready"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\u{1b}["), "drawn bars: {stderr}");
+    lab.uncache_image();
+    let (stderr, _) = lab.on_terminal(&["-q", "init"]);
+    assert_eq!(stderr, "", "-q init");
+    assert!(lab.path().join("cache/cloud-images/tiny.qcow2").is_file());
+
+    lab.uncache_image();
+    let (stderr, stdout) = lab.on_terminal(&["apply", "--auto-approve"]);
+    assert!(stderr.contains("download"), "download bars: {stderr}");
+    assert!(stdout.contains("Apply complete!"), "{stdout}");
+    std::fs::remove_dir_all(lab.path().join("vms")).unwrap();
+    lab.uncache_image();
+    let (stderr, stdout) = lab.on_terminal(&["-q", "apply", "--auto-approve"]);
+    assert_eq!(stderr, "", "-q apply");
+    assert!(stdout.contains("Apply complete!"), "results stay: {stdout}");
+
+    // stdout on the terminal: the plan's symbols are coloured.
+    let plan = |flags: &[&str], no_color_env: bool| {
+        let mut command = lab.command(&[flags, &["plan"]].concat());
+        command.env_remove("NO_COLOR");
+        if no_color_env {
+            command.env("NO_COLOR", "1");
+        }
+        let (status, shown) = on_terminal(&command, None);
+        assert!(status.success(), "{shown}");
+        assert!(shown.contains("Plan: 2 to add"), "{shown}");
+        shown
+    };
+    assert!(plan(&[], false).contains("\u{1b}["), "colour");
+    assert!(
+        !plan(&["--no-color"], false).contains('\u{1b}'),
+        "--no-color"
+    );
+    assert!(!plan(&[], true).contains('\u{1b}'), "NO_COLOR");
 }
