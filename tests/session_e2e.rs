@@ -230,9 +230,11 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     assert!(lab.domains().is_empty(), "nothing was done");
     drop(held);
     lab.ok(&["up", "--all"]);
-    assert!(Path::new(&lab.vms())
-        .join(format!("{}.lock", lab.env))
-        .exists());
+    let lock = lab.vms().join(format!("{}.lock", lab.env));
+    assert!(lock.exists());
+    // Removing it could let two applies lock two different files.
+    lab.ok(&["destroy", "--force"]);
+    assert!(lock.exists(), "the lock file stays after destroy");
 }
 
 fn virsh(args: &[&str]) -> String {
