@@ -263,6 +263,18 @@ fn verbose_logs_go_to_stderr_and_quiet_silences_warnings() {
     );
     let out = lvlab(&["-f", &full, "validate"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("DEBUG"));
+    // LVLAB_LOG takes a tracing filter, without -v.
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env("LVLAB_LOG", "lvlab::manifest=debug")
+        .args(["-f", &full, "validate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("manifest resolved"),
+        "{stderr}"
+    );
 
     // A manifest that warns: the warning shows, and `-q` leaves only errors.
     let dir = tempfile::tempdir().unwrap();
@@ -314,4 +326,27 @@ fn bad_manifest() -> String {
         .join("tests/manifests/invalid/unknown_key.yml")
         .display()
         .to_string()
+}
+
+/// The defaults the README gives are the ones the options take.
+#[test]
+fn the_documented_defaults_are_the_options_defaults() {
+    for (command, option, default) in [
+        ("apply", "--parallelism <N>", "[default: 10]"),
+        ("init", "--jobs <JOBS>", "[default: 4]"),
+        ("up", "--wait-timeout <SECONDS>", "[default: 600]"),
+    ] {
+        let out = lvlab(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (_, after) = help
+            .split_once(option)
+            .unwrap_or_else(|| panic!("{command} --help names {option}: {help}"));
+        // The option's own text ends at the first `]`, its default's.
+        let (text, _) = after.split_once(']').unwrap_or((after, ""));
+        assert!(
+            format!("{text}]").ends_with(default),
+            "{command} {option}: {text}"
+        );
+    }
 }

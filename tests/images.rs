@@ -233,7 +233,21 @@ fn a_clearsigned_checksum_file_verifies_with_one_of_several_keys() {
         &["other", "fedora"],
     );
     lab.write_manifest(&["fedora44"], &entry, "test:///default");
-    let out = ok(&lab.lvlab(&["init"]));
+    // In-process verification: no GnuPG home is read or made.
+    let gnupg = lab.dir.path().join("gnupg-home");
+    std::fs::create_dir(&gnupg).unwrap();
+    let run = lab.lvlab_env(&["init"], &[("GNUPGHOME", gnupg.to_str().unwrap())]);
+    let out = ok(&run);
+    assert_eq!(std::fs::read_dir(&gnupg).unwrap().count(), 0);
+    assert!(!lab.dir.path().join(".gnupg").exists());
+    // Not on a terminal: plain progress lines on stderr, one result line
+    // per image on stdout.
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("fedora44: ")),
+        "{stderr}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
     let fingerprint = gpg.fingerprint("fedora");
     assert!(out.contains(&format!("signed by {fingerprint}")), "{out}");
     assert_eq!(

@@ -125,6 +125,12 @@ fn plan_on_an_empty_host_and_the_detailed_exit_code() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("  # web (web_lab) will be created\n+ lab.web\n      # (because web_lab does not exist)"), "{stdout}");
     assert!(
+        stdout.contains(
+            "Note: web: the osinfo database does not know os_variant tiny; it is recorded as"
+        ),
+        "the OS-variant fallback is a note: {stdout}"
+    );
+    assert!(
         stdout.ends_with("Plan: 2 to add, 0 to change, 0 to destroy.\n"),
         "{stdout}"
     );
