@@ -199,6 +199,33 @@ fn a_partly_deployed_environment() {
     assert!(stdout.contains("disk0.qcow2 is missing"), "{stdout}");
     assert!(stdout.contains("# db (db_lab) will be created"), "{stdout}");
     assert!(stdout.contains("Note: web needs replacing"), "{stdout}");
+
+    // With --replace, the replacement destroys before it creates: disk and
+    // seed wait for the old files' removal, which waits for the undefine.
+    let json = plan_json(&lab, &["--replace", "web"]);
+    let actions = json["actions"].as_array().unwrap();
+    let id_of = |name: &str| {
+        actions
+            .iter()
+            .find(|a| a["address"] == "lab.web" && a["action"] == name)
+            .unwrap_or_else(|| panic!("{name} in {json:#}"))["id"]
+            .clone()
+    };
+    let depends = |name: &str| {
+        let id = id_of(name);
+        actions.iter().find(|a| a["id"] == id).unwrap()["depends_on"].clone()
+    };
+    for create in ["create_disk", "build_seed"] {
+        assert_eq!(
+            depends(create),
+            serde_json::json!([id_of("remove_files")]),
+            "{create}"
+        );
+    }
+    assert_eq!(
+        depends("remove_files"),
+        serde_json::json!([id_of("undefine_domain")])
+    );
     let absent = lab.run(&["plan", "--target", "absent"]);
     let (stdout, _) = text(&absent);
     assert!(
