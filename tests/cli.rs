@@ -1,6 +1,10 @@
 //! The command line as a user meets it: the examples validate, global flags
 //! behave, and output goes where it should.
 
+#[path = "support/terminal.rs"]
+mod terminal;
+use terminal::on_terminal;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -127,14 +131,38 @@ fn an_unknown_environment_is_an_error_listing_the_known_ones() {
     assert!(stderr.contains("saltlab, laptop"), "{stderr}");
 }
 
+/// `validate` of a misspelt key on a terminal, with `flags` and, when
+/// `no_color_env`, `NO_COLOR=1`.
+fn validate_on_terminal(flags: &[&str], no_color_env: bool) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+    command
+        .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env_remove("LVLAB_LOG")
+        .env_remove("NO_COLOR")
+        .args(flags)
+        .args(["-f", &bad_manifest(), "validate"]);
+    if no_color_env {
+        command.env("NO_COLOR", "1");
+    }
+    let (status, shown) = on_terminal(&command, None);
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("unknown key `memroy`"), "{shown}");
+    shown
+}
+
 #[test]
-fn errors_are_uncolored_when_not_on_a_terminal_or_with_no_color() {
-    let bad =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/invalid/unknown_key.yml");
-    let out = lvlab(&["-f", bad.to_str().unwrap(), "validate"]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
-    let out = lvlab(&["--no-color", "-f", bad.to_str().unwrap(), "validate"]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains('\u{1b}'));
+fn errors_are_colored_on_a_terminal_only_and_never_with_no_color() {
+    let shown = validate_on_terminal(&[], false);
+    assert!(shown.contains("\u{1b}["), "colour on a terminal: {shown}");
+    let shown = validate_on_terminal(&["--no-color"], false);
+    assert!(!shown.contains('\u{1b}'), "--no-color: {shown}");
+    let shown = validate_on_terminal(&[], true);
+    assert!(!shown.contains('\u{1b}'), "NO_COLOR: {shown}");
+
+    let out = lvlab(&["-f", &bad_manifest(), "validate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key `memroy`"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "not on a terminal: {stderr}");
 }
 
 /// Exit 2 means "changes pending" to `plan --detailed-exitcode`: a usage
@@ -239,10 +267,90 @@ fn verbose_logs_go_to_stderr_and_quiet_silences_warnings() {
     );
     let out = lvlab(&["-f", &full, "validate"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("DEBUG"));
-    let out = lvlab(&["-q", "-f", &full, "validate"]);
+    // LVLAB_LOG takes a tracing filter, without -v.
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env("LVLAB_LOG", "lvlab::manifest=debug")
+        .args(["-f", &full, "validate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("manifest resolved"),
+        "{stderr}"
+    );
+
+    // A manifest that warns: the warning shows, and `-q` leaves only errors.
+    let dir = tempfile::tempdir().unwrap();
+    let warns = dir.path().join("Lvlab.yml");
+    std::fs::write(
+        &warns,
+        "environment:
+  - name: lab
+    libvirt_uri: test:///default
+    config_defaults:
+      cloud_init: {pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}
+    machines:
+      - {vm_name: a, os: tiny}
+images:
+  tiny:
+    image_url: https://example.org/tiny.qcow2
+    checksum_type: sha256
+",
+    )
+    .unwrap();
+    let warns = warns.to_str().unwrap();
+    let out = lvlab(&["-f", warns, "validate"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("checksum_type has no effect"),
+        "{stderr}"
+    );
+    let out = lvlab(&["-q", "-f", warns, "validate"]);
+    assert!(out.status.success());
     assert!(
         out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid"),
+        "results stay"
+    );
+    let out = lvlab(&["-q", "-f", &bad_manifest(), "validate"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error: unknown key"),
+        "errors stay"
+    );
+}
+
+fn bad_manifest() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/manifests/invalid/unknown_key.yml")
+        .display()
+        .to_string()
+}
+
+/// The defaults the README gives are the ones the options take.
+#[test]
+fn the_documented_defaults_are_the_options_defaults() {
+    for (command, option, default) in [
+        ("apply", "--parallelism <N>", "[default: 10]"),
+        ("init", "--jobs <JOBS>", "[default: 4]"),
+        ("up", "--wait-timeout <SECONDS>", "[default: 600]"),
+    ] {
+        let out = lvlab(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (_, after) = help
+            .split_once(option)
+            .unwrap_or_else(|| panic!("{command} --help names {option}: {help}"));
+        // The option's own text ends at the first `]`, its default's.
+        let (text, _) = after.split_once(']').unwrap_or((after, ""));
+        assert!(
+            format!("{text}]").ends_with(default),
+            "{command} {option}: {text}"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The real-guest tier: two Debian 12 guests built here
 //! (`scripts/e2e/build-image.sh`) booted by lvlab on `qemu:///session`
 //! under TCG with passt NICs, then checked from the inside over SSH on
-//! 127.0.0.1.
+//! 127.0.0.1. Each has a second NIC with a static IPv4 address on an
+//! isolated network the test defines (no forward, no DHCP, 198.18.0.0/24).
 //!
 //! The image goes through the real pipeline: the test serves it and its
 //! `SHA512SUMS` over HTTP on 127.0.0.1, signs the checksum file with a key
@@ -12,8 +13,9 @@
 //! guests and waits for their SSH; as each guest answers, the test logs in
 //! and checks: hostname and FQDN, the user with the test's key and
 //! passwordless sudo, each `runcmd` effect, the environment's `/etc/hosts`
-//! snippet, cloud-init done from the NoCloud seed without errors, the extra
-//! disk as a block device, the shared directory mounted by its virtiofs
+//! snippet with both static addresses, the static address on its NIC and
+//! the other guest reached by its `/etc/hosts` name, cloud-init done from
+//! the NoCloud seed without errors, the extra disk written and read back, the shared directory mounted by its virtiofs
 //! tag, the guest agent answering (and `lvlab status` showing the address
 //! it reports); then an ACPI `down` (no `--force`) and a `destroy --force`
 //! that leaves nothing behind.
@@ -60,18 +62,26 @@ struct Guest {
     vm: &'static str,
     /// What this guest's own `runcmd` leaves behind: (file, content).
     marker: (&'static str, &'static str),
+    /// Its static IPv4 address on the lab's isolated network.
+    ip4: &'static str,
 }
 
 const GUESTS: [Guest; 2] = [
     Guest {
         vm: "alpha",
         marker: ("/var/tmp/lvlab-alpha", "alpha was here"),
+        ip4: "198.18.0.11",
     },
     Guest {
         vm: "beta",
         marker: ("/var/tmp/lvlab-beta", "beta was here"),
+        ip4: "198.18.0.12",
     },
 ];
+
+/// The host's address on the isolated network (198.18.0.0/15 is RFC 2544's
+/// benchmarking range: no private LAN uses it, nothing routes it).
+const NETWORK_HOST: &str = "198.18.0.1";
 
 /// What the defaults' `runcmd` (a shell string) writes on every guest.
 const DEFAULT_RUNCMD_FILE: &str = "/var/tmp/lvlab-runcmd";
@@ -98,7 +108,7 @@ impl fmt::Display for Failure {
 }
 
 /// How many checks a complete run of the tier makes (both guests).
-const EXPECTED_CHECKS: usize = 50;
+const EXPECTED_CHECKS: usize = 56;
 
 #[derive(Default)]
 struct Checks {
@@ -151,7 +161,7 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(image: &Path) -> Self {
+    fn new(image: &Path, network: &IsolatedNetwork) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("lvlab-e2e-guest.")
             .tempdir_in("/var/tmp")
@@ -200,6 +210,8 @@ impl Lab {
 
         let (file_a, text_a) = GUESTS[0].marker;
         let (file_b, text_b) = GUESTS[1].marker;
+        let (ip_a, ip_b) = (GUESTS[0].ip4, GUESTS[1].ip4);
+        let network = &network.name;
         let image_url = server.url(&format!("images/{image_file}"));
         let checksum_url = server.url("images/SHA512SUMS");
         let keys_url = server.url("keys/signer.asc");
@@ -216,9 +228,7 @@ impl Lab {
       cloud_image_basedir: ./cache
       disk_image_basedir: ./vms
       shared_directories: [{{source: ./share, mount_tag: {SHARE_TAG}}}]
-      interfaces:
-        network_type: passt
-        ssh_port: auto
+      interfaces: {{network_type: passt}}
       disks:
         - {{name: root}}
         - {{name: data, size: 64M}}
@@ -230,10 +240,16 @@ impl Lab {
           - echo \"runcmd ran on $(hostname)\" > {DEFAULT_RUNCMD_FILE}
     machines:
       - vm_name: alpha
+        interfaces:
+          - {{ssh_port: auto}}
+          - {{network_type: network, network: {network}, ip4: {ip_a}/24}}
         cloud_init:
           runcmd:
             - [sh, -c, 'echo \"$1\" > \"$2\"', marker, {text_a}, {file_a}]
       - vm_name: beta
+        interfaces:
+          - {{ssh_port: auto}}
+          - {{network_type: network, network: {network}, ip4: {ip_b}/24}}
         cloud_init:
           runcmd:
             - [sh, -c, 'echo \"$1\" > \"$2\"', marker, {text_b}, {file_b}]
@@ -421,6 +437,46 @@ images:
         assert!(iso.status.success(), "xorriso: {}", text(&iso));
         assert!(virsh(&["start", &self.domain(vm)]).status.success());
         eprintln!("broke {vm}'s seed on purpose: {how}");
+    }
+}
+
+/// An isolated libvirt network on `qemu:///session` for the guests' second
+/// NIC, defined by the test: no forward, no DHCP, no DNS, so that static
+/// IPv4 addresses (and the `/etc/hosts` lines lvlab makes of them) are real
+/// without anything leaving the host. Removed on drop.
+struct IsolatedNetwork {
+    name: String,
+}
+
+impl IsolatedNetwork {
+    fn start(dir: &Path) -> Self {
+        // Also the bridge's name: at most 15 bytes.
+        let name = format!("lvle2e{}", std::process::id());
+        let xml = dir.join(format!("{name}.xml"));
+        std::fs::write(
+            &xml,
+            format!(
+                "<network>\n  <name>{name}</name>\n  <bridge name='{name}' stp='off'/>\n  \
+                 <dns enable='no'/>\n  <ip address='{NETWORK_HOST}' prefix='24'/>\n</network>\n"
+            ),
+        )
+        .unwrap();
+        let network = Self { name };
+        for args in [
+            vec!["net-define", xml.to_str().unwrap()],
+            vec!["net-start", &network.name],
+        ] {
+            let out = virsh(&args);
+            assert!(out.status.success(), "virsh {args:?}: {}", text(&out));
+        }
+        network
+    }
+}
+
+impl Drop for IsolatedNetwork {
+    fn drop(&mut self) {
+        let _ = virsh(&["net-destroy", &self.name]);
+        let _ = virsh(&["net-undefine", &self.name]);
     }
 }
 
@@ -784,10 +840,17 @@ fn check_guest(checks: &mut Checks, lab: &Lab, guest: &Guest, port: u16, cloud_i
         &found,
     );
 
-    let snippet = format!(
+    // One line per static IPv4 address of the environment, both guests'.
+    let mut snippet = format!(
         "# Libvirt Labs /etc/hosts snippet\n# Environment: {}",
         lab.env
     );
+    for other in &GUESTS {
+        snippet.push_str(&format!(
+            "\n{} {}.{DOMAIN} {}",
+            other.ip4, other.vm, other.vm
+        ));
+    }
     let hosts = run("cat /etc/hosts");
     checks.check(
         vm,
@@ -803,6 +866,32 @@ fn check_guest(checks: &mut Checks, lab: &Lab, guest: &Guest, port: u16, cloud_i
         template.contains(&snippet),
         "cloud-init's hosts.debian.tmpl holds the snippet too",
         &template,
+    );
+
+    let addresses = run("ip -4 -o addr show");
+    checks.check(
+        vm,
+        "static IPv4",
+        addresses.contains(&format!("inet {}/24 ", guest.ip4)),
+        &format!("{}/24 on the NIC of the isolated network", guest.ip4),
+        &addresses,
+    );
+    // The other guest by the name its /etc/hosts line gives, on SSH's port:
+    // the line resolves and the address is live.
+    let other = GUESTS.iter().find(|g| g.vm != vm).unwrap();
+    let reached = run(&format!(
+        "getent hosts {name} && timeout 10 bash -c '</dev/tcp/{name}/22' && echo open",
+        name = other.vm
+    ));
+    checks.check(
+        vm,
+        "the other guest by its /etc/hosts name",
+        reached.starts_with(other.ip4) && reached.ends_with("open"),
+        &format!(
+            "{} resolves to {} and its port 22 answers",
+            other.vm, other.ip4
+        ),
+        &reached,
     );
 
     // The workplace allows traffic only on loopback: a resolver from
@@ -830,8 +919,27 @@ fn check_guest(checks: &mut Checks, lab: &Lab, guest: &Guest, port: u16, cloud_i
         vm,
         "extra disk",
         extra,
-        &format!("a writable {EXTRA_DISK_BYTES}-byte disk in `lsblk`"),
+        &format!("a {EXTRA_DISK_BYTES}-byte disk, not read-only, in `lsblk`"),
         &disks,
+    );
+    // Written and read back past the guest's page cache.
+    let device = disks
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.len() == 4 && cols[1] == EXTRA_DISK_BYTES.to_string())
+        .map_or("missing".to_string(), |cols| cols[0].to_string());
+    let written = run(&format!(
+        "sudo -n sh -c 'head -c 1048576 /dev/urandom > /tmp/lvlab-block \
+         && dd if=/tmp/lvlab-block of=/dev/{device} bs=1M count=1 oflag=direct conv=fsync status=none \
+         && dd if=/dev/{device} bs=1M count=1 iflag=direct status=none | cmp - /tmp/lvlab-block \
+         && echo same'"
+    ));
+    checks.check(
+        vm,
+        "extra disk written",
+        written == "same",
+        &format!("1 MiB written to /dev/{device} reads back the same"),
+        &written,
     );
 
     // The device model: the shared directory by its virtiofs tag, and the
@@ -894,7 +1002,9 @@ fn two_real_guests_come_up_with_their_seed_applied() {
     ));
     assert!(image.is_file(), "no guest image at {}", image.display());
     let load_before = load_average();
-    let lab = Lab::new(&image);
+    // Declared before the lab: dropped after it has destroyed the guests.
+    let network = IsolatedNetwork::start(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let lab = Lab::new(&image, &network);
     let mut checks = Checks::default();
 
     // The image through the real pipeline: download, checksum, signature.

@@ -163,7 +163,7 @@ fn drift_stop_start_and_destroy_converge() {
     apply(&lab, Target::Running, &all);
 
     // The manifest now asks for more memory: an in-place update.
-    let bigger = fx.manifest(&two_with_db("memory: 512"));
+    let bigger = fx.manifest(&two_with_db("memory: 512\n        cpu: 2"));
     let lab2 = reopen(lab, &bigger);
     let plan = lab2.plan(Target::Running, &all).unwrap().plan;
     assert_eq!(plan.blocks.len(), 1);
@@ -173,6 +173,18 @@ fn drift_stop_start_and_destroy_converge() {
         text.contains("memory changed 256 MiB -> 512 MiB; takes effect after restart"),
         "{text}"
     );
+    assert!(
+        text.contains("cpu changed 1 -> 2; takes effect after restart"),
+        "{text}"
+    );
+    for line in [
+        "--- domain.xml (recorded)",
+        "+++ domain.xml (desired)",
+        "-  <vcpu>1</vcpu>",
+        "+  <vcpu>2</vcpu>",
+    ] {
+        assert!(text.contains(line), "the diff shows {line}:\n{text}");
+    }
     apply(&lab2, Target::Running, &all);
     assert!(lab2
         .plan(Target::Running, &all)
@@ -188,6 +200,29 @@ fn drift_stop_start_and_destroy_converge() {
         .domains
         .iter()
         .all(|d| d.state == PowerState::ShutOff));
+
+    // Started again, db runs with the memory the update asked for.
+    let plan = apply(&lab2, Target::Running, &all);
+    assert_eq!(plan.summary.change, 2, "two starts");
+    let observed = lab2.observe().unwrap();
+    let conn = lab2.hypervisors.get(&bigger.environments[0].libvirt_uri);
+    for (name, mib, cpus) in [("db_lab", 512, 2), ("web_lab", 256, 1)] {
+        let state = observed
+            .environment("lab")
+            .unwrap()
+            .domain(name)
+            .unwrap()
+            .state;
+        assert_eq!(state, PowerState::Running, "{name}");
+        let info = conn
+            .raw()
+            .lookup_domain_by_name(name)
+            .unwrap()
+            .info()
+            .unwrap();
+        assert_eq!(info.memory, mib << 10, "{name}: KiB in use");
+        assert_eq!(info.nr_virt_cpu, cpus, "{name}: vCPUs");
+    }
 
     let plan = apply(&lab2, Target::Absent, &all);
     assert_eq!(plan.summary.destroy, 2);

@@ -237,7 +237,21 @@ fn a_clearsigned_checksum_file_verifies_with_one_of_several_keys() {
         &["other", "fedora"],
     );
     lab.write_manifest(&["fedora44"], &entry, "test:///default");
-    let out = ok(&lab.lvlab(&["init"]));
+    // In-process verification: no GnuPG home is read or made.
+    let gnupg = lab.dir.path().join("gnupg-home");
+    std::fs::create_dir(&gnupg).unwrap();
+    let run = lab.lvlab_env(&["init"], &[("GNUPGHOME", gnupg.to_str().unwrap())]);
+    let out = ok(&run);
+    assert_eq!(std::fs::read_dir(&gnupg).unwrap().count(), 0);
+    assert!(!lab.dir.path().join(".gnupg").exists());
+    // Not on a terminal: plain progress lines on stderr, one result line
+    // per image on stdout.
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("fedora44: ")),
+        "{stderr}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
     let fingerprint = gpg.fingerprint("fedora");
     assert!(out.contains(&format!("signed by {fingerprint}")), "{out}");
     assert_eq!(
@@ -546,20 +560,31 @@ fn tampered_clearsigned_text_is_refused() {
     assert!(err.contains("bad signature"), "{err}");
     assert!(lab.server().requests_for("f/t.qcow2").is_empty());
 
-    // Lines added outside the signed text are never read.
+    // Lines added outside the signed text are never read: the signed text
+    // lists only other.qcow2, so reading the added line for t.qcow2 would
+    // start its download. After the signature: refused as unreadable.
     let lab = Lab::new();
     let entry = publish_fedora_style(&lab, &gpg, "img", "t.qcow2", &bytes, "fedora", &["fedora"]);
     let signed = gpg.clearsign(
         "fedora",
         "SHA256 (other.qcow2) = 00\n# nothing for t.qcow2\n",
     );
-    lab.server().put(
-        "f/t.qcow2-CHECKSUM",
-        format!("SHA256 (t.qcow2) = {}\n{signed}", sha256(&bytes)),
-    );
+    let line = format!("SHA256 (t.qcow2) = {}\n", sha256(&bytes));
+    lab.server()
+        .put("f/t.qcow2-CHECKSUM", format!("{signed}{line}"));
     lab.write_manifest(&["img"], &entry, "test:///default");
-    let out = lab.lvlab(&["init"]);
-    assert_eq!(out.status.code(), Some(1));
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("cannot read the signature"), "{err}");
+    assert!(err.contains("unexpected trailing data"), "{err}");
+    assert!(lab.server().requests_for("f/t.qcow2").is_empty());
+
+    // Before it: the file is no longer a clearsigned message at all, and
+    // without a detached signature it is refused as unsigned.
+    lab.server()
+        .put("f/t.qcow2-CHECKSUM", format!("{line}{signed}"));
+    let err = failed(&lab.lvlab(&["init"]));
+    assert!(err.contains("is not clearsigned"), "{err}");
+    assert!(lab.server().requests_for("f/t.qcow2").is_empty());
 }
 
 #[test]

@@ -4,7 +4,10 @@
 
 #[path = "support/tiny_image.rs"]
 mod support;
+#[path = "support/terminal.rs"]
+mod terminal;
 use support::tiny_image;
+use terminal::on_terminal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -82,20 +85,47 @@ images:
         self.dir.path()
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lvlab"))
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lvlab"));
+        command
             .env("LVLAB_NO_HOST_CONFIG", "1")
             .env(
                 "LVLAB_STATE_DIR",
                 std::env::temp_dir().join(format!("lvlab-test-state-{}", std::process::id())),
             )
+            .env_remove("LVLAB_LOG")
             .arg("-f")
             .arg(self.manifest())
             .args(args)
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// What `lvlab args` shows on a terminal: stderr alone, stdout alone
+    /// (when `stdout`) goes to a file whose text is returned second.
+    fn on_terminal(&self, args: &[&str]) -> (String, String) {
+        let mut command = self.command(args);
+        command.env_remove("NO_COLOR");
+        let stdout = self.path().join("stdout.txt");
+        let (status, stderr) = on_terminal(&command, Some(&stdout));
+        let stdout = std::fs::read_to_string(stdout).unwrap();
+        assert!(status.success(), "{args:?}\n{stdout}\n{stderr}");
+        (stderr, stdout)
+    }
+
+    /// Moves the cached image to its `image_url`, so that plans fetch it.
+    fn uncache_image(&self) {
+        std::fs::create_dir_all(self.path().join("source")).unwrap();
+        std::fs::rename(
+            self.path().join("cache/cloud-images/tiny.qcow2"),
+            self.path().join("source/tiny.qcow2"),
+        )
+        .unwrap();
     }
 }
 
@@ -113,6 +143,12 @@ fn plan_on_an_empty_host_and_the_detailed_exit_code() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("  # web (web_lab) will be created\n+ lab.web\n      # (because web_lab does not exist)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "Note: web: the osinfo database does not know os_variant tiny; it is recorded as"
+        ),
+        "the OS-variant fallback is a note: {stdout}"
+    );
     assert!(
         stdout.ends_with("Plan: 2 to add, 0 to change, 0 to destroy.\n"),
         "{stdout}"
@@ -182,6 +218,33 @@ fn a_partly_deployed_environment() {
     assert!(stdout.contains("disk0.qcow2 is missing"), "{stdout}");
     assert!(stdout.contains("# db (db_lab) will be created"), "{stdout}");
     assert!(stdout.contains("Note: web needs replacing"), "{stdout}");
+
+    // With --replace, the replacement destroys before it creates: disk and
+    // seed wait for the old files' removal, which waits for the undefine.
+    let json = plan_json(&lab, &["--replace", "web"]);
+    let actions = json["actions"].as_array().unwrap();
+    let id_of = |name: &str| {
+        actions
+            .iter()
+            .find(|a| a["address"] == "lab.web" && a["action"] == name)
+            .unwrap_or_else(|| panic!("{name} in {json:#}"))["id"]
+            .clone()
+    };
+    let depends = |name: &str| {
+        let id = id_of(name);
+        actions.iter().find(|a| a["id"] == id).unwrap()["depends_on"].clone()
+    };
+    for create in ["create_disk", "build_seed"] {
+        assert_eq!(
+            depends(create),
+            serde_json::json!([id_of("remove_files")]),
+            "{create}"
+        );
+    }
+    assert_eq!(
+        depends("remove_files"),
+        serde_json::json!([id_of("undefine_domain")])
+    );
     let absent = lab.run(&["plan", "--target", "absent"]);
     let (stdout, _) = text(&absent);
     assert!(
@@ -232,6 +295,21 @@ fn apply_needs_a_terminal_or_auto_approve_and_then_converges() {
         "{stdout}"
     );
     assert!(lab.path().join("vms/lab/web/disk0.qcow2").is_file());
+
+    // The test driver forgets the domains when the binary exits; a host
+    // holding the definitions apply wrote, running, must plan as no change.
+    let mut domains = String::new();
+    for vm in ["web", "db"] {
+        let xml = lab.path().join(format!("vms/lab/{vm}/domain.xml"));
+        domains.push_str(&std::fs::read_to_string(xml).unwrap());
+    }
+    let state = lab.path().join("applied.xml");
+    std::fs::write(&state, format!("<node>\n{domains}</node>\n")).unwrap();
+    lab.write_manifest_on(&state, 256);
+    let out = lab.run(&["plan", "--detailed-exitcode"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("No changes."), "{stdout}");
 }
 
 #[test]
@@ -327,6 +405,26 @@ fn down_stops_deployed_machines_and_destroy_removes_them() {
         stdout.contains("lab.web: power off: done")
             && stdout.contains("lab.web: undefine domain: done"),
         "{stdout}"
+    );
+
+    // On a host where both machines' files are here, they go from the disk.
+    let lab = Lab::on("empty.xml");
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 256);
+    for vm in ["web", "db"] {
+        assert!(lab
+            .path()
+            .join(format!("vms/lab/{vm}/disk0.qcow2"))
+            .is_file());
+    }
+    let out = lab.run(&["destroy", "--force"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 destroyed"), "{stdout}");
+    assert!(!lab.path().join("vms/lab").exists(), "{stdout}");
+    assert!(
+        lab.path().join("cache/cloud-images/tiny.qcow2").is_file(),
+        "the image cache stays"
     );
 }
 
@@ -557,4 +655,257 @@ fn adopt_takes_over_another_labs_domains_and_a_saved_plan_keeps_it() {
         stdout.contains("Apply complete! Resources: 0 added, 2 changed"),
         "{stdout}"
     );
+}
+
+fn plan_json(lab: &Lab, args: &[&str]) -> serde_json::Value {
+    let out = lab.run(&[&["plan", "--json"], args].concat());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{args:?}\n{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn schema() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan-json.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every field of `value` at every depth, as `parent.field`.
+fn field_names(value: &serde_json::Value, parent: &str, names: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                names.push(format!("{parent}.{key}"));
+                field_names(inner, key, names);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                field_names(item, parent, names);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Real plans of every kind (create with a download, update with
+/// `spec_changed`, replace, start/stop, destroy with `remove_files`, notes)
+/// against the strict schema in docs/, which fails on any undocumented field.
+#[test]
+fn plan_json_matches_the_schema_in_docs() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let mut plans = Vec::new();
+
+    let lab = Lab::on("empty.xml");
+    plans.push(("create", plan_json(&lab, &[])));
+    lab.uncache_image();
+    plans.push(("download", plan_json(&lab, &[])));
+
+    let lab = Lab::claiming("partly-deployed.xml");
+    plans.push(("replace not requested", plan_json(&lab, &[])));
+    plans.push(("replace", plan_json(&lab, &["--replace", "web"])));
+    plans.push(("stop", plan_json(&lab, &["--target", "stopped"])));
+    plans.push(("destroy", plan_json(&lab, &["--target", "absent"])));
+
+    let lab = Lab::claiming("orphaned.xml");
+    plans.push(("orphans", plan_json(&lab, &[])));
+    plans.push(("prune", plan_json(&lab, &["--prune"])));
+
+    let lab = Lab::on("empty.xml");
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 512);
+    plans.push(("update", plan_json(&lab, &[])));
+    // db shut off: a start.
+    let deployed = std::fs::read_to_string(&state).unwrap();
+    let stopped = deployed.replace(
+        "  </domain>\n</node>",
+        "    <test:runstate xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>5</test:runstate>\n  \
+         </domain>\n</node>",
+    );
+    assert_ne!(stopped, deployed, "the last domain (db) is shut off");
+    std::fs::write(&state, stopped).unwrap();
+    lab.write_manifest_on(&state, 256);
+    plans.push(("start", plan_json(&lab, &[])));
+    // db paused: a resume. web's memory edited behind lvlab's back: drift,
+    // with the diff of its recorded definition.
+    let edited = std::fs::read_to_string(&state)
+        .unwrap()
+        .replace(">5</test:runstate>", ">3</test:runstate>")
+        .replacen(
+            "<memory unit='MiB'>256</memory>",
+            "<memory unit='MiB'>300</memory>",
+            1,
+        );
+    std::fs::write(&state, edited).unwrap();
+    std::fs::write(lab.path().join("vms/lab/web/domain.xml"), "<domain/>\n").unwrap();
+    plans.push(("resume and drift", plan_json(&lab, &[])));
+
+    // Another lab's domains (marked without a lab_id), taken over.
+    let lab = Lab::with_lab_id("empty.xml", Some("ci"));
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 256);
+    plans.push(("adopt", plan_json(&lab, &["--adopt"])));
+
+    let mut seen = Vec::new();
+    for (name, plan) in &plans {
+        let errors: Vec<String> = validator
+            .iter_errors(plan)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}\n{plan:#}");
+        field_names(plan, "", &mut seen);
+        for action in plan["actions"].as_array().unwrap() {
+            seen.push(format!("action {}", action["action"].as_str().unwrap()));
+        }
+        for change in plan["changes"].as_array().unwrap() {
+            seen.push(format!("change {}", change["change"].as_str().unwrap()));
+            for reason in change["reasons"].as_array().unwrap() {
+                seen.push(format!("reason {}", reason["reason"].as_str().unwrap()));
+            }
+        }
+    }
+    // The plans above reach each part of the schema that matters here.
+    for expected in [
+        ".notes",
+        "changes.address",
+        "reasons.changes",
+        "changes.field",
+        "changes.before",
+        "changes.after",
+        "changes.kind",
+        "reasons.running",
+        "reasons.path",
+        "reasons.state",
+        "actions.checksum",
+        "actions.signature",
+        "actions.index",
+        "actions.path",
+        "actions.dir",
+        "action download_image",
+        "action redefine_domain",
+        "action remove_files",
+        "action shutdown_domain",
+        "action resume_domain",
+        "changes.diffs",
+        "diffs.file",
+        "diffs.lines",
+        "reasons.owner",
+        "reason spec_changed",
+        "reason drifted",
+        "reason paused",
+        "reason adopted",
+        "change create",
+        "change update",
+        "change replace",
+        "change replace_not_requested",
+        "change stop",
+        "change start",
+        "change destroy",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == expected),
+            "no plan showed {expected}"
+        );
+    }
+    let notes = |name: &str| plans.iter().find(|(n, _)| *n == name).unwrap().1["notes"].clone();
+    assert!(!notes("orphans").as_array().unwrap().is_empty());
+
+    // Strict: a field the document does not list fails, wherever it is.
+    let mut plan = plans[0].1.clone();
+    plan["actions"][0]["undocumented"] = serde_json::json!(1);
+    assert!(!validator.is_valid(&plan), "an extra action field fails");
+    let mut plan = plans[0].1.clone();
+    plan["changes"][0]["reasons"][0]["undocumented"] = serde_json::json!(1);
+    assert!(!validator.is_valid(&plan), "an extra reason field fails");
+    let mut plan = plans[0].1.clone();
+    plan["extra"] = serde_json::json!([]);
+    assert!(!validator.is_valid(&plan), "an extra top-level field fails");
+}
+
+/// docs/plan-json.md and its schema name the same values, and the page
+/// links to the schema.
+#[test]
+fn the_plan_json_page_documents_every_name_of_its_schema() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan-json.md"))
+            .unwrap();
+    assert!(
+        doc.contains("(plan-json.schema.json)"),
+        "the page links to the schema"
+    );
+    let mut names = Vec::new();
+    collect_schema_names(&schema(), &mut names);
+    assert!(names.len() > 40, "{names:?}");
+    names.retain(|name| !doc.contains(&format!("`{name}`")));
+    assert!(names.is_empty(), "not in docs/plan-json.md: {names:?}");
+}
+
+/// Property names and `const`/`enum` strings of a schema.
+fn collect_schema_names(schema: &serde_json::Value, names: &mut Vec<String>) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "properties" => names.extend(value.as_object().unwrap().keys().cloned()),
+                    "const" | "enum" => {
+                        let values = value.as_array().cloned().unwrap_or(vec![value.clone()]);
+                        names.extend(values.iter().filter_map(|v| v.as_str().map(String::from)));
+                    }
+                    _ => {}
+                }
+                collect_schema_names(value, names);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|i| collect_schema_names(i, names))
+        }
+        _ => {}
+    }
+}
+
+/// On a terminal: progress for the image on stderr, colour on stdout;
+/// `-q` leaves only errors on stderr (results stay on stdout), and
+/// `--no-color` or `NO_COLOR` leave no colour.
+#[test]
+fn progress_and_colour_on_a_terminal_and_what_quiet_and_no_color_remove() {
+    let lab = Lab::on("empty.xml");
+    lab.uncache_image();
+    let (stderr, _) = lab.on_terminal(&["init"]);
+    assert!(
+        stderr.contains("tiny") && stderr.contains("ok: ready"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\u{1b}["), "drawn bars: {stderr}");
+    lab.uncache_image();
+    let (stderr, _) = lab.on_terminal(&["-q", "init"]);
+    assert_eq!(stderr, "", "-q init");
+    assert!(lab.path().join("cache/cloud-images/tiny.qcow2").is_file());
+
+    lab.uncache_image();
+    let (stderr, stdout) = lab.on_terminal(&["apply", "--auto-approve"]);
+    assert!(stderr.contains("download"), "download bars: {stderr}");
+    assert!(stdout.contains("Apply complete!"), "{stdout}");
+    std::fs::remove_dir_all(lab.path().join("vms")).unwrap();
+    lab.uncache_image();
+    let (stderr, stdout) = lab.on_terminal(&["-q", "apply", "--auto-approve"]);
+    assert_eq!(stderr, "", "-q apply");
+    assert!(stdout.contains("Apply complete!"), "results stay: {stdout}");
+
+    // stdout on the terminal: the plan's symbols are coloured.
+    let plan = |flags: &[&str], no_color_env: bool| {
+        let mut command = lab.command(&[flags, &["plan"]].concat());
+        command.env_remove("NO_COLOR");
+        if no_color_env {
+            command.env("NO_COLOR", "1");
+        }
+        let (status, shown) = on_terminal(&command, None);
+        assert!(status.success(), "{shown}");
+        assert!(shown.contains("Plan: 2 to add"), "{shown}");
+        shown
+    };
+    assert!(plan(&[], false).contains("\u{1b}["), "colour");
+    assert!(
+        !plan(&["--no-color"], false).contains('\u{1b}'),
+        "--no-color"
+    );
+    assert!(!plan(&[], true).contains('\u{1b}'), "NO_COLOR");
 }

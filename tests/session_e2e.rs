@@ -238,9 +238,12 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     assert!(lab.domains().is_empty(), "nothing was done");
     drop(held);
     lab.ok(&["up", "--all"]);
-    let name = lvlab::apply::lock::lock_file_name(SESSION, &lab.env);
-    assert!(run::state_dir().join(name).exists());
+    let lock = run::state_dir().join(lvlab::apply::lock::lock_file_name(SESSION, &lab.env));
+    assert!(lock.exists());
     assert!(!lab.vms().join(format!("{}.lock", lab.env)).exists());
+    // Removing it could let two applies lock two different files.
+    lab.ok(&["destroy", "--force"]);
+    assert!(lock.exists(), "the lock file stays after destroy");
 }
 
 fn virsh(args: &[&str]) -> String {

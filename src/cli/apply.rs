@@ -184,7 +184,7 @@ impl<'a> Flow<'a> {
             parallelism: usize::from(self.execution.parallelism),
             shutdown_timeout: self.shutdown,
             force: self.force,
-            image_reporter: download_bars(),
+            image_reporter: download_bars(printer),
             password_reporter: Box::new(passwords.clone()),
         };
         let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag())?;
@@ -222,9 +222,10 @@ impl<'a> Flow<'a> {
     }
 }
 
-/// Live download bars on a terminal; elsewhere the action lines say enough.
-fn download_bars() -> Box<dyn crate::images::Reporter> {
-    if std::io::stderr().is_terminal() {
+/// Live download bars on a terminal without `--quiet`; elsewhere the
+/// action lines say enough.
+fn download_bars(printer: &Printer) -> Box<dyn crate::images::Reporter> {
+    if printer.progress_stderr() {
         super::progress::reporter(false)
     } else {
         Box::new(crate::images::progress::Silent)

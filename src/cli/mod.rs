@@ -113,7 +113,7 @@ pub enum Command {
 
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let printer = Printer::new(cli.global.no_color);
+    let printer = Printer::new(cli.global.no_color, cli.global.quiet);
     init_logging(&cli.global, &printer);
     if let Some(dir) = &cli.global.directory {
         if let Err(err) = std::env::set_current_dir(dir) {

@@ -6,17 +6,25 @@ use std::io::IsTerminal;
 pub struct Printer {
     color_stdout: bool,
     color_stderr: bool,
+    progress_stderr: bool,
 }
 
 impl Printer {
     /// Colors only on a terminal, and never with `--no-color` or `NO_COLOR`
-    /// set to anything non-empty (<https://no-color.org>).
-    pub fn new(no_color: bool) -> Self {
+    /// set to anything non-empty (<https://no-color.org>). Live progress
+    /// only on a terminal, and never with `--quiet` (only errors on stderr).
+    pub fn new(no_color: bool, quiet: bool) -> Self {
         let allowed = !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Self {
             color_stdout: allowed && std::io::stdout().is_terminal(),
             color_stderr: allowed && std::io::stderr().is_terminal(),
+            progress_stderr: !quiet && std::io::stderr().is_terminal(),
         }
+    }
+
+    /// Whether live progress (download bars) may be drawn on stderr.
+    pub fn progress_stderr(&self) -> bool {
+        self.progress_stderr
     }
 
     pub fn color_stdout(&self) -> bool {
