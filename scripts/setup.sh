@@ -173,6 +173,12 @@ ensure_daemons() {
         say "starting libvirtd"
         as_root libvirtd -d
     fi
+    # The network driver writes each network's MAC list here when a guest
+    # starts on it; systemd-tmpfiles makes it on other hosts, nothing here.
+    if [ ! -d /var/lib/libvirt/dnsmasq ]; then
+        say "creating /var/lib/libvirt/dnsmasq (libvirt's network state)"
+        as_root install -d -m 0755 /var/lib/libvirt/dnsmasq
+    fi
 }
 
 setup_all() {
