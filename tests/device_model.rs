@@ -200,3 +200,36 @@ images:
         }
     }
 }
+
+#[test]
+fn kvm_passes_the_host_cpu_through_and_tcg_emulates_every_feature() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/full/Lvlab.yml");
+    let desired = lvlab::manifest::load(&manifest, &lvlab::manifest::HostSettings::none()).unwrap();
+    let machine = desired
+        .environments
+        .iter()
+        .flat_map(|e| &e.machines)
+        .find(|m| m.shared_directories.is_empty())
+        .unwrap();
+    let mark = mark_for(machine, &manifest);
+    for (domain_type, cpu) in [("kvm", "host-passthrough"), ("qemu", "maximum")] {
+        let xml = render_definition(&DefinitionInput {
+            machine,
+            domain_type,
+            arch: "x86_64",
+            mark: &mark,
+            auto_ssh_ports: &[2222],
+            virtiofsd: None,
+            os_id: None,
+        })
+        .unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        assert_eq!(doc.root_element().attribute("type"), Some(domain_type));
+        let modes: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("cpu"))
+            .filter_map(|n| n.attribute("mode"))
+            .collect();
+        assert_eq!(modes, [cpu], "{domain_type}: {xml}");
+    }
+}

@@ -1116,6 +1116,51 @@ fn key_files_of_two_urls_with_one_name_get_distinct_cache_names() {
 }
 
 #[test]
+fn a_cached_key_file_is_reused_without_a_request() {
+    let lab = Lab::new();
+    let gpg = Gpg::new(&["f43"]);
+    let keys = "keys/fedora.gpg";
+    let a = image_bytes(63, MIB);
+    let b = image_bytes(64, MIB);
+    let entry_a = publish_signed_set(
+        &lab,
+        &gpg,
+        "r1",
+        &[("a", "a.qcow2", &a)],
+        "f43",
+        keys,
+        &["f43"],
+    );
+    lab.write_manifest(&["a"], &entry_a, "test:///default");
+    ok(&lab.lvlab(&["init"]));
+    assert_eq!(lab.server().requests_for(keys).len(), 1);
+
+    // A new image signed by the same key: its checksum file is fetched,
+    // the key file is not.
+    let entry_b = publish_signed_set(
+        &lab,
+        &gpg,
+        "r2",
+        &[("b", "b.qcow2", &b)],
+        "f43",
+        keys,
+        &["f43"],
+    );
+    lab.write_manifest(&["b"], &entry_b, "test:///default");
+    let out = ok(&lab.lvlab(&["init"]));
+    assert!(
+        out.contains(&format!("signed by {}", gpg.fingerprint("f43"))),
+        "{out}"
+    );
+    assert_eq!(lab.server().requests_for("r2/SHA256SUMS").len(), 1);
+    assert_eq!(
+        lab.server().requests_for(keys).len(),
+        1,
+        "the cached key file serves"
+    );
+}
+
+#[test]
 fn a_cached_key_file_that_lacks_the_signer_is_fetched_again_once() {
     let lab = Lab::new();
     let gpg = Gpg::new(&["f43", "f44", "mallory"]);

@@ -124,6 +124,32 @@ fn a_timeout_that_is_no_positive_number_is_a_usage_error() {
 }
 
 #[test]
+fn without_the_option_the_timeout_is_30_seconds() {
+    let socket = SilentSocket::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = lvlab(dir.path())
+        .args(["capabilities", "--connect", &socket.uri])
+        .env_remove("LVLAB_LIBVIRT_TIMEOUT")
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "libvirt at {} did not answer within 30 s",
+            socket.uri
+        )),
+        "{stderr}"
+    );
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(60),
+        "took {took:?}"
+    );
+}
+
+#[test]
 fn a_host_that_answers_is_unaffected_by_a_short_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let out = lvlab(dir.path())

@@ -174,6 +174,41 @@ fn shared_directories_without_virtiofsd_are_a_plan_error() {
 }
 
 #[test]
+fn virtiofsd_is_found_on_path_and_in_cargo_bin() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = troubled(dir.path());
+    std::fs::create_dir_all(dir.path().join("nowhere")).unwrap();
+    tiny_image(&dir.path().join("source/tiny.qcow2"), "16M");
+    let empty = dir.path().join("empty");
+    let on_path = dir.path().join("bin");
+    let home = dir.path().join("home");
+    for bin in [&on_path, &home.join(".cargo/bin")] {
+        std::fs::create_dir_all(bin).unwrap();
+        std::fs::write(bin.join("virtiofsd"), "").unwrap();
+    }
+    std::fs::create_dir_all(&empty).unwrap();
+    let uri = host("stock-default-network.xml");
+    let plan = |path: &Path, home: &Path| {
+        lvlab_in(&manifest, &["--connect", &uri, "plan", "shares"], |c| {
+            c.env("PATH", path).env("HOME", home);
+        })
+    };
+    // Without it in either place, only a system-wide virtiofsd is found;
+    // where there is none, the plan fails: what the two places change.
+    let system_virtiofsd = ["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    if !system_virtiofsd {
+        assert_eq!(plan(&empty, &empty).status.code(), Some(1));
+    }
+    for (path, home, place) in [(&on_path, &empty, "PATH"), (&empty, &home, "~/.cargo/bin")] {
+        let out = plan(path, home);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{place}: {stdout}\n{stderr}");
+    }
+}
+
+#[test]
 fn connect_replaces_every_environments_libvirt_uri() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = troubled(dir.path());

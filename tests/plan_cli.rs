@@ -206,6 +206,24 @@ fn a_foreign_domain_with_our_name_stops_the_plan() {
 }
 
 #[test]
+fn adopt_never_takes_over_an_unmarked_domain() {
+    let lab = Lab::on("foreign.xml");
+    for args in [
+        &["plan", "--adopt"][..],
+        &["apply", "--adopt", "--auto-approve"],
+    ] {
+        let out = lab.run(args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}");
+        assert!(
+            stderr.contains("domain web_lab exists") && stderr.contains("was not made by lvlab"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stdout.contains("takes web_lab over"), "{args:?}: {stdout}");
+    }
+}
+
+#[test]
 fn a_partly_deployed_environment() {
     let lab = Lab::claiming("partly-deployed.xml");
     let out = lab.run(&["plan", "--detailed-exitcode"]);
@@ -653,6 +671,24 @@ fn adopt_takes_over_another_labs_domains_and_a_saved_plan_keeps_it() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stdout.contains("Apply complete! Resources: 0 added, 2 changed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn up_takes_over_another_labs_domains_only_with_adopt() {
+    let lab = Lab::with_lab_id("empty.xml", Some("ci"));
+    let state = deployed_by_older_lvlab(&lab);
+    lab.write_manifest_on(&state, 256);
+    let out = lab.run(&["up", "--all"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stderr.contains("owned by another lab"), "{stderr}");
+    let out = lab.run(&["up", "--all", "--adopt"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("--adopt takes web_lab over from another lab"),
         "{stdout}"
     );
 }

@@ -614,6 +614,50 @@ fn drifted_memory_is_updated_in_place_and_says_when_it_takes_effect() {
 }
 
 #[test]
+fn domain_type_nic_attachments_and_shared_directories_update_in_place() {
+    // Per field: what the mark recorded, made from what the manifest says now.
+    type Recorded = fn(&str) -> String;
+    let recorded: [(&str, Recorded); 3] = [
+        ("domain_type", |_| "kvm".into()),
+        ("nic.", |value| {
+            let (mac, _) = value.split_once(' ').unwrap();
+            format!("{mac} network elsewhere")
+        }),
+        ("shared.data", |_| "/srv/old-share".into()),
+    ];
+    for (field, old_value) in recorded {
+        let mut world = World::new(MANIFEST).deployed("web", PowerState::Running);
+        let mark = world.mark("web");
+        let name = if field.ends_with('.') {
+            mark.spec
+                .0
+                .keys()
+                .find(|k| k.starts_with(field))
+                .unwrap_or_else(|| panic!("web has a NIC: {:?}", mark.spec))
+                .clone()
+        } else {
+            field.to_string()
+        };
+        let value = old_value(mark.spec.0.get(&name).map_or("", String::as_str));
+        mark.spec.0.insert(name.clone(), value);
+        mark.spec_digest = "sha256:old".into();
+        let plan = world.plan(Target::Running, only("web")).unwrap();
+        assert_eq!(
+            steps(&plan),
+            ["lab.web: update domain definition"],
+            "{name}"
+        );
+        assert_eq!(plan.blocks[0].change, Change::Update, "{name}");
+        let text = plan::render_text(&plan, "Lvlab.yml", false);
+        assert!(
+            text.contains(&format!("~ lab.web\n      # (because {name} "))
+                && text.contains("; takes effect after restart)"),
+            "{name}: {text}"
+        );
+    }
+}
+
+#[test]
 fn changed_user_data_needs_replacement_because_cloud_init_ran_once() {
     let mut world = World::new(MANIFEST)
         .deployed("web", PowerState::Running)

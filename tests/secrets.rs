@@ -72,9 +72,16 @@ images:
     /// `lvlab args` with a terminal on stdin, stdout and stderr: what it
     /// printed, both streams as the terminal shows them.
     fn on_terminal(&self, args: &[&str]) -> (Option<i32>, String) {
+        self.on_terminal_but(args, "")
+    }
+
+    /// [`Lab::on_terminal`] with a shell redirection (`>FILE`, `2>FILE`)
+    /// that takes one stream off the terminal.
+    fn on_terminal_but(&self, args: &[&str], redirect: &str) -> (Option<i32>, String) {
         let command = std::iter::once(env!("CARGO_BIN_EXE_lvlab").to_string())
             .chain(["-C".into(), self.dir.path().display().to_string()])
             .chain(args.iter().map(|a| a.to_string()))
+            .chain(std::iter::once(redirect.to_string()))
             .collect::<Vec<_>>()
             .join(" ");
         let out = Command::new("script")
@@ -178,6 +185,27 @@ fn an_apply_that_fails_has_shown_the_password_before_it_reports_the_failure() {
 }
 
 #[test]
+fn the_password_goes_to_whichever_stream_is_a_terminal() {
+    let apply = ["apply", "--target", "stopped", "--auto-approve"];
+    for (stream, redirect) in [("stderr", ">"), ("stdout", "2>")] {
+        let lab = Lab::new(&format!("pw{stream}"));
+        let file = lab.dir.path().join("off-terminal.txt");
+        let (code, shown) = lab.on_terminal_but(&apply, &format!("{redirect}{}", file.display()));
+        // On stderr the line may follow a progress bar's on the screen.
+        let shown = shown.replace("Console password for", "\nConsole password for");
+        let off = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(code, Some(0), "{shown}\n{off}");
+        let password = shown_password(&shown, "secret")
+            .unwrap_or_else(|| panic!("on the terminal ({stream}): {shown}\n{off}"));
+        assert!(matches_hash(&password, &lab.recorded_hash()), "{shown}");
+        assert!(
+            !off.contains(&password) && !off.contains("Console password"),
+            "{stream} alone on the terminal, the other stream has none: {off}"
+        );
+    }
+}
+
+#[test]
 fn without_a_terminal_no_password_reaches_stdout_and_seed_files_are_private() {
     let lab = Lab::new("pwpipe");
     let out = lab.run(&["apply", "--target", "stopped", "--auto-approve"]);
@@ -259,6 +287,19 @@ fn plans_show_a_seed_change_without_the_password_hash() {
         .collect();
     assert!(lines.contains(&"     passwd: (sensitive)"), "{lines:#?}");
     assert!(lines.contains(&"+    shell: \"/bin/sh\""), "{lines:#?}");
+
+    let saved = lab.dir.path().join("seed.plan");
+    let out = lab.run(&[
+        "plan",
+        "--target",
+        "stopped",
+        "--out",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{:?}", run::texts(&out));
+    let saved = std::fs::read_to_string(&saved).unwrap();
+    assert!(saved.contains("passwd: (sensitive)"), "{saved}");
+    assert!(!saved.contains(digest), "{saved}");
 }
 
 #[test]

@@ -220,6 +220,25 @@ mod tests {
     }
 
     #[test]
+    fn several_locks_are_taken_in_sorted_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let held = EnvironmentLock::acquire(&state, URI, "a", Duration::ZERO).unwrap();
+        std::thread::scope(|scope| {
+            let pairs = ["b", "a"].map(|env| (URI.to_string(), env.to_string()));
+            let waiting = scope
+                .spawn(|| EnvironmentLock::acquire_all(&state, pairs, Duration::from_secs(10)));
+            // While it waits for `a`, it holds nothing after `a`: `b` is free.
+            std::thread::sleep(Duration::from_millis(300));
+            let b = EnvironmentLock::acquire(&state, URI, "b", Duration::ZERO);
+            assert!(b.is_ok(), "b was taken before a");
+            drop(b);
+            drop(held);
+            assert_eq!(waiting.join().unwrap().unwrap().len(), 2);
+        });
+    }
+
+    #[test]
     fn the_lock_file_is_never_opened_through_a_symlink() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
