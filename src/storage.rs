@@ -249,12 +249,17 @@ impl Drop for Temporary {
 
 /// Creates `path`, which must not exist, never through a symlink.
 fn create_new(path: &Path, mode: u32) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+        .open(path)?;
+    // The umask only narrows the mode given at open; the promised mode
+    // (0644 disks and images that libvirt's QEMU user reads, 0600 seeds)
+    // must not depend on the caller's umask.
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(file)
 }
 
 /// Starts a download's `.partial` afresh: whatever is at `path` (an old
