@@ -37,7 +37,7 @@ BACKPORTS_PACKAGES=(
 )
 PACKAGES=(
     pkg-config gcc passt xorriso cloud-init osinfo-db libosinfo-bin dnsmasq-base
-    gnupg curl ca-certificates openssh-client libssl-dev
+    gnupg curl ca-certificates openssh-client libssl-dev strace
 )
 # The real-guest tier builds its own Debian 12 image (scripts/e2e/build-image.sh).
 E2E_PACKAGES=(

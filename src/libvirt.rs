@@ -80,8 +80,13 @@ impl Connection {
         if !uri.starts_with("test:") {
             // Unsupported by some drivers; a connection without keepalive
             // still works, it only notices a dead peer later.
-            if let Err(err) = conn.set_keep_alive(KEEPALIVE_INTERVAL_SECS, KEEPALIVE_COUNT) {
-                tracing::debug!(uri, "no libvirt keepalive: {}", err.message());
+            match conn.set_keep_alive(KEEPALIVE_INTERVAL_SECS, KEEPALIVE_COUNT) {
+                Ok(_) => tracing::debug!(
+                    uri,
+                    "libvirt keepalive: a probe every {KEEPALIVE_INTERVAL_SECS} s, \
+                     dead after {KEEPALIVE_COUNT} unanswered"
+                ),
+                Err(err) => tracing::debug!(uri, "no libvirt keepalive: {}", err.message()),
             }
         }
         Ok(Self {

@@ -429,3 +429,38 @@ fn a_full_image_cache_is_no_space_left_on_the_path() {
     let partial = fx.path().join("cache/cloud-images/tiny.qcow2.partial");
     assert_no_space(&String::from_utf8_lossy(&out.stderr), &partial);
 }
+
+#[test]
+fn a_symlink_at_a_final_name_is_replaced_with_a_warning() {
+    let fx = Fixture::new();
+    let web = fx.vm_dir("web");
+    let link = web.join("user-data");
+    let victim = fx.plant(&link, "seed-victim");
+    std::fs::set_permissions(&web, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        fx.path().join("Lvlab.yml"),
+        fx.manifest_text("      - vm_name: web\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lvlab"))
+        .env("LVLAB_NO_HOST_CONFIG", "1")
+        .env("NO_COLOR", "1")
+        .env("HOME", fx.path())
+        .env_remove("LVLAB_LOG")
+        .arg("-f")
+        .arg(fx.path().join("Lvlab.yml"))
+        .args(["cloudinit", "web"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "replacing the symlink at {}: lvlab never writes through links",
+            link.display()
+        )),
+        "{stderr}"
+    );
+    assert!(std::fs::read(&victim).unwrap() == VICTIM);
+    assert!(is_regular(&link), "the seed is lvlab's own file now");
+}

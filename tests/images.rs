@@ -793,6 +793,27 @@ fn refresh_removes_a_superseded_image_no_domain_uses() {
 }
 
 #[test]
+fn a_machine_created_after_a_refresh_gets_its_disk_from_the_current_file() {
+    let lab = Lab::new();
+    let entry = publish_plain(&lab, "img", "c.qcow2", &qcow2(&lab, "64M"));
+    lab.write_manifest(&["img"], &entry, "test:///default");
+    ok(&lab.lvlab(&["init"]));
+    publish_plain(&lab, "img", "c.qcow2", &qcow2(&lab, "65M"));
+    ok(&lab.lvlab(&["init", "--refresh"]));
+    let current = lab.record("c.qcow2")["current"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(current, "c.qcow2", "refresh moved `current`");
+
+    let out = ok(&lab.lvlab(&["apply", "--auto-approve"]));
+    assert!(out.contains("Apply complete!"), "{out}");
+    // The boot disk is the image's size: 65 MiB is the refreshed file.
+    let disk = lab.dir.path().join("vms/lab/m0/disk0.qcow2");
+    assert_eq!(lvlab::storage::virtual_size(&disk).unwrap(), 65 << 20);
+}
+
+#[test]
 fn clean_is_a_dry_run_by_default_and_spares_foreign_files() {
     let lab = Lab::new();
     let a = image_bytes(40, 1000);

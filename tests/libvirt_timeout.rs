@@ -240,6 +240,29 @@ fn a_daemon_that_goes_silent_is_noticed_by_keepalive() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the call on a silent connection never returned");
     let err = answer.expect_err("a frozen daemon cannot answer");
-    eprintln!("noticed after {:?}: {err}", start.elapsed());
+    let took = start.elapsed();
+    eprintln!("noticed after {took:?}: {err}");
     assert!(err.contains("keepalive"), "{err}");
+    // A probe every 5 s, dead after 3 unanswered: 15 to 20 s of silence.
+    // libvirt's own client default (5 s x 5) would take 25 to 30 s.
+    assert!(
+        (Duration::from_secs(14)..Duration::from_secs(24)).contains(&took),
+        "noticed after {took:?}"
+    );
+}
+
+#[test]
+fn the_debug_log_names_the_keepalive_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lvlab(dir.path())
+        .args(["capabilities", "--connect", "qemu:///session"])
+        .env("LVLAB_LOG", "lvlab=debug")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("libvirt keepalive: a probe every 5 s, dead after 3 unanswered"),
+        "{stderr}"
+    );
 }

@@ -28,6 +28,25 @@ fn config() -> ProptestConfig {
     }
 }
 
+/// The README's case count, counted as proptest runs it: 64 per property in
+/// the fast tier, `PROPTEST_CASES` when set (as `scripts/soak.sh` does).
+#[test]
+fn a_property_runs_64_cases_unless_proptest_cases_says_otherwise() {
+    let expected = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let ran = std::cell::Cell::new(0u32);
+    let mut runner = proptest::test_runner::TestRunner::new(config());
+    runner
+        .run(&any::<u8>(), |_| {
+            ran.set(ran.get() + 1);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(ran.get(), expected);
+}
+
 // ---- manifest loader ----------------------------------------------------
 
 /// Pieces of manifests, including the ones that confuse parsers: anchors,

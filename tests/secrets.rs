@@ -246,6 +246,19 @@ fn without_a_terminal_no_password_reaches_stdout_and_seed_files_are_private() {
 }
 
 #[test]
+fn up_shows_passwords_on_stderr_when_asked_without_a_terminal() {
+    let lab = Lab::new("pwup");
+    let out = lab.run(&["up", "--all", "--show-passwords"]);
+    let (stdout, stderr) = run::texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let password = shown_password(&stderr, "secret").unwrap_or_else(|| panic!("{stderr}"));
+    assert!(matches_hash(&password, &lab.recorded_hash()));
+    assert!(!stdout.contains(&password) && !stdout.contains("Console password"));
+    assert!(shown_password(&stderr, "open").is_none(), "{stderr}");
+    assert!(!stderr.contains("set and not shown"), "{stderr}");
+}
+
+#[test]
 fn plans_show_a_seed_change_without_the_password_hash() {
     let lab = Lab::new("pwplan");
     let out = lab.run(&["apply", "--target", "stopped", "--auto-approve"]);

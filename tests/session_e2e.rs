@@ -563,3 +563,53 @@ fn another_checkout_with_the_same_environment_name_never_destroys_this_ones_mach
         "{mark}"
     );
 }
+
+#[test]
+fn destroy_undefines_a_domain_that_has_snapshot_metadata() {
+    let lab = SessionLab::with("snap", ONE);
+    lab.ok(&["apply", "--target", "stopped", "--auto-approve"]);
+    let domain = format!("one_{}", lab.env);
+    // Plain `virsh undefine` refuses a domain with snapshots.
+    virsh(&["snapshot-create-as", &domain, "before"]);
+    assert!(virsh(&["snapshot-list", &domain, "--name"]).contains("before"));
+    lab.ok(&["destroy", "--force"]);
+    assert!(lab.domains().is_empty(), "{:?}", lab.domains());
+}
+
+#[test]
+fn nic_attachment_and_shared_directory_changes_apply_in_place_and_start() {
+    let share = tempfile::tempdir().unwrap();
+    let lab = SessionLab::with(
+        "inplace",
+        "      - vm_name: one\n        interfaces: [{network_type: user}]\n",
+    );
+    lab.ok(&["up", "--all"]);
+    let domain = format!("one_{}", lab.env);
+    let uuid = virsh(&["domuuid", &domain]);
+
+    lab.write_manifest(
+        &format!(
+            "      - vm_name: one\n        interfaces: [{{network_type: passt}}]\n        shared_directories: [{{source: {}, mount_tag: data}}]\n",
+            share.path().display()
+        ),
+        &lab.cached_image(),
+    );
+    let plan = lab.run(&["plan", "--detailed-exitcode"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{text}");
+    assert!(text.contains("will be updated in place"), "{text}");
+    let applied = lab.ok(&["apply", "--auto-approve"]);
+    assert!(
+        applied.contains("0 added, 1 changed, 0 destroyed"),
+        "{applied}"
+    );
+
+    // The redefinition takes effect at the next start.
+    lab.ok(&["down", "--timeout", "1", "--force"]);
+    lab.ok(&["up", "--all"]);
+    let live = virsh(&["dumpxml", &domain]);
+    assert!(live.contains("<backend type='passt'"), "{live}");
+    assert!(live.contains("<target dir='data'/>"), "{live}");
+    assert_eq!(virsh(&["domuuid", &domain]), uuid, "the same domain");
+    lab.assert_converged();
+}
