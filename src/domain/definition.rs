@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use roxmltree::{Document, Node};
 use serde::Serialize;
 
-use super::spec::{human_size, ChangeKind, FieldChange};
+use super::spec::{field_changes, human_size, ChangeKind, FieldChange};
 
 /// Field name -> value as shown to a person, for the fields lvlab sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -79,21 +79,7 @@ impl DefinitionFields {
     /// `wanted` one, in field order: `before` is the live value, `after`
     /// the wanted one. A redefine restores each of them.
     pub fn drift(&self, wanted: &DefinitionFields) -> Vec<FieldChange> {
-        let names: std::collections::BTreeSet<&String> =
-            self.0.keys().chain(wanted.0.keys()).collect();
-        names
-            .into_iter()
-            .filter_map(|name| {
-                let live = self.0.get(name);
-                let want = wanted.0.get(name);
-                (live != want).then(|| FieldChange {
-                    field: name.clone(),
-                    before: live.cloned(),
-                    after: want.cloned(),
-                    kind: ChangeKind::InPlace,
-                })
-            })
-            .collect()
+        field_changes(&self.0, &wanted.0, |_| ChangeKind::InPlace)
     }
 }
 

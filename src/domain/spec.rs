@@ -74,22 +74,30 @@ impl SpecFields {
 
     /// Every field that differs, in field order.
     pub fn changes(&self, new: &SpecFields) -> Vec<FieldChange> {
-        let names: std::collections::BTreeSet<&String> =
-            self.0.keys().chain(new.0.keys()).collect();
-        names
-            .into_iter()
-            .filter_map(|name| {
-                let before = self.0.get(name);
-                let after = new.0.get(name);
-                (before != after).then(|| FieldChange {
-                    field: name.clone(),
-                    before: before.cloned(),
-                    after: after.cloned(),
-                    kind: kind_of(name),
-                })
-            })
-            .collect()
+        field_changes(&self.0, &new.0, kind_of)
     }
+}
+
+/// Every field whose value differs between `before` and `after`, in field
+/// order, each of the `kind` the field name gives.
+pub(super) fn field_changes(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    kind: impl Fn(&str) -> ChangeKind,
+) -> Vec<FieldChange> {
+    let names: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (old, new) = (before.get(name), after.get(name));
+            (old != new).then(|| FieldChange {
+                field: name.clone(),
+                before: old.cloned(),
+                after: new.cloned(),
+                kind: kind(name),
+            })
+        })
+        .collect()
 }
 
 /// Disks, the image and the seed are made once; the rest is in the
