@@ -481,6 +481,37 @@ impl Serialize for OsFamily {
     }
 }
 
+/// Image key -> the cache directories it goes to -> the machines
+/// (`env/vm`) that use it there. An image no machine uses yet goes to each
+/// environment's default image cache, with no machines. The one placement
+/// rule for cache names (resolve) and `init`/`images` alike.
+pub fn image_placements<'a>(
+    images: &'a BTreeMap<String, ImageSpec>,
+    environments: &'a [EnvironmentSpec],
+) -> BTreeMap<&'a str, BTreeMap<PathBuf, Vec<String>>> {
+    let mut placements: BTreeMap<&str, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
+    for env in environments {
+        for machine in &env.machines {
+            let dir = machine.image_path.parent().unwrap_or(Path::new("/"));
+            placements
+                .entry(machine.os.as_str())
+                .or_default()
+                .entry(dir.to_path_buf())
+                .or_default()
+                .push(format!("{}/{}", env.name, machine.vm_name));
+        }
+    }
+    for key in images.keys() {
+        if !placements.contains_key(key.as_str()) {
+            let unused = placements.entry(key.as_str()).or_default();
+            for env in environments {
+                unused.entry(env.image_cache_dir.clone()).or_default();
+            }
+        }
+    }
+    placements
+}
+
 impl Desired {
     /// The environments `selector` names (all of them for `None`).
     pub fn environments(&self, selector: Option<&str>) -> Result<Vec<&EnvironmentSpec>, String> {

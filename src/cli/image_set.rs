@@ -2,7 +2,7 @@
 //! manifest's images (each in the cache of the machines that use it), or,
 //! with no manifest, the built-in catalog in the default cache.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::{CliError, GlobalArgs};
@@ -44,37 +44,10 @@ pub fn load(global: &GlobalArgs) -> Result<ImageSet, CliError> {
         return Ok(catalog());
     };
     let desired = super::load_manifest(&path, global.config.as_deref(), global.connect.as_deref())?;
-    let mut dirs: BTreeMap<&str, BTreeMap<PathBuf, Vec<String>>> = BTreeMap::new();
-    for env in &desired.environments {
-        for m in &env.machines {
-            let dir = m
-                .image_path
-                .parent()
-                .map_or_else(default_cache_dir, |p| p.to_path_buf());
-            dirs.entry(m.os.as_str())
-                .or_default()
-                .entry(dir)
-                .or_default()
-                .push(format!("{}/{}", env.name, m.vm_name));
-        }
-    }
-    // An image no machine uses yet goes to the cache its environments'
-    // `config_defaults.cloud_image_basedir` names, where their machines'
-    // images go by default.
-    let unused_dirs: BTreeSet<&PathBuf> = desired
-        .environments
-        .iter()
-        .map(|env| &env.image_cache_dir)
-        .collect();
+    let placements = crate::desired::image_placements(&desired.images, &desired.environments);
     let mut images = Vec::new();
-    for (key, spec) in &desired.images {
-        let by_dir = match dirs.get(key.as_str()) {
-            Some(by_dir) => by_dir.clone(),
-            None => unused_dirs
-                .iter()
-                .map(|dir| ((*dir).clone(), Vec::new()))
-                .collect(),
-        };
+    for (key, by_dir) in placements {
+        let spec = &desired.images[key];
         for (dir, machines) in by_dir {
             images.push(CachedImage {
                 spec: spec.clone(),

@@ -94,20 +94,9 @@ fn cache_dirs(
     environments: &[EnvironmentSpec],
 ) -> BTreeMap<PathBuf, BTreeSet<String>> {
     let mut dirs: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
-    let machines = || environments.iter().flat_map(|e| &e.machines);
-    for machine in machines() {
-        let dir = machine.image_path.parent().unwrap_or(Path::new("/"));
-        dirs.entry(dir.to_path_buf())
-            .or_default()
-            .insert(machine.os.clone());
-    }
-    for key in images.keys() {
-        if !machines().any(|m| m.os == *key) {
-            for env in environments {
-                dirs.entry(env.image_cache_dir.clone())
-                    .or_default()
-                    .insert(key.clone());
-            }
+    for (key, by_dir) in crate::desired::image_placements(images, environments) {
+        for dir in by_dir.into_keys() {
+            dirs.entry(dir).or_default().insert(key.to_string());
         }
     }
     dirs
