@@ -7,66 +7,30 @@
 
 #[path = "support/lvlab_run.rs"]
 mod run;
+#[path = "support/session_lab.rs"]
+mod session_lab;
 #[path = "support/tiny_image.rs"]
 mod support;
 
-use std::process::{Command, Output};
+use session_lab::SessionLab;
 
-struct DriftLab {
-    dir: tempfile::TempDir,
-    env: String,
-}
+use std::process::Command;
 
-impl DriftLab {
-    fn new() -> Self {
-        let lab = Self {
-            dir: tempfile::tempdir().unwrap(),
-            env: format!("drift{}", std::process::id()),
-        };
-        let base = lab.dir.path().display();
-        support::tiny_image(&lab.dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-        std::fs::write(
-            lab.dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: {env}
-    libvirt_uri: qemu:///session
-    config_defaults:
-      os: tiny
-      memory: 128
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
-    machines:
-      - vm_name: one
-        interfaces: [{{network_type: user}}]
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-",
-                env = lab.env
-            ),
-        )
-        .unwrap();
+impl SessionLab {
+    /// One machine with a user-mode NIC.
+    fn drift() -> Self {
+        let lab = SessionLab::empty("drift");
+        lab.cache_tiny_image();
+        lab.write_lab_manifest(
+            &format!("pubkey: {}, password: false", session_lab::KEY),
+            "      - vm_name: one\n        interfaces: [{network_type: user}]\n",
+            &lab.cached_image(),
+        );
         lab
     }
 
     fn domain(&self) -> String {
         format!("one_{}", self.env)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        run::lvlab(self.dir.path()).args(args).output().unwrap()
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let (stdout, stderr) = run::texts(&out);
-        assert!(out.status.success(), "lvlab {args:?}:\n{stdout}\n{stderr}");
-        stdout
     }
 
     /// `virsh -c qemu:///session ARGS`, which must succeed.
@@ -104,16 +68,9 @@ images:
     }
 }
 
-impl Drop for DriftLab {
-    /// Leaves the shared session daemon clean even when a case failed.
-    fn drop(&mut self) {
-        let _ = self.run(&["destroy", "--force"]);
-    }
-}
-
 #[test]
 fn drift_behind_lvlabs_back_is_planned_and_applied_away() {
-    let lab = DriftLab::new();
+    let lab = SessionLab::drift();
     lab.ok(&["apply", "--auto-approve"]);
     let out = lab.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{:?}", run::texts(&out));

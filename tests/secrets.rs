@@ -7,66 +7,37 @@
 
 #[path = "support/lvlab_run.rs"]
 mod run;
+#[path = "support/session_lab.rs"]
+mod session_lab;
 #[path = "support/tiny_image.rs"]
 mod support;
 
+use session_lab::{SessionLab, KEY};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab";
+use std::process::Command;
 
 /// `secret` gets a generated console password, `open` has none.
-struct Lab {
-    dir: tempfile::TempDir,
-    env: String,
-}
-
-impl Lab {
+impl SessionLab {
     fn new(name: &str) -> Self {
-        let lab = Self {
-            dir: tempfile::tempdir().unwrap(),
-            env: format!("{name}{}", std::process::id()),
-        };
-        support::tiny_image(&lab.dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
+        let lab = Self::empty(name);
+        lab.cache_tiny_image();
         lab.write_manifest("/bin/bash");
         lab
     }
 
     fn write_manifest(&self, shell: &str) {
-        let (env, base) = (&self.env, self.dir.path().display());
-        std::fs::write(
-            self.dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: {env}
-    libvirt_uri: qemu:///session
-    config_defaults:
-      os: tiny
-      memory: 128
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: {KEY}, shell: {shell}}}
-    machines:
-      - vm_name: secret
+        self.write_lab_manifest(
+            &format!("pubkey: {KEY}, shell: {shell}"),
+            "      - vm_name: secret
         interfaces: []
       - vm_name: open
         interfaces: []
-        cloud_init: {{password: false}}
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-"
-            ),
-        )
-        .unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        run::lvlab(self.dir.path()).args(args).output().unwrap()
+        cloud_init: {password: false}
+",
+            &self.cached_image(),
+        );
     }
 
     /// `lvlab args` with a terminal on stdin, stdout and stderr: what it
@@ -75,7 +46,7 @@ images:
         self.on_terminal_but(args, "")
     }
 
-    /// [`Lab::on_terminal`] with a shell redirection (`>FILE`, `2>FILE`)
+    /// [`SessionLab::on_terminal`] with a shell redirection (`>FILE`, `2>FILE`)
     /// that takes one stream off the terminal.
     fn on_terminal_but(&self, args: &[&str], redirect: &str) -> (Option<i32>, String) {
         let command = std::iter::once(env!("CARGO_BIN_EXE_lvlab").to_string())
@@ -104,13 +75,6 @@ images:
     }
 }
 
-impl Drop for Lab {
-    /// Leaves the shared session daemon clean even when a test failed.
-    fn drop(&mut self) {
-        let _ = self.run(&["destroy", "--force"]);
-    }
-}
-
 /// The password of a `Console password for VM (user U): PASSWORD ...` line.
 fn shown_password(text: &str, vm: &str) -> Option<String> {
     let line = text
@@ -136,7 +100,7 @@ fn matches_hash(password: &str, hash: &str) -> bool {
 
 #[test]
 fn on_a_terminal_the_password_is_shown_as_its_seed_is_written() {
-    let lab = Lab::new("pwtty");
+    let lab = SessionLab::new("pwtty");
     let (code, text) = lab.on_terminal(&[
         "apply",
         "--target",
@@ -166,7 +130,7 @@ fn on_a_terminal_the_password_is_shown_as_its_seed_is_written() {
 
 #[test]
 fn an_apply_that_fails_has_shown_the_password_before_it_reports_the_failure() {
-    let lab = Lab::new("pwfail");
+    let lab = SessionLab::new("pwfail");
     // `open`'s disk cannot be moved into place: a directory holds its name.
     let blocker = lab.vm_dir("open").join("disk0.qcow2");
     std::fs::create_dir_all(&blocker).unwrap();
@@ -188,7 +152,7 @@ fn an_apply_that_fails_has_shown_the_password_before_it_reports_the_failure() {
 fn the_password_goes_to_whichever_stream_is_a_terminal() {
     let apply = ["apply", "--target", "stopped", "--auto-approve"];
     for (stream, redirect) in [("stderr", ">"), ("stdout", "2>")] {
-        let lab = Lab::new(&format!("pw{stream}"));
+        let lab = SessionLab::new(&format!("pw{stream}"));
         let file = lab.dir.path().join("off-terminal.txt");
         let (code, shown) = lab.on_terminal_but(&apply, &format!("{redirect}{}", file.display()));
         // On stderr the line may follow a progress bar's on the screen.
@@ -207,7 +171,7 @@ fn the_password_goes_to_whichever_stream_is_a_terminal() {
 
 #[test]
 fn without_a_terminal_no_password_reaches_stdout_and_seed_files_are_private() {
-    let lab = Lab::new("pwpipe");
+    let lab = SessionLab::new("pwpipe");
     let out = lab.run(&["apply", "--target", "stopped", "--auto-approve"]);
     let (stdout, stderr) = run::texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -229,7 +193,7 @@ fn without_a_terminal_no_password_reaches_stdout_and_seed_files_are_private() {
     }
 
     // Asked for: on stderr, still never on stdout.
-    let lab = Lab::new("pwshow");
+    let lab = SessionLab::new("pwshow");
     let out = lab.run(&[
         "apply",
         "--target",
@@ -247,7 +211,7 @@ fn without_a_terminal_no_password_reaches_stdout_and_seed_files_are_private() {
 
 #[test]
 fn up_shows_passwords_on_stderr_when_asked_without_a_terminal() {
-    let lab = Lab::new("pwup");
+    let lab = SessionLab::new("pwup");
     let out = lab.run(&["up", "--all", "--show-passwords"]);
     let (stdout, stderr) = run::texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -260,7 +224,7 @@ fn up_shows_passwords_on_stderr_when_asked_without_a_terminal() {
 
 #[test]
 fn plans_show_a_seed_change_without_the_password_hash() {
-    let lab = Lab::new("pwplan");
+    let lab = SessionLab::new("pwplan");
     let out = lab.run(&["apply", "--target", "stopped", "--auto-approve"]);
     assert!(out.status.success(), "{:?}", run::texts(&out));
     let hash = lab.recorded_hash();
@@ -317,7 +281,7 @@ fn plans_show_a_seed_change_without_the_password_hash() {
 
 #[test]
 fn destroy_removes_an_interrupted_runs_temporaries_and_absent_converges() {
-    let lab = Lab::new("pwtemp");
+    let lab = SessionLab::new("pwtemp");
     let out = lab.run(&["apply", "--target", "stopped", "--auto-approve"]);
     assert!(out.status.success(), "{:?}", run::texts(&out));
     let dir = lab.vm_dir("secret");

@@ -9,13 +9,16 @@
 mod http;
 #[path = "support/lvlab_run.rs"]
 mod run;
+#[path = "support/session_lab.rs"]
+mod session_lab;
 #[path = "support/tiny_image.rs"]
 mod support;
+use session_lab::SessionLab;
 use support::tiny_image;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The URI as libvirt reports it, which names the locks.
@@ -23,11 +26,6 @@ const SESSION: &str = "qemu:///session";
 
 /// One machine without a NIC.
 const ONE: &str = "      - vm_name: one\n        interfaces: []\n";
-
-struct SessionLab {
-    dir: tempfile::TempDir,
-    env: String,
-}
 
 impl SessionLab {
     fn new(name: &str) -> Self {
@@ -47,70 +45,23 @@ impl SessionLab {
     /// A lab of `machines` whose image is already in the cache.
     fn with(name: &str, machines: &str) -> Self {
         let lab = Self::empty(name);
-        tiny_image(&lab.dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
+        lab.cache_tiny_image();
         lab.write_manifest(machines, &lab.cached_image());
         lab
     }
 
-    /// A lab without manifest, named `name` and the test's PID.
-    fn empty(name: &str) -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            env: format!("{name}{}", std::process::id()),
-        }
-    }
-
-    /// The `images:` entry of an image placed in the cache by hand.
-    fn cached_image(&self) -> String {
-        format!(
-            "  tiny:\n    image_url: {}/source/tiny.qcow2\n",
-            self.dir.path().display()
-        )
-    }
-
     fn write_manifest(&self, machines: &str, images: &str) {
-        let (env, base) = (&self.env, self.dir.path().display());
-        std::fs::write(
-            self.dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: {env}
-    libvirt_uri: qemu:///session
-    config_defaults:
-      os: tiny
-      memory: 128
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
-    machines:
-{machines}images:
-{images}"
-            ),
-        )
-        .unwrap();
+        self.write_lab_manifest(
+            &format!("pubkey: {}, password: false", session_lab::KEY),
+            machines,
+            images,
+        );
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = run::lvlab(self.dir.path());
         command.args(args);
         command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "lvlab {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
     }
 
     /// `lvlab plan --detailed-exitcode` finds nothing to do.
@@ -139,13 +90,6 @@ impl SessionLab {
             .filter(|l| l.ends_with(&format!("_{}", self.env)))
             .map(str::to_string)
             .collect()
-    }
-}
-
-impl Drop for SessionLab {
-    /// Leaves the shared session daemon clean even when a test failed.
-    fn drop(&mut self) {
-        let _ = self.run(&["destroy", "--force"]);
     }
 }
 
