@@ -3,7 +3,7 @@
 //! `lab_id`); another lab's domains are refused, never pruned or
 //! destroyed, and taken over only with `--adopt`. Applies of one
 //! environment on one libvirt serialize whichever manifest they come from.
-//! Against libvirt's test driver on the hosts in `state/`.
+//! Only domains whose names can be the lab's are read. Against libvirt's test driver on the hosts in `state/`.
 
 #[path = "support/lvlab_run.rs"]
 mod run;
@@ -132,6 +132,81 @@ fn prune_and_destroy_leave_another_checkouts_domains_of_the_same_environment() {
         stdout.contains("- lab.old\n      # (because old_lab is not in the manifest)"),
         "{stdout}"
     );
+}
+
+/// The `<domain>` elements of a host in `state/`.
+fn domains_of(state: &str) -> String {
+    let xml =
+        std::fs::read_to_string(format!("{}/state/{state}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (start, end) = (
+        xml.find("  <domain").unwrap(),
+        xml.rfind("</domain>").unwrap(),
+    );
+    format!("{}\n", &xml[start..end + "</domain>".len()])
+}
+
+#[test]
+fn plan_reads_only_the_domains_whose_names_can_be_the_environments() {
+    // Another lab's and a foreign domain under this environment's names,
+    // among 300 unrelated domains and near misses of its names.
+    let mut domains = domains_of("other-lab.xml") + &domains_of("foreign.xml");
+    let unrelated: Vec<String> = (0..300)
+        .map(|i| format!("unrelated{i:03}"))
+        .chain(["lab", "_lab", "web_lab2", "weblab"].map(String::from))
+        .collect();
+    for (i, name) in unrelated.iter().enumerate() {
+        domains.push_str(&format!(
+            "  <domain type='test'><name>{name}</name>\
+             <uuid>7a1b2c3d-0000-4000-8000-{i:012}</uuid><memory unit='MiB'>64</memory>\
+             <vcpu>1</vcpu><os><type arch='i686'>hvm</type></os></domain>\n"
+        ));
+    }
+    let crowded = |lab: &Lab| {
+        let path = lab.dir.path().join("crowded.xml");
+        std::fs::write(&path, format!("<node>\n{domains}</node>\n")).unwrap();
+        format!("test://{}", path.display())
+    };
+    let plan = |lab: &Lab| {
+        let out = run::lvlab(lab.dir.path())
+            .args(["--connect", &crowded(lab), "plan", "--prune"])
+            .env("LVLAB_LOG", "lvlab::observe::domains=trace")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = texts(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let read = |stderr: &str| -> Vec<String> {
+        let mut names: Vec<String> = stderr
+            .lines()
+            .filter_map(|l| l.split("reading the definition of ").nth(1))
+            .map(String::from)
+            .collect();
+        names.sort();
+        names
+    };
+
+    let lab = Lab::new("empty.xml", &[("lab", &["db"])], "{base}/vms");
+    let (code, stdout, stderr) = plan(&lab);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(read(&stderr), ["old_lab", "web_lab"], "{stderr}");
+    assert!(
+        stderr.contains("domains: 308 listed, 2 definitions read (names ending in _lab)"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("Note: old_lab is owned by another lab"),
+        "--prune still sees it: {stdout}"
+    );
+
+    // A foreign domain under a wanted name is still refused.
+    let lab = Lab::new("empty.xml", &[("lab", &["web"])], "{base}/vms");
+    let (code, stdout, stderr) = plan(&lab);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stderr.contains("domain web_lab exists on") && stderr.contains("was not made by lvlab"),
+        "{stderr}"
+    );
+    assert_eq!(read(&stderr), ["old_lab", "web_lab"], "{stderr}");
 }
 
 #[test]

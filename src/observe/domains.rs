@@ -1,6 +1,7 @@
 //! The domains on one libvirt connection: name, power state, and lvlab's
 //! ownership mark and the fields lvlab sets, read from the persistent
-//! definition. One listing call and one definition read per domain.
+//! definition. One listing call, and reads of only the domains whose names
+//! can be the lab's.
 
 use serde::Serialize;
 use virt::domain::{Domain, DomainState};
@@ -66,23 +67,95 @@ impl PowerState {
     }
 }
 
-/// Every domain defined or running on `conn`, sorted by name.
-pub fn list(conn: &Connection) -> Result<Vec<ObservedDomain>, LibvirtError> {
-    let domains = conn
+/// At most this many domain reads in flight on one host: enough to hide
+/// a network round trip per read, few enough not to crowd the daemon's
+/// workers.
+pub const READS_IN_FLIGHT: usize = 4;
+
+/// The domains on `conn` that can belong to one of `environments`, sorted
+/// by name: one listing call, then the definition and state of only the
+/// domains whose names end in `_<environment>`, read in parallel. Every
+/// lvlab domain of an environment has such a name
+/// ([`crate::manifest::names::domain_name`]), so this sees each machine's
+/// domain, foreign and other labs' domains under its names, and this
+/// lab's domains the manifest no longer names (`--prune`); the rest of
+/// the host is never read, so observing costs what the lab holds, not what
+/// the host holds.
+pub fn list(conn: &Connection, environments: &[&str]) -> Result<Vec<ObservedDomain>, LibvirtError> {
+    let listed = conn
         .raw()
         .list_all_domains(0)
         .map_err(|e| conn.error("list domains", e))?;
-    let mut observed = domains
-        .iter()
-        .filter_map(|domain| match observe_one(domain) {
-            Ok(found) => Some(Ok(found)),
-            // A domain undefined between the listing and the read: gone.
-            Err(err) if is_no_domain(&err) => None,
-            Err(err) => Some(Err(conn.error("read a domain", err))),
+    let total = listed.len();
+    // A domain's name comes with the listing: no call per domain here.
+    let candidates: Vec<Domain> = listed
+        .into_iter()
+        .filter(|domain| {
+            domain
+                .name()
+                .is_ok_and(|name| may_belong(&name, environments))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
+    tracing::debug!(
+        uri = conn.uri(),
+        "domains: {total} listed, {} definitions read (names ending in _{})",
+        candidates.len(),
+        environments.join(" or _")
+    );
+    let mut observed = Vec::with_capacity(candidates.len());
+    for read in in_parallel(&candidates, READS_IN_FLIGHT, observe_one) {
+        match read {
+            Ok(found) => observed.push(found),
+            // A domain undefined between the listing and the read: gone.
+            Err(err) if is_no_domain(&err) => {}
+            Err(err) => return Err(conn.error("read a domain", err)),
+        }
+    }
     observed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(observed)
+}
+
+/// Whether a domain called `name` can be lvlab's for one of
+/// `environments`: `<vm_name>_<environment>` with a non-empty vm_name.
+pub fn may_belong(name: &str, environments: &[&str]) -> bool {
+    environments.iter().any(|env| {
+        name.strip_suffix(env)
+            .and_then(|rest| rest.strip_suffix('_'))
+            .is_some_and(|vm_name| !vm_name.is_empty())
+    })
+}
+
+/// `read` of each item, at most `in_flight` at a time, in the items'
+/// order. Libvirt connections take calls from several threads; a pool of
+/// connections can feed the same function one connection per thread.
+pub fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    in_flight: usize,
+    read: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break done };
+            done.push((i, read(item)));
+        }
+    };
+    let threads = in_flight.clamp(1, items.len().max(1));
+    let mut results: Vec<(usize, R)> = if threads == 1 {
+        worker()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The domain called `name`, if there is one.
@@ -104,6 +177,7 @@ pub fn power_state(domain: &Domain) -> Result<PowerState, virt::error::Error> {
 }
 
 fn observe_one(domain: &Domain) -> Result<ObservedDomain, virt::error::Error> {
+    tracing::trace!("reading the definition of {}", domain.name()?);
     let xml = domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?;
     let mark = OwnershipMark::from_domain_xml(&xml);
     Ok(ObservedDomain {
@@ -117,4 +191,40 @@ fn observe_one(domain: &Domain) -> Result<ObservedDomain, virt::error::Error> {
 /// The error libvirt gives for a domain that does not (or no longer) exist.
 pub fn is_no_domain(err: &virt::error::Error) -> bool {
     err.code() == Enum::Known(virt::error::ErrorNumber::NoDomain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_ending_in_an_environment_can_be_its_domains() {
+        let envs = ["lab", "b_x"];
+        for name in ["web_lab", "a_b_x", "salt.local_lab", "x__lab"] {
+            assert!(may_belong(name, &envs), "{name}");
+        }
+        for name in [
+            "lab", "_lab", "weblab", "web_lab2", "web_lab_", "mail", "web_x",
+        ] {
+            assert!(!may_belong(name, &envs), "{name}");
+        }
+        assert!(!may_belong("web_lab", &[]));
+    }
+
+    #[test]
+    fn in_parallel_keeps_the_order_and_bounds_the_reads_in_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let items: Vec<usize> = (0..40).collect();
+        let doubled = in_parallel(&items, 4, |i| {
+            let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(running, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            now.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(doubled, (0..40).map(|i| i * 2).collect::<Vec<_>>());
+        assert!((2..=4).contains(&most.load(Ordering::SeqCst)), "{most:?}");
+        assert!(in_parallel(&[] as &[usize], 4, |i| *i).is_empty());
+    }
 }

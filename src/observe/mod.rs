@@ -40,7 +40,9 @@ pub struct ObservedEnvironment {
     pub uri: String,
     #[serde(skip)]
     pub host: HostFacts,
-    /// Every domain on the environment's connection, lvlab's or not.
+    /// The domains on the environment's connection whose names can be
+    /// lvlab's for one of the selected environments on it, lvlab's or not,
+    /// sorted by name; the host's other domains are never read.
     pub domains: Vec<ObservedDomain>,
     /// What one guest may ask of the host (vCPUs, memory).
     pub limits: capabilities::HostLimits,
@@ -140,7 +142,12 @@ pub fn observe(
     for env in environments {
         let uri = env.libvirt_uri.as_str();
         if !hosts.contains_key(uri) {
-            hosts.insert(uri, HostView::read(hypervisors.get(uri))?);
+            let names: Vec<&str> = environments
+                .iter()
+                .filter(|e| e.libvirt_uri == uri)
+                .map(|e| e.name.as_str())
+                .collect();
+            hosts.insert(uri, HostView::read(hypervisors.get(uri), &names)?);
         }
         let HostView {
             host,
@@ -173,7 +180,8 @@ pub fn observe(
     Ok(observed)
 }
 
-/// What one libvirt connection reports, for every environment on it.
+/// What one libvirt connection reports, for the selected environments on
+/// it.
 #[derive(Clone)]
 struct HostView {
     host: HostFacts,
@@ -183,12 +191,15 @@ struct HostView {
 }
 
 impl HostView {
-    fn read(conn: &crate::libvirt::Connection) -> Result<Self, LibvirtError> {
+    fn read(
+        conn: &crate::libvirt::Connection,
+        environments: &[&str],
+    ) -> Result<Self, LibvirtError> {
         let caps = capabilities::read(conn)?;
         Ok(Self {
             limits: capabilities::limits(conn, &caps),
             host: host_facts(caps),
-            domains: domains::list(conn)?,
+            domains: domains::list(conn, environments)?,
             networks: networks::list(conn)?,
         })
     }
