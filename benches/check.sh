@@ -4,11 +4,12 @@
 # Exits non-zero when a row fails or a figure is missing.
 #
 #   benches/check.sh           every row, release builds (cargo bench, then
-#                              benches/images.sh [SIZE], default 2G: minutes)
+#                              benches/images.sh [SIZE], default 2G, and
+#                              benches/scale.sh: minutes)
 #   benches/check.sh --quick   the quick rows, for CI (scripts/test.sh): the
 #                              benches in their short form, built in the test
 #                              profile `cargo test` has just built (a release
-#                              build takes minutes); under a minute
+#                              build takes minutes); about a minute
 #
 # The figures are timings on whatever else the machine is doing: a FAIL on
 # a loaded machine may be the load, so run it again before believing it.
@@ -36,6 +37,10 @@ init.loopback.verify_adds.sha256 < 5     %     full
 init.loopback.verify_adds.sha512 < 5     %     full
 init.paced.verify_adds.sha256   <  5     %     full
 init.paced.verify_adds.sha512   <  5     %     full
+scale.plan50.crowded_vs_empty   <  1.2   x     quick
+scale.up10_vs_up1               <  3     x     full
+scale.destroy10_vs_destroy1     <  1.3   x     full
+scale.plan1000.deployed         <  500   ms    full
 EOF
 }
 
@@ -49,9 +54,11 @@ bench() { # $1 bench name
 
 if [ "$quick" = 1 ]; then
     for name in seed reconcile hash; do bench "$name" || exit 1; done | tee "$out"
+    bash benches/scale.sh --quick | tee -a "$out"
 else
     for name in seed reconcile; do bench "$name" || exit 1; done | tee "$out"
     bash benches/images.sh "$@" | tee -a "$out"
+    bash benches/scale.sh | tee -a "$out"
 fi
 
 [ -s "$out" ] || { echo "benches/check.sh: the benches printed no figure" >&2; exit 1; }
