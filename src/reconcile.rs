@@ -176,14 +176,32 @@ pub fn render(
     let os_ids = osinfo::find()
         .map(|db| osinfo::os_ids(&db.path))
         .unwrap_or_default();
+    // Once per image, not per machine: a variant the database lacks scans
+    // all of it.
+    let variants: BTreeMap<&str, osinfo::OsVariant> = desired
+        .images
+        .iter()
+        .map(|(key, image)| {
+            (
+                key.as_str(),
+                osinfo::choose_variant(&image.os_variant, &os_ids),
+            )
+        })
+        .collect();
     for env in environments {
         let Some(seen) = observed.environment(&env.name) else {
             continue;
         };
         for machine in &env.machines {
             let files = seen.files(&machine.vm_name);
-            let (one, password) =
-                render_machine(desired, env, machine, &seen.host, files, &os_ids)?;
+            let (one, password) = render_machine(
+                desired,
+                env,
+                machine,
+                &seen.host,
+                files,
+                &variants[machine.os.as_str()],
+            )?;
             rendered.machines.insert(machine.domain_name.clone(), one);
             if let Some(password) = password {
                 rendered
@@ -201,7 +219,7 @@ fn render_machine(
     machine: &MachineSpec,
     host: &HostFacts,
     files: &MachineFiles,
-    os_ids: &BTreeMap<String, String>,
+    variant: &osinfo::OsVariant,
 ) -> Result<(RenderedMachine, Option<OneTimePassword>), ReconcileError> {
     let domain_err = |source| ReconcileError::Domain {
         machine: machine.vm_name.clone(),
@@ -231,7 +249,6 @@ fn render_machine(
         spec: fields.clone(),
     };
     let ports = ssh_ports(machine, files);
-    let variant = osinfo::choose_variant(&image.os_variant, os_ids);
     let definition = domain::render_definition(&DefinitionInput {
         machine,
         domain_type: &domain_type,
@@ -248,7 +265,7 @@ fn render_machine(
             spec_digest,
             definition,
             seed,
-            os_variant: variant,
+            os_variant: variant.clone(),
         },
         new_password,
     ))
