@@ -10,6 +10,9 @@
 mod run;
 #[path = "support/session_lab.rs"]
 mod session_lab;
+// Compiled here; the real-guest tier calls it.
+#[path = "support/snapshot_checks.rs"]
+mod snapshot_checks;
 #[path = "support/tiny_image.rs"]
 mod support;
 
@@ -406,11 +409,17 @@ fn create_revert_and_delete_on_the_test_driver_and_the_plan_stays_empty() {
     let desired = deployed_lab(dir.path());
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     converge(&lab, Target::Running);
+    let before = lab.observe().unwrap().fingerprint();
 
     let steps = snapshot(&lab, Verb::Create { replace: false }, "base", &[]);
     assert_eq!(steps.len(), 2);
     assert!(steps.iter().all(|s| s.with_memory), "both run: live");
     let observed = lab.observe().unwrap();
+    assert_eq!(
+        observed.fingerprint(),
+        before,
+        "a plan saved before is not stale"
+    );
     let web = observed.environments[0].domain("web_lab").unwrap();
     assert_eq!(web.snapshots[0].state, "running");
     let description = web.snapshots[0].description.clone().unwrap();
@@ -517,6 +526,18 @@ fn create_revert_and_delete_on_the_test_driver_and_the_plan_stays_empty() {
 
 // One real QEMU domain: what only QEMU decides.
 
+/// `qemu-io -c COMMAND` on a qcow2 file no domain runs on: its output.
+fn qemu_io(disk: &Path, command: &str) -> String {
+    let out = std::process::Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", command])
+        .arg(disk)
+        .output()
+        .expect("qemu-io (qemu-utils) is installed by scripts/setup.sh");
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "qemu-io {command}: {stderr}");
+    stdout + &stderr
+}
+
 impl SessionLab {
     fn virsh(&self, args: &[&str]) -> String {
         let out = std::process::Command::new("virsh")
@@ -535,7 +556,7 @@ impl SessionLab {
 }
 
 #[test]
-fn a_running_qemu_machine_is_snapshotted_live_and_its_backing_chain_is_kept() {
+fn qemu_snapshots_are_live_revert_disks_and_power_state_and_keep_the_backing_chain() {
     let lab = SessionLab::empty("snap");
     lab.cache_tiny_image();
     let share = lab.dir.path().join("share");
@@ -600,15 +621,23 @@ fn a_running_qemu_machine_is_snapshotted_live_and_its_backing_chain_is_kept() {
     let out = lab.ok(&["snapshot", "create", "off", "snap"]);
     let done = format!("{}.snap: create snapshot off: done", lab.env);
     assert!(out.contains(&done), "shut off: no memory: {out}");
+    // Written behind the snapshot's back, undone by the revert.
+    assert!(qemu_io(&disk, "write -P 0xab 0 64k").contains("wrote 65536/65536 bytes"));
+    assert!(qemu_io(&disk, "read -P 0xab 0 64k").contains("read 65536/65536 bytes"));
+    lab.ok(&["snapshot", "revert", "off", "snap"]);
+    assert_eq!(lab.virsh(&["domstate", &domain]).trim(), "shut off");
+    let restored = qemu_io(&disk, "read -P 0 0 64k");
+    assert!(
+        restored.contains("read 65536/65536 bytes") && !restored.contains("failed"),
+        "the disk is back as it was: {restored}"
+    );
     lab.ok(&["snapshot", "revert", "live", "snap"]);
     assert_eq!(
         lab.virsh(&["domstate", &domain]).trim(),
         "running",
         "the running snapshot comes back running"
     );
-    lab.ok(&["snapshot", "revert", "off", "snap"]);
-    assert_eq!(lab.virsh(&["domstate", &domain]).trim(), "shut off");
-    let plan = lab.run(&["plan", "--detailed-exitcode", "--target", "stopped"]);
+    let plan = lab.run(&["plan", "--detailed-exitcode"]);
     let (stdout, _) = texts(&plan);
     assert_eq!(plan.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("has 2 snapshots: live, off"), "{stdout}");
