@@ -43,14 +43,16 @@ pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
     out
 }
 
-/// "lab.web has 2 snapshots: base, pre-salt".
+/// "lab.web has 2 snapshots: base, pre-salt". The names may have been
+/// given outside lvlab (`virsh snapshot-create-as`): escaped.
 fn snapshots_line(machine: &MachineSnapshots) -> String {
     let count = machine.names.len();
     let noun = if count == 1 { "snapshot" } else { "snapshots" };
+    let names = machine.names.join(", ");
     format!(
         "{} has {count} {noun}: {}",
         machine.address,
-        machine.names.join(", ")
+        crate::escape::escape_controls(&names)
     )
 }
 
