@@ -744,6 +744,9 @@ fn plan_json_matches_the_schema_in_docs() {
 
     let lab = Lab::claiming("orphaned.xml");
     plans.push(("orphans", plan_json(&lab, &[])));
+
+    let lab = Lab::claiming("snapshots.xml");
+    plans.push(("snapshots", plan_json(&lab, &[])));
     plans.push(("prune", plan_json(&lab, &["--prune"])));
 
     let lab = Lab::on("empty.xml");
@@ -802,6 +805,8 @@ fn plan_json_matches_the_schema_in_docs() {
     // The plans above reach each part of the schema that matters here.
     for expected in [
         ".notes",
+        "snapshots.address",
+        "snapshots.names",
         "changes.address",
         "reasons.changes",
         "changes.field",

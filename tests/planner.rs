@@ -166,6 +166,7 @@ impl World {
             state,
             mark: Some(mark_for(&machine)),
             definition: DefinitionFields::parse(&rendered(&machine).definition),
+            snapshots: Vec::new(),
         });
         env.machines.insert(
             machine.vm_name.clone(),
@@ -695,6 +696,7 @@ fn a_foreign_domain_with_our_name_is_an_error_naming_it() {
         state: PowerState::Running,
         mark: None,
         definition: None,
+        snapshots: Vec::new(),
     });
     let problems = world.problems(Target::Running);
     assert!(
@@ -720,6 +722,7 @@ fn foreign_domains_with_other_names_are_left_alone() {
             state: PowerState::Running,
             mark: None,
             definition: None,
+            snapshots: Vec::new(),
         });
     let plan = world.plan(Target::Absent, all()).unwrap();
     assert!(steps(&plan).iter().all(|s| !s.contains("mail")));
@@ -778,6 +781,7 @@ fn orphaned_lvlab_domains_are_destroyed_only_with_prune() {
             state: PowerState::Running,
             mark: Some(mark_for(&orphan_spec)),
             definition: None,
+            snapshots: Vec::new(),
         });
     let plan = world.plan(Target::Running, all()).unwrap();
     assert!(plan.is_empty());

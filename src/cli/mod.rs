@@ -15,6 +15,7 @@ mod passwords;
 mod plan;
 mod progress;
 mod reconcile_args;
+mod snapshot;
 mod status;
 mod validate;
 mod wait;
@@ -109,6 +110,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// What the image caches hold, and cleaning them
     Images(images::ImagesArgs),
+    /// Snapshots of machines: create, revert, delete, list
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -136,6 +139,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cloudinit(args) => cloudinit::run(&cli.global, args, &printer),
         Command::Init(args) => init::run(&cli.global, args, &printer),
         Command::Images(args) => images::run(&cli.global, args, &printer),
+        Command::Snapshot(args) => snapshot::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,
@@ -241,6 +245,8 @@ pub enum CliError {
     Reconcile(#[from] crate::reconcile::ReconcileError),
     #[error(transparent)]
     Lock(#[from] crate::apply::LockError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::Problems),
     #[error(transparent)]
     SavedPlan(#[from] crate::plan::saved::SavedPlanError),
     #[error(transparent)]

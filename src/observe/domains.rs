@@ -1,7 +1,7 @@
 //! The domains on one libvirt connection: name, power state, and lvlab's
 //! ownership mark and the fields lvlab sets, read from the persistent
 //! definition. One listing call, and reads of only the domains whose names
-//! can be the lab's.
+//! can be the lab's (for lvlab's domains, their snapshots too).
 
 use serde::Serialize;
 use virt::domain::{Domain, DomainState};
@@ -9,6 +9,7 @@ use virt::enumutil::Enum;
 
 use crate::domain::{DefinitionFields, OwnershipMark};
 use crate::libvirt::{Connection, LibvirtError};
+use crate::observe::snapshots::{self, ObservedSnapshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObservedDomain {
@@ -20,6 +21,11 @@ pub struct ObservedDomain {
     /// lvlab's domains only): the plan compares it with what lvlab would
     /// define, to see edits made behind its back.
     pub definition: Option<DefinitionFields>,
+    /// Its snapshots (read for lvlab's domains only). Facts to show, not
+    /// plan input: kept out of the fingerprint that makes a saved plan
+    /// stale, as taking one changes nothing a plan would do.
+    #[serde(skip)]
+    pub snapshots: Vec<ObservedSnapshot>,
 }
 
 /// A domain's power state, named as `virsh domstate` names it.
@@ -180,11 +186,16 @@ fn observe_one(domain: &Domain) -> Result<ObservedDomain, virt::error::Error> {
     tracing::trace!("reading the definition of {}", domain.name()?);
     let xml = domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?;
     let mark = OwnershipMark::from_domain_xml(&xml);
+    let snapshots = match mark {
+        Some(_) => snapshots::list(domain)?,
+        None => Vec::new(),
+    };
     Ok(ObservedDomain {
         name: domain.name()?,
         state: power_state(domain)?,
         definition: mark.as_ref().and_then(|_| DefinitionFields::parse(&xml)),
         mark,
+        snapshots,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod domains;
 pub mod networks;
 pub mod osinfo;
 pub mod runtime;
+pub mod snapshots;
 pub mod ssh;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::images;
 use crate::libvirt::{Hypervisors, LibvirtError};
 use crate::storage;
 pub use domains::{ObservedDomain, PowerState};
+pub use snapshots::ObservedSnapshot;
 
 /// Files lvlab keeps in each VM directory besides disks and the seed ISO:
 /// what it last defined and rendered, so a plan can show a diff.

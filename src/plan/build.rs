@@ -9,7 +9,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::checks::{Feasible, Problems};
 use super::{
-    Action, Address, Block, Change, Plan, Reason, RenderedMachine, Selection, Step, Summary, Target,
+    Action, Address, Block, Change, MachineSnapshots, Plan, Reason, RenderedMachine, Selection,
+    Step, Summary, Target,
 };
 use crate::cloudinit;
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
@@ -50,6 +51,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         notes: input.feasible.notes.clone(),
         image_ready: BTreeMap::new(),
         image_blocks: Vec::new(),
+        snapshots: Vec::new(),
     };
     for env in input.environments {
         let observed = input
@@ -59,6 +61,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         for machine in &env.machines {
             if planner.selected(machine) {
                 planner.machine(env, observed, machine)?;
+                planner.snapshots(observed, machine);
             }
         }
         if input.selection.machines.is_empty() && !input.selection.images_only {
@@ -70,6 +73,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         mut image_blocks,
         blocks,
         notes,
+        snapshots,
         ..
     } = planner;
     image_blocks.extend(blocks);
@@ -80,6 +84,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         blocks: image_blocks,
         summary,
         notes,
+        snapshots,
     })
 }
 
@@ -92,6 +97,7 @@ struct Planner<'a> {
     /// already cached).
     image_ready: BTreeMap<PathBuf, Option<NodeIndex>>,
     image_blocks: Vec<Block>,
+    snapshots: Vec<MachineSnapshots>,
 }
 
 impl<'a> Planner<'a> {
@@ -143,6 +149,20 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The machine's snapshots, shown beside the plan and never planned.
+    fn snapshots(&mut self, env: &ObservedEnvironment, machine: &MachineSpec) {
+        let Some(domain) = env.domain(&machine.domain_name) else {
+            return;
+        };
+        if self.input.selection.images_only || domain.snapshots.is_empty() {
+            return;
+        }
+        self.snapshots.push(MachineSnapshots {
+            address: machine_address(machine),
+            names: domain.snapshots.iter().map(|s| s.name.clone()).collect(),
+        });
     }
 
     fn existing(

@@ -1,12 +1,12 @@
 //! The plan as one JSON document for scripts: every action with its address,
 //! kind and the indices of the actions it waits for, the blocks with their
-//! reasons and the diffs of their changed files (secrets redacted), and
-//! the summary.
+//! reasons and the diffs of their changed files (secrets redacted), the
+//! machines' snapshots (facts, not changes), and the summary.
 
 use petgraph::Direction;
 use serde::Serialize;
 
-use super::{Action, Address, Block, Plan, Summary, Target};
+use super::{Action, Address, Block, MachineSnapshots, Plan, Summary, Target};
 
 #[derive(Serialize)]
 struct PlanDocument<'a> {
@@ -15,6 +15,7 @@ struct PlanDocument<'a> {
     actions: Vec<ActionDocument<'a>>,
     changes: Vec<ChangeDocument<'a>>,
     notes: &'a [String],
+    snapshots: &'a [MachineSnapshots],
     summary: Summary,
 }
 
@@ -70,6 +71,7 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
         actions,
         changes: plan.blocks.iter().map(change_document).collect(),
         notes: &plan.notes,
+        snapshots: &plan.snapshots,
         summary: plan.summary,
     };
     serde_json::to_value(document).expect("a plan serializes")

@@ -268,6 +268,16 @@ pub struct Plan {
     /// Things worth knowing that are not actions (e.g. orphans without
     /// `--prune`).
     pub notes: Vec<String>,
+    /// The snapshots of the selected machines: observed facts, never a
+    /// change.
+    pub snapshots: Vec<MachineSnapshots>,
+}
+
+/// A machine's snapshots by name, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineSnapshots {
+    pub address: Address,
+    pub names: Vec<String>,
 }
 
 impl Plan {

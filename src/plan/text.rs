@@ -2,7 +2,7 @@
 //! terraform's symbols, reasons, unified diffs of changed rendered files
 //! (secrets redacted), and the summary line.
 
-use super::{Action, Address, Block, Change, Plan, Reason};
+use super::{Action, Address, Block, Change, MachineSnapshots, Plan, Reason};
 use crate::domain::{ChangeKind, FieldChange, SEED_FIELD};
 
 const RESET: &str = "\x1b[0m";
@@ -25,7 +25,10 @@ pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
     for note in &plan.notes {
         out.push_str(&format!("Note: {note}\n"));
     }
-    if !plan.notes.is_empty() {
+    for machine in &plan.snapshots {
+        out.push_str(&format!("Note: {}\n", snapshots_line(machine)));
+    }
+    if !plan.notes.is_empty() || !plan.snapshots.is_empty() {
         out.push('\n');
     }
     if plan.blocks.is_empty() {
@@ -38,6 +41,19 @@ pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
         ));
     }
     out
+}
+
+/// "lab.web has 2 snapshots: base, pre-salt". The names may have been
+/// given outside lvlab (`virsh snapshot-create-as`): escaped.
+fn snapshots_line(machine: &MachineSnapshots) -> String {
+    let count = machine.names.len();
+    let noun = if count == 1 { "snapshot" } else { "snapshots" };
+    let names = machine.names.join(", ");
+    format!(
+        "{} has {count} {noun}: {}",
+        machine.address,
+        crate::escape::escape_controls(&names)
+    )
 }
 
 fn render_block(out: &mut String, plan: &Plan, block: &Block, colored: bool) {
