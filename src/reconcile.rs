@@ -212,7 +212,13 @@ fn render_machine(
         source,
     };
     let image = &desired.images[&machine.os];
-    let domain_type = domain::resolve_domain_type(machine.domain_type, host).map_err(domain_err)?;
+    let offered = domain::OfferedTypes {
+        uri: &host.uri,
+        domain_types: &host.domain_types,
+        kvm: host.kvm,
+    };
+    let domain_type =
+        domain::resolve_domain_type(machine.domain_type, &offered).map_err(domain_err)?;
     let (seed, new_password) = render_seed(env, machine, image, files).map_err(seed_err)?;
     let seed_digest = seed.digest();
     let fields = SpecFields::of(machine, &domain_type, &seed_digest);
