@@ -19,4 +19,5 @@ pub mod manifest;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod rendering;
 pub mod storage;

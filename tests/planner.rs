@@ -14,8 +14,9 @@ use lvlab::observe::{
 };
 use lvlab::plan::{
     self, Action, Change, CheckInput, Plan, PlanError, PlanInput, Problem, Problems, Reason,
-    RenderedMachine, Selection, Target,
+    Selection, Target,
 };
+use lvlab::rendering::RenderedMachine;
 
 const MANIFEST: &str = "
 environment:

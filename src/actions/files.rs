@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::desired::{DiskRole, DiskSize, DiskStrategy, MachineSpec};
 use crate::observe::RECORDED_FILES;
-use crate::plan::RenderedMachine;
+use crate::rendering::RenderedMachine;
 use crate::storage::{self, FromImage};
 
 const PUBLIC: u32 = 0o644;

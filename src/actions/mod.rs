@@ -14,7 +14,8 @@ use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
 use crate::libvirt::{Connection, Hypervisors};
-use crate::plan::{Action, Address, RenderedMachine, Step};
+use crate::plan::{Action, Address, Step};
+use crate::rendering::RenderedMachine;
 
 /// Everything jobs need besides their step.
 pub struct ApplyContext<'a> {

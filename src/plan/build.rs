@@ -8,15 +8,14 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::checks::{Feasible, Problems};
-use super::{
-    Action, Address, Block, Change, Plan, Reason, RenderedMachine, Selection, Step, Summary, Target,
-};
+use super::{Action, Address, Block, Change, Plan, Reason, Selection, Step, Summary, Target};
 use crate::cloudinit;
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{ChangeKind, DefinitionFields, FieldChange, OwnershipMark, SEED_FIELD};
 use crate::observe::{
     ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
 };
+use crate::rendering::RenderedMachine;
 
 /// Everything a plan is made from. All plain data.
 pub struct PlanInput<'a> {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::domain::{FieldChange, SpecFields};
+use crate::domain::FieldChange;
 pub use build::{build, PlanError, PlanInput};
 pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
 pub use json::to_json;
@@ -51,20 +51,6 @@ pub struct Selection {
     /// (never unmarked ones): the define rewrites the mark.
     #[serde(default)]
     pub adopt: bool,
-}
-
-/// Everything the rendering of a desired machine produced, for comparison
-/// with what was recorded when it was defined.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedMachine {
-    pub fields: SpecFields,
-    pub spec_digest: String,
-    /// The domain definition, as defined.
-    pub definition: String,
-    /// The cloud-init seed it boots with.
-    pub seed: crate::cloudinit::Seed,
-    /// The osinfo variant recorded in the definition.
-    pub os_variant: crate::observe::osinfo::OsVariant,
 }
 
 /// The thing an action is about.
