@@ -94,7 +94,6 @@ impl<'d> Lab<'d> {
         let context = ApplyContext {
             desired: self.desired,
             hypervisors: &self.hypervisors,
-            rendered: &planned.rendered.machines,
             shutdown_timeout: options.shutdown_timeout,
             force: options.force,
             fetcher: &fetcher,

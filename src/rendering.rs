@@ -5,6 +5,7 @@
 //! `ssh_port: auto`; it never touches libvirt.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::cloudinit::password::OneTimePassword;
 use crate::cloudinit::{self, CloudInitError, Seed, SeedInput};
@@ -29,8 +30,13 @@ pub enum RenderError {
 
 /// Everything the rendering of a desired machine produced, for comparison
 /// with what was recorded when it was defined.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RenderedMachine {
+    /// The desired machine it was rendered from.
+    pub machine: MachineSpec,
+    /// `kvm`, `qemu` or what else the host offers: the manifest's
+    /// `domain_type` resolved against the host.
+    pub domain_type: String,
     pub fields: SpecFields,
     pub spec_digest: String,
     /// The domain definition, as defined.
@@ -46,7 +52,8 @@ pub struct RenderedMachine {
 /// that seed).
 #[derive(Default)]
 pub struct Rendered {
-    pub machines: BTreeMap<String, RenderedMachine>,
+    /// Shared with the plan's steps that make each machine.
+    pub machines: BTreeMap<String, Arc<RenderedMachine>>,
     pub new_passwords: BTreeMap<String, OneTimePassword>,
 }
 
@@ -68,7 +75,9 @@ pub fn render(
             let files = seen.files(&machine.vm_name);
             let (one, password) =
                 render_machine(desired, env, machine, &seen.host, files, &os_ids)?;
-            rendered.machines.insert(machine.domain_name.clone(), one);
+            rendered
+                .machines
+                .insert(machine.domain_name.clone(), Arc::new(one));
             if let Some(password) = password {
                 rendered
                     .new_passwords
@@ -134,6 +143,8 @@ fn render_machine(
     .map_err(domain_err)?;
     Ok((
         RenderedMachine {
+            machine: machine.clone(),
+            domain_type,
             fields,
             spec_digest,
             definition,
