@@ -28,8 +28,9 @@ pub enum RenderError {
     },
 }
 
-/// Everything the rendering of a desired machine produced, for comparison
-/// with what was recorded when it was defined.
+/// Everything the rendering of a desired machine produced: the plan
+/// compares it with what was recorded when the machine was defined, and the
+/// steps that make the machine carry it to apply.
 #[derive(Debug, Clone)]
 pub struct RenderedMachine {
     /// The desired machine it was rendered from.
@@ -44,7 +45,7 @@ pub struct RenderedMachine {
     /// The cloud-init seed it boots with.
     pub seed: Seed,
     /// The osinfo variant recorded in the definition.
-    pub os_variant: crate::observe::osinfo::OsVariant,
+    pub os_variant: osinfo::OsVariant,
 }
 
 /// Every selected machine rendered, and the console passwords generated
@@ -57,6 +58,7 @@ pub struct Rendered {
     pub new_passwords: BTreeMap<String, OneTimePassword>,
 }
 
+/// Renders every machine of the observed environments among `environments`.
 pub fn render(
     desired: &Desired,
     environments: &[&EnvironmentSpec],
