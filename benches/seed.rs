@@ -1,5 +1,5 @@
 //! A machine's seed, through the entry point `plan` and `apply` use
-//! (`reconcile::render_seed`: keys, console password, user-data,
+//! (`rendering::render_seed`: keys, console password, user-data,
 //! network-config), then its ISO, which only `apply` builds. Needs no
 //! libvirt and no I/O.
 //!
@@ -21,7 +21,7 @@ use std::time::Instant;
 use lvlab::cloudinit::{self, Seed};
 use lvlab::desired::{Desired, EnvironmentSpec, MachineSpec};
 use lvlab::observe::MachineFiles;
-use lvlab::reconcile::render_seed;
+use lvlab::rendering::render_seed;
 
 const PUBKEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab";

@@ -19,5 +19,6 @@ pub mod manifest;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod rendering;
 pub mod snapshot;
 pub mod storage;

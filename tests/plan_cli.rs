@@ -191,6 +191,19 @@ fn plan_json_has_the_documented_shape() {
         }
     }
     assert_eq!(doc["changes"][0]["change"], "create");
+    // Facts fixed when the plan is made: the test driver offers only its
+    // own domain type, and a guest that is not KVM's needs no KVM watch.
+    let action = |name: &str| {
+        doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {doc:#}"))
+            .clone()
+    };
+    assert_eq!(action("define_domain")["domain_type"], "test");
+    assert_eq!(action("start_domain")["watch"], "none");
 }
 
 #[test]
@@ -821,7 +834,11 @@ fn plan_json_matches_the_schema_in_docs() {
         "actions.index",
         "actions.path",
         "actions.dir",
+        "actions.domain_type",
+        "actions.watch",
         "action download_image",
+        "action define_domain",
+        "action start_domain",
         "action redefine_domain",
         "action remove_files",
         "action shutdown_domain",

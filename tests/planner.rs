@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use lvlab::desired::{Desired, MachineSpec};
 use lvlab::domain::{spec_digest, DefinitionFields, HostFacts, OwnershipMark, SpecFields};
@@ -13,9 +14,10 @@ use lvlab::observe::{
     ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
 };
 use lvlab::plan::{
-    self, Action, Change, CheckInput, Plan, PlanError, PlanInput, Problem, Problems, Reason,
-    RenderedMachine, Selection, Target,
+    self, Action, Address, Change, CheckInput, Plan, PlanError, PlanInput, Problem, Problems,
+    Reason, Selection, StartWatch, Target,
 };
+use lvlab::rendering::RenderedMachine;
 
 const MANIFEST: &str = "
 environment:
@@ -49,6 +51,8 @@ const SEED: &str = "sha256:seed";
 fn rendered(machine: &MachineSpec) -> RenderedMachine {
     let fields = SpecFields::of(machine, "qemu", SEED);
     RenderedMachine {
+        machine: machine.clone(),
+        domain_type: "qemu".into(),
         spec_digest: spec_digest(&fields),
         definition: format!("<domain><memory>{}</memory></domain>\n", machine.memory_mib),
         seed: lvlab::cloudinit::Seed {
@@ -229,11 +233,21 @@ impl World {
     }
 
     fn plan(&self, target: Target, selection: Selection) -> Result<Plan, PlanError> {
+        self.plan_rendered(target, selection, rendered)
+    }
+
+    /// A plan with each machine rendered by `render`.
+    fn plan_rendered(
+        &self,
+        target: Target,
+        selection: Selection,
+        render: impl Fn(&MachineSpec) -> RenderedMachine,
+    ) -> Result<Plan, PlanError> {
         let envs: Vec<_> = self.desired.environments.iter().collect();
-        let rendered: BTreeMap<String, RenderedMachine> = envs
+        let rendered: BTreeMap<String, Arc<RenderedMachine>> = envs
             .iter()
             .flat_map(|e| e.machines.iter())
-            .map(|m| (m.domain_name.clone(), rendered(m)))
+            .map(|m| (m.domain_name.clone(), Arc::new(render(m))))
             .collect();
         let feasible = plan::check(&CheckInput {
             desired: &self.desired,
@@ -379,6 +393,121 @@ fn all_running_means_no_changes() {
     );
     let text = plan::render_text(&plan, "Lvlab.yml", false);
     assert_eq!(text, "No changes. The lab matches Lvlab.yml.\n");
+}
+
+/// `web` rendered as a KVM guest, `db` under TCG.
+fn web_on_kvm(machine: &MachineSpec) -> RenderedMachine {
+    let mut r = rendered(machine);
+    if machine.vm_name == "web" {
+        r.domain_type = "kvm".into();
+    }
+    r
+}
+
+/// The domain type, and what a start watches for, are fixed in the plan
+/// from each machine's rendering; the steps that make a machine carry it.
+#[test]
+fn planned_steps_carry_their_machine_its_domain_type_and_the_start_watch() {
+    let plan = World::new(MANIFEST)
+        .image_cached()
+        .plan_rendered(Target::Running, all(), web_on_kvm)
+        .unwrap();
+    let mut seen = Vec::new();
+    for (_, step) in plan.steps() {
+        let Address::Machine { vm_name, .. } = &step.address else {
+            continue;
+        };
+        let kvm = vm_name == "web";
+        let made_by = |machine: &lvlab::plan::PlannedMachine| {
+            assert_eq!(&machine.machine.vm_name, vm_name, "{step:?}");
+        };
+        match &step.action {
+            Action::DefineDomain {
+                domain_type,
+                machine,
+            } => {
+                assert_eq!(domain_type, if kvm { "kvm" } else { "qemu" });
+                made_by(machine);
+            }
+            Action::StartDomain { watch } => {
+                let expected = if kvm {
+                    StartWatch::KvmFailure
+                } else {
+                    StartWatch::None
+                };
+                assert_eq!(*watch, expected, "{vm_name}");
+            }
+            Action::BuildSeed { machine } | Action::CreateDisk { machine, .. } => made_by(machine),
+            other => panic!("{other:?} in a create"),
+        }
+        seen.push(format!("{vm_name}: {}", step.action.describe()));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "db: build seed ISO",
+            "db: create disk disk0.qcow2",
+            "db: define domain",
+            "db: start",
+            "web: build seed ISO",
+            "web: create disk disk0.qcow2",
+            "web: create disk disk1.qcow2",
+            "web: define domain",
+            "web: start",
+        ]
+    );
+}
+
+/// A start or an update of a machine already defined carries the same
+/// facts as a create's.
+#[test]
+fn a_stopped_kvm_machine_is_started_with_the_kvm_watch_and_redefined_with_its_type() {
+    let mut world = World::new(MANIFEST)
+        .deployed("web", PowerState::ShutOff)
+        .deployed("db", PowerState::Running);
+    world.mark("web").spec_digest = "sha256:older".into();
+    world.mark("web").spec.0.insert("cpu".into(), "4".into());
+    let plan = world
+        .plan_rendered(Target::Running, all(), web_on_kvm)
+        .unwrap();
+    let actions: Vec<&Action> = plan.steps().map(|(_, s)| &s.action).collect();
+    assert!(
+        matches!(
+            actions[..],
+            [
+                Action::RedefineDomain { domain_type, .. },
+                Action::StartDomain {
+                    watch: StartWatch::KvmFailure
+                }
+            ] if domain_type == "kvm"
+        ),
+        "{actions:?}"
+    );
+}
+
+/// Destroying a machine of the manifest removes its disks by name; an
+/// orphan's directory loses any disk lvlab names (see the prune test).
+#[test]
+fn destroying_a_machine_removes_the_manifests_disks() {
+    let world = World::new(MANIFEST).deployed("web", PowerState::Running);
+    let web = world.machine("web");
+    let plan = world
+        .plan(
+            Target::Absent,
+            Selection {
+                machines: vec!["web".into()],
+                ..all()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        plan.steps().last().unwrap().1.action,
+        Action::RemoveFiles {
+            dir: web.vm_dir.clone(),
+            disks: Some(web.disks.iter().map(|d| d.path.clone()).collect()),
+        }
+    );
 }
 
 #[test]
@@ -812,7 +941,8 @@ fn orphaned_lvlab_domains_are_destroyed_only_with_prune() {
     assert_eq!(
         plan.steps().last().unwrap().1.action,
         Action::RemoveFiles {
-            dir: "/vms/lab/old".into()
+            dir: "/vms/lab/old".into(),
+            disks: None,
         },
         "the orphan's directory comes from its mark"
     );

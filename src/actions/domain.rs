@@ -8,6 +8,7 @@ use virt::sys;
 
 use crate::libvirt::Connection;
 use crate::observe::{domains, PowerState};
+use crate::plan::StartWatch;
 
 /// How often a shutdown checks whether the guest has stopped.
 const POLL: Duration = Duration::from_millis(250);
@@ -49,7 +50,9 @@ const KVM_WATCH: Duration = Duration::from_secs(2);
 const KVM_HINT: &str = "KVM does not work on this host (often nested virtualization): \
      set `domain_type: qemu` to run the machine under software emulation (TCG)";
 
-pub fn start(conn: &Connection, name: &str, kvm: bool) -> Result<(), String> {
+/// Starts (or resumes) the domain, watching for what `watch` names.
+pub fn start(conn: &Connection, name: &str, watch: StartWatch) -> Result<(), String> {
+    let kvm = watch == StartWatch::KvmFailure;
     let domain = lookup(conn, name)?;
     let started = match state(conn, &domain, name)? {
         PowerState::Running => return Ok(()),

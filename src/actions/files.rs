@@ -1,11 +1,11 @@
 //! File actions, all through [`crate::storage`]: disks, the seed, the
 //! recorded definition, and removing what lvlab made.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::desired::{DiskRole, DiskSize, DiskStrategy, MachineSpec};
 use crate::observe::RECORDED_FILES;
-use crate::plan::RenderedMachine;
+use crate::rendering::RenderedMachine;
 use crate::storage::{self, FromImage};
 
 const PUBLIC: u32 = 0o644;
@@ -34,16 +34,16 @@ pub fn create_disk(machine: &MachineSpec, image: &Path, index: usize) -> Result<
 }
 
 /// The seed documents beside the disks, and the ISO the guest reads.
-pub fn write_seed(machine: &MachineSpec, rendered: &RenderedMachine) -> Result<(), String> {
-    crate::cloudinit::write_seed(&machine.vm_dir, &rendered.seed)
+pub fn write_seed(rendered: &RenderedMachine) -> Result<(), String> {
+    crate::cloudinit::write_seed(&rendered.machine.vm_dir, &rendered.seed)
         .map(drop)
         .map_err(|e| e.to_string())
 }
 
 /// What lvlab defined, kept so the next plan can show a diff against it.
-pub fn record_definition(machine: &MachineSpec, rendered: &RenderedMachine) -> Result<(), String> {
+pub fn record_definition(rendered: &RenderedMachine) -> Result<(), String> {
     storage::write_file(
-        &machine.vm_dir.join("domain.xml"),
+        &rendered.machine.vm_dir.join("domain.xml"),
         rendered.definition.as_bytes(),
         PUBLIC,
     )
@@ -55,19 +55,19 @@ pub fn record_definition(machine: &MachineSpec, rendered: &RenderedMachine) -> R
 /// seed, the recorded files, and the temporary files an interrupted run
 /// left of any of them (`<name>.partial`, `<name>.<16 hex>.tmp`). Anything
 /// else stays, with a warning.
-pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result<(), String> {
+pub fn remove_machine_files(dir: &Path, disks: Option<&[PathBuf]>) -> Result<(), String> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
     names.push(crate::cloudinit::files::ISO_FILE.into());
-    match machine {
-        Some(m) => names.extend(
-            m.disks
+    match disks {
+        Some(disks) => names.extend(
+            disks
                 .iter()
-                .filter_map(|d| d.path.file_name())
+                .filter_map(|path| path.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
         ),
         None => names.extend(files_in(dir).filter(|name| is_lvlab_disk(name))),
     }
-    let ours = |of: &str| names.iter().any(|n| n == of) || (machine.is_none() && is_lvlab_disk(of));
+    let ours = |of: &str| names.iter().any(|n| n == of) || (disks.is_none() && is_lvlab_disk(of));
     let leftovers: Vec<String> = files_in(dir)
         .filter(|name| temporary_of(name).is_some_and(ours))
         .collect();

@@ -14,14 +14,12 @@ use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
 use crate::libvirt::{Connection, Hypervisors};
-use crate::plan::{Action, Address, RenderedMachine, Step};
+use crate::plan::{Action, Address, Step};
 
 /// Everything jobs need besides their step.
 pub struct ApplyContext<'a> {
     pub desired: &'a Desired,
     pub hypervisors: &'a Hypervisors,
-    /// Rendered machines by domain name (definition and seed documents).
-    pub rendered: &'a BTreeMap<String, RenderedMachine>,
     /// How long `down` waits for a guest to stop after the ACPI request.
     pub shutdown_timeout: Duration,
     /// Power off a guest that did not stop within the timeout.
@@ -63,39 +61,35 @@ impl Job for StepJob<'_> {
             (
                 Address::Machine {
                     environment,
-                    vm_name,
                     domain,
+                    ..
                 },
                 action,
             ) => {
                 let env = environment_spec(ctx, environment)?;
                 let conn = ctx.hypervisors.get(&env.libvirt_uri);
-                let machine = env.machines.iter().find(|m| &m.vm_name == vm_name);
-                let rendered = ctx.rendered.get(domain.as_str());
-                run_machine_action(conn, domain, machine, rendered, action, ctx)
+                run_machine_action(conn, domain, action, ctx)
             }
         }
     }
 }
 
+/// Carries out a machine's step: the machine and its rendering come with
+/// the step when it makes the machine.
 fn run_machine_action(
     conn: &Connection,
     domain: &str,
-    machine: Option<&MachineSpec>,
-    rendered: Option<&RenderedMachine>,
     action: &Action,
     ctx: &ApplyContext,
 ) -> Result<(), String> {
-    let needs = |what: &str| format!("{domain}: {what} needs the machine in the manifest");
     match action {
-        Action::CreateDisk { index, .. } => {
-            let machine = machine.ok_or_else(|| needs("a disk"))?;
+        Action::CreateDisk { index, machine, .. } => {
+            let machine = &machine.machine;
             files::create_disk(machine, &boot_image(ctx, machine), *index)
         }
-        Action::BuildSeed => {
-            let machine = machine.ok_or_else(|| needs("a seed"))?;
-            let rendered = rendered.ok_or_else(|| needs("a seed"))?;
-            files::write_seed(machine, rendered)?;
+        Action::BuildSeed { machine: rendered } => {
+            let machine = &rendered.machine;
+            files::write_seed(rendered)?;
             if let Some(password) = ctx.new_passwords.get(domain) {
                 let user = &machine.cloud_init.user;
                 ctx.password_reporter
@@ -103,26 +97,25 @@ fn run_machine_action(
             }
             Ok(())
         }
-        Action::DefineDomain | Action::RedefineDomain => {
-            let machine = machine.ok_or_else(|| needs("a definition"))?;
-            let rendered = rendered.ok_or_else(|| needs("a definition"))?;
-            files::record_definition(machine, rendered)?;
+        Action::DefineDomain {
+            machine: rendered, ..
+        }
+        | Action::RedefineDomain {
+            machine: rendered, ..
+        } => {
+            let machine = &rendered.machine;
+            files::record_definition(rendered)?;
             let digest =
                 crate::images::record::verified_digest(machine, &ctx.desired.images[&machine.os]);
             let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
             domain::define(conn, domain, &xml, machine.autostart)
         }
-        Action::StartDomain => {
-            let kvm = rendered
-                .and_then(|r| r.fields.0.get("domain_type"))
-                .is_some_and(|t| t == "kvm");
-            domain::start(conn, domain, kvm)
-        }
+        Action::StartDomain { watch } => domain::start(conn, domain, *watch),
         Action::ResumeDomain => domain::resume(conn, domain),
         Action::ShutdownDomain => domain::shutdown(conn, domain, ctx.shutdown_timeout, ctx.force),
         Action::PowerOffDomain => domain::power_off(conn, domain),
         Action::UndefineDomain => domain::undefine(conn, domain),
-        Action::RemoveFiles { dir } => files::remove_machine_files(dir, machine),
+        Action::RemoveFiles { dir, disks } => files::remove_machine_files(dir, disks.as_deref()),
         Action::DownloadImage { .. } => Err(format!("{domain}: image actions belong to an image")),
     }
 }

@@ -43,7 +43,7 @@ pub fn run(
     let (environment, image) = context(&desired, machine)?;
     // The hash generated when this seed was first written keeps the seed
     // stable; a fresh password is made only when there is none.
-    let (seed, generated) = crate::reconcile::render_seed(
+    let (seed, generated) = crate::rendering::render_seed(
         environment,
         machine,
         image,

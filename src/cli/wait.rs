@@ -205,7 +205,7 @@ fn first_probe(lab: &Lab, machine: &MachineSpec) -> Duration {
                 .flatten()
         })
         .and_then(|d| d.mark)
-        .is_some_and(|mark| mark.spec.0.get("domain_type").is_some_and(|t| t == "kvm"));
+        .is_some_and(|mark| mark.spec.domain_type() == Some("kvm"));
     if kvm {
         FIRST_PROBE_KVM
     } else {

@@ -4,14 +4,15 @@
 //! libvirt; the actions define what this module renders.
 
 mod definition;
+mod domain_type;
 mod mark;
 mod render;
 mod spec;
 
 pub use definition::DefinitionFields;
+pub use domain_type::{best_domain_type, resolve_domain_type, OfferedTypes};
 pub use mark::{canonical_dir, with_image_digest, LabIdentity, OwnershipMark, MARK_NAMESPACE};
 pub use render::{
-    forwarded_ssh_ports, render_definition, resolve_domain_type, seed_path, DefinitionInput,
-    DomainError, HostFacts,
+    forwarded_ssh_ports, render_definition, seed_path, DefinitionInput, DomainError, HostFacts,
 };
 pub use spec::{spec_digest, ChangeKind, FieldChange, SpecFields, SEED_FIELD};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::mark::{OwnershipMark, MARK_NAMESPACE};
 use std::path::Path;
 
-use crate::desired::{Attachment, DomainType, MachineSpec, SshPort};
+use crate::desired::{Attachment, MachineSpec, SshPort};
 
 const TEMPLATE_NAME: &str = "domain.xml";
 const TEMPLATE: &str = include_str!("../../templates/domain.xml");
@@ -69,28 +69,6 @@ pub struct HostFacts {
     pub virtiofsd: Option<std::path::PathBuf>,
 }
 
-/// `auto` is KVM when usable, else QEMU's TCG, else whatever the host offers
-/// (libvirt's test driver offers only `test`).
-pub fn resolve_domain_type(requested: DomainType, host: &HostFacts) -> Result<String, DomainError> {
-    let offers = |t: &str| host.domain_types.iter().any(|o| o == t);
-    let not_offered = |requested| DomainError::TypeNotOffered {
-        requested,
-        uri: host.uri.clone(),
-        offered: host.domain_types.join(", "),
-    };
-    match requested {
-        DomainType::Kvm if host.kvm => Ok("kvm".into()),
-        DomainType::Kvm => Err(not_offered("kvm")),
-        DomainType::Qemu if offers("qemu") || offers("test") => Ok("qemu".into()),
-        DomainType::Qemu => Err(not_offered("qemu")),
-        // The same choice `lvlab capabilities` reports.
-        DomainType::Auto => {
-            crate::observe::capabilities::best_domain_type(&host.domain_types, host.kvm)
-                .ok_or_else(|| not_offered("auto"))
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct DomainContext<'a> {
     domain_type: &'a str,
@@ -141,7 +119,7 @@ struct NicContext {
 /// What a definition is made from besides the machine itself.
 pub struct DefinitionInput<'a> {
     pub machine: &'a MachineSpec,
-    /// `kvm`, `qemu` or what else the host offers (see [`resolve_domain_type`]).
+    /// `kvm`, `qemu` or what else the host offers (see [`super::resolve_domain_type`]).
     pub domain_type: &'a str,
     pub arch: &'a str,
     pub mark: &'a OwnershipMark,
@@ -285,42 +263,4 @@ pub fn forwarded_ssh_ports(definition: &str) -> Vec<u16> {
         })
         .filter_map(|n| n.attribute("start")?.parse().ok())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::observe::capabilities::parse_host_capabilities;
-
-    /// The host of `tests/fixtures/qemu-session-tcg-only-capabilities.xml`:
-    /// QEMU without a usable `/dev/kvm`.
-    fn tcg_only_host() -> HostFacts {
-        let xml = include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/qemu-session-tcg-only-capabilities.xml"
-        ));
-        let caps = parse_host_capabilities(xml).unwrap();
-        HostFacts {
-            uri: "qemu:///session".into(),
-            arch: caps.arch.unwrap(),
-            domain_types: caps.domain_types,
-            kvm: false,
-            virtiofsd: None,
-        }
-    }
-
-    #[test]
-    fn kvm_on_a_host_without_kvm_says_to_use_tcg() {
-        let err = resolve_domain_type(DomainType::Kvm, &tcg_only_host()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "domain_type kvm is not offered by qemu:///session (it offers: qemu)\n  \
-             hint: this host offers no KVM: set `domain_type: qemu` to run the machine \
-             under software emulation (TCG), or `auto` to use KVM only where it exists"
-        );
-        assert_eq!(
-            resolve_domain_type(DomainType::Auto, &tcg_only_host()).unwrap(),
-            "qemu"
-        );
-    }
 }

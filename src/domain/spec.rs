@@ -12,6 +12,9 @@ use crate::desired::{Attachment, DiskRole, DiskSize, DiskStrategy, MachineSpec, 
 /// The field that holds the seed's digest.
 pub const SEED_FIELD: &str = "seed";
 
+/// The field that holds the domain type the machine was defined with.
+const DOMAIN_TYPE_FIELD: &str = "domain_type";
+
 /// Field name -> value as shown to a person.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -42,7 +45,7 @@ impl SpecFields {
         let mut fields = BTreeMap::new();
         fields.insert("cpu".into(), machine.cpu.to_string());
         fields.insert("memory".into(), format!("{} MiB", machine.memory_mib));
-        fields.insert("domain_type".into(), domain_type.to_string());
+        fields.insert(DOMAIN_TYPE_FIELD.into(), domain_type.to_string());
         if machine.autostart {
             fields.insert("autostart".into(), "yes".into());
         }
@@ -70,6 +73,12 @@ impl SpecFields {
             );
         }
         Self(fields)
+    }
+
+    /// The domain type recorded (`kvm`, `qemu`...), for what reads a
+    /// deployed machine's mark rather than a plan.
+    pub fn domain_type(&self) -> Option<&str> {
+        self.0.get(DOMAIN_TYPE_FIELD).map(String::as_str)
     }
 
     /// Every field that differs, in field order.

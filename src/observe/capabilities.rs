@@ -179,19 +179,6 @@ pub fn kvm_usable(domain_types: Option<&[String]>, kvm_caps: Option<&DomainCaps>
     listed && kvm_caps.is_some_and(DomainCaps::describes_kvm)
 }
 
-/// The domain type lvlab would define guests with: KVM when usable, else
-/// QEMU's TCG, else whatever the driver offers first (`test`, ...).
-pub fn best_domain_type(domain_types: &[String], kvm: bool) -> Option<String> {
-    if kvm {
-        return Some("kvm".to_string());
-    }
-    let without_kvm = || domain_types.iter().filter(|t| *t != "kvm");
-    without_kvm()
-        .find(|t| *t == "qemu")
-        .or_else(|| without_kvm().next())
-        .cloned()
-}
-
 /// libvirt encodes versions as `major * 1_000_000 + minor * 1000 + micro`.
 pub fn format_version(encoded: u32) -> String {
     let (major, rest) = (encoded / 1_000_000, encoded % 1_000_000);
@@ -323,7 +310,7 @@ fn guest_support(
         _ => domain_caps(conn, arch, "kvm"),
     };
     let kvm = kvm_usable(domain_types, kvm_caps.as_ref());
-    let domain_type = best_domain_type(domain_types.unwrap_or_default(), kvm);
+    let domain_type = crate::domain::best_domain_type(domain_types.unwrap_or_default(), kvm);
     let caps = match domain_type.as_deref() {
         Some("kvm") => kvm_caps,
         Some(other) => domain_caps(conn, arch, other),
@@ -535,17 +522,29 @@ mod tests {
         assert!(!kvm_usable(None, Some(&echoed)));
     }
 
+    /// A host without a usable `/dev/kvm`, as its capabilities read, gets
+    /// TCG for `auto` and the hint to use it for `kvm`.
     #[test]
-    fn best_domain_type_prefers_kvm_then_qemu() {
-        let qemu = strings(&["kvm", "qemu"]);
-        assert_eq!(best_domain_type(&qemu, true).as_deref(), Some("kvm"));
-        assert_eq!(best_domain_type(&qemu, false).as_deref(), Some("qemu"));
+    fn kvm_on_a_host_without_kvm_says_to_use_tcg() {
+        use crate::desired::DomainType;
+        use crate::domain::{resolve_domain_type, OfferedTypes};
+        let caps = host(fixture!("qemu-session-tcg-only-capabilities.xml"));
+        let offered = OfferedTypes {
+            uri: "qemu:///session",
+            domain_types: &caps.domain_types,
+            kvm: false,
+        };
+        let err = resolve_domain_type(DomainType::Kvm, &offered).unwrap_err();
         assert_eq!(
-            best_domain_type(&strings(&["test"]), false).as_deref(),
-            Some("test")
+            err.to_string(),
+            "domain_type kvm is not offered by qemu:///session (it offers: qemu)\n  \
+             hint: this host offers no KVM: set `domain_type: qemu` to run the machine \
+             under software emulation (TCG), or `auto` to use KVM only where it exists"
         );
-        assert_eq!(best_domain_type(&strings(&["kvm"]), false), None);
-        assert_eq!(best_domain_type(&[], false), None);
+        assert_eq!(
+            resolve_domain_type(DomainType::Auto, &offered).unwrap(),
+            "qemu"
+        );
     }
 
     #[test]

@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::checks::{Feasible, Problems};
 use super::{
-    Action, Address, Block, Change, MachineSnapshots, Plan, Reason, RenderedMachine, Selection,
-    Step, Summary, Target,
+    Action, Address, Block, Change, MachineSnapshots, Plan, PlannedMachine, Reason, Selection,
+    StartWatch, Step, Summary, Target,
 };
 use crate::cloudinit;
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
@@ -18,14 +19,16 @@ use crate::domain::{ChangeKind, DefinitionFields, FieldChange, OwnershipMark, SE
 use crate::observe::{
     ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
 };
+use crate::rendering::RenderedMachine;
 
 /// Everything a plan is made from. All plain data.
 pub struct PlanInput<'a> {
     pub desired: &'a Desired,
     pub environments: &'a [&'a EnvironmentSpec],
     pub observed: &'a Observed,
-    /// The rendered desired machines, by domain name.
-    pub rendered: &'a BTreeMap<String, RenderedMachine>,
+    /// The rendered desired machines, by domain name: every machine of the
+    /// environments (`crate::rendering::render`).
+    pub rendered: &'a BTreeMap<String, Arc<RenderedMachine>>,
     pub target: Target,
     pub selection: &'a Selection,
     /// What [`super::check`] found for the same input.
@@ -122,7 +125,7 @@ impl<'a> Planner<'a> {
         let address = machine_address(machine);
         match (self.input.target, domain) {
             (Target::Absent, Some(domain)) => {
-                self.destroy(&address, domain, &machine.vm_dir);
+                self.destroy(&address, domain, &machine.vm_dir, Some(disk_paths(machine)));
                 self.block(address, Change::Destroy, vec![Reason::TargetAbsent]);
             }
             (Target::Absent, None) if files.dir_exists => {
@@ -130,6 +133,7 @@ impl<'a> Planner<'a> {
                     &address,
                     Action::RemoveFiles {
                         dir: machine.vm_dir.clone(),
+                        disks: Some(disk_paths(machine)),
                     },
                 );
                 self.block(address, Change::Destroy, vec![Reason::TargetAbsent]);
@@ -173,7 +177,7 @@ impl<'a> Planner<'a> {
         files: &MachineFiles,
         adopted: Option<String>,
     ) {
-        let rendered = &self.input.rendered[&machine.domain_name];
+        let rendered = self.rendered(machine);
         let mark = domain.mark.as_ref().expect("foreign domains were rejected");
         let running = domain.state.is_active();
         let mut changes = if mark.spec_digest == rendered.spec_digest {
@@ -198,7 +202,7 @@ impl<'a> Planner<'a> {
         // The digest is the fast path for spec changes; edits made behind
         // lvlab's back only show in the live definition.
         let drift = if changes.is_empty() {
-            live_drift(domain, rendered)
+            live_drift(domain, &rendered)
         } else {
             Vec::new()
         };
@@ -206,13 +210,13 @@ impl<'a> Planner<'a> {
             !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
         let adopted = adopted.map(|owner| Reason::Adopted { owner });
         if replace_requested {
-            let end = self.destroy(address, domain, &machine.vm_dir);
+            let end = self.destroy(address, domain, &machine.vm_dir, Some(disk_paths(machine)));
             self.create(address, machine, MachineFiles::none(), &[end]);
             let mut reasons = vec![Reason::ReplaceRequested];
             reasons.extend(adopted);
             reasons.extend(spec_reason(changes, running));
             reasons.extend(missing_disks);
-            self.block_with_diffs(address.clone(), Change::Replace, reasons, files, rendered);
+            self.block_with_diffs(address.clone(), Change::Replace, reasons, files, &rendered);
             return;
         }
         let mut reasons = Vec::new();
@@ -231,14 +235,18 @@ impl<'a> Planner<'a> {
                 Change::ReplaceNotRequested,
                 replace_reasons,
                 files,
-                rendered,
+                &rendered,
             );
             self.notes.push(format!(
                 "{} needs replacing to apply its changes; run with --replace {} to destroy and create it",
                 machine.vm_name, machine.vm_name
             ));
         } else if redefine {
-            updates.push(self.add(address, Action::RedefineDomain));
+            let redefine = Action::RedefineDomain {
+                domain_type: rendered.domain_type.clone(),
+                machine: rendered.clone(),
+            };
+            updates.push(self.add(address, redefine));
             reasons.extend(spec_reason(changes, running));
             if !drift.is_empty() {
                 reasons.push(Reason::Drifted {
@@ -249,14 +257,17 @@ impl<'a> Planner<'a> {
             change = Some(Change::Update);
         }
         if !files.seed_iso && !needs_replace {
-            updates.push(self.add(address, Action::BuildSeed));
+            let seed = Action::BuildSeed {
+                machine: rendered.clone(),
+            };
+            updates.push(self.add(address, seed));
             reasons.push(Reason::SeedMissing);
             change = Some(Change::Update);
         }
         let paused = domain.state == PowerState::Paused;
         match (self.input.target, running) {
             (Target::Running, false) => {
-                let start = self.add(address, Action::StartDomain);
+                let start = self.add(address, start_action(&rendered));
                 for node in updates {
                     self.graph.add_edge(node, start, ());
                 }
@@ -293,16 +304,19 @@ impl<'a> Planner<'a> {
             } else {
                 MachineFiles::none()
             };
-            self.block_with_diffs(address.clone(), change, reasons, diffs, rendered);
+            self.block_with_diffs(address.clone(), change, reasons, diffs, &rendered);
         }
     }
 
-    /// Power off (if active), undefine, remove files; returns the last node.
+    /// Power off (if active), undefine, remove files (the manifest's
+    /// `disks`, or any of lvlab's for a machine no longer in it); returns
+    /// the last node.
     fn destroy(
         &mut self,
         address: &Address,
         domain: &ObservedDomain,
         vm_dir: &std::path::Path,
+        disks: Option<Vec<PathBuf>>,
     ) -> NodeIndex {
         let mut previous = None;
         if domain.state.is_active() {
@@ -314,6 +328,7 @@ impl<'a> Planner<'a> {
             address,
             Action::RemoveFiles {
                 dir: vm_dir.to_path_buf(),
+                disks,
             },
         );
         self.chain(Some(undefine), remove);
@@ -329,7 +344,8 @@ impl<'a> Planner<'a> {
         files: &MachineFiles,
         after: &[NodeIndex],
     ) {
-        let variant = &self.input.rendered[&machine.domain_name].os_variant;
+        let rendered = self.rendered(machine);
+        let variant = &rendered.os_variant;
         if variant.is_fallback() {
             self.notes.push(format!(
                 "{}: the osinfo database does not know os_variant {}; it is recorded as {}",
@@ -337,7 +353,13 @@ impl<'a> Planner<'a> {
             ));
         }
         let image = self.image(machine);
-        let define = self.add(address, Action::DefineDomain);
+        let define = self.add(
+            address,
+            Action::DefineDomain {
+                domain_type: rendered.domain_type.clone(),
+                machine: rendered.clone(),
+            },
+        );
         let mut roots = Vec::new();
         for (index, disk) in machine.disks.iter().enumerate() {
             if files.disks.get(&disk.path).copied().unwrap_or(false) {
@@ -348,6 +370,7 @@ impl<'a> Planner<'a> {
                 Action::CreateDisk {
                     index,
                     path: disk.path.clone(),
+                    machine: rendered.clone(),
                 },
             );
             if index == 0 {
@@ -356,7 +379,12 @@ impl<'a> Planner<'a> {
             self.graph.add_edge(node, define, ());
             roots.push(node);
         }
-        let seed = self.add(address, Action::BuildSeed);
+        let seed = self.add(
+            address,
+            Action::BuildSeed {
+                machine: rendered.clone(),
+            },
+        );
         self.graph.add_edge(seed, define, ());
         roots.push(seed);
         for root in roots {
@@ -365,7 +393,7 @@ impl<'a> Planner<'a> {
             }
         }
         if self.input.target == Target::Running {
-            let start = self.add(address, Action::StartDomain);
+            let start = self.add(address, start_action(&rendered));
             self.graph.add_edge(define, start, ());
         }
     }
@@ -437,9 +465,15 @@ impl<'a> Planner<'a> {
                 vm_name: mark.vm_name.clone(),
                 domain: domain.name.clone(),
             };
-            self.destroy(&address, domain, std::path::Path::new(&mark.vm_dir));
+            self.destroy(&address, domain, std::path::Path::new(&mark.vm_dir), None);
             self.block(address, Change::Destroy, vec![Reason::NotInManifest]);
         }
+    }
+
+    /// The machine's rendering, for the steps that make it. Rendering
+    /// covers every machine of the environments planned.
+    fn rendered(&self, machine: &MachineSpec) -> PlannedMachine {
+        PlannedMachine::new(Arc::clone(&self.input.rendered[&machine.domain_name]))
     }
 
     fn add(&mut self, address: &Address, action: Action) -> NodeIndex {
@@ -506,6 +540,17 @@ pub(super) fn image_reason(
         Some(s) if spec.checksum.is_some() && !s.verified => Some(Reason::ImageUnverified { path }),
         Some(_) => None,
     }
+}
+
+/// A start, watching for what the machine's domain type can go wrong with.
+fn start_action(rendered: &RenderedMachine) -> Action {
+    Action::StartDomain {
+        watch: StartWatch::for_domain_type(&rendered.domain_type),
+    }
+}
+
+fn disk_paths(machine: &MachineSpec) -> Vec<PathBuf> {
+    machine.disks.iter().map(|d| d.path.clone()).collect()
 }
 
 fn machine_address(machine: &MachineSpec) -> Address {

@@ -346,7 +346,13 @@ impl Checks {
     /// the host's. A domain type the host does not offer is rendering's
     /// error, reported there.
     fn size(&mut self, env: &ObservedEnvironment, machine: &MachineSpec) {
-        let domain_type = crate::domain::resolve_domain_type(machine.domain_type, &env.host).ok();
+        let host = &env.host;
+        let offered = crate::domain::OfferedTypes {
+            uri: &host.uri,
+            domain_types: &host.domain_types,
+            kvm: host.kvm,
+        };
+        let domain_type = crate::domain::resolve_domain_type(machine.domain_type, &offered).ok();
         let max = domain_type
             .as_ref()
             .and_then(|t| Some((t, *env.limits.max_vcpus.get(t)?)));

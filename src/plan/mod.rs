@@ -13,11 +13,13 @@ pub mod saved;
 mod text;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::domain::{FieldChange, SpecFields};
+use crate::domain::FieldChange;
+use crate::rendering::RenderedMachine;
 pub use build::{build, PlanError, PlanInput};
 pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
 pub use json::to_json;
@@ -53,20 +55,6 @@ pub struct Selection {
     pub adopt: bool,
 }
 
-/// Everything the rendering of a desired machine produced, for comparison
-/// with what was recorded when it was defined.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedMachine {
-    pub fields: SpecFields,
-    pub spec_digest: String,
-    /// The domain definition, as defined.
-    pub definition: String,
-    /// The cloud-init seed it boots with.
-    pub seed: crate::cloudinit::Seed,
-    /// The osinfo variant recorded in the definition.
-    pub os_variant: crate::observe::osinfo::OsVariant,
-}
-
 /// The thing an action is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -95,7 +83,9 @@ impl std::fmt::Display for Address {
     }
 }
 
-/// One step. Plain data: the apply side decides how each is carried out.
+/// One step. Plain data, with every fact apply needs decided here: the
+/// machine a step makes and its rendering, the domain type, what a start
+/// watches for. Apply decides how each is carried out, never what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
@@ -108,12 +98,28 @@ pub enum Action {
     CreateDisk {
         index: usize,
         path: PathBuf,
+        #[serde(skip)]
+        machine: PlannedMachine,
     },
-    BuildSeed,
-    DefineDomain,
+    BuildSeed {
+        #[serde(skip)]
+        machine: PlannedMachine,
+    },
+    DefineDomain {
+        /// `kvm`, `qemu` or what else the host offers, chosen at rendering.
+        domain_type: String,
+        #[serde(skip)]
+        machine: PlannedMachine,
+    },
     /// Define again over the existing domain: in-place changes.
-    RedefineDomain,
-    StartDomain,
+    RedefineDomain {
+        domain_type: String,
+        #[serde(skip)]
+        machine: PlannedMachine,
+    },
+    StartDomain {
+        watch: StartWatch,
+    },
     /// Resume a paused domain.
     ResumeDomain,
     /// ACPI shutdown, waiting for the guest to stop.
@@ -123,7 +129,69 @@ pub enum Action {
     /// The machine's directory, and the environment's once empty.
     RemoveFiles {
         dir: PathBuf,
+        /// The manifest's disks of the machine; `None` for a machine no
+        /// longer in it, whose `diskN.qcow2` files all go.
+        #[serde(skip)]
+        disks: Option<Vec<PathBuf>>,
     },
+}
+
+/// What a start watches for once libvirt has started the guest, decided
+/// from the machine's domain type when the plan is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartWatch {
+    /// Nothing: the start call's answer is the result.
+    None,
+    /// A KVM guest: on hosts where KVM is offered but broken (nested
+    /// virtualization) it dies or pauses within moments, so the start
+    /// watches it briefly, and a failure says to set `domain_type: qemu`.
+    KvmFailure,
+}
+
+impl StartWatch {
+    pub fn for_domain_type(domain_type: &str) -> Self {
+        if domain_type == "kvm" {
+            StartWatch::KvmFailure
+        } else {
+            StartWatch::None
+        }
+    }
+}
+
+/// A rendered desired machine, shared by the steps that make it, so that
+/// apply gets the machine and its rendering from the step and never looks
+/// one up. Two are equal when they are the same rendering.
+#[derive(Clone)]
+pub struct PlannedMachine(Arc<RenderedMachine>);
+
+impl PlannedMachine {
+    pub fn new(rendered: Arc<RenderedMachine>) -> Self {
+        Self(rendered)
+    }
+}
+
+impl std::ops::Deref for PlannedMachine {
+    type Target = RenderedMachine;
+
+    fn deref(&self) -> &RenderedMachine {
+        &self.0
+    }
+}
+
+impl PartialEq for PlannedMachine {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PlannedMachine {}
+
+/// The domain's name only: a plan's debug output stays readable.
+impl std::fmt::Debug for PlannedMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlannedMachine({})", self.machine.domain_name)
+    }
 }
 
 impl Action {
@@ -142,10 +210,10 @@ impl Action {
                 "create disk {}",
                 path.file_name().unwrap_or_default().to_string_lossy()
             ),
-            Action::BuildSeed => "build seed ISO".into(),
-            Action::DefineDomain => "define domain".into(),
-            Action::RedefineDomain => "update domain definition".into(),
-            Action::StartDomain => "start".into(),
+            Action::BuildSeed { .. } => "build seed ISO".into(),
+            Action::DefineDomain { .. } => "define domain".into(),
+            Action::RedefineDomain { .. } => "update domain definition".into(),
+            Action::StartDomain { .. } => "start".into(),
             Action::ResumeDomain => "resume".into(),
             Action::ShutdownDomain => "shut down".into(),
             Action::PowerOffDomain => "power off".into(),

@@ -1,0 +1,237 @@
+//! Rendering: every selected machine's domain definition and cloud-init
+//! seed, made from the desired machine and what was observed of its host and
+//! its files, before the plan compares them with what is deployed. Pure but
+//! for reading the osinfo database and picking free ports for
+//! `ssh_port: auto`; it never touches libvirt.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::cloudinit::password::OneTimePassword;
+use crate::cloudinit::{self, CloudInitError, Seed, SeedInput};
+use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
+use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
+use crate::images;
+use crate::observe::{osinfo, MachineFiles, Observed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{machine}: {source}")]
+    Domain {
+        machine: String,
+        source: DomainError,
+    },
+    #[error("{machine}: {source}")]
+    Seed {
+        machine: String,
+        source: CloudInitError,
+    },
+}
+
+/// Everything the rendering of a desired machine produced: the plan
+/// compares it with what was recorded when the machine was defined, and the
+/// steps that make the machine carry it to apply.
+#[derive(Debug, Clone)]
+pub struct RenderedMachine {
+    /// The desired machine it was rendered from.
+    pub machine: MachineSpec,
+    /// `kvm`, `qemu` or what else the host offers: the manifest's
+    /// `domain_type` resolved against the host.
+    pub domain_type: String,
+    pub fields: SpecFields,
+    pub spec_digest: String,
+    /// The domain definition, as defined.
+    pub definition: String,
+    /// The cloud-init seed it boots with.
+    pub seed: Seed,
+    /// The osinfo variant recorded in the definition.
+    pub os_variant: osinfo::OsVariant,
+}
+
+/// Every selected machine rendered, and the console passwords generated
+/// for machines that get their first seed (shown once, when apply writes
+/// that seed).
+#[derive(Default)]
+pub struct Rendered {
+    /// Shared with the plan's steps that make each machine.
+    pub machines: BTreeMap<String, Arc<RenderedMachine>>,
+    pub new_passwords: BTreeMap<String, OneTimePassword>,
+}
+
+/// Renders every machine of the observed environments among `environments`.
+pub fn render(
+    desired: &Desired,
+    environments: &[&EnvironmentSpec],
+    observed: &Observed,
+) -> Result<Rendered, RenderError> {
+    let mut rendered = Rendered::default();
+    // Read once per render, not per observe: `status` needs no os ids.
+    let os_ids = osinfo::find()
+        .map(|db| osinfo::os_ids(&db.path))
+        .unwrap_or_default();
+    // Once per image, not per machine: a variant the database lacks scans
+    // all of it.
+    let variants: BTreeMap<&str, osinfo::OsVariant> = desired
+        .images
+        .iter()
+        .map(|(key, image)| {
+            (
+                key.as_str(),
+                osinfo::choose_variant(&image.os_variant, &os_ids),
+            )
+        })
+        .collect();
+    for env in environments {
+        let Some(seen) = observed.environment(&env.name) else {
+            continue;
+        };
+        for machine in &env.machines {
+            let files = seen.files(&machine.vm_name);
+            let (one, password) =
+                render_machine(
+                desired,
+                env,
+                machine,
+                &seen.host,
+                files,
+                &variants[machine.os.as_str()],
+            )?;
+            rendered
+                .machines
+                .insert(machine.domain_name.clone(), Arc::new(one));
+            if let Some(password) = password {
+                rendered
+                    .new_passwords
+                    .insert(machine.domain_name.clone(), password);
+            }
+        }
+    }
+    Ok(rendered)
+}
+
+fn render_machine(
+    desired: &Desired,
+    env: &EnvironmentSpec,
+    machine: &MachineSpec,
+    host: &HostFacts,
+    files: &MachineFiles,
+    variant: &osinfo::OsVariant,
+) -> Result<(RenderedMachine, Option<OneTimePassword>), RenderError> {
+    let domain_err = |source| RenderError::Domain {
+        machine: machine.vm_name.clone(),
+        source,
+    };
+    let seed_err = |source| RenderError::Seed {
+        machine: machine.vm_name.clone(),
+        source,
+    };
+    let image = &desired.images[&machine.os];
+    let offered = domain::OfferedTypes {
+        uri: &host.uri,
+        domain_types: &host.domain_types,
+        kvm: host.kvm,
+    };
+    let domain_type =
+        domain::resolve_domain_type(machine.domain_type, &offered).map_err(domain_err)?;
+    let (seed, new_password) = render_seed(env, machine, image, files).map_err(seed_err)?;
+    let seed_digest = seed.digest();
+    let fields = SpecFields::of(machine, &domain_type, &seed_digest);
+    let spec_digest = domain::spec_digest(&fields);
+    let mark = OwnershipMark {
+        environment: machine.environment.clone(),
+        vm_name: machine.vm_name.clone(),
+        manifest: desired.manifest_path.display().to_string(),
+        vm_dir: domain::canonical_dir(&machine.vm_dir).display().to_string(),
+        lab_id: env.lab_id.clone(),
+        image_key: machine.os.clone(),
+        image_digest: images::record::verified_digest(machine, image).unwrap_or_default(),
+        seed_digest,
+        renderer: cloudinit::RENDERER_VERSION,
+        spec_digest: spec_digest.clone(),
+        spec: fields.clone(),
+    };
+    let ports = ssh_ports(machine, files);
+    let definition = domain::render_definition(&DefinitionInput {
+        machine,
+        domain_type: &domain_type,
+        arch: &host.arch,
+        mark: &mark,
+        auto_ssh_ports: &ports,
+        virtiofsd: host.virtiofsd.as_deref(),
+        os_id: variant.id.as_deref(),
+    })
+    .map_err(domain_err)?;
+    Ok((
+        RenderedMachine {
+            machine: machine.clone(),
+            domain_type,
+            fields,
+            spec_digest,
+            definition,
+            seed,
+            os_variant: variant.clone(),
+        },
+        new_password,
+    ))
+}
+
+/// A machine's cloud-init seed: its authorized keys, and the console
+/// password hash recorded in its last user-data (a fresh password only
+/// when there is none, returned to be shown once).
+pub fn render_seed(
+    env: &EnvironmentSpec,
+    machine: &MachineSpec,
+    image: &ImageSpec,
+    files: &MachineFiles,
+) -> Result<(Seed, Option<OneTimePassword>), CloudInitError> {
+    let keys = match &machine.cloud_init.pubkey {
+        Some(key) => cloudinit::pubkey::authorized_keys(key)?,
+        None => Vec::new(),
+    };
+    let recorded_hash = files
+        .recorded
+        .get("user-data")
+        .and_then(|text| cloudinit::password::recorded_hash(text));
+    let credential = cloudinit::password::console_credential(
+        &machine.cloud_init.password,
+        recorded_hash.as_deref(),
+        cloudinit::needs_password_hash(machine),
+    )?;
+    let seed = cloudinit::render(&SeedInput {
+        machine,
+        environment: env,
+        image,
+        authorized_keys: &keys,
+        password_hash: credential.hash.as_deref(),
+    })?;
+    Ok((seed, credential.generated))
+}
+
+/// Host ports for `ssh_port: auto`: the ones recorded in the machine's last
+/// definition, else free ones picked now.
+fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
+    use crate::desired::{Attachment, SshPort};
+    let wanted = machine
+        .interfaces
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.attachment,
+                Attachment::Passt {
+                    ssh_port: Some(SshPort::Auto)
+                }
+            )
+        })
+        .count();
+    let recorded = files.ssh_ports();
+    if recorded.len() == wanted {
+        return recorded;
+    }
+    (0..wanted).filter_map(|_| free_port()).collect()
+}
+
+/// A port on 127.0.0.1 that nothing listens on now.
+fn free_port() -> Option<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
+    listener.local_addr().ok().map(|a| a.port())
+}
