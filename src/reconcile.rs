@@ -13,8 +13,9 @@ use crate::cloudinit::password::{OneTimePassword, PasswordReporter, Unshown};
 use crate::cloudinit::{self, CloudInitError, Seed, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
+use crate::host::Hosts;
 use crate::images::{self, progress::Silent, EnsureOptions, FetchOptions, Fetcher, Reporter};
-use crate::libvirt::{Hypervisors, LibvirtError};
+use crate::libvirt::LibvirtError;
 use crate::observe::{self, osinfo, MachineFiles, Observed};
 use crate::plan::{
     self, CheckInput, Plan, PlanError, PlanInput, RenderedMachine, Selection, Target,
@@ -44,7 +45,8 @@ pub enum ReconcileError {
 pub struct Lab<'d> {
     pub desired: &'d Desired,
     pub environments: Vec<&'d EnvironmentSpec>,
-    pub hypervisors: Hypervisors,
+    /// One host per libvirt URI of the selected environments.
+    pub hosts: Hosts,
 }
 
 impl<'d> Lab<'d> {
@@ -52,16 +54,16 @@ impl<'d> Lab<'d> {
         desired: &'d Desired,
         environments: Vec<&'d EnvironmentSpec>,
     ) -> Result<Self, LibvirtError> {
-        let hypervisors = Hypervisors::open(environments.iter().map(|e| e.libvirt_uri.as_str()))?;
+        let hosts = Hosts::open(environments.iter().map(|e| e.libvirt_uri.as_str()))?;
         Ok(Self {
             desired,
             environments,
-            hypervisors,
+            hosts,
         })
     }
 
     pub fn observe(&self) -> Result<Observed, LibvirtError> {
-        observe::observe(self.desired, &self.environments, &self.hypervisors)
+        observe::observe(self.desired, &self.environments, &self.hosts)
     }
 
     /// Observes, checks, renders and plans. The checks come before
@@ -105,7 +107,7 @@ impl<'d> Lab<'d> {
         let image_options = EnsureOptions::default();
         let context = ApplyContext {
             desired: self.desired,
-            hypervisors: &self.hypervisors,
+            hosts: &self.hosts,
             rendered: &planned.rendered.machines,
             shutdown_timeout: options.shutdown_timeout,
             force: options.force,

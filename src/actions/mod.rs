@@ -12,14 +12,14 @@ use std::time::Duration;
 use crate::apply::Job;
 use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
+use crate::host::{Host, Hosts};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
-use crate::libvirt::{Connection, Hypervisors};
 use crate::plan::{Action, Address, RenderedMachine, Step};
 
 /// Everything jobs need besides their step.
 pub struct ApplyContext<'a> {
     pub desired: &'a Desired,
-    pub hypervisors: &'a Hypervisors,
+    pub hosts: &'a Hosts,
     /// Rendered machines by domain name (definition and seed documents).
     pub rendered: &'a BTreeMap<String, RenderedMachine>,
     /// How long `down` waits for a guest to stop after the ACPI request.
@@ -69,17 +69,17 @@ impl Job for StepJob<'_> {
                 action,
             ) => {
                 let env = environment_spec(ctx, environment)?;
-                let conn = ctx.hypervisors.get(&env.libvirt_uri);
+                let host = ctx.hosts.get(&env.libvirt_uri);
                 let machine = env.machines.iter().find(|m| &m.vm_name == vm_name);
                 let rendered = ctx.rendered.get(domain.as_str());
-                run_machine_action(conn, domain, machine, rendered, action, ctx)
+                run_machine_action(host, domain, machine, rendered, action, ctx)
             }
         }
     }
 }
 
 fn run_machine_action(
-    conn: &Connection,
+    host: &Host,
     domain: &str,
     machine: Option<&MachineSpec>,
     rendered: Option<&RenderedMachine>,
@@ -87,15 +87,18 @@ fn run_machine_action(
     ctx: &ApplyContext,
 ) -> Result<(), String> {
     let needs = |what: &str| format!("{domain}: {what} needs the machine in the manifest");
+    // Leased only by the steps that call libvirt, for as long as they run.
+    let conn = || host.connection();
+    let storage = host.storage();
     match action {
         Action::CreateDisk { index, .. } => {
             let machine = machine.ok_or_else(|| needs("a disk"))?;
-            files::create_disk(machine, &boot_image(ctx, machine), *index)
+            files::create_disk(storage, machine, &boot_image(ctx, machine), *index)
         }
         Action::BuildSeed => {
             let machine = machine.ok_or_else(|| needs("a seed"))?;
             let rendered = rendered.ok_or_else(|| needs("a seed"))?;
-            files::write_seed(machine, rendered)?;
+            files::write_seed(storage, machine, rendered)?;
             if let Some(password) = ctx.new_passwords.get(domain) {
                 let user = &machine.cloud_init.user;
                 ctx.password_reporter
@@ -106,23 +109,25 @@ fn run_machine_action(
         Action::DefineDomain | Action::RedefineDomain => {
             let machine = machine.ok_or_else(|| needs("a definition"))?;
             let rendered = rendered.ok_or_else(|| needs("a definition"))?;
-            files::record_definition(machine, rendered)?;
+            files::record_definition(storage, machine, rendered)?;
             let digest =
                 crate::images::record::verified_digest(machine, &ctx.desired.images[&machine.os]);
             let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
-            domain::define(conn, domain, &xml, machine.autostart)
+            domain::define(&conn(), domain, &xml, machine.autostart)
         }
         Action::StartDomain => {
             let kvm = rendered
                 .and_then(|r| r.fields.0.get("domain_type"))
                 .is_some_and(|t| t == "kvm");
-            domain::start(conn, domain, kvm)
+            domain::start(host, &conn(), domain, kvm)
         }
-        Action::ResumeDomain => domain::resume(conn, domain),
-        Action::ShutdownDomain => domain::shutdown(conn, domain, ctx.shutdown_timeout, ctx.force),
-        Action::PowerOffDomain => domain::power_off(conn, domain),
-        Action::UndefineDomain => domain::undefine(conn, domain),
-        Action::RemoveFiles { dir } => files::remove_machine_files(dir, machine),
+        Action::ResumeDomain => domain::resume(&conn(), domain),
+        Action::ShutdownDomain => {
+            domain::shutdown(&conn(), domain, ctx.shutdown_timeout, ctx.force)
+        }
+        Action::PowerOffDomain => domain::power_off(&conn(), domain),
+        Action::UndefineDomain => domain::undefine(&conn(), domain),
+        Action::RemoveFiles { dir } => files::remove_machine_files(storage, dir, machine),
         Action::DownloadImage { .. } => Err(format!("{domain}: image actions belong to an image")),
     }
 }
