@@ -13,7 +13,7 @@ use crate::cloudinit::password::{OneTimePassword, PasswordReporter, Unshown};
 use crate::cloudinit::{self, CloudInitError, Seed, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
-use crate::host::Hosts;
+use crate::host::{Host, Hosts};
 use crate::images::{self, progress::Silent, EnsureOptions, FetchOptions, Fetcher, Reporter};
 use crate::libvirt::LibvirtError;
 use crate::observe::{self, osinfo, MachineFiles, Observed};
@@ -78,7 +78,7 @@ impl<'d> Lab<'d> {
             target,
             selection,
         })?;
-        let rendered = render(self.desired, &self.environments, &observed)?;
+        let rendered = render(self.desired, &self.environments, &observed, &self.hosts)?;
         let plan = plan::build(&PlanInput {
             desired: self.desired,
             environments: &self.environments,
@@ -172,6 +172,7 @@ pub fn render(
     desired: &Desired,
     environments: &[&EnvironmentSpec],
     observed: &Observed,
+    hosts: &Hosts,
 ) -> Result<Rendered, ReconcileError> {
     let mut rendered = Rendered::default();
     // Read once per render, not per observe: `status` needs no os ids.
@@ -184,8 +185,9 @@ pub fn render(
         };
         for machine in &env.machines {
             let files = seen.files(&machine.vm_name);
+            let host = hosts.get(&env.libvirt_uri);
             let (one, password) =
-                render_machine(desired, env, machine, &seen.host, files, &os_ids)?;
+                render_machine(desired, env, machine, host, &seen.host, files, &os_ids)?;
             rendered.machines.insert(machine.domain_name.clone(), one);
             if let Some(password) = password {
                 rendered
@@ -201,7 +203,8 @@ fn render_machine(
     desired: &Desired,
     env: &EnvironmentSpec,
     machine: &MachineSpec,
-    host: &HostFacts,
+    host: &Host,
+    facts: &HostFacts,
     files: &MachineFiles,
     os_ids: &BTreeMap<String, String>,
 ) -> Result<(RenderedMachine, Option<OneTimePassword>), ReconcileError> {
@@ -214,7 +217,8 @@ fn render_machine(
         source,
     };
     let image = &desired.images[&machine.os];
-    let domain_type = domain::resolve_domain_type(machine.domain_type, host).map_err(domain_err)?;
+    let domain_type =
+        domain::resolve_domain_type(machine.domain_type, facts).map_err(domain_err)?;
     let (seed, new_password) = render_seed(env, machine, image, files).map_err(seed_err)?;
     let seed_digest = seed.digest();
     let fields = SpecFields::of(machine, &domain_type, &seed_digest);
@@ -232,15 +236,15 @@ fn render_machine(
         spec_digest: spec_digest.clone(),
         spec: fields.clone(),
     };
-    let ports = ssh_ports(machine, files);
+    let ports = ssh_ports(host, machine, files);
     let variant = osinfo::choose_variant(&image.os_variant, os_ids);
     let definition = domain::render_definition(&DefinitionInput {
         machine,
         domain_type: &domain_type,
-        arch: &host.arch,
+        arch: &facts.arch,
         mark: &mark,
         auto_ssh_ports: &ports,
-        virtiofsd: host.virtiofsd.as_deref(),
+        virtiofsd: facts.virtiofsd.as_deref(),
         os_id: variant.id.as_deref(),
     })
     .map_err(domain_err)?;
@@ -289,8 +293,8 @@ pub fn render_seed(
 }
 
 /// Host ports for `ssh_port: auto`: the ones recorded in the machine's last
-/// definition, else free ones picked now.
-fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
+/// definition, else free ones the host picks now.
+fn ssh_ports(host: &Host, machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
     use crate::desired::{Attachment, SshPort};
     let wanted = machine
         .interfaces
@@ -308,11 +312,5 @@ fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
     if recorded.len() == wanted {
         return recorded;
     }
-    (0..wanted).filter_map(|_| free_port()).collect()
-}
-
-/// A port on 127.0.0.1 that nothing listens on now.
-fn free_port() -> Option<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
-    listener.local_addr().ok().map(|a| a.port())
+    (0..wanted).filter_map(|_| host.free_ssh_port()).collect()
 }

@@ -122,7 +122,9 @@ impl Host {
     /// A connection for a while: the least busy one, or a new one when
     /// every open one already carries [`CALLS_PER_CONNECTION`] leases. A
     /// further connection that fails to open is logged and the least busy
-    /// one is shared instead: the host answered the first.
+    /// one is shared instead: the host answered the first. The pool stays
+    /// locked while a connection opens: a lease then would want a new one
+    /// too.
     pub fn connection(&self) -> Lease {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         let least = least_busy(&pool);
