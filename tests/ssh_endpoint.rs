@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lvlab::desired::MachineSpec;
-use lvlab::host::{Host, Route, SshEndpoint, Storage};
+use lvlab::host::{Host, Route, SshEndpoint};
 use lvlab::manifest::load_str;
 use lvlab::observe::ssh_wait::{wait_for_ssh, WaitReporter};
 use lvlab::observe::MachineFiles;
