@@ -19,7 +19,7 @@ mod storage;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -54,12 +54,24 @@ pub struct Host {
     place: Place,
     storage: Box<dyn Storage>,
     pool: Mutex<Vec<Arc<Slot>>>,
+    /// A further connection failed to open: the pool stays as it is rather
+    /// than make every later lease wait for the same failure.
+    stop_growing: AtomicBool,
 }
 
 /// One pooled connection and how many leases hold it now.
 struct Slot {
     connection: Connection,
     leases: AtomicUsize,
+}
+
+impl Slot {
+    fn new(connection: Connection) -> Arc<Self> {
+        Arc::new(Self {
+            connection,
+            leases: AtomicUsize::new(0),
+        })
+    }
 }
 
 /// A connection lent from a host's pool for a while (an action, an
@@ -93,10 +105,8 @@ impl Host {
             canonical_uri,
             place: Place::ThisMachine,
             storage: Box::new(LocalFiles),
-            pool: Mutex::new(vec![Arc::new(Slot {
-                connection: first,
-                leases: AtomicUsize::new(0),
-            })]),
+            pool: Mutex::new(vec![Slot::new(first)]),
+            stop_growing: AtomicBool::new(false),
         })
     }
 
@@ -121,10 +131,10 @@ impl Host {
 
     /// A connection for a while: the least busy one, or a new one when
     /// every open one already carries [`CALLS_PER_CONNECTION`] leases. A
-    /// further connection that fails to open is logged and the least busy
-    /// one is shared instead: the host answered the first. The pool stays
-    /// locked while a connection opens: a lease then would want a new one
-    /// too.
+    /// further connection that fails to open is logged, the least busy one
+    /// is shared instead (the host answered the first), and the pool grows
+    /// no more. The pool stays locked while a connection opens (at most
+    /// `--libvirt-timeout`): simpler than a slot that is not open yet.
     pub fn connection(&self) -> Lease {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         let least = least_busy(&pool);
@@ -132,10 +142,7 @@ impl Host {
         let slot = if busy >= CALLS_PER_CONNECTION && self.may_grow(pool.len()) {
             match Connection::open(&self.uri) {
                 Ok(connection) => {
-                    let slot = Arc::new(Slot {
-                        connection,
-                        leases: AtomicUsize::new(0),
-                    });
+                    let slot = Slot::new(connection);
                     pool.push(slot.clone());
                     tracing::debug!(
                         uri = self.uri,
@@ -146,7 +153,8 @@ impl Host {
                     slot
                 }
                 Err(err) => {
-                    tracing::debug!("sharing a busy libvirt connection: {err}");
+                    tracing::debug!("sharing busy libvirt connections from now on: {err}");
+                    self.stop_growing.store(true, Ordering::SeqCst);
                     least
                 }
             }
@@ -165,7 +173,9 @@ impl Host {
     /// The test driver's state lives in its one connection: a second would
     /// see another world.
     fn may_grow(&self, open: usize) -> bool {
-        open < MAX_CONNECTIONS && !self.uri.starts_with("test:")
+        open < MAX_CONNECTIONS
+            && !self.uri.starts_with("test:")
+            && !self.stop_growing.load(Ordering::SeqCst)
     }
 
     /// The virtiofsd the host would run for shared directories.

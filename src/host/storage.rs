@@ -5,7 +5,11 @@
 //! libvirt storage pools; the actions and observations call only the trait.
 //!
 //! Paths are the host's paths (a pool's volume path is one too), so the
-//! manifest's resolved paths stay the one way to name a volume.
+//! manifest's resolved paths stay the one way to name a volume. The image
+//! cache is lvlab's own, on the machine lvlab runs on (it downloads and
+//! verifies there); [`Storage::create_from_image`] is where a cached image
+//! meets the host: the local storage reads it in place, a pool storage
+//! would upload it into its pool once and build the volume there.
 
 use std::path::{Path, PathBuf};
 
