@@ -1,6 +1,8 @@
 //! Reads the world as it is: the libvirt host, its domains and lvlab's
-//! marks on them, the per-VM files and the image cache. Never changes
-//! anything. The result, [`Observed`], is plain data the planner reads.
+//! marks on them, the per-VM files (through the host's
+//! [`crate::host::Storage`]) and the image cache. Never changes anything.
+//! The result, [`Observed`], is plain data the planner reads. Also the
+//! wait until guests answer on SSH ([`ssh_wait`]), which only reads too.
 
 pub mod capabilities;
 pub mod disks;
