@@ -3,8 +3,10 @@
 //!
 //! Data flows one way: [`manifest`] (parse, validate, resolve into the desired
 //! state) -> [`observe`] (what libvirt and the disk hold now) -> [`plan`] (a
-//! graph of actions) -> [`apply`] (run the graph). [`cli`] is the thin layer
-//! that parses arguments and renders results; it owns no behaviour of its own.
+//! graph of actions) -> [`apply`] (run the graph). Everything that touches a
+//! hypervisor goes through its [`host::Host`] (connections, facts, storage).
+//! [`cli`] is the thin layer that parses arguments and renders results; it
+//! owns no behaviour of its own.
 
 pub mod actions;
 pub mod apply;
@@ -13,6 +15,7 @@ pub mod cloudinit;
 pub mod desired;
 pub mod domain;
 pub mod escape;
+pub mod host;
 pub mod images;
 pub mod libvirt;
 pub mod manifest;

@@ -1,5 +1,6 @@
 //! The one door to libvirt: opening connections and turning libvirt's errors
-//! into messages that name the URI and say what to try.
+//! into messages that name the URI and say what to try. Which connection a
+//! call uses is [`crate::host::Host`]'s business (a small pool per host).
 //!
 //! Opening a connection has no timeout of its own: a socket that accepts
 //! and never answers would hang `plan` for good. The open runs on a thread
@@ -193,34 +194,4 @@ fn connect_hint(uri: &str) -> &'static str {
 /// libvirt prints every error to stderr by default; lvlab reports them itself.
 fn silence_default_error_printer() {
     virt::error::clear_error_callback();
-}
-
-/// One open connection per libvirt URI, shared by observe and apply (a
-/// `test:///` URI's state lives only as long as its connection).
-#[derive(Default)]
-pub struct Hypervisors {
-    connections: std::collections::BTreeMap<String, Connection>,
-}
-
-impl Hypervisors {
-    /// Opens each URI once.
-    pub fn open<'a>(uris: impl IntoIterator<Item = &'a str>) -> Result<Self, LibvirtError> {
-        let mut hypervisors = Self::default();
-        for uri in uris {
-            if !hypervisors.connections.contains_key(uri) {
-                hypervisors
-                    .connections
-                    .insert(uri.to_string(), Connection::open(uri)?);
-            }
-        }
-        Ok(hypervisors)
-    }
-
-    /// The connection to `uri`; panics if it was not opened, which is a bug
-    /// in the caller (every URI of the selected environments is opened).
-    pub fn get(&self, uri: &str) -> &Connection {
-        self.connections
-            .get(uri)
-            .unwrap_or_else(|| panic!("no connection to {uri} was opened"))
-    }
 }

@@ -10,8 +10,9 @@ use crate::actions::{self, ApplyContext};
 use crate::apply::{self, ExecutionObserver, Outcome};
 use crate::cloudinit::password::{PasswordReporter, Unshown};
 use crate::desired::{Desired, EnvironmentSpec};
+use crate::host::Hosts;
 use crate::images::{progress::Silent, EnsureOptions, FetchOptions, Fetcher, Reporter};
-use crate::libvirt::{Hypervisors, LibvirtError};
+use crate::libvirt::LibvirtError;
 use crate::observe::{self, Observed};
 use crate::plan::{self, CheckInput, Plan, PlanError, PlanInput, Selection, Target};
 use crate::rendering::{self, RenderError, Rendered};
@@ -32,7 +33,8 @@ pub enum ReconcileError {
 pub struct Lab<'d> {
     pub desired: &'d Desired,
     pub environments: Vec<&'d EnvironmentSpec>,
-    pub hypervisors: Hypervisors,
+    /// One host per libvirt URI of the selected environments.
+    pub hosts: Hosts,
 }
 
 impl<'d> Lab<'d> {
@@ -40,16 +42,16 @@ impl<'d> Lab<'d> {
         desired: &'d Desired,
         environments: Vec<&'d EnvironmentSpec>,
     ) -> Result<Self, LibvirtError> {
-        let hypervisors = Hypervisors::open(environments.iter().map(|e| e.libvirt_uri.as_str()))?;
+        let hosts = Hosts::open(environments.iter().map(|e| e.libvirt_uri.as_str()))?;
         Ok(Self {
             desired,
             environments,
-            hypervisors,
+            hosts,
         })
     }
 
     pub fn observe(&self) -> Result<Observed, LibvirtError> {
-        observe::observe(self.desired, &self.environments, &self.hypervisors)
+        observe::observe(self.desired, &self.environments, &self.hosts)
     }
 
     /// Observes, checks, renders and plans. The checks come before
@@ -64,7 +66,7 @@ impl<'d> Lab<'d> {
             target,
             selection,
         })?;
-        let rendered = rendering::render(self.desired, &self.environments, &observed)?;
+        let rendered = rendering::render(self.desired, &self.environments, &observed, &self.hosts)?;
         let plan = plan::build(&PlanInput {
             desired: self.desired,
             environments: &self.environments,
@@ -93,7 +95,7 @@ impl<'d> Lab<'d> {
         let image_options = EnsureOptions::default();
         let context = ApplyContext {
             desired: self.desired,
-            hypervisors: &self.hypervisors,
+            hosts: &self.hosts,
             shutdown_timeout: options.shutdown_timeout,
             force: options.force,
             fetcher: &fetcher,

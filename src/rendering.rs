@@ -11,6 +11,7 @@ use crate::cloudinit::password::OneTimePassword;
 use crate::cloudinit::{self, CloudInitError, Seed, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
+use crate::host::{Host, Hosts};
 use crate::images;
 use crate::observe::{osinfo, MachineFiles, Observed};
 
@@ -63,6 +64,7 @@ pub fn render(
     desired: &Desired,
     environments: &[&EnvironmentSpec],
     observed: &Observed,
+    hosts: &Hosts,
 ) -> Result<Rendered, RenderError> {
     let mut rendered = Rendered::default();
     // Read once per render, not per observe: `status` needs no os ids.
@@ -87,11 +89,11 @@ pub fn render(
         };
         for machine in &env.machines {
             let files = seen.files(&machine.vm_name);
-            let (one, password) =
-                render_machine(
+            let (one, password) = render_machine(
                 desired,
                 env,
                 machine,
+                hosts.get(&env.libvirt_uri),
                 &seen.host,
                 files,
                 &variants[machine.os.as_str()],
@@ -113,7 +115,8 @@ fn render_machine(
     desired: &Desired,
     env: &EnvironmentSpec,
     machine: &MachineSpec,
-    host: &HostFacts,
+    host: &Host,
+    facts: &HostFacts,
     files: &MachineFiles,
     variant: &osinfo::OsVariant,
 ) -> Result<(RenderedMachine, Option<OneTimePassword>), RenderError> {
@@ -127,9 +130,9 @@ fn render_machine(
     };
     let image = &desired.images[&machine.os];
     let offered = domain::OfferedTypes {
-        uri: &host.uri,
-        domain_types: &host.domain_types,
-        kvm: host.kvm,
+        uri: &facts.uri,
+        domain_types: &facts.domain_types,
+        kvm: facts.kvm,
     };
     let domain_type =
         domain::resolve_domain_type(machine.domain_type, &offered).map_err(domain_err)?;
@@ -150,14 +153,14 @@ fn render_machine(
         spec_digest: spec_digest.clone(),
         spec: fields.clone(),
     };
-    let ports = ssh_ports(machine, files);
+    let ports = ssh_ports(host, machine, files);
     let definition = domain::render_definition(&DefinitionInput {
         machine,
         domain_type: &domain_type,
-        arch: &host.arch,
+        arch: &facts.arch,
         mark: &mark,
         auto_ssh_ports: &ports,
-        virtiofsd: host.virtiofsd.as_deref(),
+        virtiofsd: facts.virtiofsd.as_deref(),
         os_id: variant.id.as_deref(),
     })
     .map_err(domain_err)?;
@@ -209,7 +212,7 @@ pub fn render_seed(
 
 /// Host ports for `ssh_port: auto`: the ones recorded in the machine's last
 /// definition, else free ones picked now.
-fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
+fn ssh_ports(host: &Host, machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
     use crate::desired::{Attachment, SshPort};
     let wanted = machine
         .interfaces
@@ -227,11 +230,5 @@ fn ssh_ports(machine: &MachineSpec, files: &MachineFiles) -> Vec<u16> {
     if recorded.len() == wanted {
         return recorded;
     }
-    (0..wanted).filter_map(|_| free_port()).collect()
-}
-
-/// A port on 127.0.0.1 that nothing listens on now.
-fn free_port() -> Option<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
-    listener.local_addr().ok().map(|a| a.port())
+    (0..wanted).filter_map(|_| host.free_ssh_port()).collect()
 }

@@ -1,8 +1,10 @@
-//! The one door to files. Everything that creates, fills, sizes or removes
-//! a machine's volumes, and every file the image cache writes, goes
-//! through here, so that a later backend (libvirt storage pools, for
-//! remote hosts) replaces only this module. Today: local files, qemu-img
-//! where a format needs it.
+//! The one door to local files. Everything that creates, fills, sizes or
+//! removes a machine's volumes goes through a host's
+//! [`crate::host::Storage`], whose local implementation
+//! ([`crate::host::LocalFiles`]) is this module; every file the image
+//! cache writes goes through here directly. A later backend (libvirt
+//! storage pools, for remote hosts) is a second `Storage`. qemu-img where
+//! a format needs it.
 //!
 //! Files cannot be redirected: every file is written under a name lvlab
 //! has just created itself (`O_CREAT|O_EXCL|O_NOFOLLOW`) and renamed into
@@ -361,6 +363,20 @@ pub fn volume_exists(path: &Path) -> bool {
 
 pub fn directory_exists(path: &Path) -> bool {
     path.is_dir()
+}
+
+/// Names of the regular files in `dir`: a symlink is never lvlab's, even
+/// when its name is.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let entry = e.ok()?;
+            entry.file_type().ok()?.is_file().then_some(())?;
+            entry.file_name().into_string().ok()
+        })
+        .collect()
 }
 
 /// A small text file lvlab keeps beside the volumes, if it is there.

@@ -312,7 +312,7 @@ fn the_seed_iso_reads_back_with_xorriso_and_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let (_, seed) = render_case(LAB, "lab", "multinic");
     let first = dir.path().join("first");
-    let written = cloudinit::write_seed(&first, &seed).unwrap();
+    let written = cloudinit::write_seed(&lvlab::host::LocalFiles, &first, &seed).unwrap();
     assert_eq!(written.len(), 4);
     let iso = first.join("cidata.iso");
     let iso_arg = iso.to_str().unwrap();
@@ -367,7 +367,7 @@ fn the_seed_iso_reads_back_with_xorriso_and_is_reproducible() {
     }
 
     let second = dir.path().join("second");
-    cloudinit::write_seed(&second, &seed).unwrap();
+    cloudinit::write_seed(&lvlab::host::LocalFiles, &second, &seed).unwrap();
     assert_eq!(bytes, std::fs::read(second.join("cidata.iso")).unwrap());
 }
 
@@ -380,7 +380,8 @@ fn every_seed_file_is_private_with_or_without_a_password() {
     // (which may hold anything, a plain-text password included).
     for vm in ["static", "nopassword", "override"] {
         let (_, seed) = render_case(LAB, "lab", vm);
-        let written = cloudinit::write_seed(&dir.path().join(vm), &seed).unwrap();
+        let written =
+            cloudinit::write_seed(&lvlab::host::LocalFiles, &dir.path().join(vm), &seed).unwrap();
         assert_eq!(written.len(), 4, "three documents and the ISO");
         for path in &written {
             assert_eq!(mode(path), 0o600, "{}", path.display());
@@ -390,7 +391,12 @@ fn every_seed_file_is_private_with_or_without_a_password() {
     let old = dir.path().join("nopassword/user-data");
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (_, seed) = render_case(LAB, "lab", "nopassword");
-    cloudinit::write_seed(&dir.path().join("nopassword"), &seed).unwrap();
+    cloudinit::write_seed(
+        &lvlab::host::LocalFiles,
+        &dir.path().join("nopassword"),
+        &seed,
+    )
+    .unwrap();
     assert_eq!(mode(&old), 0o600);
     assert!(std::fs::read_dir(dir.path().join("nopassword"))
         .unwrap()

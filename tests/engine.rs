@@ -102,7 +102,7 @@ fn reopen<'d>(lab: Lab<'_>, desired: &'d Desired) -> Lab<'d> {
     Lab {
         desired,
         environments: desired.environments.iter().collect(),
-        hypervisors: lab.hypervisors,
+        hosts: lab.hosts,
     }
 }
 
@@ -205,7 +205,10 @@ fn drift_stop_start_and_destroy_converge() {
     let plan = apply(&lab2, Target::Running, &all);
     assert_eq!(plan.summary.change, 2, "two starts");
     let observed = lab2.observe().unwrap();
-    let conn = lab2.hypervisors.get(&bigger.environments[0].libvirt_uri);
+    let conn = lab2
+        .hosts
+        .get(&bigger.environments[0].libvirt_uri)
+        .connection();
     for (name, mib, cpus) in [("db_lab", 512, 2), ("web_lab", 256, 1)] {
         let state = observed
             .environment("lab")
@@ -248,7 +251,10 @@ fn autostart_is_an_in_place_change() {
     let lab2 = reopen(lab, &auto);
     let plan = apply(&lab2, Target::Running, &Selection::default());
     assert_eq!(plan.blocks[0].change, Change::Update);
-    let conn = lab2.hypervisors.get(&auto.environments[0].libvirt_uri);
+    let conn = lab2
+        .hosts
+        .get(&auto.environments[0].libvirt_uri)
+        .connection();
     let db = conn.raw().lookup_domain_by_name("db_lab").unwrap();
     assert!(db.autostart().unwrap());
     let web = conn.raw().lookup_domain_by_name("web_lab").unwrap();

@@ -385,7 +385,7 @@ fn snapshot(lab: &Lab, verb: Verb, name: &str, machines: &[&str]) -> Vec<snapsho
     let observed = lab.observe().unwrap();
     let steps = snapshot::plan(lab.desired, &lab.environments, &observed, &request)
         .unwrap_or_else(|p| panic!("{p}"));
-    let outcome = snapshot::execute(&steps, &lab.hypervisors, 4, &Quiet, &AtomicBool::new(false));
+    let outcome = snapshot::execute(&steps, &lab.hosts, 4, &Quiet, &AtomicBool::new(false));
     assert!(outcome.succeeded(), "{:?}", outcome.failed);
     steps
 }

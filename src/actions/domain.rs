@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use virt::domain::Domain;
 use virt::sys;
 
+use crate::host::Host;
 use crate::libvirt::Connection;
 use crate::observe::{domains, PowerState};
 use crate::plan::StartWatch;
@@ -50,8 +51,9 @@ const KVM_WATCH: Duration = Duration::from_secs(2);
 const KVM_HINT: &str = "KVM does not work on this host (often nested virtualization): \
      set `domain_type: qemu` to run the machine under software emulation (TCG)";
 
-/// Starts (or resumes) the domain, watching for what `watch` names.
-pub fn start(conn: &Connection, name: &str, watch: StartWatch) -> Result<(), String> {
+/// Starts (or resumes) the domain, watching for what `watch` names; a KVM
+/// guest that fails is told with the host's QEMU log.
+pub fn start(host: &Host, conn: &Connection, name: &str, watch: StartWatch) -> Result<(), String> {
     let kvm = watch == StartWatch::KvmFailure;
     let domain = lookup(conn, name)?;
     let started = match state(conn, &domain, name)? {
@@ -68,20 +70,25 @@ pub fn start(conn: &Connection, name: &str, watch: StartWatch) -> Result<(), Str
         });
     }
     if kvm {
-        watch_kvm_start(conn, &domain, name)?;
+        watch_kvm_start(host, conn, &domain, name)?;
     }
     Ok(())
 }
 
 /// Fails when a KVM guest pauses or stops right after its start, quoting
 /// QEMU's log.
-fn watch_kvm_start(conn: &Connection, domain: &Domain, name: &str) -> Result<(), String> {
+fn watch_kvm_start(
+    host: &Host,
+    conn: &Connection,
+    domain: &Domain,
+    name: &str,
+) -> Result<(), String> {
     let deadline = Instant::now() + KVM_WATCH;
     while Instant::now() < deadline {
         match state(conn, domain, name)? {
             PowerState::Running => std::thread::sleep(POLL),
             state => {
-                let log = qemu_log_tail(name).unwrap_or_default();
+                let log = qemu_log_tail(host, name).unwrap_or_default();
                 return Err(format!(
                     "{name} is {} right after its start{log}\n  hint: {KVM_HINT}",
                     state.label()
@@ -92,23 +99,10 @@ fn watch_kvm_start(conn: &Connection, domain: &Domain, name: &str) -> Result<(),
     Ok(())
 }
 
-/// The last lines of the domain's QEMU log, where libvirt keeps it locally.
-fn qemu_log_tail(name: &str) -> Option<String> {
-    let home_log = std::env::var_os("HOME")
-        .map(|h| std::path::PathBuf::from(h).join(".cache/libvirt/qemu/log"));
-    let dirs = [
-        Some(std::path::PathBuf::from("/var/log/libvirt/qemu")),
-        home_log,
-    ];
-    let text = dirs
-        .into_iter()
-        .flatten()
-        .find_map(|dir| std::fs::read_to_string(dir.join(format!("{name}.log"))).ok())?;
-    let tail: Vec<&str> = text.lines().rev().take(3).collect();
-    Some(format!(
-        " (QEMU log: {})",
-        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-    ))
+/// The last lines of the domain's QEMU log, as the host keeps it.
+fn qemu_log_tail(host: &Host, name: &str) -> Option<String> {
+    let tail = host.qemu_log_tail(name, 3)?;
+    Some(format!(" (QEMU log: {})", tail.join(" | ")))
 }
 
 /// Resumes a paused domain (`virDomainResume`); any other state is left

@@ -1,16 +1,22 @@
-//! File actions, all through [`crate::storage`]: disks, the seed, the
+//! File actions, all through the host's [`Storage`]: disks, the seed, the
 //! recorded definition, and removing what lvlab made.
 
 use std::path::{Path, PathBuf};
 
 use crate::desired::{DiskRole, DiskSize, DiskStrategy, MachineSpec};
+use crate::host::Storage;
 use crate::observe::RECORDED_FILES;
 use crate::rendering::RenderedMachine;
 use crate::storage::{self, FromImage};
 
 const PUBLIC: u32 = 0o644;
 
-pub fn create_disk(machine: &MachineSpec, image: &Path, index: usize) -> Result<(), String> {
+pub fn create_disk(
+    storage: &dyn Storage,
+    machine: &MachineSpec,
+    image: &Path,
+    index: usize,
+) -> Result<(), String> {
     let disk = machine
         .disks
         .get(index)
@@ -25,29 +31,30 @@ pub fn create_disk(machine: &MachineSpec, image: &Path, index: usize) -> Result<
                 DiskStrategy::Copy => FromImage::Copy,
                 DiskStrategy::Backing => FromImage::Overlay,
             };
-            storage::create_from_image(image, &disk.path, how, size)
+            storage.create_from_image(image, &disk.path, how, size)
         }
-        (DiskRole::Blank, Some(size)) => storage::create_blank(&disk.path, size),
+        (DiskRole::Blank, Some(size)) => storage.create_blank(&disk.path, size),
         (DiskRole::Blank, None) => return Err(format!("{}: a blank disk needs a size", disk.name)),
     };
     result.map_err(|e| e.to_string())
 }
 
 /// The seed documents beside the disks, and the ISO the guest reads.
-pub fn write_seed(rendered: &RenderedMachine) -> Result<(), String> {
-    crate::cloudinit::write_seed(&rendered.machine.vm_dir, &rendered.seed)
+pub fn write_seed(storage: &dyn Storage, rendered: &RenderedMachine) -> Result<(), String> {
+    crate::cloudinit::write_seed(storage, &rendered.machine.vm_dir, &rendered.seed)
         .map(drop)
         .map_err(|e| e.to_string())
 }
 
 /// What lvlab defined, kept so the next plan can show a diff against it.
-pub fn record_definition(rendered: &RenderedMachine) -> Result<(), String> {
-    storage::write_file(
-        &rendered.machine.vm_dir.join("domain.xml"),
-        rendered.definition.as_bytes(),
-        PUBLIC,
-    )
-    .map_err(|e| e.to_string())
+pub fn record_definition(storage: &dyn Storage, rendered: &RenderedMachine) -> Result<(), String> {
+    storage
+        .write_file(
+            &rendered.machine.vm_dir.join("domain.xml"),
+            rendered.definition.as_bytes(),
+            PUBLIC,
+        )
+        .map_err(|e| e.to_string())
 }
 
 /// Removes the files lvlab makes in a machine's directory: its disks (the
@@ -55,7 +62,11 @@ pub fn record_definition(rendered: &RenderedMachine) -> Result<(), String> {
 /// seed, the recorded files, and the temporary files an interrupted run
 /// left of any of them (`<name>.partial`, `<name>.<16 hex>.tmp`). Anything
 /// else stays, with a warning.
-pub fn remove_machine_files(dir: &Path, disks: Option<&[PathBuf]>) -> Result<(), String> {
+pub fn remove_machine_files(
+    storage: &dyn Storage,
+    dir: &Path,
+    disks: Option<&[PathBuf]>,
+) -> Result<(), String> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
     names.push(crate::cloudinit::files::ISO_FILE.into());
     match disks {
@@ -65,14 +76,23 @@ pub fn remove_machine_files(dir: &Path, disks: Option<&[PathBuf]>) -> Result<(),
                 .filter_map(|path| path.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
         ),
-        None => names.extend(files_in(dir).filter(|name| is_lvlab_disk(name))),
+        None => names.extend(
+            storage
+                .file_names(dir)
+                .into_iter()
+                .filter(|name| is_lvlab_disk(name)),
+        ),
     }
     let ours = |of: &str| names.iter().any(|n| n == of) || (disks.is_none() && is_lvlab_disk(of));
-    let leftovers: Vec<String> = files_in(dir)
+    let leftovers: Vec<String> = storage
+        .file_names(dir)
+        .into_iter()
         .filter(|name| temporary_of(name).is_some_and(ours))
         .collect();
     names.extend(leftovers);
-    let left = storage::remove_files(dir, &names).map_err(|e| e.to_string())?;
+    let left = storage
+        .remove_files(dir, &names)
+        .map_err(|e| e.to_string())?;
     if !left.is_empty() {
         tracing::warn!(
             "kept {} in {}: lvlab did not make it",
@@ -97,19 +117,6 @@ fn temporary_of(name: &str) -> Option<&str> {
         .then(|| name.strip_suffix(storage::TEMPORARY)?.rsplit_once('.'))
         .flatten()
         .map(|(of, _)| of)
-}
-
-/// Names of the regular files in `dir`: a symlink is never lvlab's, even
-/// when its name is.
-fn files_in(dir: &Path) -> impl Iterator<Item = String> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let entry = e.ok()?;
-            entry.file_type().ok()?.is_file().then_some(())?;
-            entry.file_name().into_string().ok()
-        })
 }
 
 /// `disk0.qcow2`, `disk1.qcow2`, ...
@@ -141,7 +148,7 @@ mod tests {
             std::fs::write(dir.join(name), "x").unwrap();
         }
         std::os::unix::fs::symlink(&outside, dir.join("disk2.qcow2.partial")).unwrap();
-        remove_machine_files(&dir, None).unwrap();
+        remove_machine_files(&crate::host::LocalFiles, &dir, None).unwrap();
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -12,14 +12,14 @@ use std::time::Duration;
 use crate::apply::Job;
 use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
+use crate::host::{Host, Hosts};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
-use crate::libvirt::{Connection, Hypervisors};
 use crate::plan::{Action, Address, Step};
 
 /// Everything jobs need besides their step.
 pub struct ApplyContext<'a> {
     pub desired: &'a Desired,
-    pub hypervisors: &'a Hypervisors,
+    pub hosts: &'a Hosts,
     /// How long `down` waits for a guest to stop after the ACPI request.
     pub shutdown_timeout: Duration,
     /// Power off a guest that did not stop within the timeout.
@@ -67,8 +67,8 @@ impl Job for StepJob<'_> {
                 action,
             ) => {
                 let env = environment_spec(ctx, environment)?;
-                let conn = ctx.hypervisors.get(&env.libvirt_uri);
-                run_machine_action(conn, domain, action, ctx)
+                let host = ctx.hosts.get(&env.libvirt_uri);
+                run_machine_action(host, domain, action, ctx)
             }
         }
     }
@@ -77,19 +77,22 @@ impl Job for StepJob<'_> {
 /// Carries out a machine's step: the machine and its rendering come with
 /// the step when it makes the machine.
 fn run_machine_action(
-    conn: &Connection,
+    host: &Host,
     domain: &str,
     action: &Action,
     ctx: &ApplyContext,
 ) -> Result<(), String> {
+    // Leased only by the steps that call libvirt, for as long as they run.
+    let conn = || host.connection();
+    let storage = host.storage();
     match action {
         Action::CreateDisk { index, machine, .. } => {
             let machine = &machine.machine;
-            files::create_disk(machine, &boot_image(ctx, machine), *index)
+            files::create_disk(storage, machine, &boot_image(ctx, machine), *index)
         }
         Action::BuildSeed { machine: rendered } => {
             let machine = &rendered.machine;
-            files::write_seed(rendered)?;
+            files::write_seed(storage, rendered)?;
             if let Some(password) = ctx.new_passwords.get(domain) {
                 let user = &machine.cloud_init.user;
                 ctx.password_reporter
@@ -104,18 +107,22 @@ fn run_machine_action(
             machine: rendered, ..
         } => {
             let machine = &rendered.machine;
-            files::record_definition(rendered)?;
+            files::record_definition(storage, rendered)?;
             let digest =
                 crate::images::record::verified_digest(machine, &ctx.desired.images[&machine.os]);
             let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
-            domain::define(conn, domain, &xml, machine.autostart)
+            domain::define(&conn(), domain, &xml, machine.autostart)
         }
-        Action::StartDomain { watch } => domain::start(conn, domain, *watch),
-        Action::ResumeDomain => domain::resume(conn, domain),
-        Action::ShutdownDomain => domain::shutdown(conn, domain, ctx.shutdown_timeout, ctx.force),
-        Action::PowerOffDomain => domain::power_off(conn, domain),
-        Action::UndefineDomain => domain::undefine(conn, domain),
-        Action::RemoveFiles { dir, disks } => files::remove_machine_files(dir, disks.as_deref()),
+        Action::StartDomain { watch } => domain::start(host, &conn(), domain, *watch),
+        Action::ResumeDomain => domain::resume(&conn(), domain),
+        Action::ShutdownDomain => {
+            domain::shutdown(&conn(), domain, ctx.shutdown_timeout, ctx.force)
+        }
+        Action::PowerOffDomain => domain::power_off(&conn(), domain),
+        Action::UndefineDomain => domain::undefine(&conn(), domain),
+        Action::RemoveFiles { dir, disks } => {
+            files::remove_machine_files(storage, dir, disks.as_deref())
+        }
         Action::DownloadImage { .. } => Err(format!("{domain}: image actions belong to an image")),
     }
 }

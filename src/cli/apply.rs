@@ -211,8 +211,8 @@ impl<'a> Flow<'a> {
         let timeout = Duration::from_secs(self.execution.lock_timeout);
         let mut pairs = Vec::new();
         for env in &lab.environments {
-            let uri = lab.hypervisors.get(&env.libvirt_uri).canonical_uri()?;
-            pairs.push((uri, env.name.clone()));
+            let uri = lab.hosts.get(&env.libvirt_uri).canonical_uri();
+            pairs.push((uri.to_string(), env.name.clone()));
         }
         Ok(EnvironmentLock::acquire_all(
             &crate::apply::state_dir()?,

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{CliError, GlobalArgs, Printer};
-use crate::libvirt::{Connection, LibvirtError};
+use crate::host::Host;
+use crate::libvirt::LibvirtError;
 use crate::observe::capabilities::{self, HostCapabilities};
 
 /// Asked when nothing else names a URI: it needs no daemon running as root.
@@ -72,8 +73,7 @@ fn manifest_uris(global: &GlobalArgs, env: Option<&str>) -> Result<Vec<String>, 
 }
 
 fn ask(uri: &str) -> Result<HostCapabilities, LibvirtError> {
-    let conn = Connection::open(uri)?;
-    capabilities::read(&conn)
+    capabilities::read(&Host::open(uri)?.connection())
 }
 
 /// One aligned block of `label value` lines for one URI.

@@ -9,6 +9,7 @@ use super::passwords::{ConsolePasswords, ShowPasswordsArg};
 use super::{CliError, GlobalArgs, Printer};
 use crate::cloudinit;
 use crate::desired::{Desired, MachineSpec};
+use crate::host::LocalFiles;
 use crate::manifest;
 
 #[derive(Debug, Args)]
@@ -47,7 +48,7 @@ pub fn run(
         environment,
         machine,
         image,
-        &crate::observe::machine_files(machine),
+        &crate::observe::machine_files(&LocalFiles, machine),
     )?;
     if args.stdout {
         for (name, text) in seed.documents() {
@@ -58,7 +59,8 @@ pub fn run(
         show(args, false, machine, generated.as_ref());
         return Ok(ExitCode::SUCCESS);
     }
-    let written = cloudinit::write_seed(&machine.vm_dir, &seed)?;
+    // `cloudinit` opens no libvirt host: the seed goes where lvlab runs.
+    let written = cloudinit::write_seed(&LocalFiles, &machine.vm_dir, &seed)?;
     printer.out(&format!(
         "{} ({}): seed written to {}",
         machine.vm_name,

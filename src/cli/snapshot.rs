@@ -123,7 +123,7 @@ fn change(
     let steps = snapshot::plan(lab.desired, &lab.environments, &observed, &request)?;
     let outcome = snapshot::execute(
         &steps,
-        &lab.hypervisors,
+        &lab.hosts,
         usize::from(args.execution.parallelism),
         &LineProgress::new(),
         interrupt_flag(),
@@ -137,7 +137,7 @@ fn lock(lab: &Lab, timeout: Duration) -> Result<Vec<EnvironmentLock>, CliError> 
         .environments
         .iter()
         .map(|env| {
-            let uri = lab.hypervisors.get(&env.libvirt_uri).canonical_uri()?;
+            let uri = lab.hosts.get(&env.libvirt_uri).canonical_uri().to_string();
             Ok((uri, env.name.clone()))
         })
         .collect::<Result<Vec<_>, CliError>>()?;

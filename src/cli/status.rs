@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
 use crate::desired::{EnvironmentSpec, MachineSpec};
-use crate::observe::{runtime, MachineFiles, ObservedEnvironment};
+use crate::observe::{runtime, ObservedEnvironment};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -32,7 +32,8 @@ struct MachineStatus {
     memory_mib: Option<u64>,
     /// Guest addresses from DHCP leases or the guest agent.
     addresses: Vec<String>,
-    /// `127.0.0.1:PORT` forwarded to the guest's SSH, when there is one.
+    /// Where the guest's SSH answers (`127.0.0.1:PORT` for a passt forward,
+    /// `ADDRESS:22` for a static address), while it runs.
     ssh: Option<String>,
     uptime_seconds: Option<u64>,
     image: String,
@@ -60,10 +61,11 @@ pub fn run(
             continue;
         };
         for machine in &env.machines {
+            let host = lab.hosts.get(&env.libvirt_uri);
             let files = seen.files(&machine.vm_name);
             let deployed = seen.domain(&machine.domain_name).is_some();
             let runtime = deployed
-                .then(|| runtime::read(lab.hypervisors.get(&env.libvirt_uri), &machine.domain_name))
+                .then(|| runtime::read(host, &machine.domain_name))
                 .flatten();
             rows.push(MachineStatus {
                 environment: env.name.clone(),
@@ -79,7 +81,8 @@ pub fn run(
                 ssh: runtime
                     .as_ref()
                     .and_then(|r| r.uptime)
-                    .and(ssh_address(files)),
+                    .and(host.ssh_endpoint(machine, files))
+                    .map(|e| e.address.to_string()),
                 uptime_seconds: runtime.as_ref().and_then(|r| r.uptime).map(|d| d.as_secs()),
                 image: machine.os.clone(),
                 image_cached: observed
@@ -112,11 +115,6 @@ fn state(spec: &EnvironmentSpec, env: &ObservedEnvironment, machine: &MachineSpe
         Some(mark) if !spec.owns_machine(mark, machine) => format!("{label} (another lab's)"),
         Some(_) => label.into(),
     }
-}
-
-fn ssh_address(files: &MachineFiles) -> Option<String> {
-    let port = files.ssh_ports().into_iter().next()?;
-    Some(format!("127.0.0.1:{port}"))
 }
 
 fn table(rows: &[MachineStatus]) -> String {

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{iso, CloudInitError, Seed};
+use crate::host::Storage;
 
 /// The seed ISO's file name in the machine's directory.
 pub const ISO_FILE: &str = "cidata.iso";
@@ -15,21 +16,25 @@ pub const ISO_FILE: &str = "cidata.iso";
 /// The mode of every seed file.
 pub const PRIVATE: u32 = 0o600;
 
-/// Writes `seed` and its ISO into `dir` (created if missing) and returns the
-/// paths written, documents first.
-pub fn write_seed(dir: &Path, seed: &Seed) -> Result<Vec<PathBuf>, CloudInitError> {
+/// Writes `seed` and its ISO into `dir` (created if missing) on `storage`
+/// and returns the paths written, documents first. The storage writes
+/// beside the final name and renames, creating each file with its mode
+/// from the start.
+pub fn write_seed(
+    storage: &dyn Storage,
+    dir: &Path,
+    seed: &Seed,
+) -> Result<Vec<PathBuf>, CloudInitError> {
     let image = iso::build(seed)?;
+    let documents = seed
+        .documents()
+        .into_iter()
+        .map(|(name, text)| (name, text.as_bytes()));
     let mut written = Vec::with_capacity(4);
-    for (name, text) in seed.documents() {
-        written.push(write_file(&dir.join(name), text.as_bytes(), PRIVATE)?);
+    for (name, bytes) in documents.chain([(ISO_FILE, image.as_slice())]) {
+        let path = dir.join(name);
+        storage.write_file(&path, bytes, PRIVATE)?;
+        written.push(path);
     }
-    written.push(write_file(&dir.join(ISO_FILE), &image, PRIVATE)?);
     Ok(written)
-}
-
-/// Through the storage door, which writes beside the final name and
-/// renames, creating the file with `mode` from the start.
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, CloudInitError> {
-    crate::storage::write_file(path, bytes, mode)?;
-    Ok(path.to_path_buf())
 }

@@ -56,18 +56,8 @@ fn type_hint(requested: &str) -> &'static str {
     }
 }
 
-/// What the host offers, as far as rendering a definition needs to know.
-#[derive(Debug, Clone)]
-pub struct HostFacts {
-    pub uri: String,
-    pub arch: String,
-    /// Domain types the host offers for `arch` (`kvm`, `qemu`, `test`...).
-    pub domain_types: Vec<String>,
-    /// KVM is offered and usable.
-    pub kvm: bool,
-    /// The virtiofsd binary for shared directories, if one is installed.
-    pub virtiofsd: Option<std::path::PathBuf>,
-}
+/// Moved to [`crate::host`]; re-exported while rendering still names it here.
+pub use crate::host::HostFacts;
 
 #[derive(Serialize)]
 struct DomainContext<'a> {

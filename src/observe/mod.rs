@@ -1,6 +1,8 @@
 //! Reads the world as it is: the libvirt host, its domains and lvlab's
-//! marks on them, the per-VM files and the image cache. Never changes
-//! anything. The result, [`Observed`], is plain data the planner reads.
+//! marks on them, the per-VM files (through the host's
+//! [`crate::host::Storage`]) and the image cache. Never changes anything.
+//! The result, [`Observed`], is plain data the planner reads. Also the
+//! wait until guests answer on SSH ([`ssh_wait`]), which only reads too.
 
 pub mod capabilities;
 pub mod disks;
@@ -10,6 +12,7 @@ pub mod osinfo;
 pub mod runtime;
 pub mod snapshots;
 pub mod ssh;
+pub mod ssh_wait;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,10 +21,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
-use crate::domain::HostFacts;
+use crate::host::{Host, HostFacts, Hosts, Storage};
 use crate::images;
-use crate::libvirt::{Hypervisors, LibvirtError};
-use crate::storage;
+use crate::libvirt::LibvirtError;
 pub use domains::{ObservedDomain, PowerState};
 pub use snapshots::ObservedSnapshot;
 
@@ -128,39 +130,40 @@ impl Observed {
     }
 }
 
-/// Observes the given environments through `hypervisors` (which must hold
-/// a connection for each environment's URI).
+/// Observes the given environments through `hosts` (which must hold a
+/// host for each environment's URI).
 pub fn observe(
     desired: &Desired,
     environments: &[&EnvironmentSpec],
-    hypervisors: &Hypervisors,
+    hosts: &Hosts,
 ) -> Result<Observed, LibvirtError> {
     let mut observed = Observed {
         environments: Vec::new(),
         images: BTreeMap::new(),
     };
     // Environments on one libvirt share what it says: ask each URI once.
-    let mut hosts: BTreeMap<&str, HostView> = BTreeMap::new();
+    let mut views: BTreeMap<&str, HostView> = BTreeMap::new();
     for env in environments {
         let uri = env.libvirt_uri.as_str();
-        if !hosts.contains_key(uri) {
+        let host = hosts.get(uri);
+        if !views.contains_key(uri) {
             let names: Vec<&str> = environments
                 .iter()
                 .filter(|e| e.libvirt_uri == uri)
                 .map(|e| e.name.as_str())
                 .collect();
-            hosts.insert(uri, HostView::read(hypervisors.get(uri), &names)?);
+            views.insert(uri, HostView::read(host, &names)?);
         }
         let HostView {
-            host,
+            facts,
             limits,
             domains,
             networks,
-        } = hosts[uri].clone();
+        } = views[uri].clone();
         let machines = env
             .machines
             .iter()
-            .map(|m| (m.vm_name.clone(), machine_files(m)))
+            .map(|m| (m.vm_name.clone(), machine_files(host.storage(), m)))
             .collect();
         for machine in &env.machines {
             // Machines often share an image: read its record once.
@@ -172,7 +175,7 @@ pub fn observe(
         observed.environments.push(ObservedEnvironment {
             name: env.name.clone(),
             uri: env.libvirt_uri.clone(),
-            host,
+            host: facts,
             limits,
             domains,
             networks,
@@ -186,48 +189,23 @@ pub fn observe(
 /// it.
 #[derive(Clone)]
 struct HostView {
-    host: HostFacts,
+    facts: HostFacts,
     limits: capabilities::HostLimits,
     domains: Vec<ObservedDomain>,
     networks: BTreeMap<String, networks::ObservedNetwork>,
 }
 
 impl HostView {
-    fn read(
-        conn: &crate::libvirt::Connection,
-        environments: &[&str],
-    ) -> Result<Self, LibvirtError> {
-        let caps = capabilities::read(conn)?;
+    fn read(host: &Host, environments: &[&str]) -> Result<Self, LibvirtError> {
+        let conn = host.connection();
+        let caps = capabilities::read(&conn)?;
         Ok(Self {
-            limits: capabilities::limits(conn, &caps),
-            host: host_facts(caps),
-            domains: domains::list(conn, environments)?,
-            networks: networks::list(conn)?,
+            limits: capabilities::limits(&conn, &caps),
+            facts: HostFacts::from_capabilities(caps, host.virtiofsd()),
+            domains: domains::list(&conn, environments)?,
+            networks: networks::list(&conn)?,
         })
     }
-}
-
-fn host_facts(caps: capabilities::HostCapabilities) -> HostFacts {
-    HostFacts {
-        uri: caps.uri,
-        arch: caps
-            .arch
-            .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
-        domain_types: caps.domain_types.unwrap_or_default(),
-        kvm: caps.kvm,
-        virtiofsd: find_virtiofsd(),
-    }
-}
-
-/// Where Debian and `cargo install` put virtiofsd, after PATH.
-fn find_virtiofsd() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let home_cargo = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
-    std::env::split_paths(&path)
-        .chain(home_cargo)
-        .map(|dir| dir.join("virtiofsd"))
-        .chain(["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].map(PathBuf::from))
-        .find(|candidate| candidate.is_file())
 }
 
 /// The image a machine boots from, as the cache and its record say.
@@ -257,27 +235,30 @@ fn image_state(machine: &MachineSpec, image: &ImageSpec) -> ImageState {
     }
 }
 
-/// What exists of a machine's files; reads only the small recorded files.
-pub fn machine_files(machine: &MachineSpec) -> MachineFiles {
+/// What exists of a machine's files on `storage`; reads only the small
+/// recorded files.
+pub fn machine_files(storage: &dyn Storage, machine: &MachineSpec) -> MachineFiles {
     let dir = &machine.vm_dir;
     MachineFiles {
-        dir_exists: storage::directory_exists(dir),
+        dir_exists: storage.directory_exists(dir),
         disks: machine
             .disks
             .iter()
-            .map(|d| (d.path.clone(), storage::volume_exists(&d.path)))
+            .map(|d| (d.path.clone(), storage.volume_exists(&d.path)))
             .collect(),
-        seed_iso: storage::volume_exists(&crate::domain::seed_path(machine)),
+        seed_iso: storage.volume_exists(&crate::domain::seed_path(machine)),
         recorded: RECORDED_FILES
             .iter()
             .filter_map(|name| {
-                storage::read_text(&dir.join(name)).map(|text| (name.to_string(), text))
+                storage
+                    .read_text(&dir.join(name))
+                    .map(|text| (name.to_string(), text))
             })
             .collect(),
         missing_shares: machine
             .shared_directories
             .iter()
-            .filter(|d| !d.source.is_dir())
+            .filter(|d| !storage.directory_exists(&d.source))
             .map(|d| d.source.clone())
             .collect(),
     }

@@ -3,12 +3,12 @@
 //! and how long its QEMU process has run. Only `status` asks; plans never
 //! need it.
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use virt::sys;
 
+use crate::host::Host;
 use crate::libvirt::Connection;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -30,8 +30,8 @@ fn seconds<S: serde::Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok
 
 /// `None` when the domain does not exist. Addresses and uptime are best
 /// effort: a guest without an agent, or a remote host, leaves them empty.
-pub fn read(conn: &Connection, name: &str) -> Option<Runtime> {
-    let domain = conn.raw().lookup_domain_by_name(name).ok()?;
+pub fn read(host: &Host, name: &str) -> Option<Runtime> {
+    let domain = host.connection().raw().lookup_domain_by_name(name).ok()?;
     let info = domain.info().ok()?;
     let active = domain.is_active().unwrap_or(false);
     let addresses = if active {
@@ -58,21 +58,8 @@ pub fn read(conn: &Connection, name: &str) -> Option<Runtime> {
         vcpus: info.nr_virt_cpu,
         memory_mib: info.max_mem / 1024,
         addresses,
-        uptime: if active { uptime(name) } else { None },
+        uptime: if active { host.uptime(name) } else { None },
     })
-}
-
-/// libvirt writes a QEMU pid file when the process starts: its age is the
-/// domain's uptime.
-fn uptime(name: &str) -> Option<Duration> {
-    let runtime_dir =
-        std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("libvirt/qemu/run"));
-    [Some(PathBuf::from("/run/libvirt/qemu")), runtime_dir]
-        .into_iter()
-        .flatten()
-        .map(|dir| dir.join(format!("{name}.pid")))
-        .find_map(|pid| std::fs::metadata(pid).ok()?.modified().ok())
-        .and_then(|started| SystemTime::now().duration_since(started).ok())
 }
 
 /// Whether the guest agent in `name` reports a usable address on an

@@ -10,13 +10,14 @@ use virt::domain_snapshot::DomainSnapshot;
 
 use super::{snapshot_xml, Step, Verb};
 use crate::apply::{self, ExecutionObserver, Job, Outcome};
-use crate::libvirt::{Connection, Hypervisors};
+use crate::host::{Host, Hosts};
+use crate::libvirt::Connection;
 
 /// Runs every step (independent of each other) at most `parallelism` at
-/// once; `hypervisors` holds a connection for each step's URI.
+/// once; `hosts` holds the host of each step's URI.
 pub fn execute(
     steps: &[Step],
-    hypervisors: &Hypervisors,
+    hosts: &Hosts,
     parallelism: usize,
     observer: &dyn ExecutionObserver,
     interrupt: &AtomicBool,
@@ -25,7 +26,7 @@ pub fn execute(
     for step in steps {
         graph.add_node(SnapshotJob {
             step,
-            conn: hypervisors.get(&step.uri),
+            host: hosts.get(&step.uri),
         });
     }
     apply::execute(&graph, parallelism, observer, interrupt)
@@ -33,7 +34,7 @@ pub fn execute(
 
 struct SnapshotJob<'a> {
     step: &'a Step,
-    conn: &'a Connection,
+    host: &'a Host,
 }
 
 impl Job for SnapshotJob<'_> {
@@ -52,7 +53,8 @@ impl Job for SnapshotJob<'_> {
     }
 
     fn run(&self) -> Result<(), String> {
-        let (conn, step) = (self.conn, self.step);
+        let (lease, step) = (self.host.connection(), self.step);
+        let conn: &Connection = &lease;
         let domain = conn
             .raw()
             .lookup_domain_by_name(&step.domain)

@@ -1,0 +1,38 @@
+//! What a host offers, as far as rendering and planning need to know:
+//! read once per observation from libvirt's capabilities, plus the
+//! virtiofsd the host has. Plain data: the planner and the renderer take it
+//! as input and never ask the host themselves.
+
+use std::path::PathBuf;
+
+use crate::observe::capabilities::HostCapabilities;
+
+/// What the host offers, as far as rendering a definition needs to know.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub uri: String,
+    pub arch: String,
+    /// Domain types the host offers for `arch` (`kvm`, `qemu`, `test`...).
+    pub domain_types: Vec<String>,
+    /// KVM is offered and usable.
+    pub kvm: bool,
+    /// The virtiofsd binary for shared directories, if one is installed.
+    pub virtiofsd: Option<PathBuf>,
+}
+
+impl HostFacts {
+    /// The facts in `caps`, with the host's virtiofsd (see
+    /// [`super::Host::virtiofsd`]). An arch libvirt did not report is this
+    /// machine's: only a local host leaves it out in practice.
+    pub fn from_capabilities(caps: HostCapabilities, virtiofsd: Option<PathBuf>) -> Self {
+        Self {
+            uri: caps.uri,
+            arch: caps
+                .arch
+                .unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            domain_types: caps.domain_types.unwrap_or_default(),
+            kvm: caps.kvm,
+            virtiofsd,
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! One [`Host`] per libvirt host: its connections, where its files live
+//! ([`Storage`]), and every answer that depends on where the hypervisor
+//! runs (which virtiofsd, which free port, where QEMU logs, how a guest's
+//! SSH is reached). Today every host is this machine ([`Place::ThisMachine`]);
+//! a remote host adds a place and a second `Storage` (libvirt pools), and
+//! nothing that calls a `Host` changes.
+//!
+//! Connections come from a small pool per host, opened lazily: libvirtd
+//! serves at most `max_client_requests` (5) calls at once per client
+//! connection and queues the rest, so ten parallel destroys on one
+//! connection took 3.7 s against 1.3-1.7 s for one. A [`Lease`] takes the
+//! least busy connection and opens another once each carries
+//! [`CALLS_PER_CONNECTION`]. The test driver keeps its whole state in its
+//! connection, so a `test:` host has exactly one.
+
+mod endpoint;
+mod facts;
+mod storage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+pub use endpoint::{Route, SshEndpoint};
+pub use facts::HostFacts;
+pub use storage::{LocalFiles, Storage};
+
+use crate::libvirt::{Connection, LibvirtError};
+
+/// Leases one connection carries before the pool opens another: below
+/// libvirtd's `max_client_requests` (5), so no call waits in its queue.
+pub const CALLS_PER_CONNECTION: usize = 4;
+
+/// The most connections one host gets (32 calls at once): past that,
+/// leases share the least busy one.
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// Where a host's hypervisor runs, as far as lvlab must know: which files,
+/// programs and ports are its own. The remote-host work adds
+/// `Remote { ssh: .. }`, whose SSH forwards are reached through a
+/// ProxyCommand (see [`Route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// libvirt runs on the machine lvlab runs on.
+    ThisMachine,
+}
+
+/// A libvirt host: its URI, its connections and its storage.
+pub struct Host {
+    uri: String,
+    canonical_uri: String,
+    place: Place,
+    storage: Box<dyn Storage>,
+    pool: Mutex<Vec<Arc<Slot>>>,
+    /// A further connection failed to open: the pool stays as it is rather
+    /// than make every later lease wait for the same failure.
+    stop_growing: AtomicBool,
+}
+
+/// One pooled connection and how many leases hold it now.
+struct Slot {
+    connection: Connection,
+    leases: AtomicUsize,
+}
+
+impl Slot {
+    fn new(connection: Connection) -> Arc<Self> {
+        Arc::new(Self {
+            connection,
+            leases: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// A connection lent from a host's pool for a while (an action, an
+/// observation); returned when dropped.
+pub struct Lease {
+    slot: Arc<Slot>,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.slot.connection
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.slot.leases.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Host {
+    /// Opens the first connection to `uri` (the one that tells whether the
+    /// host answers at all) and asks libvirt for its canonical URI.
+    pub fn open(uri: &str) -> Result<Self, LibvirtError> {
+        let first = Connection::open(uri)?;
+        let canonical_uri = first.canonical_uri()?;
+        tracing::debug!(uri, canonical_uri, "libvirt connection 1 to {uri} opened");
+        Ok(Self {
+            uri: uri.to_string(),
+            canonical_uri,
+            place: Place::ThisMachine,
+            storage: Box::new(LocalFiles),
+            pool: Mutex::new(vec![Slot::new(first)]),
+            stop_growing: AtomicBool::new(false),
+        })
+    }
+
+    /// The URI the manifest (or `--connect`) gave.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The URI as libvirt reports it: one spelling for one host.
+    pub fn canonical_uri(&self) -> &str {
+        &self.canonical_uri
+    }
+
+    pub fn place(&self) -> Place {
+        self.place
+    }
+
+    /// Where this host's volumes and machine files live.
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// A connection for a while: the least busy one, or a new one when
+    /// every open one already carries [`CALLS_PER_CONNECTION`] leases. A
+    /// further connection that fails to open is logged, the least busy one
+    /// is shared instead (the host answered the first), and the pool grows
+    /// no more. The pool stays locked while a connection opens (at most
+    /// `--libvirt-timeout`): simpler than a slot that is not open yet.
+    pub fn connection(&self) -> Lease {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let least = least_busy(&pool);
+        let busy = least.leases.load(Ordering::SeqCst);
+        let slot = if busy >= CALLS_PER_CONNECTION && self.may_grow(pool.len()) {
+            match Connection::open(&self.uri) {
+                Ok(connection) => {
+                    let slot = Slot::new(connection);
+                    pool.push(slot.clone());
+                    tracing::debug!(
+                        uri = self.uri,
+                        "libvirt connection {} to {} opened ({busy} calls on each other)",
+                        pool.len(),
+                        self.uri
+                    );
+                    slot
+                }
+                Err(err) => {
+                    tracing::debug!("sharing busy libvirt connections from now on: {err}");
+                    self.stop_growing.store(true, Ordering::SeqCst);
+                    least
+                }
+            }
+        } else {
+            least
+        };
+        slot.leases.fetch_add(1, Ordering::SeqCst);
+        Lease { slot }
+    }
+
+    /// How many connections are open now.
+    pub fn connections(&self) -> usize {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The test driver's state lives in its one connection: a second would
+    /// see another world.
+    fn may_grow(&self, open: usize) -> bool {
+        open < MAX_CONNECTIONS
+            && !self.uri.starts_with("test:")
+            && !self.stop_growing.load(Ordering::SeqCst)
+    }
+
+    /// The virtiofsd the host would run for shared directories.
+    pub fn virtiofsd(&self) -> Option<PathBuf> {
+        match self.place {
+            Place::ThisMachine => find_virtiofsd(),
+        }
+    }
+
+    /// A port on the host's loopback that nothing listens on now, for a
+    /// passt SSH forward (`ssh_port: auto`).
+    pub fn free_ssh_port(&self) -> Option<u16> {
+        match self.place {
+            Place::ThisMachine => {
+                let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
+                listener.local_addr().ok().map(|a| a.port())
+            }
+        }
+    }
+
+    /// The last `lines` lines of a domain's QEMU log, oldest first, where
+    /// libvirt keeps it (the system daemon's place, then the session
+    /// daemon's).
+    pub fn qemu_log_tail(&self, domain: &str, lines: usize) -> Option<Vec<String>> {
+        let Place::ThisMachine = self.place;
+        let home_log =
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/libvirt/qemu/log"));
+        let text = [Some(PathBuf::from("/var/log/libvirt/qemu")), home_log]
+            .into_iter()
+            .flatten()
+            .find_map(|dir| std::fs::read_to_string(dir.join(format!("{domain}.log"))).ok())?;
+        let all: Vec<&str> = text.lines().collect();
+        Some(
+            all[all.len().saturating_sub(lines)..]
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
+        )
+    }
+
+    /// How long a running domain's QEMU has run: libvirt writes its pid
+    /// file when the process starts.
+    pub fn uptime(&self, domain: &str) -> Option<Duration> {
+        let Place::ThisMachine = self.place;
+        let runtime_dir =
+            std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("libvirt/qemu/run"));
+        [Some(PathBuf::from("/run/libvirt/qemu")), runtime_dir]
+            .into_iter()
+            .flatten()
+            .map(|dir| dir.join(format!("{domain}.pid")))
+            .find_map(|pid| std::fs::metadata(pid).ok()?.modified().ok())
+            .and_then(|started| SystemTime::now().duration_since(started).ok())
+    }
+}
+
+fn least_busy(pool: &[Arc<Slot>]) -> Arc<Slot> {
+    pool.iter()
+        .min_by_key(|s| s.leases.load(Ordering::SeqCst))
+        .expect("a host keeps its first connection")
+        .clone()
+}
+
+/// Where Debian and `cargo install` put virtiofsd, after PATH.
+fn find_virtiofsd() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let home_cargo = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    std::env::split_paths(&path)
+        .chain(home_cargo)
+        .map(|dir| dir.join("virtiofsd"))
+        .chain(["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"].map(PathBuf::from))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The hosts of the selected environments, one per canonical URI: two
+/// spellings of one libvirt share a host (and its `test:` state).
+#[derive(Default)]
+pub struct Hosts {
+    hosts: Vec<Host>,
+    /// Each URI asked for, to its host.
+    by_uri: BTreeMap<String, usize>,
+}
+
+impl Hosts {
+    /// Opens each URI's host once.
+    pub fn open<'a>(uris: impl IntoIterator<Item = &'a str>) -> Result<Self, LibvirtError> {
+        let mut hosts = Self::default();
+        for uri in uris {
+            if hosts.by_uri.contains_key(uri) {
+                continue;
+            }
+            let host = Host::open(uri)?;
+            let index = match hosts
+                .hosts
+                .iter()
+                .position(|h| h.canonical_uri == host.canonical_uri)
+            {
+                Some(same) => same,
+                None => {
+                    hosts.hosts.push(host);
+                    hosts.hosts.len() - 1
+                }
+            };
+            hosts.by_uri.insert(uri.to_string(), index);
+        }
+        Ok(hosts)
+    }
+
+    /// The host of `uri`; panics if it was not opened, which is a bug in
+    /// the caller (every URI of the selected environments is opened).
+    pub fn get(&self, uri: &str) -> &Host {
+        let index = self
+            .by_uri
+            .get(uri)
+            .unwrap_or_else(|| panic!("no host for {uri} was opened"));
+        &self.hosts[*index]
+    }
+}
