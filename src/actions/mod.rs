@@ -134,7 +134,7 @@ fn boot_image(ctx: &ApplyContext, machine: &MachineSpec) -> std::path::PathBuf {
         .image_path
         .parent()
         .unwrap_or(std::path::Path::new("/"));
-    crate::images::actions::current_path(cache_dir, &ctx.desired.images[&machine.os])
+    crate::images::ensure::current_path(cache_dir, &ctx.desired.images[&machine.os])
 }
 
 fn environment_spec<'a>(
