@@ -55,10 +55,8 @@ impl Job for StepJob<'_> {
         match (&self.step.address, &self.step.action) {
             (Address::Image { key, path }, _) => {
                 let spec = &ctx.desired.images[key];
-                let cache_dir = path.parent().unwrap_or(std::path::Path::new("/"));
                 let options = ctx.image_options;
-                image::ImageJob::new(spec, cache_dir, ctx.fetcher, options, ctx.image_reporter)
-                    .run()
+                image::ImageJob::new(spec, path, ctx.fetcher, options, ctx.image_reporter).run()
             }
             (
                 Address::Machine {
