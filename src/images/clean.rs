@@ -298,78 +298,8 @@ fn rewrites(records: &[(String, ImageRecord)], removed: &BTreeSet<&str>) -> Vec<
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
     use super::*;
-    use crate::desired::ImageSpec;
-    use crate::images::record::{ChecksumRecord, FileRecord, SignatureRecord, FORMAT};
-    use crate::images::set::CachedImage;
-
-    fn spec(key: &str) -> ImageSpec {
-        crate::images::catalog::find(key).unwrap().to_spec()
-    }
-
-    /// The set of images `keys` in `dir`, as a manifest would claim them.
-    fn set(dir: &Path, keys: &[&str]) -> ImageSet {
-        ImageSet {
-            manifest: Some(dir.join("Lvlab.yml")),
-            images: keys
-                .iter()
-                .map(|key| CachedImage {
-                    spec: spec(key),
-                    cache_dir: dir.to_path_buf(),
-                    machines: Vec::new(),
-                })
-                .collect(),
-            uris: Vec::new(),
-        }
-    }
-
-    fn entry(size: u64, checksum_file: &str, keys_file: &str) -> FileRecord {
-        FileRecord {
-            size,
-            verified: true,
-            digest: None,
-            checksum: Some(ChecksumRecord {
-                url: "https://example.org/SUMS".into(),
-                file: checksum_file.into(),
-                sha256: "0".repeat(64),
-            }),
-            signature: Some(SignatureRecord {
-                signature: "clearsigned".into(),
-                signature_file: None,
-                keys: "https://example.org/keys.asc".into(),
-                keys_file: Some(keys_file.into()),
-                key_fingerprint: "F".repeat(40),
-            }),
-            recorded_at: "2026-01-01T00:00:00Z".into(),
-        }
-    }
-
-    /// Caches `key`'s image as `files` (the last one current), each with
-    /// `size` bytes, its checksum copy and the shared `keys.asc`.
-    fn cache(dir: &Path, key: &str, files: &[&str], size: usize) -> ImageRecord {
-        let spec = spec(key);
-        let checksum_file = format!("{}.SUMS", spec.file_name);
-        let mut record = ImageRecord {
-            format: FORMAT,
-            source: spec.source.to_string(),
-            current: files.last().unwrap().to_string(),
-            files: BTreeMap::new(),
-        };
-        for file in files {
-            std::fs::write(dir.join(file), vec![0u8; size]).unwrap();
-            record.files.insert(
-                file.to_string(),
-                entry(size as u64, &checksum_file, "keys.asc"),
-            );
-        }
-        std::fs::write(dir.join(&checksum_file), "sums").unwrap();
-        std::fs::write(dir.join("keys.asc"), "keys").unwrap();
-        record::save(dir, &spec.file_name, &record).unwrap();
-        record
-    }
+    use crate::images::set::fixtures::{cache, set, spec, superseded};
 
     fn names(paths: impl Iterator<Item = PathBuf>) -> Vec<String> {
         let mut names: Vec<String> = paths
@@ -457,9 +387,7 @@ mod tests {
     fn a_superseded_image_stays_while_a_domain_uses_it_or_libvirt_cannot_say() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let old = spec("debian13").file_name;
-        let new = "debian-13-generic-amd64-0123456789ab.qcow2";
-        cache(dir, "debian13", &[&old, new], 10);
+        let (old, new) = superseded(dir);
         let set = set(dir, &["debian13"]);
         let superseded = RemovalReason::Superseded {
             image_file: old.clone(),

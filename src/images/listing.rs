@@ -107,3 +107,45 @@ pub fn list(set: &ImageSet) -> Result<Vec<ListedFile>, ScanError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::set::fixtures::{set, superseded};
+
+    #[test]
+    fn each_file_says_what_it_is_and_only_the_current_image_its_machines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (old, new) = superseded(dir);
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        let mut set = set(dir, &["debian13"]);
+        set.images[0].machines = vec!["lab/web".into()];
+
+        let files = list(&set).unwrap();
+        let row = |name: &str| {
+            files
+                .iter()
+                .find(|f| f.path == dir.join(name))
+                .unwrap_or_else(|| panic!("{name} listed: {files:?}"))
+        };
+        let current = row(new);
+        assert_eq!(current.kind, FileKind::Image);
+        assert_eq!(
+            (current.current, current.verified),
+            (Some(true), Some(true))
+        );
+        assert_eq!(current.images, ["debian13"]);
+        assert_eq!(current.machines, ["lab/web"]);
+        let superseded = row(&old);
+        assert_eq!(superseded.current, Some(false));
+        assert!(superseded.machines.is_empty());
+        assert_eq!(row(&format!("{old}.SUMS")).kind, FileKind::Verification);
+        let record = row(&format!("{old}{}", crate::images::record::SUFFIX));
+        assert_eq!((record.kind, record.current), (FileKind::Record, None));
+        let foreign = row("notes.txt");
+        assert_eq!(foreign.kind, FileKind::Foreign);
+        assert!(foreign.images.is_empty());
+        assert_eq!(files.len(), 6, "and keys.asc: {files:?}");
+    }
+}

@@ -183,6 +183,93 @@ fn default_uri() -> &'static str {
     }
 }
 
+/// Caches written by hand for the tests of `set`, `listing` and `clean`.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::{CachedImage, ImageSet};
+    use crate::desired::ImageSpec;
+    use crate::images::record::{
+        self, ChecksumRecord, FileRecord, ImageRecord, SignatureRecord, FORMAT,
+    };
+
+    pub fn spec(key: &str) -> ImageSpec {
+        crate::images::catalog::find(key).unwrap().to_spec()
+    }
+
+    /// The set of images `keys` in `dir`, as a manifest would claim them.
+    pub fn set(dir: &Path, keys: &[&str]) -> ImageSet {
+        ImageSet {
+            manifest: Some(dir.join("Lvlab.yml")),
+            images: keys
+                .iter()
+                .map(|key| CachedImage {
+                    spec: spec(key),
+                    cache_dir: dir.to_path_buf(),
+                    machines: Vec::new(),
+                })
+                .collect(),
+            uris: Vec::new(),
+        }
+    }
+
+    fn entry(size: u64, checksum_file: &str, keys_file: &str) -> FileRecord {
+        FileRecord {
+            size,
+            verified: true,
+            digest: None,
+            checksum: Some(ChecksumRecord {
+                url: "https://example.org/SUMS".into(),
+                file: checksum_file.into(),
+                sha256: "0".repeat(64),
+            }),
+            signature: Some(SignatureRecord {
+                signature: "clearsigned".into(),
+                signature_file: None,
+                keys: "https://example.org/keys.asc".into(),
+                keys_file: Some(keys_file.into()),
+                key_fingerprint: "F".repeat(40),
+            }),
+            recorded_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    /// Caches `key`'s image as `files` (the last one current), each with
+    /// `size` bytes, its checksum copy and the shared `keys.asc`.
+    pub fn cache(dir: &Path, key: &str, files: &[&str], size: usize) -> ImageRecord {
+        let spec = spec(key);
+        let checksum_file = format!("{}.SUMS", spec.file_name);
+        let mut record = ImageRecord {
+            format: FORMAT,
+            source: spec.source.to_string(),
+            current: files.last().unwrap().to_string(),
+            files: BTreeMap::new(),
+        };
+        for file in files {
+            std::fs::write(dir.join(file), vec![0u8; size]).unwrap();
+            record.files.insert(
+                file.to_string(),
+                entry(size as u64, &checksum_file, "keys.asc"),
+            );
+        }
+        std::fs::write(dir.join(&checksum_file), "sums").unwrap();
+        std::fs::write(dir.join("keys.asc"), "keys").unwrap();
+        record::save(dir, &spec.file_name, &record).unwrap();
+        record
+    }
+
+    /// debian13 cached as its own file, superseded by a newer one (10 bytes
+    /// each), as `init --refresh` leaves it: (old, new).
+    pub fn superseded(dir: &Path) -> (String, &'static str) {
+        let old = spec("debian13").file_name;
+        let new = "debian-13-generic-amd64-0123456789ab.qcow2";
+        cache(dir, "debian13", &[&old, new], 10);
+        (old, new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
