@@ -481,6 +481,28 @@ impl Serialize for OsFamily {
     }
 }
 
+/// An image in one cache: the key and the file it goes to (what a plan's
+/// image address names).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct ImageAddress {
+    pub key: String,
+    /// The image's file in its cache directory.
+    pub path: PathBuf,
+}
+
+/// The environments' libvirt URIs, each once, in order.
+pub fn libvirt_uris<'a>(
+    environments: impl IntoIterator<Item = &'a EnvironmentSpec>,
+) -> Vec<String> {
+    let mut uris: Vec<String> = Vec::new();
+    for env in environments {
+        if !uris.contains(&env.libvirt_uri) {
+            uris.push(env.libvirt_uri.clone());
+        }
+    }
+    uris
+}
+
 /// Image key -> the cache directories it goes to -> the machines
 /// (`env/vm`) that use it there. An image no machine uses yet goes to each
 /// environment's default image cache, with no machines. The one placement

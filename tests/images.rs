@@ -1318,3 +1318,22 @@ fn the_text_plan_says_an_image_without_checksum_is_not_verified() {
         .clone();
     assert_eq!(raw["description"], "download image (unverified)", "{raw}");
 }
+
+/// `init` plans through the plan's checks: a local image that is not there
+/// is refused before any job runs, with the message `plan` gives.
+#[test]
+fn init_refuses_a_local_image_url_that_does_not_exist_as_plan_does() {
+    let lab = Lab::new();
+    let missing = lab.dir.path().join("source/tiny.qcow2");
+    let entry = image_yaml("tiny", &[("image_url", missing.display().to_string())]);
+    lab.write_manifest(&["tiny"], &entry, "test:///default");
+    let err = failed(&lab.lvlab(&["init"]));
+    let message = format!(
+        "image tiny: {}, its image_url, does not exist",
+        missing.display()
+    );
+    assert!(err.contains(&message), "{err}");
+    assert!(!lab.cache().exists(), "no job ran: {err}");
+    let plan = failed(&lab.lvlab(&["plan"]));
+    assert!(plan.contains(&message), "{plan}");
+}

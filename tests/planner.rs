@@ -1016,6 +1016,71 @@ fn cached_images_are_verified_again_when_unverified_or_stale() {
     assert!(plan.is_empty(), "verified and current: no request");
 }
 
+/// `init`'s plan: every image asked for gets a step, even a ready one,
+/// once per cache file (two keys of one source share it), and none of any
+/// machine; the catalog's model has no environments at all.
+#[test]
+fn an_images_plan_names_each_asked_for_cache_file_once_even_when_ready() {
+    let desired = desired(&format!(
+        "{MANIFEST}  debian12b:\n    image_url: https://example.org/debian-12.qcow2\n    \
+         checksum_url: https://example.org/SHA512SUMS\n    checksum_type: sha512\n    \
+         checksum_url_gpg: https://example.org/key.asc\n"
+    ));
+    let file = &desired.images["debian12"].file_name;
+    assert_eq!(&desired.images["debian12b"].file_name, file);
+    let ready = Path::new("/cache").join(file);
+    let elsewhere = Path::new("/elsewhere").join(file);
+    let address = |key: &str, path: &Path| lvlab::desired::ImageAddress {
+        key: key.into(),
+        path: path.to_path_buf(),
+    };
+    let state = |path: &Path, present| ImageState {
+        path: path.to_path_buf(),
+        present,
+        verified: present,
+        stale: false,
+        missing_source: None,
+    };
+    let observed = Observed {
+        environments: Vec::new(),
+        images: BTreeMap::from([
+            (ready.clone(), state(&ready, true)),
+            (elsewhere.clone(), state(&elsewhere, false)),
+        ]),
+    };
+    let asked = vec![
+        address("debian12", &ready),
+        address("debian12b", &ready),
+        address("debian12", &elsewhere),
+    ];
+    let plan = plan::images_plan(&desired, &observed, asked).unwrap();
+    assert_eq!(
+        steps(&plan),
+        [
+            "image.debian12: verify signature, download image, verify checksum",
+            "image.debian12: verify signature, download image, verify checksum",
+        ]
+    );
+    let reasons: Vec<&Reason> = plan.blocks.iter().flat_map(|b| &b.reasons).collect();
+    assert_eq!(
+        reasons,
+        [
+            &Reason::ImageRequested { path: ready },
+            &Reason::ImageNotCached { path: elsewhere },
+        ]
+    );
+
+    let catalog = lvlab::images::catalog::desired();
+    let debian13 = Path::new("/cache").join(&catalog.images["debian13"].file_name);
+    let plan = plan::images_plan(&catalog, &observed, vec![address("debian13", &debian13)]);
+    assert_eq!(steps(&plan.unwrap()).len(), 1);
+    let err = plan::images_plan(&catalog, &observed, vec![address("nope", &debian13)]);
+    assert!(
+        matches!(&err, Err(PlanError::UnknownImage { key, .. }) if key == "nope"),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn json_lists_actions_with_dependencies_and_the_summary() {
     let plan = World::new(MANIFEST)

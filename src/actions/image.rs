@@ -1,6 +1,6 @@
 //! The image action: make a cache hold an image, verified. One function,
-//! [`ensure_image`](crate::images::ensure_image), run as a job both by
-//! `apply` (a step of a plan) and by `init` (a graph of image jobs alone).
+//! [`ensure_image`](crate::images::ensure_image), run as the job of a
+//! plan's image step, by `apply` and by `init` (whose plan has only those).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,10 +9,12 @@ use crate::apply::Job;
 use crate::desired::ImageSpec;
 use crate::images::{ensure_image, EnsureOptions, EnsuredImage, Fetcher, ImageError, Reporter};
 
-/// One image into one cache; keeps its result for the caller to report.
+/// One image into one cache (a plan's image step); keeps its result for
+/// the caller to report.
 pub struct ImageJob<'a> {
     pub spec: &'a ImageSpec,
-    pub cache_dir: &'a Path,
+    /// The step's address: the image's file in its cache directory.
+    pub image_path: &'a Path,
     pub fetcher: &'a Fetcher,
     pub options: &'a EnsureOptions,
     pub reporter: &'a dyn Reporter,
@@ -22,14 +24,14 @@ pub struct ImageJob<'a> {
 impl<'a> ImageJob<'a> {
     pub fn new(
         spec: &'a ImageSpec,
-        cache_dir: &'a Path,
+        image_path: &'a Path,
         fetcher: &'a Fetcher,
         options: &'a EnsureOptions,
         reporter: &'a dyn Reporter,
     ) -> Self {
         Self {
             spec,
-            cache_dir,
+            image_path,
             fetcher,
             options,
             reporter,
@@ -51,10 +53,11 @@ impl Job for ImageJob<'_> {
     fn run(&self) -> Result<(), String> {
         let key = &self.spec.key;
         self.reporter.on_start(key);
+        let cache_dir = self.image_path.parent().unwrap_or(Path::new("/"));
         let result = ensure_image(
             self.fetcher,
             self.spec,
-            self.cache_dir,
+            cache_dir,
             self.options,
             self.reporter,
         );

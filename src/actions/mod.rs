@@ -53,10 +53,8 @@ impl Job for StepJob<'_> {
         match (&self.step.address, &self.step.action) {
             (Address::Image { key, path }, _) => {
                 let spec = &ctx.desired.images[key];
-                let cache_dir = path.parent().unwrap_or(std::path::Path::new("/"));
                 let options = ctx.image_options;
-                image::ImageJob::new(spec, cache_dir, ctx.fetcher, options, ctx.image_reporter)
-                    .run()
+                image::ImageJob::new(spec, path, ctx.fetcher, options, ctx.image_reporter).run()
             }
             (
                 Address::Machine {
@@ -134,7 +132,7 @@ fn boot_image(ctx: &ApplyContext, machine: &MachineSpec) -> std::path::PathBuf {
         .image_path
         .parent()
         .unwrap_or(std::path::Path::new("/"));
-    crate::images::actions::current_path(cache_dir, &ctx.desired.images[&machine.os])
+    crate::images::ensure::current_path(cache_dir, &ctx.desired.images[&machine.os])
 }
 
 fn environment_spec<'a>(

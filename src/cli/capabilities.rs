@@ -69,7 +69,7 @@ fn manifest_uris(global: &GlobalArgs, env: Option<&str>) -> Result<Vec<String>, 
     };
     let desired = super::load_manifest(&path, global.config.as_deref(), global.connect.as_deref())?;
     let environments = desired.environments(env).map_err(CliError::Other)?;
-    Ok(super::libvirt_uris(environments))
+    Ok(crate::desired::libvirt_uris(environments))
 }
 
 fn ask(uri: &str) -> Result<HostCapabilities, LibvirtError> {

@@ -1,21 +1,25 @@
 //! `lvlab init [IMAGE...]`: make the image caches hold the manifest's
 //! images (or the named ones), downloaded and verified, several at once.
+//! Plans through [`plan::images_plan`] and runs the plan's image steps on
+//! the executor `apply` uses; this module renders what each one did.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use super::image_set::{self, CachedImage, ImageSet};
+use super::image_set::{self, LoadedImages};
 use super::progress::{self, bytes};
 use super::{CliError, GlobalArgs, Printer};
-use crate::images::catalog::CATALOG;
-use petgraph::graph::DiGraph;
-
 use crate::actions::image::ImageJob;
 use crate::apply::{self, ExecutionObserver};
+use crate::desired::ImageAddress;
+use crate::images::catalog::CATALOG;
+use crate::images::set::SelectError;
 use crate::images::{
     EnsureOptions, EnsuredImage, FetchOptions, Fetcher, ImageError, Outcome, PreviousFate,
 };
+use crate::plan::{self, Address};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -35,9 +39,16 @@ pub struct InitArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<ExitCode, CliError> {
-    let set = image_set::load(global)?;
-    let jobs = select(&set, &args.images)?;
-    check_conflicts(&jobs)?;
+    let LoadedImages { desired, set } = image_set::load(global)?;
+    let selected: Vec<ImageAddress> = set
+        .select(&args.images)
+        .map_err(select_error)?
+        .iter()
+        .map(|image| image.address())
+        .collect();
+    let observed = crate::observe::images(&desired, &selected);
+    let plan = plan::images_plan(&desired, &observed, selected.clone())
+        .map_err(|e| CliError::Other(e.to_string()))?;
     let fetcher =
         Fetcher::new(FetchOptions::from_env()).map_err(|e| CliError::Other(e.to_string()))?;
     let mut options = EnsureOptions {
@@ -45,41 +56,28 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         ..EnsureOptions::default()
     };
     if args.refresh {
-        let (files, problems) = image_set::domain_files(&set.uris);
+        let (files, problems) = crate::observe::disks::domain_files_on(&set.uris);
         for problem in problems {
             tracing::warn!("{problem}; superseded images are kept");
         }
         options.domain_files = files;
     }
-    // Keys that share a cache file (same source; validation made sure they
-    // verify it alike) are fetched once.
-    let mut unique: Vec<&CachedImage> = Vec::new();
-    let mut slot = Vec::new();
-    for job in &jobs {
-        match unique.iter().position(|u| same_file(u, job)) {
-            Some(i) => slot.push(i),
-            None => {
-                slot.push(unique.len());
-                unique.push(job);
-            }
-        }
-    }
     let reporter = progress::reporter(global.quiet);
-    // The same image action apply runs, on the same executor: a graph of
-    // independent image jobs, `--jobs` at a time.
-    let graph: DiGraph<ImageJob, ()> = {
-        let mut graph = DiGraph::new();
-        for image in &unique {
-            graph.add_node(ImageJob::new(
-                &image.spec,
-                &image.cache_dir,
+    // The plan's image steps (one per cache file: keys that share one are
+    // fetched once) as the image jobs apply runs, `--jobs` at a time.
+    let graph = plan.graph.filter_map(
+        |_, step| match &step.address {
+            Address::Image { key, path } => Some(ImageJob::new(
+                &desired.images[key],
+                path,
                 &fetcher,
                 &options,
                 reporter.as_ref(),
-            ));
-        }
-        graph
-    };
+            )),
+            Address::Machine { .. } => None,
+        },
+        |_, &()| Some(()),
+    );
     let outcome = apply::execute(
         &graph,
         args.jobs as usize,
@@ -92,22 +90,31 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         return Ok(ExitCode::from(130));
     }
     // Image jobs depend on nothing, so without an interrupt every one ran.
-    let results: Vec<Result<EnsuredImage, ImageError>> = graph
+    let results: Vec<(PathBuf, Result<EnsuredImage, ImageError>)> = graph
         .node_weights()
-        .map(|job| job.take_result().expect("every image job ran"))
+        .map(|job| {
+            (
+                job.image_path.to_path_buf(),
+                job.take_result().expect("every image job ran"),
+            )
+        })
         .collect();
     reporter.finish();
-    for (job, &i) in jobs.iter().zip(&slot) {
-        if let Ok(done) = &results[i] {
+    for image in &selected {
+        let result = results.iter().find(|(path, _)| *path == image.path);
+        if let Some((_, Ok(done))) = result {
             printer.out(&format!(
                 "{}: {} -> {}",
-                job.spec.key,
+                image.key,
                 summary(done),
                 done.path.display()
             ));
         }
     }
-    let mut failed: Vec<ImageError> = results.into_iter().filter_map(Result::err).collect();
+    let mut failed: Vec<ImageError> = results
+        .into_iter()
+        .filter_map(|(_, result)| result.err())
+        .collect();
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -122,8 +129,14 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
     Err(last.into())
 }
 
-fn same_file(a: &CachedImage, b: &CachedImage) -> bool {
-    a.cache_dir == b.cache_dir && a.spec.file_name == b.spec.file_name
+fn select_error(err: SelectError) -> CliError {
+    match err {
+        SelectError::NothingNamed => CliError::Other(format!(
+            "no Lvlab.yml here: name the catalog images to download, e.g. `lvlab init debian13`\n\n{}",
+            catalog_text()
+        )),
+        other => CliError::Other(other.to_string()),
+    }
 }
 
 /// What one image's result means, in a line.
@@ -167,62 +180,6 @@ fn summary(done: &EnsuredImage) -> String {
         }
     };
     format!("{what}; {how}")
-}
-
-/// The images to fetch: the named keys or all of them.
-fn select<'a>(set: &'a ImageSet, names: &[String]) -> Result<Vec<&'a CachedImage>, CliError> {
-    if names.is_empty() {
-        if set.manifest.is_none() {
-            return Err(CliError::Other(format!(
-                "no Lvlab.yml here: name the catalog images to download, e.g. `lvlab init debian13`\n\n{}",
-                catalog_text()
-            )));
-        }
-        return Ok(set.images.iter().collect());
-    }
-    let mut out = Vec::new();
-    for name in names {
-        let found: Vec<&CachedImage> = set.images.iter().filter(|i| i.spec.key == *name).collect();
-        if found.is_empty() {
-            let known: Vec<&str> = {
-                let mut k: Vec<&str> = set.images.iter().map(|i| i.spec.key.as_str()).collect();
-                k.dedup();
-                k
-            };
-            let origin = match &set.manifest {
-                Some(path) => format!("in {}", path.display()),
-                None => "in the built-in catalog".into(),
-            };
-            let choices = match crate::manifest::did_you_mean(name, &known) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None => format!("images: {}", known.join(", ")),
-            };
-            return Err(CliError::Other(format!(
-                "no image `{name}` {origin}; {choices}"
-            )));
-        }
-        out.extend(found);
-    }
-    Ok(out)
-}
-
-/// Two image keys that would write the same cache file from different
-/// sources. Manifest resolution names sources apart, so this guards the
-/// rule rather than the manifest.
-fn check_conflicts(jobs: &[&CachedImage]) -> Result<(), CliError> {
-    for (i, a) in jobs.iter().enumerate() {
-        for b in &jobs[i + 1..] {
-            if same_file(a, b) && a.spec.source != b.spec.source {
-                return Err(ImageError::Conflict {
-                    keys: vec![a.spec.key.clone(), b.spec.key.clone()],
-                    path: a.cache_dir.join(&a.spec.file_name),
-                    sources: vec![a.spec.source.to_string(), b.spec.source.to_string()],
-                }
-                .into());
-            }
-        }
-    }
-    Ok(())
 }
 
 pub fn catalog_text() -> String {

@@ -202,19 +202,6 @@ fn load_manifest(
     Ok(desired)
 }
 
-/// The environments' libvirt URIs, each once, in order.
-fn libvirt_uris<'a>(
-    environments: impl IntoIterator<Item = &'a crate::desired::EnvironmentSpec>,
-) -> Vec<String> {
-    let mut uris: Vec<String> = Vec::new();
-    for env in environments {
-        if !uris.contains(&env.libvirt_uri) {
-            uris.push(env.libvirt_uri.clone());
-        }
-    }
-    uris
-}
-
 fn init_logging(global: &GlobalArgs, printer: &Printer) {
     let default = match (global.quiet, global.verbose) {
         (true, _) => "error",

@@ -48,6 +48,7 @@ impl Selectors {
                 replace: self.replace.clone(),
                 prune: self.prune,
                 images_only: false,
+                images: Vec::new(),
                 adopt: self.adopt,
             },
         )

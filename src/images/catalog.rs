@@ -6,7 +6,7 @@
 //! links are used where one exists, so `init --refresh` picks up rebuilds.
 
 use crate::desired::{
-    ChecksumAlgorithm, ChecksumSpec, ImageSpec, NetworkVersion, SignatureSpec, Source,
+    ChecksumAlgorithm, ChecksumSpec, Desired, ImageSpec, NetworkVersion, SignatureSpec, Source,
 };
 use crate::manifest::{cache_file_name, companion_file_name};
 
@@ -134,6 +134,20 @@ impl CatalogEntry {
 /// The entry called `key`.
 pub fn find(key: &str) -> Option<&'static CatalogEntry> {
     CATALOG.iter().find(|e| e.key == key)
+}
+
+/// The catalog as a manifest with images and no environments: what
+/// `lvlab init` plans from where there is no Lvlab.yml. Its path is empty.
+pub fn desired() -> Desired {
+    Desired {
+        manifest_path: std::path::PathBuf::new(),
+        environments: Vec::new(),
+        images: CATALOG
+            .iter()
+            .map(|e| (e.key.to_string(), e.to_spec()))
+            .collect(),
+        settings_files: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -82,15 +82,6 @@ pub enum ImageError {
         #[source]
         source: crate::storage::StorageError,
     },
-    #[error(
-        "images {} all use the cache file {} but come from different sources ({})",
-        .keys.join(", "), .path.display(), .sources.join(", ")
-    )]
-    Conflict {
-        keys: Vec<String>,
-        path: PathBuf,
-        sources: Vec<String>,
-    },
 }
 
 /// A downloaded (or placed) file whose digest is not the published one.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use virt::domain::Domain;
 
+use crate::images::DomainFiles;
 use crate::libvirt::{Connection, LibvirtError};
 
 /// Longest backing chain followed (qemu refuses much shorter ones in
@@ -36,6 +37,32 @@ pub fn domain_files(conn: &Connection) -> Result<BTreeMap<PathBuf, Vec<String>>,
         }
     }
     Ok(files)
+}
+
+/// The files the domains on `uris` use, each user named `domain (uri)`;
+/// `None` when any URI cannot be read (then nothing may be removed on the
+/// grounds that no domain uses it), with what went wrong.
+pub fn domain_files_on(uris: &[String]) -> (Option<DomainFiles>, Vec<String>) {
+    let mut all = DomainFiles::new();
+    let mut problems = Vec::new();
+    for uri in uris {
+        match Connection::open(uri).and_then(|conn| domain_files(&conn)) {
+            Ok(files) => {
+                for (file, users) in files {
+                    let entry = all.entry(file).or_default();
+                    for user in users {
+                        let user = format!("{user} ({uri})");
+                        if !entry.contains(&user) {
+                            entry.push(user);
+                        }
+                    }
+                }
+            }
+            Err(err) => problems.push(err.to_string()),
+        }
+    }
+    let files = problems.is_empty().then_some(all);
+    (files, problems)
 }
 
 fn describe(conn: &Connection, domain: &Domain) -> Result<(String, String), LibvirtError> {

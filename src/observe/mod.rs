@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
+use crate::desired::{Desired, EnvironmentSpec, ImageAddress, ImageSpec, MachineSpec};
 use crate::host::{Host, HostFacts, Hosts, Storage};
 use crate::images;
 use crate::libvirt::LibvirtError;
@@ -170,7 +170,7 @@ pub fn observe(
             observed
                 .images
                 .entry(machine.image_path.clone())
-                .or_insert_with(|| image_state(machine, &desired.images[&machine.os]));
+                .or_insert_with(|| image_state(&machine.image_path, &desired.images[&machine.os]));
         }
         observed.environments.push(ObservedEnvironment {
             name: env.name.clone(),
@@ -208,12 +208,26 @@ impl HostView {
     }
 }
 
-/// The image a machine boots from, as the cache and its record say.
-fn image_state(machine: &MachineSpec, image: &ImageSpec) -> ImageState {
-    let cache_dir = machine
-        .image_path
-        .parent()
-        .unwrap_or(std::path::Path::new("/"));
+/// The images at `addresses` alone (no environment): what `init` plans
+/// from. Reads their caches' records, nothing of libvirt.
+pub fn images(desired: &Desired, addresses: &[ImageAddress]) -> Observed {
+    let images = addresses
+        .iter()
+        .filter_map(|a| {
+            let spec = desired.images.get(&a.key)?;
+            Some((a.path.clone(), image_state(&a.path, spec)))
+        })
+        .collect();
+    Observed {
+        environments: Vec::new(),
+        images,
+    }
+}
+
+/// The image at `image_path` (a file in its cache directory), as the cache
+/// and its record say.
+fn image_state(image_path: &std::path::Path, image: &ImageSpec) -> ImageState {
+    let cache_dir = image_path.parent().unwrap_or(std::path::Path::new("/"));
     let record = images::record::load_for(cache_dir, image);
     let path = images::record::current_path(cache_dir, image, record.as_ref());
     let current = record.as_ref().and_then(|r| r.current_file());

@@ -39,6 +39,8 @@ pub struct PlanInput<'a> {
 pub enum PlanError {
     #[error("no machine {name} in the selected environments (machines: {known})")]
     UnknownMachine { name: String, known: String },
+    #[error("no image {key} in the manifest (images: {known})")]
+    UnknownImage { key: String, known: String },
     #[error("environment {0} was not observed")]
     NotObserved(String),
     /// Everything [`super::check`] found wrong, all at once.
@@ -70,6 +72,9 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         if input.selection.machines.is_empty() && !input.selection.images_only {
             planner.orphans(env, observed);
         }
+    }
+    for image in &input.selection.images {
+        planner.image(&image.key, &image.path, true);
     }
     let Planner {
         graph,
@@ -115,7 +120,9 @@ impl<'a> Planner<'a> {
         machine: &MachineSpec,
     ) -> Result<(), PlanError> {
         if self.input.selection.images_only {
-            self.image(machine);
+            if self.input.selection.images.is_empty() {
+                self.image(&machine.os, &machine.image_path, false);
+            }
             return Ok(());
         }
         // `check` rejected foreign domains under a wanted name, and other
@@ -352,7 +359,7 @@ impl<'a> Planner<'a> {
                 machine.vm_name, variant.requested, variant.chosen
             ));
         }
-        let image = self.image(machine);
+        let image = self.image(&machine.os, &machine.image_path, false);
         let define = self.add(
             address,
             Action::DefineDomain {
@@ -398,27 +405,32 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The image's download and verification, once per cache path; returns
-    /// the node after which it is usable (`None` when already cached). One
-    /// path is one source: resolution names sources apart, and the checks
-    /// refuse a plan where two still meet ([`super::checks`]).
-    fn image(&mut self, machine: &MachineSpec) -> Option<NodeIndex> {
-        if let Some(ready) = self.image_ready.get(&machine.image_path) {
+    /// Image `key`'s download and verification into `path`, once per cache
+    /// path; returns the node after which it is usable (`None` when already
+    /// cached and not `requested`). One path is one source: resolution names
+    /// sources apart, and the checks refuse a plan where two still meet
+    /// ([`super::checks`]).
+    fn image(&mut self, key: &str, path: &Path, requested: bool) -> Option<NodeIndex> {
+        if let Some(ready) = self.image_ready.get(path) {
             return *ready;
         }
-        let spec = &self.input.desired.images[&machine.os];
-        let state = self.input.observed.images.get(&machine.image_path);
-        let reason = image_reason(spec, state, &machine.image_path);
-        let ready = reason.map(|reason| self.image_action(machine, reason));
-        self.image_ready.insert(machine.image_path.clone(), ready);
+        let spec = &self.input.desired.images[key];
+        let state = self.input.observed.images.get(path);
+        let reason = image_reason(spec, state, path).or_else(|| {
+            requested.then(|| Reason::ImageRequested {
+                path: path.to_path_buf(),
+            })
+        });
+        let ready = reason.map(|reason| self.image_action(key, path, reason));
+        self.image_ready.insert(path.to_path_buf(), ready);
         ready
     }
 
-    fn image_action(&mut self, machine: &MachineSpec, reason: Reason) -> NodeIndex {
-        let spec = &self.input.desired.images[&machine.os];
+    fn image_action(&mut self, key: &str, path: &Path, reason: Reason) -> NodeIndex {
+        let spec = &self.input.desired.images[key];
         let address = Address::Image {
             key: spec.key.clone(),
-            path: machine.image_path.clone(),
+            path: path.to_path_buf(),
         };
         let node = self.add(
             &address,

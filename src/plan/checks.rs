@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{PlanError, Selection, Target};
 use crate::desired::{Addressing, Attachment, Desired, EnvironmentSpec, MachineSpec};
@@ -188,6 +188,9 @@ pub fn check(input: &CheckInput) -> Result<Feasible, PlanError> {
             checks.machine(input, observed, machine);
         }
     }
+    for image in &input.selection.images {
+        checks.image(input, &image.key, &image.path);
+    }
     checks.notes.extend(static_address_notes(&checks.in_range));
     checks.notes.extend(memory_notes(input));
     if checks.problems.is_empty() {
@@ -221,6 +224,18 @@ fn check_selection(input: &CheckInput) -> Result<(), PlanError> {
                 known: known.join(", "),
             });
         }
+    }
+    let images = &input.desired.images;
+    if let Some(image) = input
+        .selection
+        .images
+        .iter()
+        .find(|i| !images.contains_key(&i.key))
+    {
+        return Err(PlanError::UnknownImage {
+            key: image.key.clone(),
+            known: images.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
     }
     Ok(())
 }
@@ -287,7 +302,7 @@ impl Checks {
         if input.target == Target::Absent {
             return;
         }
-        self.image(input, machine);
+        self.image(input, &machine.os, &machine.image_path);
         if input.selection.images_only {
             return;
         }
@@ -297,28 +312,27 @@ impl Checks {
     }
 
     /// A local image that must be copied into the cache but is not there.
-    fn image(&mut self, input: &CheckInput, machine: &MachineSpec) {
-        let spec = &input.desired.images[&machine.os];
-        if let Some(first) = self.images.get(&machine.image_path) {
+    fn image(&mut self, input: &CheckInput, key: &str, path: &Path) {
+        let spec = &input.desired.images[key];
+        if let Some(first) = self.images.get(path) {
             // Manifest resolution names each source's file apart; should two
             // sources still meet, one machine would boot the other's image.
             let first = &input.desired.images[first];
             let problem = Problem::ImagePathShared {
                 keys: [first.key.clone(), spec.key.clone()],
-                path: machine.image_path.clone(),
+                path: path.to_path_buf(),
             };
             if first.source != spec.source && !self.problems.contains(&problem) {
                 self.problems.push(problem);
             }
             return;
         }
-        self.images
-            .insert(machine.image_path.clone(), machine.os.clone());
-        let Some(state) = input.observed.images.get(&machine.image_path) else {
+        self.images.insert(path.to_path_buf(), key.to_string());
+        let Some(state) = input.observed.images.get(path) else {
             return;
         };
         if let Some(path) = &state.missing_source {
-            if super::build::image_reason(spec, Some(state), &machine.image_path).is_some() {
+            if super::build::image_reason(spec, Some(state), path).is_some() {
                 self.problems.push(Problem::ImageSourceMissing {
                     key: spec.key.clone(),
                     path: path.clone(),

@@ -8,6 +8,7 @@
 mod build;
 mod checks;
 mod diff;
+mod images;
 mod json;
 pub mod saved;
 mod text;
@@ -18,10 +19,12 @@ use std::sync::Arc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+pub use crate::desired::ImageAddress;
 use crate::domain::FieldChange;
 use crate::rendering::RenderedMachine;
 pub use build::{build, PlanError, PlanInput};
 pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
+pub use images::images_plan;
 pub use json::to_json;
 pub use text::render_text;
 
@@ -49,6 +52,12 @@ pub struct Selection {
     pub prune: bool,
     /// Only the image actions (`init`).
     pub images_only: bool,
+    /// With `images_only`: the images to make sure of, each planned even
+    /// when its cache looks ready (`init` reports on every image it is
+    /// asked for; `--refresh` asks the publisher again). Empty: the selected
+    /// machines' images, where they need it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageAddress>,
     /// Take over domains under wanted names that another lab's mark names
     /// (never unmarked ones): the define rewrites the mark.
     #[serde(default)]
@@ -237,6 +246,11 @@ pub enum Reason {
     },
     /// Cached without verification although a checksum is configured now.
     ImageUnverified {
+        path: PathBuf,
+    },
+    /// Ready in the cache, and named by [`Selection::images`]: its record
+    /// is read again (and, on `init --refresh`, the publisher asked).
+    ImageRequested {
         path: PathBuf,
     },
     DiskMissing {

@@ -127,6 +127,9 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
             "{} was never verified, and a checksum is configured",
             path.display()
         )],
+        Reason::ImageRequested { path } => {
+            vec![format!("{} is asked for by name", path.display())]
+        }
         Reason::DiskMissing { path } => vec![format!("disk {} is missing", path.display())],
         Reason::SeedMissing => vec!["the seed ISO is missing".into()],
         Reason::SpecChanged { changes, running } => changes

@@ -63,7 +63,7 @@ fn check_shared_sources(r: &mut Resolver, images: &BTreeMap<String, ImageSpec>, 
 /// keeps its URL's last segment unless another source in a directory it is
 /// cached in has the same one; then it is named for its source
 /// ([`names::name_for_source`]). Machines' `image_path`s follow. Which
-/// directories an image is cached in follows `init` (`cli::image_set`):
+/// directories an image is cached in follows `init` (`images::set`):
 /// those of the machines using it, or, for an image no machine uses, every
 /// environment's default.
 pub(super) fn name_cache_files(

@@ -1,6 +1,6 @@
-//! The image actions the plan/apply engine schedules and `lvlab init`
-//! calls: make sure an image is in a cache directory, downloaded and
-//! verified ([`ensure_image`]), built from finer steps: fetch the checksum
+//! Ensuring an image, the work behind the plan's image step (run by
+//! `apply` and `lvlab init`): make sure an image is in a cache directory,
+//! downloaded and verified ([`ensure_image`]), built from finer steps: fetch the checksum
 //! file ([`fetch_checksums`]), check its signature ([`verify_signature`],
 //! in `signed`), download and check the image ([`download_verified`], in
 //! `verified`).
