@@ -1,7 +1,12 @@
 //! Ties the stages together for one command: open the environments'
 //! hypervisors, observe them, render every selected machine (definition and
 //! seed), plan, and carry the plan out. Each stage stays a module of its
-//! own; this one only calls them in order.
+//! own; this one only calls them in order. [`Operation`] is one command's
+//! run of them, from plan to report, through a [`Ui`].
+
+mod operation;
+
+pub use operation::{Confirm, Ended, Operation, OperationError, SshWait, Ui, PROGRESS_EVERY};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -113,7 +118,7 @@ impl<'d> Lab<'d> {
             image_options: &image_options,
             image_reporter: options.image_reporter.as_ref(),
             new_passwords: &planned.rendered.new_passwords,
-            password_reporter: options.password_reporter.as_ref(),
+            password_reporter: options.password_reporter,
         };
         let jobs = planned
             .plan
@@ -135,24 +140,24 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-pub struct ApplyOptions {
+pub struct ApplyOptions<'a> {
     pub parallelism: usize,
     pub shutdown_timeout: Duration,
     pub force: bool,
     /// Hears about image downloads (bars on a terminal, or nothing).
     pub image_reporter: Box<dyn Reporter>,
     /// Hears about each generated console password as its seed is written.
-    pub password_reporter: Box<dyn PasswordReporter>,
+    pub password_reporter: &'a dyn PasswordReporter,
 }
 
-impl Default for ApplyOptions {
+impl Default for ApplyOptions<'_> {
     fn default() -> Self {
         Self {
             parallelism: 10,
             shutdown_timeout: Duration::from_secs(120),
             force: false,
             image_reporter: Box::new(Silent),
-            password_reporter: Box::new(Unshown),
+            password_reporter: &Unshown,
         }
     }
 }

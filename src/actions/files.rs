@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::apply::ActionError;
 use crate::desired::{DiskRole, DiskSize, DiskStrategy, MachineSpec};
 use crate::observe::RECORDED_FILES;
 use crate::plan::RenderedMachine;
@@ -10,11 +11,14 @@ use crate::storage::{self, FromImage};
 
 const PUBLIC: u32 = 0o644;
 
-pub fn create_disk(machine: &MachineSpec, image: &Path, index: usize) -> Result<(), String> {
+pub fn create_disk(machine: &MachineSpec, image: &Path, index: usize) -> Result<(), ActionError> {
     let disk = machine
         .disks
         .get(index)
-        .ok_or_else(|| format!("{} has no disk {index}", machine.vm_name))?;
+        .ok_or_else(|| ActionError::Precondition {
+            address: machine.vm_name.clone(),
+            message: format!("{} has no disk {index}", machine.vm_name),
+        })?;
     let size = match disk.size {
         DiskSize::ImageSize => None,
         DiskSize::Bytes(bytes) => Some(bytes),
@@ -28,26 +32,32 @@ pub fn create_disk(machine: &MachineSpec, image: &Path, index: usize) -> Result<
             storage::create_from_image(image, &disk.path, how, size)
         }
         (DiskRole::Blank, Some(size)) => storage::create_blank(&disk.path, size),
-        (DiskRole::Blank, None) => return Err(format!("{}: a blank disk needs a size", disk.name)),
+        (DiskRole::Blank, None) => {
+            return Err(ActionError::Precondition {
+                address: machine.vm_name.clone(),
+                message: format!("{}: a blank disk needs a size", disk.name),
+            })
+        }
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(ActionError::storage(&disk.path))
 }
 
 /// The seed documents beside the disks, and the ISO the guest reads.
-pub fn write_seed(machine: &MachineSpec, rendered: &RenderedMachine) -> Result<(), String> {
-    crate::cloudinit::write_seed(&machine.vm_dir, &rendered.seed)
-        .map(drop)
-        .map_err(|e| e.to_string())
+pub fn write_seed(
+    machine: &MachineSpec,
+    rendered: &RenderedMachine,
+) -> Result<(), crate::cloudinit::CloudInitError> {
+    crate::cloudinit::write_seed(&machine.vm_dir, &rendered.seed).map(drop)
 }
 
 /// What lvlab defined, kept so the next plan can show a diff against it.
-pub fn record_definition(machine: &MachineSpec, rendered: &RenderedMachine) -> Result<(), String> {
-    storage::write_file(
-        &machine.vm_dir.join("domain.xml"),
-        rendered.definition.as_bytes(),
-        PUBLIC,
-    )
-    .map_err(|e| e.to_string())
+pub fn record_definition(
+    machine: &MachineSpec,
+    rendered: &RenderedMachine,
+) -> Result<(), ActionError> {
+    let path = machine.vm_dir.join("domain.xml");
+    storage::write_file(&path, rendered.definition.as_bytes(), PUBLIC)
+        .map_err(ActionError::storage(path))
 }
 
 /// Removes the files lvlab makes in a machine's directory: its disks (the
@@ -55,7 +65,7 @@ pub fn record_definition(machine: &MachineSpec, rendered: &RenderedMachine) -> R
 /// seed, the recorded files, and the temporary files an interrupted run
 /// left of any of them (`<name>.partial`, `<name>.<16 hex>.tmp`). Anything
 /// else stays, with a warning.
-pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result<(), String> {
+pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result<(), ActionError> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
     names.push(crate::cloudinit::files::ISO_FILE.into());
     match machine {
@@ -72,7 +82,7 @@ pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result
         .filter(|name| temporary_of(name).is_some_and(ours))
         .collect();
     names.extend(leftovers);
-    let left = storage::remove_files(dir, &names).map_err(|e| e.to_string())?;
+    let left = storage::remove_files(dir, &names).map_err(ActionError::storage(dir))?;
     if !left.is_empty() {
         tracing::warn!(
             "kept {} in {}: lvlab did not make it",

@@ -2,6 +2,7 @@
 //! images (or the named ones), downloaded and verified, several at once.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -12,7 +13,7 @@ use crate::images::catalog::CATALOG;
 use petgraph::graph::DiGraph;
 
 use crate::actions::image::ImageJob;
-use crate::apply::{self, ExecutionObserver};
+use crate::apply;
 use crate::images::{
     EnsureOptions, EnsuredImage, FetchOptions, Fetcher, ImageError, Outcome, PreviousFate,
 };
@@ -83,7 +84,8 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
     let outcome = apply::execute(
         &graph,
         args.jobs as usize,
-        &Unobserved,
+        // init's progress is the image reporter's.
+        &apply::NoObserver,
         super::apply::interrupt_flag(),
     );
     if outcome.interrupted {
@@ -92,7 +94,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         return Ok(ExitCode::from(130));
     }
     // Image jobs depend on nothing, so without an interrupt every one ran.
-    let results: Vec<Result<EnsuredImage, ImageError>> = graph
+    let results: Vec<Result<EnsuredImage, Arc<ImageError>>> = graph
         .node_weights()
         .map(|job| job.take_result().expect("every image job ran"))
         .collect();
@@ -107,7 +109,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
             ));
         }
     }
-    let mut failed: Vec<ImageError> = results.into_iter().filter_map(Result::err).collect();
+    let mut failed: Vec<Arc<ImageError>> = results.into_iter().filter_map(Result::err).collect();
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -119,7 +121,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
     if count > 1 {
         return Err(CliError::Other(format!("{last}\n({count} images failed)")));
     }
-    Err(last.into())
+    Err(CliError::Other(last.to_string()))
 }
 
 fn same_file(a: &CachedImage, b: &CachedImage) -> bool {
@@ -240,12 +242,4 @@ pub fn catalog_text() -> String {
         crate::images::cache::default_cache_dir().display()
     ));
     out
-}
-
-/// init's progress is the image reporter's; the executor's events add nothing.
-struct Unobserved;
-
-impl ExecutionObserver for Unobserved {
-    fn started(&self, _: &str) {}
-    fn finished(&self, _: &str, _: std::time::Duration, _: &Result<(), String>) {}
 }

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{CliError, Printer};
 use crate::desired::{Addressing, MachineSpec};
 use crate::observe::ssh;
-use crate::reconcile::Lab;
+use crate::reconcile::{Lab, SshWait, Ui};
 
 #[derive(Debug, Args, Clone)]
 pub struct WaitArgs {
@@ -24,8 +23,14 @@ pub struct WaitArgs {
 
 impl WaitArgs {
     /// These arguments when `--wait` was given.
-    pub fn requested(&self) -> Option<WaitArgs> {
-        self.wait.then(|| self.clone())
+    pub fn requested(&self) -> Option<&dyn SshWait> {
+        self.wait.then_some(self as &dyn SshWait)
+    }
+}
+
+impl SshWait for WaitArgs {
+    fn wait(&self, lab: &Lab, vm_names: &[String], ui: &dyn Ui) -> Result<(), String> {
+        wait_for_ssh(lab, vm_names, self, ui)
     }
 }
 
@@ -70,12 +75,12 @@ struct Pending<'a> {
 /// Waits for the given machines' SSH; an error lists those not ready.
 /// Each probe runs on its own thread, so a guest that keeps a probe waiting
 /// delays no other.
-pub fn wait_for_ssh(
+fn wait_for_ssh(
     lab: &Lab,
     vm_names: &[String],
     args: &WaitArgs,
-    printer: &Printer,
-) -> Result<(), CliError> {
+    ui: &dyn Ui,
+) -> Result<(), String> {
     let mut pending: Vec<Pending> = Vec::new();
     for machine in lab.environments.iter().flat_map(|e| e.machines.iter()) {
         if !vm_names.is_empty() && !vm_names.contains(&machine.vm_name) {
@@ -95,10 +100,7 @@ pub fn wait_for_ssh(
                 in_flight: false,
                 id: pending.len(),
             }),
-            None => printer.out(&format!(
-                "{}: no SSH endpoint lvlab can reach (use a passt NIC with ssh_port, or a static address); not waiting",
-                machine.vm_name
-            )),
+            None => ui.ssh_no_endpoint(&machine.vm_name),
         }
     }
     let (send, answers) = std::sync::mpsc::channel::<(usize, bool)>();
@@ -119,12 +121,11 @@ pub fn wait_for_ssh(
             pending[i].in_flight = false;
             if ok {
                 let p = pending.remove(i);
-                printer.out(&format!(
-                    "{} answers on SSH after {}s: {}",
-                    p.machine.vm_name,
-                    start.elapsed().as_secs(),
-                    connect_hint(p.machine, p.address)
-                ));
+                ui.ssh_ready(
+                    &p.machine.vm_name,
+                    start.elapsed(),
+                    &connect_hint(p.machine, p.address),
+                );
             }
         }
         let now = Instant::now();
@@ -149,11 +150,7 @@ pub fn wait_for_ssh(
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
             let names: Vec<&str> = pending.iter().map(|p| p.machine.vm_name.as_str()).collect();
-            printer.out(&format!(
-                "waiting for SSH on {}... [{}s elapsed]",
-                names.join(", "),
-                start.elapsed().as_secs()
-            ));
+            ui.ssh_waiting(&names, start.elapsed());
         }
         std::thread::sleep(TICK.min(deadline.saturating_duration_since(Instant::now())));
     }
@@ -164,11 +161,11 @@ pub fn wait_for_ssh(
         .iter()
         .map(|p| format!("{} ({})", p.machine.vm_name, p.address))
         .collect();
-    Err(CliError::Other(format!(
+    Err(format!(
         "not reachable on SSH within {}s: {}\n  hint: look at the console (virsh console DOMAIN) or raise --wait-timeout",
         args.wait_timeout,
         names.join(", ")
-    )))
+    ))
 }
 
 /// Whether to probe a machine now: not before `first_probe` unless the

@@ -18,7 +18,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use crate::domain::{FieldChange, SpecFields};
-pub use build::{build, PlanError, PlanInput};
+pub use build::{build, summarize, PlanError, PlanInput};
 pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
 pub use json::to_json;
 pub use text::render_text;
