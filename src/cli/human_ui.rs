@@ -183,3 +183,18 @@ fn report(plan: &Plan, outcome: &Outcome, printer: &Printer) {
         outcome.not_run.len()
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_action_has_terraforms_verb_for_what_it_does() {
+        let verb = |action| progress_verb(&action);
+        assert_eq!(verb(Action::BuildSeed), "creating");
+        assert_eq!(verb(Action::RedefineDomain), "modifying");
+        assert_eq!(verb(Action::ShutdownDomain), "stopping");
+        assert_eq!(verb(Action::UndefineDomain), "destroying");
+        assert_eq!(verb(Action::StartDomain), "starting");
+    }
+}

@@ -218,7 +218,8 @@ impl Ui for JsonUi<'_, '_> {
 
     fn step_finished(&self, step: &Step, elapsed: Duration, result: &Result<(), ActionError>) {
         let what = format!("{}: {}", step.address, step.action.describe());
-        let seconds = elapsed.as_secs_f64();
+        // To the millisecond: the precision that means something here.
+        let seconds = elapsed.as_millis() as f64 / 1000.0;
         match result {
             Ok(()) => self.hook_line(
                 "info",
@@ -276,7 +277,11 @@ impl Ui for JsonUi<'_, '_> {
             )
         };
         self.stream.diagnostic("error", &message, Map::new());
-        self.change_summary(&message, plan.target, done);
+        let summary = format!(
+            "Apply failed! Resources: {} added, {} changed, {} destroyed.",
+            done.add, done.change, done.destroy
+        );
+        self.change_summary(&summary, plan.target, done);
     }
 
     fn ssh_no_endpoint(&self, vm_name: &str) {

@@ -256,12 +256,35 @@ impl ExecutionObserver for StepEvents<'_> {
             let Some((node, step)) = self.step(job) else {
                 continue;
             };
-            let due = elapsed.as_secs() / PROGRESS_EVERY.as_secs();
             let done = reported.entry(node).or_insert(0);
-            if due > *done {
+            if let Some(due) = progress_due(*elapsed, *done) {
                 *done = due;
                 self.ui.step_still_running(step, *elapsed);
             }
         }
+    }
+}
+
+/// The number of the progress report a step that ran `elapsed` and had
+/// `reported` reports is due for now, if any: one per [`PROGRESS_EVERY`]
+/// of its own time, none skipped twice when a tick came late.
+fn progress_due(elapsed: Duration, reported: u64) -> Option<u64> {
+    let due = elapsed.as_secs() / PROGRESS_EVERY.as_secs();
+    (due > reported).then_some(due)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_reported_once_per_ten_seconds_of_its_own_time() {
+        let s = Duration::from_secs;
+        assert_eq!(progress_due(s(9), 0), None);
+        assert_eq!(progress_due(s(10), 0), Some(1));
+        assert_eq!(progress_due(s(11), 1), None);
+        assert_eq!(progress_due(s(20), 1), Some(2));
+        // A tick that came late reports once, not once per missed 10 s.
+        assert_eq!(progress_due(s(41), 2), Some(4));
     }
 }
