@@ -70,9 +70,16 @@ fn run(dir: &Path, args: &[&str]) -> Output {
     lvlab(dir).args(args).output().unwrap()
 }
 
-/// Every stdout line as JSON; each must parse and carry the four keys.
+fn schema() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apply-json.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every stdout line as JSON; each must parse, carry the four keys and
+/// match the strict schema in docs/.
 fn json_lines(out: &Output) -> Vec<Value> {
     let (stdout, stderr) = texts(out);
+    let validator = jsonschema::validator_for(&schema()).unwrap();
     stdout
         .lines()
         .map(|line| {
@@ -83,6 +90,11 @@ fn json_lines(out: &Output) -> Vec<Value> {
             }
             let stamp = value["@timestamp"].as_str().unwrap();
             assert!(is_rfc3339(stamp), "{stamp}");
+            let errors: Vec<String> = validator
+                .iter_errors(&value)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{errors:#?}\n{line}");
             value
         })
         .collect()
@@ -331,5 +343,101 @@ fn a_long_step_reports_progress_every_ten_seconds() {
         assert_eq!(line["hook"]["resource"]["addr"], "image.tiny");
         assert_eq!(line["hook"]["action"], "download_image");
         assert_eq!(line["hook"]["elapsed_seconds"], 10 * (i + 1), "{stdout}");
+    }
+}
+
+/// The schema is strict: a field it does not list fails, wherever it is.
+#[test]
+fn the_line_schema_refuses_undocumented_fields() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let complete = serde_json::json!({
+        "@level": "info", "@message": "m", "@module": "lvlab.ui",
+        "@timestamp": "2026-11-29T13:08:31Z", "type": "apply_complete",
+        "hook": {"resource": {"addr": "lab.web", "kind": "machine", "environment": "lab",
+                              "vm_name": "web", "domain": "web_lab"},
+                 "action": "define_domain", "description": "define domain",
+                 "elapsed_seconds": 0.1}
+    });
+    assert!(validator.is_valid(&complete));
+    let mut extra = complete.clone();
+    extra["hook"]["undocumented"] = serde_json::json!(1);
+    assert!(!validator.is_valid(&extra), "an extra hook field fails");
+    let mut extra = complete.clone();
+    extra["undocumented"] = serde_json::json!(1);
+    assert!(
+        !validator.is_valid(&extra),
+        "an extra top-level field fails"
+    );
+}
+
+/// docs/apply-json.md names every property and value of its schema, and
+/// links to it.
+#[test]
+fn the_apply_json_page_documents_every_name_of_its_schema() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apply-json.md"))
+            .unwrap();
+    assert!(doc.contains("(apply-json.schema.json)"));
+    let mut names = Vec::new();
+    schema_names(&schema(), &mut names);
+    assert!(names.len() > 40, "{names:?}");
+    names.retain(|name| !doc.contains(&format!("`{name}`")));
+    names.dedup();
+    assert!(names.is_empty(), "not in docs/apply-json.md: {names:?}");
+}
+
+/// Property names and `const`/`enum` strings of a schema.
+fn schema_names(schema: &Value, names: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "properties" => names.extend(value.as_object().unwrap().keys().cloned()),
+                    "const" | "enum" => {
+                        let values = value.as_array().cloned().unwrap_or(vec![value.clone()]);
+                        names.extend(values.iter().filter_map(|v| v.as_str().map(String::from)));
+                    }
+                    _ => {}
+                }
+                schema_names(value, names);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| schema_names(i, names)),
+        _ => {}
+    }
+}
+
+/// A new machine's console password is a `sensitive` note; its value is
+/// in the stream only with `--show-passwords`.
+#[test]
+fn a_console_password_is_a_sensitive_note_shown_only_when_asked() {
+    let dir = lab_on("empty.xml");
+    let manifest = dir.path().join("Lvlab.yml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace(", password: false", "")).unwrap();
+    for show in [false, true] {
+        let mut args = vec!["up", "web", "--json"];
+        if show {
+            args.push("--show-passwords");
+            // A fresh machine: a seed already written keeps its password.
+            std::fs::remove_dir_all(dir.path().join("vms")).unwrap();
+        }
+        let out = run(dir.path(), &args);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let lines = json_lines(&out);
+        let notes: Vec<&Value> = of_type(&lines, "diagnostic")
+            .into_iter()
+            .filter(|d| d.get("sensitive").is_some())
+            .collect();
+        assert_eq!(notes.len(), 1, "{stdout}");
+        let note = &notes[0];
+        assert_eq!(note["sensitive"], true);
+        assert_eq!(note["diagnostic"]["vm_name"], "web");
+        let password = note["diagnostic"].get("password");
+        assert_eq!(password.is_some(), show, "{note}");
+        if let Some(password) = password {
+            assert!(password.as_str().unwrap().len() >= 12, "{note}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use super::Printer;
 use crate::apply::{ActionError, Outcome};
 use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::images::Reporter;
-use crate::plan::{Action, Address, Plan, Step, Summary, Target};
+use crate::plan::{Action, Address, Change, Plan, Step, Summary, Target};
 use crate::reconcile::{Confirm, OperationError, Ui};
 
 /// The stream's version: the minor part grows with added fields or types,
@@ -148,7 +148,13 @@ impl PasswordReporter for JsonUi<'_, '_> {
 impl Ui for JsonUi<'_, '_> {
     fn show_plan(&self, plan: &Plan) {
         for (_, step) in plan.steps() {
-            let block = plan.blocks.iter().find(|b| b.address == step.address);
+            // A resource may also have a replacement not asked for: the
+            // block the step carries out is the other one.
+            let block = plan
+                .blocks
+                .iter()
+                .filter(|b| b.address == step.address)
+                .min_by_key(|b| b.change == Change::ReplaceNotRequested);
             let reason = block
                 .and_then(|b| b.reasons.first())
                 .and_then(|r| serde_json::to_value(r).ok())
