@@ -69,6 +69,22 @@ impl<'d> Lab<'d> {
         observe::observe(self.desired, &self.environments, &self.hypervisors)
     }
 
+    /// The names of the machines whose domain exists, in manifest order.
+    pub fn deployed(&self) -> Result<Vec<String>, LibvirtError> {
+        let observed = self.observe()?;
+        Ok(self
+            .environments
+            .iter()
+            .flat_map(|env| {
+                let seen = observed.environment(&env.name);
+                env.machines
+                    .iter()
+                    .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
+                    .map(|m| m.vm_name.clone())
+            })
+            .collect())
+    }
+
     /// Observes, checks, renders and plans. The checks come before
     /// rendering so that every problem is reported, not the first one
     /// rendering trips over.

@@ -13,7 +13,7 @@ use super::reconcile_args::Session;
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
 use crate::plan::{Selection, Target};
-use crate::reconcile::{Confirm, Lab};
+use crate::reconcile::Confirm;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -93,7 +93,7 @@ pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<E
     with_view(&args.execution, printer, |view| {
         let session = Session::load(global, args.env.clone())?;
         let lab = session.lab()?;
-        let deployed = deployed(&lab)?;
+        let deployed = lab.deployed()?;
         require_deployed(&session, &args.vms, &deployed)?;
         // `down` stops what exists; it never creates a machine.
         let stop: Vec<String> = deployed
@@ -122,7 +122,7 @@ pub fn destroy(
     with_view(&args.execution, printer, |view| {
         let session = Session::load(global, args.env.clone())?;
         let lab = session.lab()?;
-        require_deployed(&session, &args.vms, &deployed(&lab)?)?;
+        require_deployed(&session, &args.vms, &lab.deployed()?)?;
         let mut operation = operation(Target::Absent, machines(&args.vms), &args.execution);
         operation.confirm = (!args.force).then_some(Confirm::DESTROY);
         view.run(&operation, &session, &lab, &ShowPasswordsArg::default())
@@ -155,20 +155,4 @@ fn require_deployed(
         }
     }
     Ok(())
-}
-
-/// The machines of the lab's environments whose domain exists.
-fn deployed(lab: &Lab) -> Result<Vec<String>, CliError> {
-    let observed = lab.observe()?;
-    Ok(lab
-        .environments
-        .iter()
-        .flat_map(|env| {
-            let seen = observed.environment(&env.name);
-            env.machines
-                .iter()
-                .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
-                .map(|m| m.vm_name.clone())
-        })
-        .collect())
 }

@@ -134,7 +134,7 @@ fn describe(step: &Step) -> String {
 }
 
 /// Terraform's verb for a long step: what the step does to its resource.
-fn progress_verb(action: &Action) -> &'static str {
+pub(super) fn progress_verb(action: &Action) -> &'static str {
     match action {
         Action::DownloadImage { .. }
         | Action::CreateDisk { .. }

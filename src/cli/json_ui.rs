@@ -211,9 +211,10 @@ impl Ui for JsonUi<'_, '_> {
         self.hook_line(
             "info",
             &format!(
-                "{}: {}: still running... [{}s elapsed]",
+                "{}: {}: Still {}... [{}s elapsed]",
                 step.address,
                 step.action.describe(),
+                super::human_ui::progress_verb(&step.action),
                 elapsed.as_secs()
             ),
             "apply_progress",
