@@ -40,7 +40,9 @@ pub enum ActionError {
     /// machine no longer in the manifest, a disk it does not have).
     #[error("{message}")]
     Precondition { address: String, message: String },
-    /// The step was cut short by an interrupt before it finished.
+    /// The step was cut short by an interrupt before it finished. Not made
+    /// today: an interrupt lets running steps finish (the executor starts
+    /// no new ones); a step that learns to stop early reports this.
     #[error("{address}: interrupted before it finished")]
     Interrupted { address: String },
 }
@@ -62,5 +64,31 @@ impl ActionError {
     pub fn storage(path: impl Into<PathBuf>) -> impl FnOnce(StorageError) -> Self {
         let path = path.into();
         move |source| ActionError::Storage { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_is_the_failures_own_sentence_and_the_kind_a_word() {
+        let full = StorageError::NoSpace {
+            path: PathBuf::from("/vms/lab/web/disk0.qcow2"),
+        };
+        let sentence = full.to_string();
+        let error = ActionError::storage("/vms/lab/web/disk0.qcow2")(full);
+        assert_eq!(error.to_string(), sentence);
+        assert_eq!(error.kind(), "storage");
+        assert!(
+            std::error::Error::source(&error).is_some(),
+            "the cause stays"
+        );
+        let error = ActionError::Libvirt {
+            domain: "web_lab".into(),
+            message: "web_lab did not stop within 120s".into(),
+        };
+        assert_eq!(error.to_string(), "web_lab did not stop within 120s");
+        assert_eq!(error.kind(), "libvirt");
     }
 }
