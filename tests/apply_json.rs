@@ -441,3 +441,19 @@ fn a_console_password_is_a_sensitive_note_shown_only_when_asked() {
         }
     }
 }
+
+/// A saved plan was reviewed when it was made: `apply FILE --json` needs
+/// no `--auto-approve`.
+#[test]
+fn a_saved_plan_applies_as_a_stream_without_auto_approve() {
+    let dir = lab_on("empty.xml");
+    let saved = dir.path().join("lab.plan");
+    let out = run(dir.path(), &["plan", "--out", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    let out = run(dir.path(), &["apply", saved.to_str().unwrap(), "--json"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let lines = json_lines(&out);
+    check_version_first(&lines);
+    assert_eq!(lines.last().unwrap()["changes"]["add"], 2, "{stdout}");
+}
