@@ -23,19 +23,9 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use lvlab::apply::ExecutionObserver;
+use lvlab::apply::NoObserver;
 use lvlab::plan::{Selection, Target};
 use lvlab::reconcile::{ApplyOptions, Lab};
-
-struct Quiet;
-impl ExecutionObserver for Quiet {
-    fn started(&self, _: &str) {}
-    fn finished(&self, _: &str, _: Duration, result: &Result<(), String>) {
-        if let Err(e) = result {
-            eprintln!("failed: {e}");
-        }
-    }
-}
 
 fn manifest(dir: &Path, env: &str, machines: usize) -> std::path::PathBuf {
     let base = dir.display();
@@ -96,7 +86,7 @@ fn apply(path: &Path, target: Target) -> Duration {
         .apply(
             &planned,
             &ApplyOptions::default(),
-            &Quiet,
+            &NoObserver,
             &AtomicBool::new(false),
         )
         .unwrap();

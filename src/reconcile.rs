@@ -1,13 +1,18 @@
 //! Ties the stages together for one command: open the environments'
 //! hypervisors, observe them, render every selected machine
-//! ([`crate::rendering`]), plan, and carry the plan out. Each stage stays a module of its
-//! own; this one only calls them in order.
+//! ([`crate::rendering`]), plan, and carry the plan out. Each stage stays a
+//! module of its own; this one only calls them in order. [`Operation`] is
+//! one command's run of them, from plan to report, through a [`Ui`].
+
+mod operation;
+
+pub use operation::{Confirm, Ended, Operation, OperationError, SshWait, Ui, PROGRESS_EVERY};
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::actions::{self, ApplyContext};
-use crate::apply::{self, ExecutionObserver, Outcome};
+use crate::apply::{self, EnvironmentLock, ExecutionObserver, LockError, Outcome};
 use crate::cloudinit::password::{PasswordReporter, Unshown};
 use crate::desired::{Desired, EnvironmentSpec};
 use crate::host::Hosts;
@@ -52,6 +57,36 @@ impl<'d> Lab<'d> {
 
     pub fn observe(&self) -> Result<Observed, LibvirtError> {
         observe::observe(self.desired, &self.environments, &self.hosts)
+    }
+
+    /// One lock per (canonical URI, environment), whichever manifest
+    /// names them: two manifests with one environment name serialize.
+    pub fn lock(&self, timeout: Duration) -> Result<Vec<EnvironmentLock>, LockError> {
+        let pairs: Vec<(String, String)> = self
+            .environments
+            .iter()
+            .map(|env| {
+                let uri = self.hosts.get(&env.libvirt_uri).canonical_uri();
+                (uri.to_string(), env.name.clone())
+            })
+            .collect();
+        EnvironmentLock::acquire_all(&apply::state_dir()?, pairs, timeout)
+    }
+
+    /// The names of the machines whose domain exists, in manifest order.
+    pub fn deployed(&self) -> Result<Vec<String>, LibvirtError> {
+        let observed = self.observe()?;
+        Ok(self
+            .environments
+            .iter()
+            .flat_map(|env| {
+                let seen = observed.environment(&env.name);
+                env.machines
+                    .iter()
+                    .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
+                    .map(|m| m.vm_name.clone())
+            })
+            .collect())
     }
 
     /// Observes, checks, renders and plans. The checks come before
@@ -102,7 +137,7 @@ impl<'d> Lab<'d> {
             image_options: &image_options,
             image_reporter: options.image_reporter.as_ref(),
             new_passwords: &planned.rendered.new_passwords,
-            password_reporter: options.password_reporter.as_ref(),
+            password_reporter: options.password_reporter,
         };
         let jobs = planned
             .plan
@@ -124,24 +159,24 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-pub struct ApplyOptions {
+pub struct ApplyOptions<'a> {
     pub parallelism: usize,
     pub shutdown_timeout: Duration,
     pub force: bool,
     /// Hears about image downloads (bars on a terminal, or nothing).
     pub image_reporter: Box<dyn Reporter>,
     /// Hears about each generated console password as its seed is written.
-    pub password_reporter: Box<dyn PasswordReporter>,
+    pub password_reporter: &'a dyn PasswordReporter,
 }
 
-impl Default for ApplyOptions {
+impl Default for ApplyOptions<'_> {
     fn default() -> Self {
         Self {
             parallelism: 10,
             shutdown_timeout: Duration::from_secs(120),
             force: false,
             image_reporter: Box::new(Silent),
-            password_reporter: Box::new(Unshown),
+            password_reporter: &Unshown,
         }
     }
 }

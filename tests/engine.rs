@@ -8,9 +8,8 @@ use support::tiny_image;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
-use lvlab::apply::ExecutionObserver;
+use lvlab::apply::NoObserver;
 use lvlab::desired::Desired;
 use lvlab::manifest::load_str;
 use lvlab::observe::PowerState;
@@ -69,19 +68,13 @@ images:
     }
 }
 
-struct Quiet;
-impl ExecutionObserver for Quiet {
-    fn started(&self, _: &str) {}
-    fn finished(&self, _: &str, _: Duration, _: &Result<(), String>) {}
-}
-
 fn apply(lab: &Lab, target: Target, selection: &Selection) -> lvlab::plan::Plan {
     let planned = lab.plan(target, selection).unwrap();
     let outcome = lab
         .apply(
             &planned,
             &ApplyOptions::default(),
-            &Quiet,
+            &NoObserver,
             &AtomicBool::new(false),
         )
         .unwrap();

@@ -13,9 +13,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
-use lvlab::apply::ExecutionObserver;
+use lvlab::apply::NoObserver;
 use lvlab::desired::Desired;
 use lvlab::manifest::load_str;
 use lvlab::plan::{Selection, Target};
@@ -87,12 +86,6 @@ images:
     }
 }
 
-struct Quiet;
-impl ExecutionObserver for Quiet {
-    fn started(&self, _: &str) {}
-    fn finished(&self, _: &str, _: Duration, _: &Result<(), String>) {}
-}
-
 /// Plans and applies `desired`; the failures, if any.
 fn apply(desired: &Desired) -> Vec<String> {
     let lab = Lab::open(desired, desired.environments.iter().collect()).unwrap();
@@ -101,11 +94,15 @@ fn apply(desired: &Desired) -> Vec<String> {
         .apply(
             &planned,
             &ApplyOptions::default(),
-            &Quiet,
+            &NoObserver,
             &AtomicBool::new(false),
         )
         .unwrap();
-    outcome.failed.into_iter().map(|(_, why)| why).collect()
+    outcome
+        .failed
+        .into_iter()
+        .map(|(_, why)| why.to_string())
+        .collect()
 }
 
 fn is_regular(path: &Path) -> bool {

@@ -21,7 +21,7 @@ use std::process::Output;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use lvlab::apply::ExecutionObserver;
+use lvlab::apply::NoObserver;
 use lvlab::desired::Desired;
 use lvlab::observe::PowerState;
 use lvlab::plan::{Selection, Target};
@@ -325,12 +325,6 @@ fn the_plan_shows_snapshots_as_facts_and_never_as_changes() {
 // The library on one test-driver connection, whose state lasts as long
 // as the connection: what a snapshot does is seen by the next observe.
 
-struct Quiet;
-impl ExecutionObserver for Quiet {
-    fn started(&self, _: &str) {}
-    fn finished(&self, _: &str, _: Duration, _: &Result<(), String>) {}
-}
-
 fn deployed_lab(dir: &Path) -> Desired {
     tiny_image(&dir.join("cache/cloud-images/tiny.qcow2"), "16M");
     let yaml = format!(
@@ -366,7 +360,7 @@ fn converge(lab: &Lab, target: Target) {
         .apply(
             &planned,
             &ApplyOptions::default(),
-            &Quiet,
+            &NoObserver,
             &AtomicBool::new(false),
         )
         .unwrap();
@@ -385,7 +379,7 @@ fn snapshot(lab: &Lab, verb: Verb, name: &str, machines: &[&str]) -> Vec<snapsho
     let observed = lab.observe().unwrap();
     let steps = snapshot::plan(lab.desired, &lab.environments, &observed, &request)
         .unwrap_or_else(|p| panic!("{p}"));
-    let outcome = snapshot::execute(&steps, &lab.hosts, 4, &Quiet, &AtomicBool::new(false));
+    let outcome = snapshot::execute(&steps, &lab.hosts, 4, &NoObserver, &AtomicBool::new(false));
     assert!(outcome.succeeded(), "{:?}", outcome.failed);
     steps
 }
@@ -467,7 +461,7 @@ fn create_revert_and_delete_on_the_test_driver_and_the_plan_stays_empty() {
         ..ApplyOptions::default()
     };
     let outcome = lab
-        .apply(&planned, &options, &Quiet, &AtomicBool::new(false))
+        .apply(&planned, &options, &NoObserver, &AtomicBool::new(false))
         .unwrap();
     assert!(outcome.succeeded(), "{:?}", outcome.failed);
     let steps = snapshot(&lab, Verb::Create { replace: false }, "off", &["db"]);

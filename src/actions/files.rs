@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::apply::ActionError;
 use crate::desired::{DiskRole, DiskSize, DiskStrategy, MachineSpec};
 use crate::host::Storage;
 use crate::observe::RECORDED_FILES;
@@ -16,11 +17,14 @@ pub fn create_disk(
     machine: &MachineSpec,
     image: &Path,
     index: usize,
-) -> Result<(), String> {
+) -> Result<(), ActionError> {
     let disk = machine
         .disks
         .get(index)
-        .ok_or_else(|| format!("{} has no disk {index}", machine.vm_name))?;
+        .ok_or_else(|| ActionError::Precondition {
+            address: machine.vm_name.clone(),
+            message: format!("{} has no disk {index}", machine.vm_name),
+        })?;
     let size = match disk.size {
         DiskSize::ImageSize => None,
         DiskSize::Bytes(bytes) => Some(bytes),
@@ -34,27 +38,33 @@ pub fn create_disk(
             storage.create_from_image(image, &disk.path, how, size)
         }
         (DiskRole::Blank, Some(size)) => storage.create_blank(&disk.path, size),
-        (DiskRole::Blank, None) => return Err(format!("{}: a blank disk needs a size", disk.name)),
+        (DiskRole::Blank, None) => {
+            return Err(ActionError::Precondition {
+                address: machine.vm_name.clone(),
+                message: format!("{}: a blank disk needs a size", disk.name),
+            })
+        }
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(ActionError::storage(&disk.path))
 }
 
 /// The seed documents beside the disks, and the ISO the guest reads.
-pub fn write_seed(storage: &dyn Storage, rendered: &RenderedMachine) -> Result<(), String> {
-    crate::cloudinit::write_seed(storage, &rendered.machine.vm_dir, &rendered.seed)
-        .map(drop)
-        .map_err(|e| e.to_string())
+pub fn write_seed(
+    storage: &dyn Storage,
+    rendered: &RenderedMachine,
+) -> Result<(), crate::cloudinit::CloudInitError> {
+    crate::cloudinit::write_seed(storage, &rendered.machine.vm_dir, &rendered.seed).map(drop)
 }
 
 /// What lvlab defined, kept so the next plan can show a diff against it.
-pub fn record_definition(storage: &dyn Storage, rendered: &RenderedMachine) -> Result<(), String> {
+pub fn record_definition(
+    storage: &dyn Storage,
+    rendered: &RenderedMachine,
+) -> Result<(), ActionError> {
+    let path = rendered.machine.vm_dir.join("domain.xml");
     storage
-        .write_file(
-            &rendered.machine.vm_dir.join("domain.xml"),
-            rendered.definition.as_bytes(),
-            PUBLIC,
-        )
-        .map_err(|e| e.to_string())
+        .write_file(&path, rendered.definition.as_bytes(), PUBLIC)
+        .map_err(ActionError::storage(path))
 }
 
 /// Removes the files lvlab makes in a machine's directory: its disks (the
@@ -66,7 +76,7 @@ pub fn remove_machine_files(
     storage: &dyn Storage,
     dir: &Path,
     disks: Option<&[PathBuf]>,
-) -> Result<(), String> {
+) -> Result<(), ActionError> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
     names.push(crate::cloudinit::files::ISO_FILE.into());
     match disks {
@@ -92,7 +102,7 @@ pub fn remove_machine_files(
     names.extend(leftovers);
     let left = storage
         .remove_files(dir, &names)
-        .map_err(|e| e.to_string())?;
+        .map_err(ActionError::storage(dir))?;
     if !left.is_empty() {
         tracing::warn!(
             "kept {} in {}: lvlab did not make it",

@@ -3,9 +3,9 @@
 //! plan's image step, by `apply` and by `init` (whose plan has only those).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::apply::Job;
+use crate::apply::{ActionError, Job, JobInfo};
 use crate::desired::ImageSpec;
 use crate::images::{ensure_image, EnsureOptions, EnsuredImage, Fetcher, ImageError, Reporter};
 
@@ -18,7 +18,7 @@ pub struct ImageJob<'a> {
     pub fetcher: &'a Fetcher,
     pub options: &'a EnsureOptions,
     pub reporter: &'a dyn Reporter,
-    result: Mutex<Option<Result<EnsuredImage, ImageError>>>,
+    result: Mutex<Option<Result<EnsuredImage, Arc<ImageError>>>>,
 }
 
 impl<'a> ImageJob<'a> {
@@ -40,17 +40,20 @@ impl<'a> ImageJob<'a> {
     }
 
     /// The result, once the job ran.
-    pub fn take_result(&self) -> Option<Result<EnsuredImage, ImageError>> {
+    pub fn take_result(&self) -> Option<Result<EnsuredImage, Arc<ImageError>>> {
         self.result.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
 impl Job for ImageJob<'_> {
-    fn describe(&self) -> String {
-        format!("image.{}: download and verify", self.spec.key)
+    fn info(&self) -> JobInfo {
+        JobInfo {
+            address: format!("image.{}", self.spec.key),
+            action: "download and verify".to_string(),
+        }
     }
 
-    fn run(&self) -> Result<(), String> {
+    fn run(&self) -> Result<(), ActionError> {
         let key = &self.spec.key;
         self.reporter.on_start(key);
         let cache_dir = self.image_path.parent().unwrap_or(Path::new("/"));
@@ -61,15 +64,19 @@ impl Job for ImageJob<'_> {
             self.options,
             self.reporter,
         );
+        let ok = result.is_ok();
+        self.reporter
+            .on_done(key, ok, if ok { "ready" } else { "failed" });
+        // The caller takes the result back and the executor gets the error:
+        // both hold it.
+        let result = result.map_err(Arc::new);
         let outcome = match &result {
             Ok(_) => Ok(()),
-            Err(err) => Err(err.to_string()),
+            Err(source) => Err(ActionError::Image {
+                key: key.clone(),
+                source: source.clone(),
+            }),
         };
-        self.reporter.on_done(
-            key,
-            outcome.is_ok(),
-            if outcome.is_ok() { "ready" } else { "failed" },
-        );
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         outcome
     }

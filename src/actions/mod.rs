@@ -9,7 +9,7 @@ pub mod image;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::apply::Job;
+use crate::apply::{ActionError, Job, JobInfo};
 use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::host::{Host, Hosts};
@@ -43,12 +43,20 @@ pub fn job<'a>(step: &'a Step, context: &'a ApplyContext<'a>) -> StepJob<'a> {
     StepJob { step, context }
 }
 
+/// Which step `step` is, as the executor reports it.
+pub fn info(step: &Step) -> JobInfo {
+    JobInfo {
+        address: step.address.to_string(),
+        action: step.action.describe(),
+    }
+}
+
 impl Job for StepJob<'_> {
-    fn describe(&self) -> String {
-        format!("{}: {}", self.step.address, self.step.action.describe())
+    fn info(&self) -> JobInfo {
+        info(self.step)
     }
 
-    fn run(&self) -> Result<(), String> {
+    fn run(&self) -> Result<(), ActionError> {
         let ctx = self.context;
         match (&self.step.address, &self.step.action) {
             (Address::Image { key, path }, _) => {
@@ -79,10 +87,15 @@ fn run_machine_action(
     domain: &str,
     action: &Action,
     ctx: &ApplyContext,
-) -> Result<(), String> {
+) -> Result<(), ActionError> {
     // Leased only by the steps that call libvirt, for as long as they run.
     let conn = || host.connection();
     let storage = host.storage();
+    // The domain actions' errors are libvirt's sentences.
+    let libvirt = |message| ActionError::Libvirt {
+        domain: domain.to_string(),
+        message,
+    };
     match action {
         Action::CreateDisk { index, machine, .. } => {
             let machine = &machine.machine;
@@ -90,7 +103,10 @@ fn run_machine_action(
         }
         Action::BuildSeed { machine: rendered } => {
             let machine = &rendered.machine;
-            files::write_seed(storage, rendered)?;
+            files::write_seed(storage, rendered).map_err(|source| ActionError::Seed {
+                machine: machine.vm_name.clone(),
+                source,
+            })?;
             if let Some(password) = ctx.new_passwords.get(domain) {
                 let user = &machine.cloud_init.user;
                 ctx.password_reporter
@@ -109,19 +125,24 @@ fn run_machine_action(
             let digest =
                 crate::images::record::verified_digest(machine, &ctx.desired.images[&machine.os]);
             let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
-            domain::define(&conn(), domain, &xml, machine.autostart)
+            domain::define(&conn(), domain, &xml, machine.autostart).map_err(libvirt)
         }
-        Action::StartDomain { watch } => domain::start(host, &conn(), domain, *watch),
-        Action::ResumeDomain => domain::resume(&conn(), domain),
+        Action::StartDomain { watch } => {
+            domain::start(host, &conn(), domain, *watch).map_err(libvirt)
+        }
+        Action::ResumeDomain => domain::resume(&conn(), domain).map_err(libvirt),
         Action::ShutdownDomain => {
-            domain::shutdown(&conn(), domain, ctx.shutdown_timeout, ctx.force)
+            domain::shutdown(&conn(), domain, ctx.shutdown_timeout, ctx.force).map_err(libvirt)
         }
-        Action::PowerOffDomain => domain::power_off(&conn(), domain),
-        Action::UndefineDomain => domain::undefine(&conn(), domain),
+        Action::PowerOffDomain => domain::power_off(&conn(), domain).map_err(libvirt),
+        Action::UndefineDomain => domain::undefine(&conn(), domain).map_err(libvirt),
         Action::RemoveFiles { dir, disks } => {
             files::remove_machine_files(storage, dir, disks.as_deref())
         }
-        Action::DownloadImage { .. } => Err(format!("{domain}: image actions belong to an image")),
+        Action::DownloadImage { .. } => Err(ActionError::Precondition {
+            address: domain.to_string(),
+            message: format!("{domain}: image actions belong to an image"),
+        }),
     }
 }
 
@@ -138,10 +159,13 @@ fn boot_image(ctx: &ApplyContext, machine: &MachineSpec) -> std::path::PathBuf {
 fn environment_spec<'a>(
     ctx: &'a ApplyContext,
     environment: &str,
-) -> Result<&'a EnvironmentSpec, String> {
+) -> Result<&'a EnvironmentSpec, ActionError> {
     ctx.desired
         .environments
         .iter()
         .find(|e| e.name == environment)
-        .ok_or_else(|| format!("environment {environment} is not in the manifest"))
+        .ok_or_else(|| ActionError::Precondition {
+            address: environment.to_string(),
+            message: format!("environment {environment} is not in the manifest"),
+        })
 }

@@ -12,30 +12,53 @@ use std::time::{Duration, Instant};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
+use super::ActionError;
+
 /// One unit of work.
 pub trait Job: Sync {
-    /// Carries the job out; the error is a sentence for the summary.
-    fn run(&self) -> Result<(), String>;
-    /// What the job is about, e.g. `lab.web01: define domain`.
-    fn describe(&self) -> String;
+    /// Carries the job out.
+    fn run(&self) -> Result<(), ActionError>;
+    /// What the job is about: its address and action.
+    fn info(&self) -> JobInfo;
+}
+
+/// Which step a job is: the address it acts on and what it does there,
+/// e.g. `lab.web01` and `define domain`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobInfo {
+    pub address: String,
+    pub action: String,
+}
+
+impl JobInfo {
+    /// `address: action`, as progress lines and the debug log say it.
+    pub fn describe(&self) -> String {
+        format!("{}: {}", self.address, self.action)
+    }
 }
 
 /// Hears about each job as it runs. Called from the walker's thread.
 pub trait ExecutionObserver {
-    fn started(&self, job: &str);
-    fn finished(&self, job: &str, elapsed: Duration, result: &Result<(), String>);
+    fn started(&self, _job: &JobInfo) {}
+    fn finished(&self, _job: &JobInfo, _elapsed: Duration, _result: &Result<(), ActionError>) {}
     /// Called about every `TICK` while jobs run, with each running job and
     /// how long it has run.
-    fn still_running(&self, _running: &[(String, Duration)]) {}
+    fn still_running(&self, _running: &[(JobInfo, Duration)]) {}
 }
+
+/// Hears nothing: for callers with no one to tell (tests, benches, `init`,
+/// whose image reporter says enough).
+pub struct NoObserver;
+
+impl ExecutionObserver for NoObserver {}
 
 const TICK: Duration = Duration::from_secs(1);
 
 /// What became of each job.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     pub completed: Vec<NodeIndex>,
-    pub failed: Vec<(NodeIndex, String)>,
+    pub failed: Vec<(NodeIndex, ActionError)>,
     /// Not started: something they depend on failed, or an interrupt came.
     pub not_run: Vec<NodeIndex>,
     pub interrupted: bool,
@@ -66,17 +89,17 @@ pub fn execute<J: Job>(
     let mut done = vec![false; graph.node_count()];
     std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel();
-        let mut running: Vec<(NodeIndex, String, Instant)> = Vec::new();
+        let mut running: Vec<(NodeIndex, JobInfo, Instant)> = Vec::new();
         loop {
             while running.len() < parallelism && !interrupt.load(Ordering::SeqCst) {
                 let Some(node) = ready.pop_front() else { break };
                 let job = &graph[node];
-                let name = job.describe();
+                let info = job.info();
                 // Step boundaries for `LVLAB_LOG=lvlab::apply::executor=debug`
                 // (the fault-injection tier kills lvlab on them).
-                tracing::debug!("step started: {name}");
-                observer.started(&name);
-                running.push((node, name, Instant::now()));
+                tracing::debug!("step started: {}", info.describe());
+                observer.started(&info);
+                running.push((node, info, Instant::now()));
                 let sender = sender.clone();
                 scope.spawn(move || {
                     let result = job.run();
@@ -91,9 +114,9 @@ pub fn execute<J: Job>(
                 Ok(message) => message,
                 Err(_) => {
                     let now = Instant::now();
-                    let report: Vec<(String, Duration)> = running
+                    let report: Vec<(JobInfo, Duration)> = running
                         .iter()
-                        .map(|(_, name, start)| (name.clone(), now - *start))
+                        .map(|(_, info, start)| (info.clone(), now - *start))
                         .collect();
                     observer.still_running(&report);
                     continue;
@@ -103,9 +126,9 @@ pub fn execute<J: Job>(
                 .iter()
                 .position(|(n, ..)| *n == node)
                 .expect("a running job");
-            let (_, name, start) = running.swap_remove(position);
-            observer.finished(&name, start.elapsed(), &result);
-            tracing::debug!("step finished: {name}");
+            let (_, info, start) = running.swap_remove(position);
+            observer.finished(&info, start.elapsed(), &result);
+            tracing::debug!("step finished: {}", info.describe());
             done[node.index()] = true;
             match result {
                 Ok(()) => {
@@ -117,7 +140,7 @@ pub fn execute<J: Job>(
                         }
                     }
                 }
-                Err(message) => outcome.failed.push((node, message)),
+                Err(error) => outcome.failed.push((node, error)),
             }
         }
     });
@@ -143,27 +166,27 @@ mod tests {
     }
 
     impl Job for Sleep {
-        fn run(&self) -> Result<(), String> {
+        fn run(&self) -> Result<(), ActionError> {
             let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(self.millis));
             self.active.fetch_sub(1, Ordering::SeqCst);
             self.log.lock().unwrap().push(self.name);
             if self.fail {
-                Err(format!("{} failed", self.name))
+                Err(ActionError::Precondition {
+                    address: self.name.to_string(),
+                    message: format!("{} failed", self.name),
+                })
             } else {
                 Ok(())
             }
         }
-        fn describe(&self) -> String {
-            self.name.to_string()
+        fn info(&self) -> JobInfo {
+            JobInfo {
+                address: self.name.to_string(),
+                action: "sleep".to_string(),
+            }
         }
-    }
-
-    struct Quiet;
-    impl ExecutionObserver for Quiet {
-        fn started(&self, _: &str) {}
-        fn finished(&self, _: &str, _: Duration, _: &Result<(), String>) {}
     }
 
     fn leak<T>(value: T) -> &'static T {
@@ -205,7 +228,7 @@ mod tests {
         for root in &roots {
             graph.add_edge(*root, last, ());
         }
-        let outcome = execute(&graph, 2, &Quiet, &AtomicBool::new(false));
+        let outcome = execute(&graph, 2, &NoObserver, &AtomicBool::new(false));
         assert!(outcome.succeeded());
         assert_eq!(
             shared.1.load(Ordering::SeqCst),
@@ -233,8 +256,13 @@ mod tests {
         let after_good = graph.add_node(job("after-good", false, &shared));
         graph.add_edge(bad, after_bad, ());
         graph.add_edge(good, after_good, ());
-        let outcome = execute(&graph, 4, &Quiet, &AtomicBool::new(false));
-        assert_eq!(outcome.failed, vec![(bad, "bad failed".to_string())]);
+        let outcome = execute(&graph, 4, &NoObserver, &AtomicBool::new(false));
+        let failed: Vec<_> = outcome
+            .failed
+            .iter()
+            .map(|(node, error)| (*node, error.to_string()))
+            .collect();
+        assert_eq!(failed, vec![(bad, "bad failed".to_string())]);
         assert_eq!(outcome.not_run, vec![after_bad]);
         assert!(outcome.completed.contains(&after_good));
     }
@@ -249,7 +277,7 @@ mod tests {
         let mut graph = DiGraph::new();
         graph.add_node(job("a", false, &shared));
         graph.add_node(job("b", false, &shared));
-        let outcome = execute(&graph, 4, &Quiet, &AtomicBool::new(true));
+        let outcome = execute(&graph, 4, &NoObserver, &AtomicBool::new(true));
         assert!(outcome.interrupted);
         assert_eq!(outcome.not_run.len(), 2);
         assert!(shared.2.lock().unwrap().is_empty());

@@ -1,24 +1,24 @@
-//! `lvlab apply`, and the plan-confirm-execute-report flow that the classic
-//! commands (`up`, `down`, `destroy`) share with it.
+//! `lvlab apply`, and what the classic commands (`up`, `down`, `destroy`)
+//! share with it: building the [`Operation`], picking its view (text or
+//! `--json`) and turning how it ended into an exit code.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::apply_progress::LineProgress;
-use super::passwords::{ConsolePasswords, ShowPasswordsArg};
+use super::human_ui::HumanUi;
+use super::json_ui::{JsonStream, JsonUi};
+use super::passwords::ShowPasswordsArg;
 use super::reconcile_args::{Selectors, Session};
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
-use crate::apply::EnvironmentLock;
 use crate::plan::saved::SavedPlan;
 use crate::plan::{Selection, Target};
-use crate::reconcile::{ApplyOptions, Lab, Planned};
+use crate::reconcile::{Confirm, Ended, Lab, Operation};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -50,28 +50,39 @@ pub struct ExecutionArgs {
     /// Wait up to SECONDS for another lvlab working on the same environment
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub lock_timeout: u64,
+
+    /// Print one JSON object per line (docs/apply-json.md) instead of text;
+    /// needs a way past the confirmation question
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<ExitCode, CliError> {
-    if let [file] = args.selectors.vms.as_slice() {
-        if Path::new(file).is_file() {
-            return apply_saved(global, Path::new(file), args, printer);
-        }
+    let saved_file = match args.selectors.vms.as_slice() {
+        [file] if Path::new(file).is_file() => Some(Path::new(file)),
+        _ => None,
+    };
+    if saved_file.is_none() && !args.auto_approve {
+        json_needs_no_question(&args.execution, "--auto-approve or a saved plan")?;
     }
-    let session = args.selectors.session(global)?;
-    let (target, selection) = args.selectors.request();
-    let mut flow = Flow::new(target, selection, &args.execution);
-    flow.confirm = (!args.auto_approve).then_some(Confirm::APPLY);
-    flow.wait = args.wait.requested();
-    flow.passwords = args.passwords.clone();
-    flow.run(&session, printer)
+    with_view(&args.execution, printer, |view| match saved_file {
+        Some(file) => apply_saved(global, file, args, view),
+        None => {
+            let session = args.selectors.session(global)?;
+            let (target, selection) = args.selectors.request();
+            let mut operation = operation(target, selection, &args.execution);
+            operation.confirm = (!args.auto_approve).then_some(Confirm::APPLY);
+            operation.wait = args.wait.requested();
+            view.run(&operation, &session, &session.lab()?, &args.passwords)
+        }
+    })
 }
 
 fn apply_saved(
     global: &GlobalArgs,
     file: &Path,
     args: &ApplyArgs,
-    printer: &Printer,
+    view: &View,
 ) -> Result<ExitCode, CliError> {
     let saved = SavedPlan::read(file)?;
     if global.connect.is_some() && global.connect != saved.connect {
@@ -95,164 +106,98 @@ fn apply_saved(
         saved.connect.clone(),
     )?;
     // A saved plan was reviewed when it was made: no confirmation.
-    let mut flow = Flow::new(saved.target, saved.selection.clone(), &args.execution);
-    flow.saved = Some(&saved);
-    flow.wait = args.wait.requested();
-    flow.passwords = args.passwords.clone();
-    flow.run(&session, printer)
+    let mut operation = operation(saved.target, saved.selection.clone(), &args.execution);
+    operation.saved = Some(&saved);
+    operation.wait = args.wait.requested();
+    view.run(&operation, &session, &session.lab()?, &args.passwords)
 }
 
-/// The question asked before changes, and the flag that skips it.
-pub struct Confirm {
-    pub question: &'static str,
-    pub skip_flag: &'static str,
-}
-
-impl Confirm {
-    pub const APPLY: Confirm = Confirm {
-        question: "Apply these changes?",
-        skip_flag: "--auto-approve",
-    };
-}
-
-/// Plan, show, confirm, execute, report.
-pub struct Flow<'a> {
-    pub target: Target,
-    pub selection: Selection,
-    pub execution: ExecutionArgs,
-    pub confirm: Option<Confirm>,
-    pub shutdown: Duration,
-    pub force: bool,
-    pub saved: Option<&'a SavedPlan>,
-    /// Wait for SSH on the machines after a successful apply.
-    pub wait: Option<WaitArgs>,
-    /// Where console passwords of new seeds may be shown.
-    pub passwords: ShowPasswordsArg,
-}
-
-impl<'a> Flow<'a> {
-    /// A flow without confirmation, forcing, saved plan or waiting, that
-    /// gives guests apply's default time to shut down.
-    pub fn new(target: Target, selection: Selection, execution: &ExecutionArgs) -> Self {
-        Self {
-            target,
-            selection,
-            execution: execution.clone(),
-            confirm: None,
-            shutdown: ApplyOptions::default().shutdown_timeout,
-            force: false,
-            saved: None,
-            wait: None,
-            passwords: ShowPasswordsArg::default(),
-        }
-    }
-
-    pub fn run(&self, session: &Session, printer: &Printer) -> Result<ExitCode, CliError> {
-        self.run_in(session, &session.lab()?, printer)
-    }
-
-    /// [`Flow::run`] on a lab the caller opened from `session`.
-    pub fn run_in(
-        &self,
-        session: &Session,
-        lab: &Lab,
-        printer: &Printer,
-    ) -> Result<ExitCode, CliError> {
-        let _locks = self.lock(lab)?;
-        let planned = lab.plan(self.target, &self.selection)?;
-        if let Some(saved) = self.saved {
-            saved.check(&session.desired, &planned.observed)?;
-        }
-        let text = crate::plan::render_text(
-            &planned.plan,
-            &session.manifest_name(),
-            printer.color_stdout(),
-        );
-        printer.out(text.trim_end());
-        if planned.plan.is_empty() {
-            return self.wait_if_asked(lab, printer).map(|()| ExitCode::SUCCESS);
-        }
-        if let Some(confirm) = &self.confirm {
-            if !ask(confirm)? {
-                printer.out("Apply cancelled.");
-                return Ok(ExitCode::from(1));
-            }
-        }
-        printer.out("");
-        let passwords = Arc::new(ConsolePasswords::new(&self.passwords, true));
-        let options = ApplyOptions {
-            parallelism: usize::from(self.execution.parallelism),
-            shutdown_timeout: self.shutdown,
-            force: self.force,
-            image_reporter: download_bars(printer),
-            password_reporter: Box::new(passwords.clone()),
-        };
-        let outcome = lab.apply(&planned, &options, &LineProgress::new(), interrupt_flag())?;
-        let code = report(&planned, &outcome, printer);
-        passwords.report_withheld();
-        if outcome.succeeded() {
-            self.wait_if_asked(lab, printer)?;
-        }
-        Ok(code)
-    }
-
-    fn wait_if_asked(&self, lab: &Lab, printer: &Printer) -> Result<(), CliError> {
-        match &self.wait {
-            Some(args) if self.target == Target::Running => {
-                super::wait::wait_for_ssh(lab, &self.selection.machines, args, printer)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// One lock per (canonical URI, environment), whichever manifest
-    /// names them: two manifests with one environment name serialize.
-    fn lock(&self, lab: &Lab) -> Result<Vec<EnvironmentLock>, CliError> {
-        let timeout = Duration::from_secs(self.execution.lock_timeout);
-        let mut pairs = Vec::new();
-        for env in &lab.environments {
-            let uri = lab.hosts.get(&env.libvirt_uri).canonical_uri();
-            pairs.push((uri.to_string(), env.name.clone()));
-        }
-        Ok(EnvironmentLock::acquire_all(
-            &crate::apply::state_dir()?,
-            pairs,
-            timeout,
-        )?)
+/// An operation carried out as `execution` says, without confirmation,
+/// forcing, saved plan or waiting.
+pub fn operation<'a>(
+    target: Target,
+    selection: Selection,
+    execution: &ExecutionArgs,
+) -> Operation<'a> {
+    Operation {
+        parallelism: usize::from(execution.parallelism),
+        lock_timeout: Duration::from_secs(execution.lock_timeout),
+        ..Operation::new(target, selection)
     }
 }
 
-/// Live download bars on a terminal without `--quiet`; elsewhere the
-/// action lines say enough.
-fn download_bars(printer: &Printer) -> Box<dyn crate::images::Reporter> {
-    if printer.progress_stderr() {
-        super::progress::reporter(false)
-    } else {
-        Box::new(crate::images::progress::Silent)
-    }
-}
-
-fn ask(confirm: &Confirm) -> Result<bool, CliError> {
-    if !std::io::stdin().is_terminal() {
+/// `--json` cannot ask: refused unless `skip` (how to go without the
+/// question) was given.
+pub fn json_needs_no_question(execution: &ExecutionArgs, skip: &str) -> Result<(), CliError> {
+    if execution.json {
         return Err(CliError::Other(format!(
-            "not asking \"{}\": standard input is not a terminal; pass {} to go ahead",
-            confirm.question, confirm.skip_flag
+            "--json needs {skip}: nobody can answer a question in a JSON stream"
         )));
     }
-    print!(
-        "\n{} Only 'y' or 'yes' goes ahead. [y/N] ",
-        confirm.question
-    );
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::Other(format!("cannot read the answer: {e}")))?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    Ok(())
+}
+
+/// Runs `command` with the view `execution` picks: text, or the JSON
+/// stream (its version line first, and the command's error as its last
+/// diagnostic).
+pub fn with_view(
+    execution: &ExecutionArgs,
+    printer: &Printer,
+    command: impl FnOnce(&View) -> Result<ExitCode, CliError>,
+) -> Result<ExitCode, CliError> {
+    if !execution.json {
+        return command(&View::Human(printer));
+    }
+    let stream = JsonStream::start(printer);
+    let result = command(&View::Json(&stream));
+    if let Err(err) = &result {
+        stream.error(&err.render(false));
+    }
+    result
+}
+
+/// How an operation is shown.
+pub enum View<'s, 'p> {
+    Human(&'p Printer),
+    Json(&'s JsonStream<'p>),
+}
+
+impl View<'_, '_> {
+    /// Runs `operation` on `lab` and turns how it ended into the exit code:
+    /// 1 when cancelled or a step failed, 130 when interrupted.
+    pub fn run(
+        &self,
+        operation: &Operation,
+        session: &Session,
+        lab: &Lab,
+        passwords: &ShowPasswordsArg,
+    ) -> Result<ExitCode, CliError> {
+        let ended = match self {
+            View::Human(printer) => {
+                let ui = HumanUi::new(printer, session.manifest_name(), passwords);
+                operation.run(lab, &ui, interrupt_flag())?
+            }
+            View::Json(stream) => {
+                let ui = JsonUi::new(stream, passwords.show_passwords);
+                operation.run(lab, &ui, interrupt_flag())?
+            }
+        };
+        Ok(match ended {
+            Ended::NothingToDo => ExitCode::SUCCESS,
+            Ended::Cancelled => ExitCode::from(1),
+            Ended::Applied(outcome) if outcome.succeeded() => ExitCode::SUCCESS,
+            Ended::Applied(outcome) if outcome.interrupted => ExitCode::from(130),
+            Ended::Applied(_) => ExitCode::from(1),
+        })
+    }
+
+    /// A sentence that is not part of an operation.
+    pub fn note(&self, text: &str) {
+        match self {
+            View::Human(printer) => printer.out(text),
+            View::Json(stream) => stream.diagnostic("note", text, Default::default()),
+        }
+    }
 }
 
 /// Set by the first Ctrl-C: no new actions start. The second exits at once.
@@ -272,39 +217,4 @@ pub(super) fn interrupt_flag() -> &'static AtomicBool {
         }
     });
     &FLAG
-}
-
-fn report(planned: &Planned, outcome: &crate::apply::Outcome, printer: &Printer) -> ExitCode {
-    let plan = &planned.plan;
-    printer.out("");
-    if outcome.succeeded() {
-        let s = plan.summary;
-        printer.out(&format!(
-            "Apply complete! Resources: {} added, {} changed, {} destroyed.",
-            s.add, s.change, s.destroy
-        ));
-        return ExitCode::SUCCESS;
-    }
-    for (node, message) in &outcome.failed {
-        let step = &plan.graph[*node];
-        printer.error(&format!(
-            "error: {}: {} failed: {message}",
-            step.address,
-            step.action.describe()
-        ));
-    }
-    if outcome.interrupted {
-        printer.error(&format!(
-            "Interrupted: {} actions not started. Run the same command again to continue.",
-            outcome.not_run.len()
-        ));
-        return ExitCode::from(130);
-    }
-    printer.error(&format!(
-        "Apply failed: {} action(s) failed, {} not run because they depend on them. \
-         Fix the cause and apply again: lvlab continues from what exists.",
-        outcome.failed.len(),
-        outcome.not_run.len()
-    ));
-    ExitCode::from(1)
 }

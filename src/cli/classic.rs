@@ -1,19 +1,19 @@
 //! The classic commands as plan targets: `up` (running), `down` (stopped),
 //! `destroy` (absent). Each prints the plan it carries out, in plan's
-//! format, and runs the same flow as `apply`.
+//! format, and runs the same operation as `apply`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::apply::{Confirm, ExecutionArgs, Flow};
+use super::apply::{json_needs_no_question, operation, with_view, ExecutionArgs};
 use super::passwords::ShowPasswordsArg;
 use super::reconcile_args::Session;
 use super::wait::WaitArgs;
 use super::{CliError, GlobalArgs, Printer};
 use crate::plan::{Selection, Target};
-use crate::reconcile::Lab;
+use crate::reconcile::Confirm;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -75,42 +75,40 @@ pub struct DestroyArgs {
     pub execution: ExecutionArgs,
 }
 
-const DESTROY: Confirm = Confirm {
-    question: "Destroy these machines and delete their disks?",
-    skip_flag: "--force",
-};
-
 pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitCode, CliError> {
-    let session = Session::load(global, args.env.clone())?;
-    session.require_machines(&args.vms)?;
-    let selection = Selection {
-        adopt: args.adopt,
-        ..machines(&args.vms)
-    };
-    let mut flow = Flow::new(Target::Running, selection, &args.execution);
-    flow.wait = args.wait.requested();
-    flow.passwords = args.passwords.clone();
-    flow.run(&session, printer)
+    with_view(&args.execution, printer, |view| {
+        let session = Session::load(global, args.env.clone())?;
+        session.require_machines(&args.vms)?;
+        let selection = Selection {
+            adopt: args.adopt,
+            ..machines(&args.vms)
+        };
+        let mut operation = operation(Target::Running, selection, &args.execution);
+        operation.wait = args.wait.requested();
+        view.run(&operation, &session, &session.lab()?, &args.passwords)
+    })
 }
 
 pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<ExitCode, CliError> {
-    let session = Session::load(global, args.env.clone())?;
-    let lab = session.lab()?;
-    let deployed = deployed(&lab)?;
-    require_deployed(&session, &args.vms, &deployed)?;
-    // `down` stops what exists; it never creates a machine.
-    let stop: Vec<String> = deployed
-        .into_iter()
-        .filter(|name| args.vms.is_empty() || args.vms.contains(name))
-        .collect();
-    if stop.is_empty() {
-        printer.out("No machine is deployed: nothing to stop.");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut flow = Flow::new(Target::Stopped, machines(&stop), &args.execution);
-    flow.shutdown = Duration::from_secs(args.timeout);
-    flow.force = args.force;
-    flow.run_in(&session, &lab, printer)
+    with_view(&args.execution, printer, |view| {
+        let session = Session::load(global, args.env.clone())?;
+        let lab = session.lab()?;
+        let deployed = lab.deployed()?;
+        require_deployed(&session, &args.vms, &deployed)?;
+        // `down` stops what exists; it never creates a machine.
+        let stop: Vec<String> = deployed
+            .into_iter()
+            .filter(|name| args.vms.is_empty() || args.vms.contains(name))
+            .collect();
+        if stop.is_empty() {
+            view.note("No machine is deployed: nothing to stop.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut operation = operation(Target::Stopped, machines(&stop), &args.execution);
+        operation.shutdown_timeout = Duration::from_secs(args.timeout);
+        operation.force = args.force;
+        view.run(&operation, &session, &lab, &ShowPasswordsArg::default())
+    })
 }
 
 pub fn destroy(
@@ -118,12 +116,17 @@ pub fn destroy(
     args: &DestroyArgs,
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
-    let session = Session::load(global, args.env.clone())?;
-    let lab = session.lab()?;
-    require_deployed(&session, &args.vms, &deployed(&lab)?)?;
-    let mut flow = Flow::new(Target::Absent, machines(&args.vms), &args.execution);
-    flow.confirm = (!args.force).then_some(DESTROY);
-    flow.run_in(&session, &lab, printer)
+    if !args.force {
+        json_needs_no_question(&args.execution, "--force")?;
+    }
+    with_view(&args.execution, printer, |view| {
+        let session = Session::load(global, args.env.clone())?;
+        let lab = session.lab()?;
+        require_deployed(&session, &args.vms, &lab.deployed()?)?;
+        let mut operation = operation(Target::Absent, machines(&args.vms), &args.execution);
+        operation.confirm = (!args.force).then_some(Confirm::DESTROY);
+        view.run(&operation, &session, &lab, &ShowPasswordsArg::default())
+    })
 }
 
 /// These machines (all when none are named).
@@ -152,20 +155,4 @@ fn require_deployed(
         }
     }
     Ok(())
-}
-
-/// The machines of the lab's environments whose domain exists.
-fn deployed(lab: &Lab) -> Result<Vec<String>, CliError> {
-    let observed = lab.observe()?;
-    Ok(lab
-        .environments
-        .iter()
-        .flat_map(|env| {
-            let seen = observed.environment(&env.name);
-            env.machines
-                .iter()
-                .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
-                .map(|m| m.vm_name.clone())
-        })
-        .collect())
 }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -12,7 +13,7 @@ use super::image_set::{self, LoadedImages};
 use super::progress::{self, bytes};
 use super::{CliError, GlobalArgs, Printer};
 use crate::actions::image::ImageJob;
-use crate::apply::{self, ExecutionObserver};
+use crate::apply;
 use crate::desired::ImageAddress;
 use crate::images::catalog::CATALOG;
 use crate::images::set::SelectError;
@@ -81,7 +82,8 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
     let outcome = apply::execute(
         &graph,
         args.jobs as usize,
-        &Unobserved,
+        // init's progress is the image reporter's.
+        &apply::NoObserver,
         super::apply::interrupt_flag(),
     );
     if outcome.interrupted {
@@ -90,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         return Ok(ExitCode::from(130));
     }
     // Image jobs depend on nothing, so without an interrupt every one ran.
-    let results: Vec<(PathBuf, Result<EnsuredImage, ImageError>)> = graph
+    let results: Vec<(PathBuf, Result<EnsuredImage, Arc<ImageError>>)> = graph
         .node_weights()
         .map(|job| {
             (
@@ -111,7 +113,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
             ));
         }
     }
-    let mut failed: Vec<ImageError> = results
+    let mut failed: Vec<Arc<ImageError>> = results
         .into_iter()
         .filter_map(|(_, result)| result.err())
         .collect();
@@ -126,7 +128,7 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
     if count > 1 {
         return Err(CliError::Other(format!("{last}\n({count} images failed)")));
     }
-    Err(last.into())
+    Err(CliError::Other(last.to_string()))
 }
 
 fn select_error(err: SelectError) -> CliError {
@@ -197,12 +199,4 @@ pub fn catalog_text() -> String {
         crate::images::cache::default_cache_dir().display()
     ));
     out
-}
-
-/// init's progress is the image reporter's; the executor's events add nothing.
-struct Unobserved;
-
-impl ExecutionObserver for Unobserved {
-    fn started(&self, _: &str) {}
-    fn finished(&self, _: &str, _: std::time::Duration, _: &Result<(), String>) {}
 }

@@ -3,13 +3,14 @@
 //! rendered once, here, and every error exits 1, usage errors included.
 
 mod apply;
-mod apply_progress;
 mod capabilities;
 mod classic;
 mod cloudinit;
+mod human_ui;
 mod image_set;
 mod images;
 mod init;
+mod json_ui;
 mod output;
 mod passwords;
 mod plan;
@@ -234,6 +235,8 @@ pub enum CliError {
     Lock(#[from] crate::apply::LockError),
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::Problems),
+    #[error(transparent)]
+    Operation(#[from] crate::reconcile::OperationError),
     #[error(transparent)]
     SavedPlan(#[from] crate::plan::saved::SavedPlanError),
     #[error(transparent)]

@@ -11,12 +11,11 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::apply::{interrupt_flag, ExecutionArgs};
-use super::apply_progress::LineProgress;
+use super::human_ui::JobLines;
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
-use crate::apply::{EnvironmentLock, Outcome};
+use crate::apply::Outcome;
 use crate::observe::snapshots::created_rfc3339;
-use crate::reconcile::Lab;
 use crate::snapshot::{self, select, Request, SnapshotName, Step, Verb};
 
 #[derive(Debug, Args)]
@@ -113,7 +112,7 @@ fn change(
     let session = Session::load(global, args.env.clone())?;
     session.require_machines(&args.vms)?;
     let lab = session.lab()?;
-    let _locks = lock(&lab, Duration::from_secs(args.execution.lock_timeout))?;
+    let _locks = lab.lock(Duration::from_secs(args.execution.lock_timeout))?;
     let observed = lab.observe()?;
     let request = Request {
         verb,
@@ -125,27 +124,10 @@ fn change(
         &steps,
         &lab.hosts,
         usize::from(args.execution.parallelism),
-        &LineProgress::new(),
+        &JobLines(printer),
         interrupt_flag(),
     );
     Ok(report(&steps, &outcome, verb, &args.name, printer))
-}
-
-/// One lock per (canonical URI, environment) selected, as apply takes.
-fn lock(lab: &Lab, timeout: Duration) -> Result<Vec<EnvironmentLock>, CliError> {
-    let pairs = lab
-        .environments
-        .iter()
-        .map(|env| {
-            let uri = lab.hosts.get(&env.libvirt_uri).canonical_uri().to_string();
-            Ok((uri, env.name.clone()))
-        })
-        .collect::<Result<Vec<_>, CliError>>()?;
-    Ok(EnvironmentLock::acquire_all(
-        &crate::apply::state_dir()?,
-        pairs,
-        timeout,
-    )?)
 }
 
 /// Every failure, then one summary line; 1 when any step failed, 130

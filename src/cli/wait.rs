@@ -1,16 +1,14 @@
-//! `--wait`: its arguments, and the lines that say which machine answers
-//! on SSH and how to connect. The waiting is
-//! [`crate::observe::ssh_wait`]'s.
+//! `--wait`: its arguments, and the bridge from the library's wait for SSH
+//! ([`crate::observe::ssh_wait`]) to the operation's [`Ui`].
 
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{CliError, Printer};
 use crate::desired::MachineSpec;
 use crate::host::SshEndpoint;
 use crate::observe::ssh_wait::{self, WaitReporter};
-use crate::reconcile::Lab;
+use crate::reconcile::{Lab, SshWait, Ui};
 
 #[derive(Debug, Args, Clone)]
 pub struct WaitArgs {
@@ -25,58 +23,43 @@ pub struct WaitArgs {
 
 impl WaitArgs {
     /// These arguments when `--wait` was given.
-    pub fn requested(&self) -> Option<WaitArgs> {
-        self.wait.then(|| self.clone())
+    pub fn requested(&self) -> Option<&dyn SshWait> {
+        self.wait.then_some(self as &dyn SshWait)
     }
 }
 
-/// Waits for the given machines' SSH (every selected one when `vm_names`
-/// is empty); an error lists those not ready.
-pub fn wait_for_ssh(
-    lab: &Lab,
-    vm_names: &[String],
-    args: &WaitArgs,
-    printer: &Printer,
-) -> Result<(), CliError> {
-    let machines: Vec<_> = lab
-        .environments
-        .iter()
-        .flat_map(|env| {
-            let host = lab.hosts.get(&env.libvirt_uri);
-            env.machines.iter().map(move |machine| (host, machine))
-        })
-        .filter(|(_, m)| vm_names.is_empty() || vm_names.contains(&m.vm_name))
-        .collect();
-    let timeout = Duration::from_secs(args.wait_timeout);
-    ssh_wait::wait_for_ssh(&machines, timeout, &Lines(printer))
-        .map_err(|err| CliError::Other(err.to_string()))
+impl SshWait for WaitArgs {
+    /// Waits for the given machines' SSH (every selected one when
+    /// `vm_names` is empty); an error lists those not ready.
+    fn wait(&self, lab: &Lab, vm_names: &[String], ui: &dyn Ui) -> Result<(), String> {
+        let machines: Vec<_> = lab
+            .environments
+            .iter()
+            .flat_map(|env| {
+                let host = lab.hosts.get(&env.libvirt_uri);
+                env.machines.iter().map(move |machine| (host, machine))
+            })
+            .filter(|(_, m)| vm_names.is_empty() || vm_names.contains(&m.vm_name))
+            .collect();
+        let timeout = Duration::from_secs(self.wait_timeout);
+        ssh_wait::wait_for_ssh(&machines, timeout, &ToUi(ui)).map_err(|err| err.to_string())
+    }
 }
 
-/// The wait's news as lines on stdout.
-struct Lines<'a>(&'a Printer);
+/// The wait's news, told to the operation's view.
+struct ToUi<'a>(&'a dyn Ui);
 
-impl WaitReporter for Lines<'_> {
+impl WaitReporter for ToUi<'_> {
     fn no_endpoint(&self, machine: &MachineSpec) {
-        self.0.out(&format!(
-            "{}: no SSH endpoint lvlab can reach (use a passt NIC with ssh_port, or a static address); not waiting",
-            machine.vm_name
-        ));
+        self.0.ssh_no_endpoint(&machine.vm_name);
     }
 
     fn answered(&self, machine: &MachineSpec, endpoint: &SshEndpoint, after: Duration) {
-        self.0.out(&format!(
-            "{} answers on SSH after {}s: {}",
-            machine.vm_name,
-            after.as_secs(),
-            endpoint.command(&machine.cloud_init.user)
-        ));
+        let connect = endpoint.command(&machine.cloud_init.user);
+        self.0.ssh_ready(&machine.vm_name, after, &connect);
     }
 
     fn still_waiting(&self, machines: &[&str], elapsed: Duration) {
-        self.0.out(&format!(
-            "waiting for SSH on {}... [{}s elapsed]",
-            machines.join(", "),
-            elapsed.as_secs()
-        ));
+        self.0.ssh_waiting(machines, elapsed);
     }
 }

@@ -606,7 +606,7 @@ fn spec_reason(changes: Vec<FieldChange>, running: bool) -> Option<Reason> {
 
 /// A replacement counts once in add and once in destroy; starts, stops and
 /// updates are changes; a replacement not asked for counts nowhere.
-fn summarize(blocks: &[Block]) -> Summary {
+pub fn summarize(blocks: &[Block]) -> Summary {
     let mut summary = Summary::default();
     for block in blocks {
         match block.change {

@@ -22,7 +22,7 @@ use serde::Serialize;
 pub use crate::desired::ImageAddress;
 use crate::domain::FieldChange;
 use crate::rendering::RenderedMachine;
-pub use build::{build, PlanError, PlanInput};
+pub use build::{build, summarize, PlanError, PlanInput};
 pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
 pub use images::images_plan;
 pub use json::to_json;

@@ -9,7 +9,7 @@ use virt::domain::Domain;
 use virt::domain_snapshot::DomainSnapshot;
 
 use super::{snapshot_xml, Step, Verb};
-use crate::apply::{self, ExecutionObserver, Job, Outcome};
+use crate::apply::{self, ActionError, ExecutionObserver, Job, JobInfo, Outcome};
 use crate::host::{Host, Hosts};
 use crate::libvirt::Connection;
 
@@ -38,21 +38,28 @@ struct SnapshotJob<'a> {
 }
 
 impl Job for SnapshotJob<'_> {
-    fn describe(&self) -> String {
+    fn info(&self) -> JobInfo {
         let step = self.step;
         let memory = match step.verb {
             Verb::Create { .. } if step.with_memory => " (running: with its memory)",
             _ => "",
         };
-        format!(
-            "{}: {} {}{memory}",
-            step.address,
-            step.verb.describe(),
-            step.name
-        )
+        JobInfo {
+            address: step.address.to_string(),
+            action: format!("{} {}{memory}", step.verb.describe(), step.name),
+        }
     }
 
-    fn run(&self) -> Result<(), String> {
+    fn run(&self) -> Result<(), ActionError> {
+        self.call().map_err(|message| ActionError::Libvirt {
+            domain: self.step.domain.clone(),
+            message,
+        })
+    }
+}
+
+impl SnapshotJob<'_> {
+    fn call(&self) -> Result<(), String> {
         let (lease, step) = (self.host.connection(), self.step);
         let conn: &Connection = &lease;
         let domain = conn
