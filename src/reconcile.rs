@@ -254,9 +254,10 @@ fn render_machine(
     ))
 }
 
-/// A machine's cloud-init seed: its authorized keys, and the console
+/// A machine's cloud-init seed: its authorized keys, the console
 /// password hash recorded in its last user-data (a fresh password only
-/// when there is none, returned to be shown once).
+/// when there is none, returned to be shown once), and its SSH host key
+/// (the one kept in its directory, a new one for a first seed).
 pub fn render_seed(
     env: &EnvironmentSpec,
     machine: &MachineSpec,
@@ -276,12 +277,18 @@ pub fn render_seed(
         recorded_hash.as_deref(),
         cloudinit::needs_password_hash(machine),
     )?;
+    let host_key = cloudinit::host_key::for_seed(
+        machine,
+        cloudinit::host_key::load(&machine.vm_dir)?.as_ref(),
+        files.recorded.contains_key("user-data"),
+    )?;
     let seed = cloudinit::render(&SeedInput {
         machine,
         environment: env,
         image,
         authorized_keys: &keys,
         password_hash: credential.hash.as_deref(),
+        host_key: host_key.as_ref(),
     })?;
     Ok((seed, credential.generated))
 }

@@ -58,6 +58,8 @@ pub fn record_definition(machine: &MachineSpec, rendered: &RenderedMachine) -> R
 pub fn remove_machine_files(dir: &Path, machine: Option<&MachineSpec>) -> Result<(), String> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
     names.push(crate::cloudinit::files::ISO_FILE.into());
+    names.push(crate::cloudinit::host_key::KEY_FILE.into());
+    names.push(crate::cloudinit::host_key::KNOWN_HOSTS_FILE.into());
     match machine {
         Some(m) => names.extend(
             m.disks

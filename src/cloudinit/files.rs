@@ -16,14 +16,20 @@ pub const ISO_FILE: &str = "cidata.iso";
 pub const PRIVATE: u32 = 0o600;
 
 /// Writes `seed` and its ISO into `dir` (created if missing) and returns the
-/// paths written, documents first.
+/// paths written, documents first; the seed's host key before them, so no
+/// seed holds a key lvlab has not kept.
 pub fn write_seed(dir: &Path, seed: &Seed) -> Result<Vec<PathBuf>, CloudInitError> {
     let image = iso::build(seed)?;
-    let mut written = Vec::with_capacity(4);
+    let kept = match &seed.host_key {
+        Some(key) => key.write(dir)?.to_vec(),
+        None => Vec::new(),
+    };
+    let mut written = Vec::with_capacity(6);
     for (name, text) in seed.documents() {
         written.push(write_file(&dir.join(name), text.as_bytes(), PRIVATE)?);
     }
     written.push(write_file(&dir.join(ISO_FILE), &image, PRIVATE)?);
+    written.extend(kept);
     Ok(written)
 }
 
