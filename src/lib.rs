@@ -6,6 +6,7 @@
 //! graph of actions) -> [`apply`] (run the graph). [`cli`] is the thin layer
 //! that parses arguments and renders results; it owns no behaviour of its own.
 
+pub mod access;
 pub mod actions;
 pub mod apply;
 pub mod cli;

@@ -177,6 +177,25 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageErr
     write_atomically(path, bytes, mode).map_err(io("write", path))
 }
 
+/// Replaces the content of the existing regular file `path` (a user's
+/// file, such as `/etc/hosts`) atomically as [`write_atomically`] does,
+/// keeping its mode, owner and group. A symlink is refused rather than
+/// replaced: the file it points to is the one meant.
+pub fn rewrite_file(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    use std::io::Write;
+    let meta = fs::symlink_metadata(path).map_err(io("read", path))?;
+    if !meta.file_type().is_file() {
+        let problem = std::io::Error::other("not a regular file (give a symlink's target)");
+        return Err(io("rewrite", path)(problem));
+    }
+    let mut temporary = Temporary::create(path, meta.mode() & 0o7777).map_err(io("write", path))?;
+    std::os::unix::fs::fchown(&temporary.file, Some(meta.uid()), Some(meta.gid()))
+        .map_err(io("keep the owner of", path))?;
+    temporary.file.write_all(bytes).map_err(io("write", path))?;
+    temporary.file.sync_all().map_err(io("write", path))?;
+    temporary.rename_to(path).map_err(io("write", path))
+}
+
 /// Suffix of the temporary files [`write_atomically`] makes.
 pub const TEMPORARY: &str = ".tmp";
 

@@ -7,6 +7,7 @@ mod apply_progress;
 mod capabilities;
 mod classic;
 mod cloudinit;
+mod hosts;
 mod image_set;
 mod images;
 mod init;
@@ -15,9 +16,10 @@ mod passwords;
 mod plan;
 mod progress;
 mod reconcile_args;
+mod ssh;
 mod status;
 mod validate;
-mod wait;
+pub(crate) mod wait;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +111,14 @@ pub enum Command {
     Init(init::InitArgs),
     /// What the image caches hold, and cleaning them
     Images(images::ImagesArgs),
+    /// Log into a machine with ssh (or run CMD there); ssh's exit code is
+    /// lvlab's
+    Ssh(ssh::SshArgs),
+    /// Print `Host` blocks for ~/.ssh/config (or `ssh -F FILE`)
+    SshConfig(ssh::SshConfigArgs),
+    /// The lab's name/address lines for /etc/hosts (printed, as a heredoc,
+    /// or put into a file as a block a second run replaces)
+    Hosts(hosts::HostsArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -136,6 +146,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cloudinit(args) => cloudinit::run(&cli.global, args, &printer),
         Command::Init(args) => init::run(&cli.global, args, &printer),
         Command::Images(args) => images::run(&cli.global, args, &printer),
+        Command::Ssh(args) => ssh::ssh(&cli.global, args, &printer),
+        Command::SshConfig(args) => ssh::ssh_config(&cli.global, args, &printer),
+        Command::Hosts(args) => hosts::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,

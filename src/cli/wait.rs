@@ -214,7 +214,7 @@ fn first_probe(lab: &Lab, machine: &MachineSpec) -> Duration {
 }
 
 /// A passt forward on 127.0.0.1, else the first static IPv4 address.
-fn endpoint(machine: &MachineSpec) -> Option<SocketAddr> {
+pub(crate) fn endpoint(machine: &MachineSpec) -> Option<SocketAddr> {
     // Read now: the apply just made may have recorded a new definition.
     if let Some(port) = crate::observe::machine_files(machine).ssh_ports().first() {
         return Some(SocketAddr::from(([127, 0, 0, 1], *port)));

@@ -12,7 +12,7 @@
 mod digest;
 pub mod files;
 pub mod host_key;
-mod hosts;
+pub mod hosts;
 pub mod iso;
 mod network;
 pub mod password;
