@@ -24,7 +24,7 @@ pub fn render(reaches: &[MachineReach], strict: bool) -> Result<SshConfig, Strin
     let mut warnings = Vec::new();
     for reach in reaches {
         let Some(endpoint) = reach.endpoint else {
-            warnings.push(format!("no block for {}", unreachable_reason(reach)));
+            warnings.push(format!("no block: {}", unreachable_reason(reach)));
             continue;
         };
         let unique = reaches
