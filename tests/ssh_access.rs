@@ -263,3 +263,19 @@ fn hosts_prints_marks_and_replaces_its_block() {
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o640, "the file keeps its mode");
 }
+
+#[test]
+fn a_machine_whose_seed_lvlab_wrote_before_host_keys_keeps_rendering_without_one() {
+    let lab = Lab::new();
+    // What an older lvlab left: a seed, no host key.
+    let dir = lab.path().join("vms/lab/web");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("user-data"), "#cloud-config\nhostname: web\n").unwrap();
+    let printed = lab.ok(&["cloudinit", "web", "--stdout"]);
+    assert!(!printed.contains("ssh_keys"), "{printed}");
+    lab.ok(&["cloudinit", "web"]);
+    assert!(!dir.join("ssh_host_ed25519_key").exists());
+    assert!(!lab.known_hosts().exists());
+    let line = lab.ok(&["ssh", "web", "--print"]);
+    assert!(line.contains("StrictHostKeyChecking=no"), "{line}");
+}
