@@ -57,10 +57,17 @@ pub fn ssh(global: &GlobalArgs, args: &SshArgs, printer: &Printer) -> Result<Exi
         .desired
         .machine(&args.vm, args.env.as_deref())
         .map_err(CliError::Other)?;
-    let lab = session.lab()?;
+    // Only the machine's own environment: another's host may be down.
+    let env = session
+        .desired
+        .environments
+        .iter()
+        .filter(|e| e.name == machine.environment)
+        .collect();
+    let lab = crate::reconcile::Lab::open(&session.desired, env)?;
     let reach = access::gather(&lab, std::slice::from_ref(&machine.vm_name))?
         .into_iter()
-        .find(|r| r.environment == machine.environment)
+        .next()
         .ok_or_else(|| CliError::Other(format!("no machine `{}`", args.vm)))?;
     let endpoint = reach
         .endpoint
