@@ -650,6 +650,38 @@ mod tests {
     }
 
     #[test]
+    fn a_rewritten_file_keeps_its_mode_and_owner_and_a_symlink_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        // As root (the test machine), give it to another user first.
+        let owner = if running_uid() == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+            (65534, 65534)
+        } else {
+            let meta = fs::metadata(&path).unwrap();
+            (meta.uid(), meta.gid())
+        };
+        rewrite_file(&path, b"new").unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        assert_eq!((meta.uid(), meta.gid()), owner);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(rewrite_file(&link, b"via the link").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let left = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 2, "no temporary file is left");
+    }
+
+    #[test]
     fn concurrent_writers_of_one_file_all_succeed_and_leave_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("signer.asc");
