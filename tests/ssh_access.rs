@@ -279,3 +279,77 @@ fn a_machine_whose_seed_lvlab_wrote_before_host_keys_keeps_rendering_without_one
     let line = lab.ok(&["ssh", "web", "--print"]);
     assert!(line.contains("StrictHostKeyChecking=no"), "{line}");
 }
+
+/// What libvirt's leases or the guest agent report, by hand (the test
+/// driver lists none): only a DHCP NIC on a libvirt network gives `ssh` an
+/// address to use and `hosts` a line, IPv4 first.
+#[test]
+fn only_dhcp_nics_on_libvirt_networks_lend_their_reported_addresses() {
+    use lvlab::access::{self, ReachState};
+    let manifest = format!(
+        "environment:
+  - name: lab
+    config_defaults: {{os: tiny, domain: example, cloud_init: {{pubkey: {KEY}}}}}
+    machines:
+      - vm_name: mixed
+        interfaces:
+          - {{network_type: user}}
+          - {{network: isolated, ip4: 192.0.2.10/24}}
+          - {{network: natted}}
+      - vm_name: dhcp
+        interfaces:
+          - {{network: natted}}
+images:
+  tiny:
+    image_url: /nonexistent/tiny.qcow2
+"
+    );
+    let desired = lvlab::manifest::load_str(&manifest, Path::new("/srv/lab/Lvlab.yml")).unwrap();
+    let env = &desired.environments[0];
+    let mixed = &env.machines[0];
+    let reported = |i: usize, addresses: &[&str]| {
+        (
+            mixed.interfaces[i].mac.to_string(),
+            addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        )
+    };
+    let by_mac = [
+        reported(0, &["10.0.2.15"]),
+        reported(1, &["192.0.2.10"]),
+        reported(2, &["fd00::7", "192.168.122.7"]),
+    ]
+    .into_iter()
+    .collect();
+    let leased = access::dhcp_addresses(mixed, &by_mac);
+    assert_eq!(
+        leased,
+        ["192.168.122.7", "fd00::7"].map(|a| a.parse::<std::net::IpAddr>().unwrap())
+    );
+    let reach = access::reach(env, mixed, ReachState::Running, &leased);
+    assert_eq!(
+        reach.addresses,
+        ["192.0.2.10", "192.168.122.7"].map(|a| a.parse::<std::net::IpAddr>().unwrap())
+    );
+    assert_eq!(
+        reach.endpoint,
+        Some("192.0.2.10:22".parse().unwrap()),
+        "the static address first"
+    );
+
+    let dhcp = &env.machines[1];
+    let by_mac = [(
+        dhcp.interfaces[0].mac.to_string(),
+        vec!["192.168.122.8".parse().unwrap()],
+    )]
+    .into_iter()
+    .collect();
+    let leased = access::dhcp_addresses(dhcp, &by_mac);
+    let reach = access::reach(env, dhcp, ReachState::Running, &leased);
+    assert_eq!(reach.endpoint, Some("192.168.122.8:22".parse().unwrap()));
+    let lines = access::hosts::lines(&["lab".into()], &[reach.clone()]).unwrap();
+    assert_eq!(lines[0].address.to_string(), "192.168.122.8");
+    // Not running: no endpoint, whatever was reported.
+    let stopped = access::reach(env, dhcp, ReachState::NotRunning, &[]);
+    assert_eq!(stopped.endpoint, None);
+    assert!(access::unreachable_reason(&stopped).contains("lvlab up dhcp"));
+}

@@ -91,7 +91,9 @@ pub fn gather(lab: &Lab, names: &[String]) -> Result<Vec<MachineReach>, LibvirtE
                 Some(_) => ReachState::NotRunning,
             };
             let leased = match state {
-                ReachState::Running => network_addresses(machine, conn),
+                ReachState::Running => {
+                    dhcp_addresses(machine, &nic_addresses::by_mac(conn, &machine.domain_name))
+                }
                 _ => Vec::new(),
             };
             found.push(reach(env, machine, state, &leased));
@@ -145,11 +147,14 @@ fn static_ipv4(machine: &MachineSpec) -> impl Iterator<Item = IpAddr> + '_ {
         })
 }
 
-/// The addresses the guest's DHCP NICs on libvirt networks have (leases,
-/// else the guest agent), IPv4 first: not user-mode NICs', which mean
-/// nothing outside the guest, and not static NICs' (the manifest's).
-fn network_addresses(machine: &MachineSpec, conn: &crate::libvirt::Connection) -> Vec<IpAddr> {
-    let by_mac = nic_addresses::by_mac(conn, &machine.domain_name);
+/// Of the addresses a guest's NICs have (`by_mac`, see
+/// [`nic_addresses::by_mac`]), those of its DHCP NICs on libvirt networks,
+/// IPv4 first: not user-mode NICs', which mean nothing outside the guest,
+/// and not static NICs' (the manifest's).
+pub fn dhcp_addresses(
+    machine: &MachineSpec,
+    by_mac: &std::collections::BTreeMap<String, Vec<IpAddr>>,
+) -> Vec<IpAddr> {
     let mut addresses: Vec<IpAddr> = machine
         .interfaces
         .iter()
