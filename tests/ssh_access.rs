@@ -346,7 +346,7 @@ images:
     let leased = access::dhcp_addresses(dhcp, &by_mac);
     let reach = access::reach(env, dhcp, ReachState::Running, &leased);
     assert_eq!(reach.endpoint, Some("192.168.122.8:22".parse().unwrap()));
-    let lines = access::hosts::lines(&["lab".into()], &[reach.clone()]).unwrap();
+    let lines = access::hosts::lines(&["lab".into()], std::slice::from_ref(&reach)).unwrap();
     assert_eq!(lines[0].address.to_string(), "192.168.122.8");
     // Not running: no endpoint, whatever was reported.
     let stopped = access::reach(env, dhcp, ReachState::NotRunning, &[]);
