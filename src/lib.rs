@@ -8,6 +8,7 @@
 //! [`cli`] is the thin layer that parses arguments and renders results; it
 //! owns no behaviour of its own.
 
+pub mod access;
 pub mod actions;
 pub mod apply;
 pub mod cli;

@@ -200,12 +200,18 @@ pub fn render_seed(
         recorded_hash.as_deref(),
         cloudinit::needs_password_hash(machine),
     )?;
+    let host_key = cloudinit::host_key::for_seed(
+        machine,
+        cloudinit::host_key::load(&machine.vm_dir)?.as_ref(),
+        files.recorded.contains_key("user-data"),
+    )?;
     let seed = cloudinit::render(&SeedInput {
         machine,
         environment: env,
         image,
         authorized_keys: &keys,
         password_hash: credential.hash.as_deref(),
+        host_key: host_key.as_ref(),
     })?;
     Ok((seed, credential.generated))
 }

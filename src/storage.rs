@@ -179,6 +179,25 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageErr
     write_atomically(path, bytes, mode).map_err(io("write", path))
 }
 
+/// Replaces the content of the existing regular file `path` (a user's
+/// file, such as `/etc/hosts`) atomically as [`write_atomically`] does,
+/// keeping its mode, owner and group. A symlink is refused rather than
+/// replaced: the file it points to is the one meant.
+pub fn rewrite_file(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    use std::io::Write;
+    let meta = fs::symlink_metadata(path).map_err(io("read", path))?;
+    if !meta.file_type().is_file() {
+        let problem = std::io::Error::other("not a regular file (give a symlink's target)");
+        return Err(io("rewrite", path)(problem));
+    }
+    let mut temporary = Temporary::create(path, meta.mode() & 0o7777).map_err(io("write", path))?;
+    std::os::unix::fs::fchown(&temporary.file, Some(meta.uid()), Some(meta.gid()))
+        .map_err(io("keep the owner of", path))?;
+    temporary.file.write_all(bytes).map_err(io("write", path))?;
+    temporary.file.sync_all().map_err(io("write", path))?;
+    temporary.rename_to(path).map_err(io("write", path))
+}
+
 /// Suffix of the temporary files [`write_atomically`] makes.
 pub const TEMPORARY: &str = ".tmp";
 
@@ -644,6 +663,38 @@ mod tests {
         );
         write_file(&path, b"again", 0o600).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"again");
+    }
+
+    #[test]
+    fn a_rewritten_file_keeps_its_mode_and_owner_and_a_symlink_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        // As root (the test machine), give it to another user first.
+        let owner = if running_uid() == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+            (65534, 65534)
+        } else {
+            let meta = fs::metadata(&path).unwrap();
+            (meta.uid(), meta.gid())
+        };
+        rewrite_file(&path, b"new").unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        assert_eq!((meta.uid(), meta.gid()), owner);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(rewrite_file(&link, b"via the link").is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let left = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 2, "no temporary file is left");
     }
 
     #[test]

@@ -280,6 +280,7 @@ fn an_override_without_leading_commands_is_left_as_written() {
         image,
         authorized_keys: &[],
         password_hash: Some("x"),
+        host_key: None,
     })
     .unwrap_err();
     assert!(err.to_string().contains("`runcmd` must be a list"), "{err}");
@@ -310,6 +311,7 @@ fn unknown_placeholders_and_a_missing_hash_are_errors() {
         image,
         authorized_keys: &[],
         password_hash: None,
+        host_key: None,
     };
     let err = cloudinit::render(&input).unwrap_err().to_string();
     assert!(
@@ -375,6 +377,7 @@ fn hostile_values_round_trip_through_user_data_and_network_config() {
             image: &desired.images["debian12"],
             authorized_keys: &keys,
             password_hash: Some(hostile),
+            host_key: None,
         })
         .unwrap();
         let meta: Value = serde_yaml::from_str(&seed.meta_data).unwrap();

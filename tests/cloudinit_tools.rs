@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use cases::{load, render_case, render_machine, CASES, LAB};
+use cases::{load, render_case, render_machine, render_with_host_key, CASES, LAB};
+use lvlab::cloudinit::host_key::{self, HostKey};
 use lvlab::cloudinit::{self, password};
 use lvlab::desired::{Addressing, MachineSpec, NetworkVersion, RunCommand};
 
@@ -66,7 +67,59 @@ fn rendered_cases() -> Vec<(String, MachineSpec, lvlab::cloudinit::Seed)> {
     ];
     let seed = render_machine(&desired, &hostile);
     all.push(("hostile".into(), hostile, seed));
+    // cloud-init's `ssh_keys`, in generated user-data and in an override.
+    for vm in ["static", "override"] {
+        let machine = desired.machine(vm, None).unwrap().clone();
+        let key = HostKey::generate(&machine.domain_name).unwrap();
+        let seed = render_with_host_key(&desired, &machine, Some(&key));
+        assert!(seed.user_data.contains("ed25519_private"), "{vm}");
+        all.push((format!("host-key-{vm}"), machine, seed));
+    }
     all
+}
+
+/// The host key lvlab writes is one OpenSSH reads: `ssh-keygen -y` derives
+/// from the key file the public key user-data gives the guest, and the
+/// known_hosts line names the same key under the domain name.
+#[test]
+fn the_host_key_file_and_known_hosts_read_back_with_ssh_keygen() {
+    let desired = load(LAB);
+    let machine = desired.machine("static", None).unwrap();
+    let key = HostKey::generate(&machine.domain_name).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = render_with_host_key(&desired, machine, Some(&key));
+    cloudinit::write_seed(&lvlab::host::LocalFiles, dir.path(), &seed).unwrap();
+    let key_file = dir.path().join(host_key::KEY_FILE);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "ssh-keygen refuses a key others can read"
+    );
+    let derived = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(derived.status.success(), "{}", text(&derived));
+    let derived = String::from_utf8(derived.stdout).unwrap();
+    let user_data: serde_yaml::Value = serde_yaml::from_str(&seed.user_data).unwrap();
+    let given = user_data["ssh_keys"]["ed25519_public"].as_str().unwrap();
+    assert_eq!(derived.trim(), given, "ssh-keygen -y and user-data agree");
+    assert_eq!(
+        user_data["ssh_keys"]["ed25519_private"].as_str().unwrap(),
+        std::fs::read_to_string(&key_file).unwrap()
+    );
+    let found = Command::new("ssh-keygen")
+        .args(["-F", &machine.domain_name, "-f"])
+        .arg(dir.path().join(host_key::KNOWN_HOSTS_FILE))
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "{}", text(&found));
+    let base64 = given.split_whitespace().nth(1).unwrap();
+    assert!(text(&found).contains(base64), "{}", text(&found));
 }
 
 #[test]

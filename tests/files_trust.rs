@@ -218,6 +218,8 @@ fn modes_under_umask(umask: &str) -> Vec<(&'static str, u32)> {
         "vms/lab/web",
         "vms/lab/web/disk0.qcow2",
         "vms/lab/web/user-data",
+        "vms/lab/web/ssh_host_ed25519_key",
+        "vms/lab/web/known_hosts",
     ]
     .iter()
     .map(|path| (*path, mode(&fx.path().join(path))))
@@ -236,7 +238,7 @@ fn directories_are_0755_and_disks_and_images_0644_whatever_the_umask() {
     let wanted = |path: &str| {
         if directories.contains(&path) {
             0o755
-        } else if path.ends_with("user-data") {
+        } else if path.ends_with("user-data") || path.ends_with("_key") {
             0o600
         } else {
             0o644

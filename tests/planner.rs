@@ -59,6 +59,7 @@ fn rendered(machine: &MachineSpec) -> RenderedMachine {
             meta_data: "instance-id: x\n".into(),
             user_data: "#cloud-config\nhostname: x\n".into(),
             network_config: "version: 2\n".into(),
+            host_key: None,
         },
         os_variant: lvlab::observe::osinfo::OsVariant {
             requested: "debian12".into(),

@@ -79,6 +79,8 @@ pub fn remove_machine_files(
 ) -> Result<(), ActionError> {
     let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
     names.push(crate::cloudinit::files::ISO_FILE.into());
+    names.push(crate::cloudinit::host_key::KEY_FILE.into());
+    names.push(crate::cloudinit::host_key::KNOWN_HOSTS_FILE.into());
     match disks {
         Some(disks) => names.extend(
             disks

@@ -6,6 +6,7 @@ mod apply;
 mod capabilities;
 mod classic;
 mod cloudinit;
+mod hosts;
 mod human_ui;
 mod image_set;
 mod images;
@@ -17,6 +18,7 @@ mod plan;
 mod progress;
 mod reconcile_args;
 mod snapshot;
+mod ssh;
 mod status;
 mod validate;
 mod wait;
@@ -113,6 +115,14 @@ pub enum Command {
     Images(images::ImagesArgs),
     /// Snapshots of machines: create, revert, delete, list
     Snapshot(snapshot::SnapshotArgs),
+    /// Log into a machine with ssh (or run CMD there); ssh's exit code is
+    /// lvlab's
+    Ssh(ssh::SshArgs),
+    /// Print `Host` blocks for ~/.ssh/config (or `ssh -F FILE`)
+    SshConfig(ssh::SshConfigArgs),
+    /// The lab's name/address lines for /etc/hosts (printed, as a heredoc,
+    /// or put into a file as a block a second run replaces)
+    Hosts(hosts::HostsArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -141,6 +151,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init::run(&cli.global, args, &printer),
         Command::Images(args) => images::run(&cli.global, args, &printer),
         Command::Snapshot(args) => snapshot::run(&cli.global, args, &printer),
+        Command::Ssh(args) => ssh::ssh(&cli.global, args, &printer),
+        Command::SshConfig(args) => ssh::ssh_config(&cli.global, args, &printer),
+        Command::Hosts(args) => hosts::run(&cli.global, args, &printer),
     };
     match result {
         Ok(code) => code,

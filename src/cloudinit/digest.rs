@@ -32,6 +32,7 @@ mod tests {
             meta_data: meta.into(),
             user_data: user.into(),
             network_config: net.into(),
+            host_key: None,
         }
     }
 

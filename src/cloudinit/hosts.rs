@@ -6,7 +6,7 @@
 
 use crate::desired::{Addressing, EnvironmentSpec, OsFamily, RunCommand};
 
-const HEADER: &str = "# Libvirt Labs /etc/hosts snippet";
+pub const HEADER: &str = "# Libvirt Labs /etc/hosts snippet";
 
 /// Appends `$1` (the snippet) to the file `$2`. Values travel as arguments,
 /// never inside the script, so no hostname or FQDN can change the command.

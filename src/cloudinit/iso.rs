@@ -54,6 +54,7 @@ mod tests {
             meta_data: "instance-id: iid-a\n".into(),
             user_data: "#cloud-config\n".into(),
             network_config: "version: 2\n".into(),
+            host_key: None,
         };
         let image = build(&seed).unwrap();
         assert_eq!(image.len() % SECTOR, 0);

@@ -11,7 +11,8 @@
 
 mod digest;
 pub mod files;
-mod hosts;
+pub mod host_key;
+pub mod hosts;
 pub mod iso;
 mod network;
 pub mod password;
@@ -39,7 +40,8 @@ use crate::desired::{ConsolePassword, MachineSpec};
 /// 1: marks without a version (lvlab before versions were recorded).
 /// 2: an override's runcmd keeps the /etc/hosts commands, the host layers'
 ///    runcmd, dhcp4 on a NIC with only a static IPv6 address.
-pub const RENDERER_VERSION: u32 = 2;
+/// 3: the machine's SSH host key in user-data's `ssh_keys`.
+pub const RENDERER_VERSION: u32 = 3;
 
 /// The version a mark without one was rendered by.
 pub const UNVERSIONED_RENDERER: u32 = 1;
@@ -50,6 +52,9 @@ pub struct Seed {
     pub meta_data: String,
     pub user_data: String,
     pub network_config: String,
+    /// The SSH host key user-data gives the guest, written beside the
+    /// seed (see [`host_key`]).
+    pub host_key: Option<host_key::HostKey>,
 }
 
 impl Seed {
@@ -91,6 +96,8 @@ pub enum CloudInitError {
     PrivateKey { path: PathBuf, public: PathBuf },
     #[error("`pubkey` is not an OpenSSH public key: {problem}")]
     PubkeyText { problem: pubkey::KeyProblem },
+    #[error("SSH host key: {0}")]
+    HostKey(String),
     #[error("console password: {0}")]
     Password(String),
     #[error("user_data: {0}")]

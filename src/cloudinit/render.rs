@@ -10,6 +10,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use super::host_key::HostKey;
 use super::{hosts, network, user_data, yaml, CloudInitError, Seed};
 use crate::desired::{EnvironmentSpec, ImageSpec, MachineSpec, RunCommand};
 
@@ -47,6 +48,9 @@ pub struct SeedInput<'a> {
     /// The console password's crypt hash, `None` for no console password
     /// (see [`super::password::console_credential`]).
     pub password_hash: Option<&'a str>,
+    /// The guest's SSH host key, `None` for keys of the guest's own (see
+    /// [`super::host_key::for_seed`]).
+    pub host_key: Option<&'a HostKey>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +67,23 @@ struct UserData<'a> {
     user: User<'a>,
     runcmd: Vec<RunCommand>,
     mounts: &'a [Vec<String>],
+    ssh_keys: Option<SshKeys<'a>>,
+}
+
+/// cloud-config's `ssh_keys`: the host key pair the guest's sshd uses.
+#[derive(Serialize)]
+pub(super) struct SshKeys<'a> {
+    ed25519_private: &'a str,
+    ed25519_public: String,
+}
+
+impl<'a> SshKeys<'a> {
+    pub(super) fn of(key: &'a HostKey) -> Self {
+        Self {
+            ed25519_private: key.private(),
+            ed25519_public: key.public(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -93,6 +114,7 @@ pub fn render(input: &SeedInput) -> Result<Seed, CloudInitError> {
             },
             input.authorized_keys,
             &leading_runcmd(input),
+            input.host_key,
         )?,
         None => render_template("user-data.yaml.j2", &generated_user_data(input))?,
     };
@@ -104,6 +126,7 @@ pub fn render(input: &SeedInput) -> Result<Seed, CloudInitError> {
         meta_data,
         user_data,
         network_config,
+        host_key: input.host_key.cloned(),
     })
 }
 
@@ -125,6 +148,7 @@ fn generated_user_data<'a>(input: &'a SeedInput) -> UserData<'a> {
         },
         runcmd,
         mounts: &ci.mounts,
+        ssh_keys: input.host_key.map(SshKeys::of),
     }
 }
 

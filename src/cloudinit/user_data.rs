@@ -1,14 +1,16 @@
 //! The `user_data` override: a complete cloud-config from the manifest that
 //! replaces the generated user-data. It is data, not a template: its
 //! strings get their placeholders expanded, every user gets the machine's
-//! SSH keys, its `runcmd` gets lvlab's leading commands (the `/etc/hosts`
-//! ones and the host layers'), and the result is written as YAML by
-//! [`super::yaml`].
+//! SSH keys, the guest gets lvlab's host key in `ssh_keys`, its `runcmd`
+//! gets lvlab's leading commands (the `/etc/hosts` ones and the host
+//! layers'), and the result is written as YAML by [`super::yaml`].
 
 use std::cell::Cell;
 
 use serde_yaml::{Mapping, Value};
 
+use super::host_key::HostKey;
+use super::render::SshKeys;
 use super::{pubkey, yaml, CloudInitError};
 use crate::desired::{expand_placeholders, MachineSpec, RunCommand};
 
@@ -61,6 +63,7 @@ pub fn render(
     placeholders: &Placeholders,
     keys: &[String],
     leading: &[RunCommand],
+    host_key: Option<&HostKey>,
 ) -> Result<String, CloudInitError> {
     if placeholders.password_hash.is_none() && uses_password_hash(template) {
         return Err(CloudInitError::UserData(
@@ -75,6 +78,11 @@ pub fn render(
             .map_err(|problem| CloudInitError::UserData(format!("{site}: {problem}")))?;
     }
     add_keys(&mut doc, keys);
+    if let (Some(key), Value::Mapping(top)) = (host_key, &mut doc) {
+        let ssh_keys = serde_yaml::to_value(SshKeys::of(key))
+            .map_err(|e| CloudInitError::Internal(e.to_string()))?;
+        top.insert(Value::String("ssh_keys".into()), ssh_keys);
+    }
     prepend_runcmd(&mut doc, leading)?;
     let body = yaml::block_document(&doc).map_err(CloudInitError::UserData)?;
     Ok(format!("#cloud-config\n{body}"))

@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod disks;
 pub mod domains;
 pub mod networks;
+pub mod nic_addresses;
 pub mod osinfo;
 pub mod runtime;
 pub mod snapshots;

@@ -82,7 +82,7 @@ pub fn agent_reports_network(conn: &Connection, name: &str) -> bool {
 
 /// Neither loopback, unspecified nor link-local: an address the guest got
 /// from its network configuration.
-fn is_usable_address(address: std::net::IpAddr) -> bool {
+pub(crate) fn is_usable_address(address: std::net::IpAddr) -> bool {
     match address {
         std::net::IpAddr::V4(v4) => {
             !(v4.is_loopback() || v4.is_unspecified() || v4.is_link_local())

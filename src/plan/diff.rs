@@ -13,8 +13,17 @@ pub const SENSITIVE: &str = "(sensitive)";
 
 /// Keys whose value is a password or its hash, in cloud-config's `users`
 /// (`passwd`, `hashed_passwd`, `plain_text_passwd`) and `chpasswd`
-/// (`password`).
-const SENSITIVE_KEYS: [&str; 4] = ["passwd", "hashed_passwd", "plain_text_passwd", "password"];
+/// (`password`), or a private SSH host key (`ssh_keys`).
+const SENSITIVE_KEYS: [&str; 8] = [
+    "passwd",
+    "hashed_passwd",
+    "plain_text_passwd",
+    "password",
+    "ed25519_private",
+    "rsa_private",
+    "ecdsa_private",
+    "dsa_private",
+];
 
 /// The lines of the unified diff of `name`, with two lines of context and
 /// every secret redacted.
@@ -172,6 +181,10 @@ mod tests {
             (
                 format!("   \"passwd\": \"{HASH}\""),
                 "   \"passwd\": (sensitive)".into(),
+            ),
+            (
+                "+  ed25519_private: \"-----BEGIN OPENSSH PRIVATE KEY-----\\nb3Bl\\n\"".into(),
+                "+  ed25519_private: (sensitive)".into(),
             ),
         ];
         for (line, want) in cases {

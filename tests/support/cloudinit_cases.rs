@@ -217,8 +217,17 @@ pub fn golden_hash() -> String {
 }
 
 /// Renders `machine` of `desired` as the planner would on first creation,
-/// with [`golden_hash`] for a generated password.
+/// with [`golden_hash`] for a generated password and no SSH host key.
 pub fn render_machine(desired: &Desired, machine: &MachineSpec) -> Seed {
+    render_with_host_key(desired, machine, None)
+}
+
+/// [`render_machine`] with the SSH host key `host_key`.
+pub fn render_with_host_key(
+    desired: &Desired,
+    machine: &MachineSpec,
+    host_key: Option<&lvlab::cloudinit::host_key::HostKey>,
+) -> Seed {
     let environment = desired
         .environments
         .iter()
@@ -243,6 +252,7 @@ pub fn render_machine(desired: &Desired, machine: &MachineSpec) -> Seed {
         image,
         authorized_keys: &keys,
         password_hash: hash,
+        host_key,
     })
     .unwrap()
 }
