@@ -6,6 +6,8 @@
 mod gpg;
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/tiny_image.rs"]
 mod support;
 use support::tiny_image;
@@ -16,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use gpg::Gpg;
 use http::{Behaviour, Server};
+use lab_manifest::LabManifest;
 use lvlab::desired::ChecksumAlgorithm;
 use lvlab::images::hash::StreamHasher;
 
-const PUBKEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab@example";
 const MIB: usize = 1024 * 1024;
 
 /// Deterministic bytes that do not compress or repeat within a file.
@@ -72,7 +73,7 @@ impl Lab {
     }
 
     fn cache(&self) -> PathBuf {
-        self.dir.path().join("base/cloud-images")
+        self.dir.path().join("cache/cloud-images")
     }
 
     fn manifest(&self) -> PathBuf {
@@ -81,19 +82,16 @@ impl Lab {
 
     /// A manifest whose machine `m<i>` uses the i-th of `keys`, on `uri`.
     fn write_manifest(&self, keys: &[&str], images: &str, uri: &str) {
-        let machines: String = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("      - {{vm_name: m{i}, os: {k}}}\n"))
-            .collect();
-        let text = format!(
-            "environment:\n  - name: lab\n    libvirt_uri: {uri}\n    config_defaults:\n      \
-             cloud_image_basedir: {base}\n      disk_image_basedir: {vms}\n      \
-             cloud_init: {{pubkey: {PUBKEY}}}\n    machines:\n{machines}images:\n{images}",
-            base = self.dir.path().join("base").display(),
-            vms = self.dir.path().join("vms").display(),
-        );
-        std::fs::write(self.manifest(), text).unwrap();
+        let mut manifest = self.manifest_on(uri).images_yaml(images);
+        for (i, key) in keys.iter().enumerate() {
+            manifest = manifest.machine(&format!("m{i}"), |m| m.os(key));
+        }
+        manifest.write(self.dir.path());
+    }
+
+    /// The lab's environment on `uri`, without machines or images.
+    fn manifest_on(&self, uri: &str) -> LabManifest {
+        LabManifest::lab("lab", uri, self.dir.path())
     }
 
     fn lvlab(&self, args: &[&str]) -> Output {
@@ -1265,16 +1263,10 @@ fn init_puts_an_image_no_machine_uses_in_the_environments_default_cache() {
     );
     let own = lab.dir.path().join("own");
     // The one machine keeps its image elsewhere than config_defaults says.
-    let text = format!(
-        "environment:\n  - name: lab\n    libvirt_uri: test:///default\n    config_defaults:\n      \
-         cloud_image_basedir: {base}\n      disk_image_basedir: {vms}\n      \
-         cloud_init: {{pubkey: {PUBKEY}}}\n    machines:\n      \
-         - {{vm_name: m0, os: used, cloud_image_basedir: {own}}}\nimages:\n{entries}",
-        base = lab.dir.path().join("base").display(),
-        vms = lab.dir.path().join("vms").display(),
-        own = own.display(),
-    );
-    std::fs::write(lab.manifest(), text).unwrap();
+    lab.manifest_on("test:///default")
+        .machine("m0", |m| m.os("used").cloud_image_basedir(&own))
+        .images_yaml(&entries)
+        .write(lab.dir.path());
     let out = ok(&lab.lvlab(&["init"]));
     assert_eq!(
         std::fs::read(own.join("cloud-images/used.qcow2")).unwrap(),

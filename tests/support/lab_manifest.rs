@@ -173,18 +173,23 @@ impl LabManifest {
         }
     }
 
-    /// The tiny lab: `os: tiny`, the image cache under `base/cache`, VM
-    /// directories under `base/vms`, the test key, and image `tiny` at
-    /// `base/source/tiny.qcow2` (put `support::tiny_image` in the cache as
-    /// `base/cache/cloud-images/tiny.qcow2` and nothing is downloaded).
+    /// Environment `name` on `uri` with its image cache under `base/cache`
+    /// (images in `base/cache/cloud-images`), its VM directories under
+    /// `base/vms` and the test key: what any lab needs.
+    pub fn lab(name: &str, uri: &str, base: &Path) -> Self {
+        Self::new(name, uri).defaults(|d| {
+            d.cloud_image_basedir(base.join("cache"))
+                .disk_image_basedir(base.join("vms"))
+                .pubkey(PUBKEY)
+        })
+    }
+
+    /// The tiny lab: [`LabManifest::lab`] with `os: tiny` and image `tiny`
+    /// at `base/source/tiny.qcow2` (with `support::tiny_image` at
+    /// `base/cache/cloud-images/tiny.qcow2` nothing is downloaded).
     pub fn tiny(name: &str, uri: &str, base: &Path) -> Self {
-        Self::new(name, uri)
-            .defaults(|d| {
-                d.os("tiny")
-                    .cloud_image_basedir(base.join("cache"))
-                    .disk_image_basedir(base.join("vms"))
-                    .pubkey(PUBKEY)
-            })
+        Self::lab(name, uri, base)
+            .defaults(|d| d.os("tiny"))
             .image("tiny", |i| i.url(base.join("source/tiny.qcow2").display()))
     }
 
