@@ -74,7 +74,9 @@ impl Settings {
         self.set("disk_image_basedir", dir.as_ref().display())
     }
 
-    /// One NIC on QEMU's user network: no libvirt network needed.
+    /// One NIC on QEMU's user network: no libvirt network needed (the
+    /// `config_defaults` form; a machine lists its NICs:
+    /// `set("interfaces", "[{network_type: user}]")`).
     pub fn user_network(self) -> Self {
         self.set("interfaces", "{network_type: user}")
     }
@@ -97,7 +99,10 @@ impl Settings {
     fn flow(&self) -> String {
         let mut text = flow(&self.entries);
         if !self.cloud_init.is_empty() {
-            text.push_str(&format!(", cloud_init: {{{}}}", flow(&self.cloud_init)));
+            if !text.is_empty() {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("cloud_init: {{{}}}", flow(&self.cloud_init)));
         }
         text
     }
