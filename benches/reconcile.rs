@@ -15,8 +15,11 @@
 mod report;
 use report::{quick, row, Samples};
 
+#[path = "../tests/support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "../tests/support/tiny_image.rs"]
 mod support;
+use lab_manifest::LabManifest;
 use support::tiny_image;
 
 use std::path::Path;
@@ -28,35 +31,14 @@ use lvlab::plan::{Selection, Target};
 use lvlab::reconcile::{ApplyOptions, Lab};
 
 fn manifest(dir: &Path, env: &str, machines: usize) -> std::path::PathBuf {
-    let base = dir.display();
-    let list: String = (0..machines)
-        .map(|i| format!("      - vm_name: m{i:02}\n"))
-        .collect();
+    let mut manifest = LabManifest::tiny(env, "qemu:///session", dir)
+        .defaults(|d| d.tcg(128).set("disk_strategy", "backing").user_network())
+        .image("tiny", |i| i.url(dir.join("tiny.qcow2").display()));
+    for i in 0..machines {
+        manifest = manifest.machine(&format!("m{i:02}"), |m| m);
+    }
     let path = dir.join(format!("{env}.yml"));
-    std::fs::write(
-        &path,
-        format!(
-            "environment:
-  - name: {env}
-    libvirt_uri: qemu:///session
-    config_defaults:
-      os: tiny
-      memory: 128
-      cpu: 1
-      domain_type: qemu
-      disk_strategy: backing
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bench}}
-    machines:
-{list}images:
-  tiny:
-    image_url: {base}/tiny.qcow2
-"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&path, manifest.to_yaml()).unwrap();
     path
 }
 

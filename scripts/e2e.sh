@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real-guest tier: build (or find cached) the Debian 12 guest image,
 # then boot two guests with lvlab on qemu:///session (TCG, passt) and check
-# from inside them that cloud-init applied the seed (tests/e2e_guest.rs).
+# from inside them that cloud-init applied the seed (tests/e2e_guest/).
 #
 #   scripts/e2e.sh                       # set-up, image, tier
 #   LVLAB_E2E_BREAK=mac scripts/e2e.sh   # break one guest's seed: must fail

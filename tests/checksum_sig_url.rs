@@ -8,6 +8,8 @@ mod gpg;
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 
@@ -16,6 +18,7 @@ use std::process::Output;
 
 use gpg::Gpg;
 use http::Server;
+use lab_manifest::LabManifest;
 use run::{lvlab, sha256_hex, texts};
 
 const SIG: &str = "sigs/noble-SHA256SUMS.signature";
@@ -40,34 +43,15 @@ impl Published {
         server.put("u/noble.img", bytes.clone());
         server.put("u/SHA256SUMS", sums.clone());
         server.put("u/key.asc", gpg.export("ubuntu", true));
-        let base = dir.path().display();
-        std::fs::write(
-            dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: lab
-    libvirt_uri: test:///default
-    config_defaults:
-      cloud_image_basedir: {base}/base
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}
-    machines:
-      - {{vm_name: m, os: ubuntu24.04}}
-images:
-  ubuntu24.04:
-    image_url: {}
-    checksum_url: {}
-    checksum_type: sha256
-    checksum_url_gpg: {}
-    checksum_sig_url: {}
-",
-                server.url("u/noble.img"),
-                server.url("u/SHA256SUMS"),
-                server.url("u/key.asc"),
-                server.url(SIG),
-            ),
-        )
-        .unwrap();
+        LabManifest::lab("lab", "test:///default", dir.path())
+            .machine("m", |m| m.os("ubuntu24.04"))
+            .image("ubuntu24.04", |i| {
+                i.url(server.url("u/noble.img"))
+                    .checksum(server.url("u/SHA256SUMS"), "sha256")
+                    .set("checksum_url_gpg", server.url("u/key.asc"))
+                    .set("checksum_sig_url", server.url(SIG))
+            })
+            .write(dir.path());
         Self {
             dir,
             server,
@@ -78,7 +62,7 @@ images:
     }
 
     fn cache(&self) -> PathBuf {
-        self.dir.path().join("base/cloud-images")
+        self.dir.path().join("cache/cloud-images")
     }
 
     fn init(&self) -> Output {

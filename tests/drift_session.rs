@@ -5,6 +5,8 @@
 //! the next plan exits 0. One lab for every case, destroyed even when a
 //! case fails.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/session_lab.rs"]
@@ -21,11 +23,10 @@ impl SessionLab {
     fn drift() -> Self {
         let lab = SessionLab::empty("drift");
         lab.cache_tiny_image();
-        lab.write_lab_manifest(
-            &format!("pubkey: {}, password: false", session_lab::KEY),
-            "      - vm_name: one\n        interfaces: [{network_type: user}]\n",
-            &lab.cached_image(),
-        );
+        lab.manifest()
+            .defaults(|d| d.no_password())
+            .machine("one", |m| m.set("interfaces", "[{network_type: user}]"))
+            .write(lab.dir.path());
         lab
     }
 

@@ -2,8 +2,11 @@
 //! test, since a test:/// host lives as long as its connection): plan,
 //! apply, plan again; drift; stop; destroy. Disks and seeds are real files.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/tiny_image.rs"]
 mod support;
+use lab_manifest::LabManifest;
 use support::tiny_image;
 
 use std::path::{Path, PathBuf};
@@ -36,29 +39,10 @@ impl Fixture {
     }
 
     fn manifest(&self, machines: &str) -> Desired {
-        let yaml = format!(
-            "
-environment:
-  - name: lab
-    libvirt_uri: {uri}
-    config_defaults:
-      os: tiny
-      memory: 256
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}
-    machines:
-{machines}
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-",
-            uri = state_uri("empty.xml"),
-            base = self.path().display(),
-        );
+        let yaml = LabManifest::tiny("lab", &state_uri("empty.xml"), self.path())
+            .defaults(|d| d.tcg(256).user_network())
+            .machines_yaml(machines)
+            .to_yaml();
         load_str(&yaml, &self.path().join("Lvlab.yml"))
             .unwrap_or_else(|e| panic!("{}", e.render(false)))
     }

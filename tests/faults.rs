@@ -23,6 +23,8 @@
 //! cargo test --test faults -- --ignored --test-threads=1 --nocapture
 //! ```
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/tiny_image.rs"]
@@ -34,6 +36,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use lab_manifest::LabManifest;
 
 const MACHINES: usize = 5;
 /// Where the log names step boundaries, and the lines it writes there.
@@ -61,34 +65,13 @@ impl Lab {
             .unwrap();
         let vms = vms.map_or_else(|| dir.path().join("vms"), Path::to_path_buf);
         let env = format!("{name}{}", std::process::id());
-        let base = dir.path().display();
         tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-        let machines: String = (1..=MACHINES)
-            .map(|n| format!("      - {{vm_name: m{n}, interfaces: []}}\n"))
-            .collect();
-        std::fs::write(
-            dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: {env}
-    libvirt_uri: qemu:///session
-    config_defaults:
-      os: tiny
-      memory: 128
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {vms}
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
-    machines:
-{machines}images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-",
-                vms = vms.display()
-            ),
-        )
-        .unwrap();
+        let mut manifest = LabManifest::tiny(&env, "qemu:///session", dir.path())
+            .defaults(|d| d.tcg(128).disk_image_basedir(&vms).no_password());
+        for n in 1..=MACHINES {
+            manifest = manifest.machine(&format!("m{n}"), |m| m.no_interfaces());
+        }
+        manifest.write(dir.path());
         Self { dir, vms, env }
     }
 

@@ -5,8 +5,11 @@
 //! space left on <path>". Real files in temporary directories; machines on
 //! libvirt's test driver; the image cache through the real binary.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/tiny_image.rs"]
 mod support;
+use lab_manifest::LabManifest;
 use support::tiny_image;
 
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -39,29 +42,11 @@ impl Fixture {
     }
 
     fn manifest_text(&self, machines: &str) -> String {
-        format!(
-            "
-environment:
-  - name: lab
-    libvirt_uri: test://{root}/state/empty.xml
-    config_defaults:
-      os: tiny
-      memory: 256
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}
-    machines:
-{machines}
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-",
-            base = self.path().display(),
-            root = env!("CARGO_MANIFEST_DIR"),
-        )
+        let uri = format!("test://{}/state/empty.xml", env!("CARGO_MANIFEST_DIR"));
+        LabManifest::tiny("lab", &uri, self.path())
+            .defaults(|d| d.tcg(256).user_network())
+            .machines_yaml(machines)
+            .to_yaml()
     }
 
     fn manifest(&self, machines: &str) -> Desired {

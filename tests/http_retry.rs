@@ -8,6 +8,8 @@
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 
@@ -16,6 +18,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use http::{Behaviour, Server};
+use lab_manifest::LabManifest;
 use run::{lvlab, sha256_hex, texts};
 
 const IMAGE: &str = "p/img.qcow2";
@@ -35,35 +38,18 @@ impl Download {
         let bytes: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
         server.put(IMAGE, bytes.clone());
         server.put("p/SUMS", format!("{}  img.qcow2\n", sha256_hex(&bytes)));
-        let base = dir.path().display();
-        std::fs::write(
-            dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: lab
-    libvirt_uri: test:///default
-    config_defaults:
-      cloud_image_basedir: {base}/base
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}
-    machines:
-      - {{vm_name: m, os: img}}
-images:
-  img:
-    image_url: {}
-    checksum_url: {}
-    checksum_type: sha256
-",
-                server.url(IMAGE),
-                server.url("p/SUMS")
-            ),
-        )
-        .unwrap();
+        LabManifest::lab("lab", "test:///default", dir.path())
+            .machine("m", |m| m.os("img"))
+            .image("img", |i| {
+                i.url(server.url(IMAGE))
+                    .checksum(server.url("p/SUMS"), "sha256")
+            })
+            .write(dir.path());
         Self { dir, server, bytes }
     }
 
     fn cached(&self) -> std::path::PathBuf {
-        self.dir.path().join("base/cloud-images/img.qcow2")
+        self.dir.path().join("cache/cloud-images/img.qcow2")
     }
 
     /// `lvlab init` and how long it took.

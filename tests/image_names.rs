@@ -6,6 +6,8 @@
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/tiny_image.rs"]
@@ -15,11 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use http::Server;
+use lab_manifest::LabManifest;
 use lvlab::manifest::name_for_source;
 use run::{lvlab, sha256_hex, texts};
 
-const PUBKEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE/x+ylvlabTestKeyOnlyNotARealOneAAAAAAAAAAA lab";
 const NAME: &str = "debian-12-genericcloud-amd64.qcow2";
 
 struct Lab {
@@ -59,31 +60,24 @@ impl Lab {
     }
 
     fn cache(&self) -> PathBuf {
-        self.dir.path().join("base/cloud-images")
+        self.dir.path().join("cache/cloud-images")
     }
 
     /// Machine `m<i>` uses image key `(key, release)` i, on `uri`; boot
     /// disks are overlays, so each names the image it was made from.
     fn write_manifest(&self, images: &[(&str, &str)], uri: &str) {
-        let mut text = format!(
-            "environment:\n  - name: lab\n    libvirt_uri: {uri}\n    config_defaults:\n      \
-             cloud_image_basedir: {base}\n      disk_image_basedir: {vms}\n      \
-             disk_strategy: backing\n      cloud_init: {{pubkey: {PUBKEY}}}\n    machines:\n",
-            base = self.dir.path().join("base").display(),
-            vms = self.dir.path().join("vms").display(),
-        );
-        for (i, (key, _)) in images.iter().enumerate() {
-            text.push_str(&format!("      - {{vm_name: m{i}, os: {key}}}\n"));
+        let dir = self.dir.path();
+        let mut manifest =
+            LabManifest::lab("lab", uri, dir).defaults(|d| d.set("disk_strategy", "backing"));
+        for (i, (key, release)) in images.iter().enumerate() {
+            let sums = self.server.url(&format!("{release}/SHA256SUMS"));
+            manifest = manifest
+                .machine(&format!("m{i}"), |m| m.os(key))
+                .image(key, |image| {
+                    image.url(self.url(release)).checksum(sums, "sha256")
+                });
         }
-        text.push_str("images:\n");
-        for (key, release) in images {
-            text.push_str(&format!(
-                "  {key}:\n    image_url: {}\n    checksum_url: {}\n    checksum_type: sha256\n",
-                self.url(release),
-                self.server.url(&format!("{release}/SHA256SUMS")),
-            ));
-        }
-        std::fs::write(self.dir.path().join("Lvlab.yml"), text).unwrap();
+        manifest.write(dir);
     }
 
     fn run(&self, args: &[&str]) -> Output {

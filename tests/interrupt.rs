@@ -6,6 +6,8 @@
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 
@@ -17,6 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use http::{Behaviour, Server};
+use lab_manifest::LabManifest;
 use run::{lvlab, sha256_hex};
 
 const IMAGE: &str = "i/img.qcow2";
@@ -39,36 +42,19 @@ impl Lab {
         server.put(IMAGE, bytes.clone());
         server.put("i/SUMS", format!("{}  img.qcow2\n", sha256_hex(&bytes)));
         server.behave(IMAGE, Behaviour::Trickle(download_takes));
-        let base = dir.path().display();
-        std::fs::write(
-            dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: int
-    libvirt_uri: test:///default
-    config_defaults:
-      os: img
-      cloud_image_basedir: {base}/base
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
-    machines:
-      - {{vm_name: m, interfaces: []}}
-images:
-  img:
-    image_url: {}
-    checksum_url: {}
-    checksum_type: sha256
-",
-                server.url(IMAGE),
-                server.url("i/SUMS")
-            ),
-        )
-        .unwrap();
+        LabManifest::lab("int", "test:///default", dir.path())
+            .defaults(|d| d.os("img").no_password())
+            .machine("m", |m| m.no_interfaces())
+            .image("img", |i| {
+                i.url(server.url(IMAGE))
+                    .checksum(server.url("i/SUMS"), "sha256")
+            })
+            .write(dir.path());
         Self { dir, server, bytes }
     }
 
     fn cached(&self) -> PathBuf {
-        self.dir.path().join("base/cloud-images/img.qcow2")
+        self.dir.path().join("cache/cloud-images/img.qcow2")
     }
 
     /// `lvlab up --all` running one action at a time (so the seed, ready

@@ -4,6 +4,8 @@
 //! hanging. A daemon that stops answering on an open connection is noticed
 //! by libvirt's keepalive.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 
@@ -14,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lab_manifest::LabManifest;
 use run::{lvlab, texts};
 
 /// A UNIX socket that accepts every connection and never says a word.
@@ -43,30 +46,6 @@ impl SilentSocket {
     }
 }
 
-fn write_manifest(dir: &Path, uri: &str) {
-    let base = dir.display();
-    std::fs::write(
-        dir.join("Lvlab.yml"),
-        format!(
-            "environment:
-  - name: lab
-    libvirt_uri: {uri}
-    config_defaults:
-      os: tiny
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}
-    machines:
-      - vm_name: web
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-"
-        ),
-    )
-    .unwrap();
-}
-
 fn assert_timed_out(out: &std::process::Output, uri: &str, secs: &str, took: Duration) {
     let (stdout, stderr) = texts(out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -86,7 +65,9 @@ fn assert_timed_out(out: &std::process::Output, uri: &str, secs: &str, took: Dur
 fn plan_gives_up_on_a_silent_socket_within_the_timeout() {
     let socket = SilentSocket::start();
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path(), &socket.uri);
+    LabManifest::tiny("lab", &socket.uri, dir.path())
+        .machine("web", |m| m)
+        .write(dir.path());
     let start = Instant::now();
     let out = lvlab(dir.path())
         .args(["plan", "--libvirt-timeout", "1"])

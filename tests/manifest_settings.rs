@@ -4,6 +4,9 @@
 //! `default_vm_username`, the top-level `runcmd` and `user_data`, and
 //! `generate_password`.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
+
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -12,8 +15,7 @@ use lvlab::desired::{
 };
 use lvlab::manifest::load_str;
 
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab@example";
+use lab_manifest::PUBKEY;
 
 const IMAGES: &str = "
 images:
@@ -25,7 +27,7 @@ images:
 ";
 
 fn load(yaml: &str) -> Desired {
-    let yaml = format!("{}{IMAGES}", yaml.replace("$KEY", KEY));
+    let yaml = format!("{}{IMAGES}", yaml.replace("$KEY", PUBKEY));
     match load_str(&yaml, Path::new("/srv/lab/Lvlab.yml")) {
         Ok(desired) => desired,
         Err(err) => panic!("manifest should load:\n{}", err.render(false)),
@@ -33,7 +35,7 @@ fn load(yaml: &str) -> Desired {
 }
 
 fn load_err(yaml: &str) -> String {
-    let yaml = format!("{}{IMAGES}", yaml.replace("$KEY", KEY));
+    let yaml = format!("{}{IMAGES}", yaml.replace("$KEY", PUBKEY));
     load_str(&yaml, Path::new("/srv/lab/Lvlab.yml"))
         .expect_err("manifest should be rejected")
         .render(false)

@@ -5,6 +5,8 @@
 //! environment on one libvirt serialize whichever manifest they come from.
 //! Only domains whose names can be the lab's are read. Against libvirt's test driver on the hosts in `state/`.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/tiny_image.rs"]
@@ -13,6 +15,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use lab_manifest::LabManifest;
 use run::texts;
 
 /// A manifest in a temporary directory with the image in its cache.
@@ -28,33 +31,24 @@ impl Lab {
     fn new(state: &str, environments: &[(&str, &[&str])], disk_base: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         support::tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-        let base = dir.path().display().to_string();
+        let vms = disk_base.replace("{base}", &dir.path().display().to_string());
         let uri = state_uri(state);
-        let mut text = String::from("environment:\n");
-        for (name, machines) in environments {
-            text.push_str(&format!(
-                "  - name: {name}
-    libvirt_uri: {uri}
-    config_defaults:
-      os: tiny
-      memory: 256
-      cpu: 1
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {}
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
-    machines:
-",
-                disk_base.replace("{base}", &base)
-            ));
+        let mut manifest = LabManifest::tiny(environments[0].0, &uri, dir.path()).defaults(|d| {
+            d.memory(256)
+                .cpu(1)
+                .disk_image_basedir(&vms)
+                .user_network()
+                .no_password()
+        });
+        for (i, (name, machines)) in environments.iter().enumerate() {
+            if i > 0 {
+                manifest = manifest.environment(name, &uri);
+            }
             for machine in *machines {
-                text.push_str(&format!("      - {{vm_name: {machine}}}\n"));
+                manifest = manifest.machines_yaml(&format!("      - {{vm_name: {machine}}}\n"));
             }
         }
-        text.push_str(&format!(
-            "images:\n  tiny:\n    image_url: {base}/source/tiny.qcow2\n"
-        ));
-        std::fs::write(dir.path().join("Lvlab.yml"), text).unwrap();
+        manifest.write(dir.path());
         Self { dir }
     }
 

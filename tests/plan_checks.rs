@@ -2,8 +2,11 @@
 //! the binary: test-driver hosts from `state/`, reached with `--connect`
 //! whatever the manifest's `libvirt_uri` says.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/tiny_image.rs"]
 mod support;
+use lab_manifest::LabManifest;
 use support::tiny_image;
 
 use std::path::{Path, PathBuf};
@@ -76,39 +79,22 @@ fn static_addresses_of_the_original_on_the_stock_default_network_are_a_note() {
 
 /// A lab of five machines on a 6-CPU, 6 GiB test host (32 vCPUs at most),
 /// each with its own problems.
-const TROUBLED: &str = "
-environment:
-  - name: lab
-    libvirt_uri: qemu:///system
-    config_defaults:
-      os: tiny
-      cpu: 1
-      memory: 256
-      cloud_image_basedir: BASE/cache
-      disk_image_basedir: BASE/vms
-      cloud_init: {pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}
-    machines:
-      - vm_name: wide
-        cpu: 64
-      - vm_name: huge
-        memory: 8192
-      - vm_name: shares
-        shared_directories: [{source: BASE/nowhere, mount_tag: data}]
-      - vm_name: lost
-        interfaces: [{network: lab-net}]
-      - vm_name: astray
-        cpu: 40
-        interfaces: [{ip4: 10.9.9.9/24, ip4gw: 10.9.9.1}]
-images:
-  tiny:
-    image_url: BASE/source/tiny.qcow2
-";
-
 fn troubled(dir: &Path) -> PathBuf {
-    let manifest = dir.join("Lvlab.yml");
-    let yaml = TROUBLED.replace("BASE", &dir.display().to_string());
-    std::fs::write(&manifest, yaml).unwrap();
-    manifest
+    let nowhere = dir.join("nowhere");
+    LabManifest::tiny("lab", "qemu:///system", dir)
+        .defaults(|d| d.cpu(1).memory(256).no_password())
+        .machine("wide", |m| m.cpu(64))
+        .machine("huge", |m| m.memory(8192))
+        .machine("shares", |m| {
+            let share = format!("[{{source: {}, mount_tag: data}}]", nowhere.display());
+            m.set("shared_directories", share)
+        })
+        .machine("lost", |m| m.set("interfaces", "[{network: lab-net}]"))
+        .machine("astray", |m| {
+            m.cpu(40)
+                .set("interfaces", "[{ip4: 10.9.9.9/24, ip4gw: 10.9.9.1}]")
+        })
+        .write(dir)
 }
 
 #[test]

@@ -2,10 +2,13 @@
 //! libvirt's test driver opened on the hypervisor states in `state/`. Each
 //! run of the binary opens the state file afresh.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/tiny_image.rs"]
 mod support;
 #[path = "support/terminal.rs"]
 mod terminal;
+use lab_manifest::LabManifest;
 use support::tiny_image;
 use terminal::on_terminal;
 
@@ -47,34 +50,14 @@ impl Lab {
     /// The manifest on the test-driver host described by `state` (absolute).
     fn write_manifest_on(&self, state: &Path, memory: u32) {
         let uri = format!("test://{}", state.display());
-        let base = self.dir.path().display();
-        let lab_id = self
-            .lab_id
-            .map_or(String::new(), |id| format!("    lab_id: {id}\n"));
-        std::fs::write(
-            self.manifest(),
-            format!(
-                "environment:
-  - name: lab
-    libvirt_uri: {uri}
-{lab_id}    config_defaults:
-      os: tiny
-      memory: {memory}
-      cpu: 1
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
-    machines:
-      - vm_name: web
-      - vm_name: db
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-"
-            ),
-        )
-        .unwrap();
+        let mut manifest = LabManifest::tiny("lab", &uri, self.dir.path())
+            .defaults(|d| d.memory(memory).cpu(1).user_network().no_password())
+            .machine("web", |m| m)
+            .machine("db", |m| m);
+        if let Some(id) = self.lab_id {
+            manifest = manifest.lab_id(id);
+        }
+        manifest.write(self.dir.path());
     }
 
     fn manifest(&self) -> PathBuf {

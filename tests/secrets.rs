@@ -5,6 +5,8 @@
 //! 0600; `destroy` removes the temporary files an interrupted run left, so
 //! `plan --target absent` converges.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/session_lab.rs"]
@@ -12,7 +14,7 @@ mod session_lab;
 #[path = "support/tiny_image.rs"]
 mod support;
 
-use session_lab::{SessionLab, KEY};
+use session_lab::SessionLab;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -28,16 +30,11 @@ impl SessionLab {
     }
 
     fn write_manifest(&self, shell: &str) {
-        self.write_lab_manifest(
-            &format!("pubkey: {KEY}, shell: {shell}"),
-            "      - vm_name: secret
-        interfaces: []
-      - vm_name: open
-        interfaces: []
-        cloud_init: {password: false}
-",
-            &self.cached_image(),
-        );
+        self.manifest()
+            .defaults(|d| d.cloud_init("shell", shell))
+            .machine("secret", |m| m.no_interfaces())
+            .machine("open", |m| m.no_interfaces().no_password())
+            .write(self.dir.path());
     }
 
     /// `lvlab args` with a terminal on stdin, stdout and stderr: what it

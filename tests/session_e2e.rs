@@ -7,12 +7,15 @@
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/session_lab.rs"]
 mod session_lab;
 #[path = "support/tiny_image.rs"]
 mod support;
+use lab_manifest::LabManifest;
 use session_lab::SessionLab;
 use support::tiny_image;
 
@@ -46,16 +49,19 @@ impl SessionLab {
     fn with(name: &str, machines: &str) -> Self {
         let lab = Self::empty(name);
         lab.cache_tiny_image();
-        lab.write_manifest(machines, &lab.cached_image());
+        lab.write_manifest(machines);
         lab
     }
 
-    fn write_manifest(&self, machines: &str, images: &str) {
-        self.write_lab_manifest(
-            &format!("pubkey: {}, password: false", session_lab::KEY),
-            machines,
-            images,
-        );
+    /// The lab's manifest with `machines` (YAML lines), no console password.
+    fn manifest_of(&self, machines: &str) -> LabManifest {
+        self.manifest()
+            .defaults(|d| d.no_password())
+            .machines_yaml(machines)
+    }
+
+    fn write_manifest(&self, machines: &str) {
+        self.manifest_of(machines).write(self.dir.path());
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -373,7 +379,6 @@ fn a_replacement_is_applied_only_with_replace_and_makes_a_new_domain() {
     // A new disk needs a new machine.
     lab.write_manifest(
         "      - vm_name: one\n        interfaces: []\n        disks: [{name: root}, {name: data, size: 8M}]\n",
-        &lab.cached_image(),
     );
     let plan = lab.ok(&["plan"]);
     assert!(
@@ -412,14 +417,12 @@ fn apply_downloads_and_verifies_the_image_as_a_step_of_the_plan() {
     let digest = run::sha256_hex(&bytes);
     server.put("img/tiny.qcow2", bytes.clone());
     server.put("img/SHA256SUMS", format!("{digest}  tiny.qcow2\n"));
-    lab.write_manifest(
-        ONE,
-        &format!(
-            "  tiny:\n    image_url: {}\n    checksum_url: {}\n    checksum_type: sha256\n",
-            server.url("img/tiny.qcow2"),
-            server.url("img/SHA256SUMS")
-        ),
-    );
+    lab.manifest_of(ONE)
+        .image("tiny", |i| {
+            i.url(server.url("img/tiny.qcow2"))
+                .checksum(server.url("img/SHA256SUMS"), "sha256")
+        })
+        .write(lab.dir.path());
     let plan = lab.ok(&["plan"]);
     assert!(
         plan.contains("# image tiny will be downloaded and verified"),
@@ -536,7 +539,6 @@ fn nic_attachment_and_shared_directory_changes_apply_in_place_and_start() {
             "      - vm_name: one\n        interfaces: [{{network_type: passt}}]\n        shared_directories: [{{source: {}, mount_tag: data}}]\n",
             share.path().display()
         ),
-        &lab.cached_image(),
     );
     let plan = lab.run(&["plan", "--detailed-exitcode"]);
     let text = String::from_utf8_lossy(&plan.stdout);

@@ -6,6 +6,8 @@
 //! QEMU decides (live snapshot with memory, the seed skipped, the backing
 //! chain kept).
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/session_lab.rs"]
@@ -555,14 +557,17 @@ fn qemu_snapshots_are_live_revert_disks_and_power_state_and_keep_the_backing_cha
     lab.cache_tiny_image();
     let share = lab.dir.path().join("share");
     std::fs::create_dir(&share).unwrap();
-    lab.write_lab_manifest(
-        &format!("pubkey: {KEY}, password: false"),
-        &format!(
-            "      - vm_name: snap\n        disk_strategy: backing\n        interfaces: [{{network_type: passt}}]\n        shared_directories: [{{source: {}, mount_tag: data}}]\n",
-            share.display()
-        ),
-        &lab.cached_image(),
-    );
+    lab.manifest()
+        .defaults(|d| d.no_password())
+        .machine("snap", |m| {
+            m.set("disk_strategy", "backing")
+                .set("interfaces", "[{network_type: passt}]")
+                .set(
+                    "shared_directories",
+                    format!("[{{source: {}, mount_tag: data}}]", share.display()),
+                )
+        })
+        .write(lab.dir.path());
     lab.ok(&["up", "--all"]);
     let domain = lab.domain();
     let out = lab.ok(&["snapshot", "create", "live", "snap"]);

@@ -3,6 +3,8 @@
 //! that a boot disk copy is `copy_file_range`, and that `plan` spawns no
 //! process per machine. Machines on libvirt's test driver, a tiny image.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/tiny_image.rs"]
@@ -11,36 +13,18 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use lab_manifest::LabManifest;
+
 /// A lab of `machines` (each `- vm_name: NAME` plus its fields) on a
 /// test-driver host, its image in the cache.
 fn lab(machines: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     support::tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-    std::fs::write(
-        dir.path().join("Lvlab.yml"),
-        format!(
-            "environment:
-  - name: lab
-    libvirt_uri: test://{root}/state/empty.xml
-    config_defaults:
-      os: tiny
-      memory: 128
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab, password: false}}
-    machines:
-{machines}images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-",
-            root = env!("CARGO_MANIFEST_DIR"),
-            base = dir.path().display(),
-        ),
-    )
-    .unwrap();
+    let uri = format!("test://{}/state/empty.xml", env!("CARGO_MANIFEST_DIR"));
+    LabManifest::tiny("lab", &uri, dir.path())
+        .defaults(|d| d.tcg(128).user_network().no_password())
+        .machines_yaml(machines)
+        .write(dir.path());
     dir
 }
 

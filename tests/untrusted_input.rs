@@ -4,42 +4,25 @@
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
 
 use std::path::Path;
 
 use http::Server;
+use lab_manifest::LabManifest;
 use run::{lvlab, texts};
 
-const PUBKEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab";
 /// Clears the screen, sets the window title and turns text red.
 const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{1b}[31m";
 
 fn write_manifest(dir: &Path, image_url: &str, checksum_url: &str) {
-    let base = dir.display();
-    std::fs::write(
-        dir.join("Lvlab.yml"),
-        format!(
-            "environment:
-  - name: lab
-    libvirt_uri: test:///default
-    config_defaults:
-      cloud_image_basedir: {base}/base
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: {PUBKEY}}}
-    machines:
-      - {{vm_name: m, os: img}}
-images:
-  img:
-    image_url: {image_url}
-    checksum_url: {checksum_url}
-    checksum_type: sha256
-"
-        ),
-    )
-    .unwrap();
+    LabManifest::lab("lab", "test:///default", dir)
+        .machine("m", |m| m.os("img"))
+        .image("img", |i| i.url(image_url).checksum(checksum_url, "sha256"))
+        .write(dir);
 }
 
 /// `lvlab init` against a server whose checksum file is `sums`; its stderr.

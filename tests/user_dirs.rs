@@ -4,9 +4,14 @@
 //! `setpriv`; root's `/run` is a tmpfs of a private mount namespace
 //! (`unshare`), so the host's `/run/lvlab` is never touched.
 
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use lab_manifest::LabManifest;
 
 const NOBODY: u32 = 65534;
 
@@ -21,27 +26,10 @@ impl Home {
         let home = Self {
             dir: tempfile::tempdir().unwrap(),
         };
-        let base = home.path().display();
-        std::fs::write(
-            home.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: lab
-    libvirt_uri: test:///default
-    config_defaults:
-      os: tiny
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      cloud_init: {{pubkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}
-    machines:
-      - vm_name: web
-images:
-  tiny:
-    image_url: {base}/tiny.qcow2
-"
-            ),
-        )
-        .unwrap();
+        LabManifest::tiny("lab", "test:///default", home.path())
+            .image("tiny", |i| i.url(home.path().join("tiny.qcow2").display()))
+            .machine("web", |m| m)
+            .write(home.path());
         home
     }
 

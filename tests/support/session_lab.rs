@@ -5,7 +5,8 @@
 //! clean even when a test fails. Test files add their own methods in
 //! their own `impl SessionLab` blocks.
 //!
-//! Needs the test file to include `support/lvlab_run.rs` as `run` and
+//! Needs the test file to include `support/lab_manifest.rs` as
+//! `lab_manifest`, `support/lvlab_run.rs` as `run` and
 //! `support/tiny_image.rs` as `support`.
 
 // Each test file uses only some of these.
@@ -13,9 +14,7 @@
 
 use std::process::Output;
 
-/// The public key every session lab's machines get.
-pub const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab";
+use crate::lab_manifest::LabManifest;
 
 pub struct SessionLab {
     pub dir: tempfile::TempDir,
@@ -39,38 +38,10 @@ impl SessionLab {
         );
     }
 
-    /// The `images:` entry of an image placed in the cache by hand.
-    pub fn cached_image(&self) -> String {
-        format!(
-            "  tiny:\n    image_url: {}/source/tiny.qcow2\n",
-            self.dir.path().display()
-        )
-    }
-
-    /// Writes `Lvlab.yml`: the lab's defaults with `cloud_init` (a flow
-    /// mapping's inside), then `machines` and `images` as YAML lines.
-    pub fn write_lab_manifest(&self, cloud_init: &str, machines: &str, images: &str) {
-        let (env, base) = (&self.env, self.dir.path().display());
-        std::fs::write(
-            self.dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: {env}
-    libvirt_uri: qemu:///session
-    config_defaults:
-      os: tiny
-      memory: 128
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      cloud_init: {{{cloud_init}}}
-    machines:
-{machines}images:
-{images}"
-            ),
-        )
-        .unwrap();
+    /// The lab's manifest to build on: the tiny lab under the lab's name
+    /// on `qemu:///session`, TCG, 128 MiB, one vCPU, no machines yet.
+    pub fn manifest(&self) -> LabManifest {
+        LabManifest::tiny(&self.env, "qemu:///session", self.dir.path()).defaults(|d| d.tcg(128))
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -1,0 +1,120 @@
+//! The real-guest tier: two Debian 12 guests built here
+//! (`scripts/e2e/build-image.sh`) booted by lvlab on `qemu:///session`
+//! under TCG with passt NICs, then checked from the inside over SSH on
+//! 127.0.0.1. Each has a second NIC with a static IPv4 address on an
+//! isolated network the test defines (no forward, no DHCP, 198.18.0.0/24).
+//!
+//! The image goes through the real pipeline: the test serves it and its
+//! `SHA512SUMS` over HTTP on 127.0.0.1, signs the checksum file with a key
+//! it makes (GnuPG in a temporary home, detached `SHA512SUMS.gpg`) and
+//! serves the public key too; `lvlab init` downloads and verifies it, and
+//! the record beside the cached image and the domains' lvlab metadata must
+//! name the key and the digest. Then `lvlab up --all --wait` boots both
+//! guests and waits for their SSH; as each guest answers, the test logs in
+//! and checks: hostname and FQDN, the user with the test's key and
+//! passwordless sudo, each `runcmd` effect, the environment's `/etc/hosts`
+//! snippet with both static addresses, the static address on its NIC and
+//! the other guest reached by its `/etc/hosts` name, cloud-init done from
+//! the NoCloud seed without errors, the extra disk written and read back, the shared directory mounted by its virtiofs
+//! tag, the guest agent answering (and `lvlab status` showing the address
+//! it reports); then an ACPI `down` (no `--force`) and a `destroy --force`
+//! that leaves nothing behind.
+//!
+//! Ignored by the fast `cargo test`; `scripts/e2e.sh` builds (or finds) the
+//! image and runs it:
+//!
+//! ```sh
+//! LVLAB_E2E_IMAGE=/var/cache/lvlab-e2e/<digest>/lvlab-e2e-debian12.qcow2 \
+//!     cargo test --test e2e_guest -- --ignored --nocapture
+//! ```
+//!
+//! Knobs: `LVLAB_E2E_SSH_TIMEOUT` (seconds `up --wait` waits for the
+//! guests' SSH, default 600); `LVLAB_E2E_BREAK=mac|userdata` breaks guest
+//! `beta`'s seed on purpose (a network-config matching a MAC the guest does
+//! not have, or a user-data that is not `#cloud-config`) to show the
+//! failure messages.
+//!
+//! Every check says what it expected and what it found; all checks run and
+//! fail together at the end. Each guest's serial console is kept in
+//! `target/tmp/e2e-guest/<guest>.console.log`. A guard destroys the lab
+//! even when a check fails.
+//!
+//! One boot serves every check (a TCG boot takes 50 to 85 s): this file
+//! tells the run in order; the checks live by what they check, in
+//! `image.rs` (the pipeline), `boot.rs` (`up --wait` and SSH),
+//! `cloud_init.rs`, `identity.rs`, `network.rs`, `disks.rs`, `devices.rs`
+//! (inside each guest, through `guest.rs`) and `lifecycle.rs` (down and
+//! destroy); `lab.rs` makes the lab, `checks.rs` keeps the tally and
+//! `figures.rs` prints the timings.
+
+#[allow(dead_code)]
+#[path = "../support/gpg.rs"]
+mod gpg;
+#[allow(dead_code)]
+#[path = "../support/http.rs"]
+mod http;
+#[path = "../support/lvlab_run.rs"]
+mod run;
+
+mod boot;
+mod checks;
+mod cloud_init;
+mod devices;
+mod disks;
+mod figures;
+mod guest;
+mod identity;
+mod image;
+mod lab;
+mod lifecycle;
+mod network;
+
+use std::path::{Path, PathBuf};
+
+use checks::Checks;
+use figures::Figures;
+use lab::{IsolatedNetwork, Lab, GUESTS};
+
+#[test]
+#[ignore = "real-guest tier: run by scripts/e2e.sh (needs LVLAB_E2E_IMAGE)"]
+fn two_real_guests_come_up_with_their_seed_applied() {
+    let image = PathBuf::from(std::env::var("LVLAB_E2E_IMAGE").expect(
+        "LVLAB_E2E_IMAGE must name the guest image: run scripts/e2e.sh, \
+         or scripts/e2e/build-image.sh and pass the path it prints",
+    ));
+    assert!(image.is_file(), "no guest image at {}", image.display());
+    let load_before = figures::load_average();
+    // Declared before the lab: dropped after it has destroyed the guests.
+    let network = IsolatedNetwork::start(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    let lab = Lab::new(&image, &network);
+    let mut checks = Checks::default();
+
+    // The image through the real pipeline: download, checksum, signature.
+    let init = image::init(&mut checks, &lab);
+
+    let mut up = boot::up(&lab);
+    image::check_reused(&mut checks, &lab);
+    let status = lab.status();
+    let passt_cpu = figures::passt_cpu(&status);
+    let readiness = boot::readiness(&mut checks, &lab, &mut up, &status);
+
+    eprintln!("in-guest checks:");
+    for (guest, ready) in GUESTS.iter().zip(&readiness) {
+        if boot::check_login(&mut checks, guest, ready) {
+            let cloud_init = ready.cloud_init_output();
+            guest::check_guest(&mut checks, &lab, guest, ready.port, &cloud_init);
+        }
+    }
+
+    let down = lifecycle::check_down(&mut checks, &lab);
+    lifecycle::check_destroy(&mut checks, &lab);
+
+    let figures = Figures {
+        init,
+        down,
+        passt_cpu,
+        load_before,
+    };
+    figures.print(&up, &readiness);
+    checks.finish(&lab);
+}
