@@ -14,6 +14,7 @@ pub mod desired;
 pub mod domain;
 pub mod escape;
 pub mod images;
+pub mod kvm_probe;
 pub mod libvirt;
 pub mod manifest;
 pub mod observe;

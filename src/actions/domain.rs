@@ -44,7 +44,7 @@ fn with_uuid(xml: &str, uuid: &str) -> String {
 /// How long a KVM guest is watched after its start: on hosts where KVM is
 /// offered but broken (nested virtualization), the guest dies or pauses
 /// within moments.
-const KVM_WATCH: Duration = Duration::from_secs(2);
+pub const KVM_WATCH: Duration = Duration::from_secs(2);
 
 const KVM_HINT: &str = "KVM does not work on this host (often nested virtualization): \
      set `domain_type: qemu` to run the machine under software emulation (TCG)";
@@ -89,18 +89,22 @@ fn watch_kvm_start(conn: &Connection, domain: &Domain, name: &str) -> Result<(),
     Ok(())
 }
 
-/// The last lines of the domain's QEMU log, where libvirt keeps it locally.
-fn qemu_log_tail(name: &str) -> Option<String> {
+/// The domain's QEMU log, where libvirt keeps it locally.
+pub fn qemu_log(name: &str) -> Option<String> {
     let home_log = std::env::var_os("HOME")
         .map(|h| std::path::PathBuf::from(h).join(".cache/libvirt/qemu/log"));
     let dirs = [
         Some(std::path::PathBuf::from("/var/log/libvirt/qemu")),
         home_log,
     ];
-    let text = dirs
-        .into_iter()
+    dirs.into_iter()
         .flatten()
-        .find_map(|dir| std::fs::read_to_string(dir.join(format!("{name}.log"))).ok())?;
+        .find_map(|dir| std::fs::read_to_string(dir.join(format!("{name}.log"))).ok())
+}
+
+/// The last lines of the domain's QEMU log.
+fn qemu_log_tail(name: &str) -> Option<String> {
+    let text = qemu_log(name)?;
     let tail: Vec<&str> = text.lines().rev().take(3).collect();
     Some(format!(
         " (QEMU log: {})",

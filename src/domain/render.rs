@@ -67,10 +67,13 @@ pub struct HostFacts {
     pub kvm: bool,
     /// The virtiofsd binary for shared directories, if one is installed.
     pub virtiofsd: Option<std::path::PathBuf>,
+    /// The cached `lvlab capabilities --probe` answer for this host's
+    /// kernel and QEMU, if any (see [`crate::kvm_probe`]).
+    pub kvm_probe: Option<crate::kvm_probe::ProbeRecord>,
 }
 
-/// `auto` is KVM when usable, else QEMU's TCG, else whatever the host offers
-/// (libvirt's test driver offers only `test`).
+/// `auto` is KVM when usable (and not probed broken), else QEMU's TCG, else
+/// whatever the host offers (libvirt's test driver offers only `test`).
 pub fn resolve_domain_type(requested: DomainType, host: &HostFacts) -> Result<String, DomainError> {
     let offers = |t: &str| host.domain_types.iter().any(|o| o == t);
     let not_offered = |requested| DomainError::TypeNotOffered {
@@ -85,7 +88,8 @@ pub fn resolve_domain_type(requested: DomainType, host: &HostFacts) -> Result<St
         DomainType::Qemu => Err(not_offered("qemu")),
         // The same choice `lvlab capabilities` reports.
         DomainType::Auto => {
-            crate::observe::capabilities::best_domain_type(&host.domain_types, host.kvm)
+            let kvm = crate::kvm_probe::auto_uses_kvm(host);
+            crate::observe::capabilities::best_domain_type(&host.domain_types, kvm)
                 .ok_or_else(|| not_offered("auto"))
         }
     }
@@ -306,6 +310,7 @@ mod tests {
             domain_types: caps.domain_types,
             kvm: false,
             virtiofsd: None,
+            kvm_probe: None,
         }
     }
 

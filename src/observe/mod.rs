@@ -196,16 +196,24 @@ impl HostView {
         environments: &[&str],
     ) -> Result<Self, LibvirtError> {
         let caps = capabilities::read(conn)?;
+        // Only a host that offers KVM has a probe answer worth reading.
+        let kvm_probe = caps
+            .kvm
+            .then(|| crate::kvm_probe::cache::cached(conn, caps.hypervisor_version.as_deref()))
+            .flatten();
         Ok(Self {
             limits: capabilities::limits(conn, &caps),
-            host: host_facts(caps),
+            host: host_facts(caps, kvm_probe),
             domains: domains::list(conn, environments)?,
             networks: networks::list(conn)?,
         })
     }
 }
 
-fn host_facts(caps: capabilities::HostCapabilities) -> HostFacts {
+fn host_facts(
+    caps: capabilities::HostCapabilities,
+    kvm_probe: Option<crate::kvm_probe::ProbeRecord>,
+) -> HostFacts {
     HostFacts {
         uri: caps.uri,
         arch: caps
@@ -214,6 +222,7 @@ fn host_facts(caps: capabilities::HostCapabilities) -> HostFacts {
         domain_types: caps.domain_types.unwrap_or_default(),
         kvm: caps.kvm,
         virtiofsd: find_virtiofsd(),
+        kvm_probe,
     }
 }
 

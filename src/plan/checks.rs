@@ -190,6 +190,7 @@ pub fn check(input: &CheckInput) -> Result<Feasible, PlanError> {
     }
     checks.notes.extend(static_address_notes(&checks.in_range));
     checks.notes.extend(memory_notes(input));
+    checks.notes.extend(crate::kvm_probe::plan_notes(input));
     if checks.problems.is_empty() {
         Ok(Feasible {
             notes: checks.notes,
@@ -199,7 +200,7 @@ pub fn check(input: &CheckInput) -> Result<Feasible, PlanError> {
     }
 }
 
-pub(super) fn is_selected(selection: &Selection, machine: &MachineSpec) -> bool {
+pub fn is_selected(selection: &Selection, machine: &MachineSpec) -> bool {
     selection.machines.is_empty() || selection.machines.contains(&machine.vm_name)
 }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::domain::{FieldChange, SpecFields};
 pub use build::{build, PlanError, PlanInput};
-pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
+pub use checks::{check, is_selected, lease_collision, CheckInput, Feasible, Problem, Problems};
 pub use json::to_json;
 pub use text::render_text;
 
