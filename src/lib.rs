@@ -13,6 +13,7 @@ pub mod cloudinit;
 pub mod desired;
 pub mod domain;
 pub mod escape;
+pub mod guest_agent;
 pub mod images;
 pub mod kvm_probe;
 pub mod libvirt;
