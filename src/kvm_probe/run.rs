@@ -12,6 +12,7 @@
 //! destroys it when lvlab's connection closes, so a Ctrl-C or a crash
 //! between start and destroy leaves nothing running.
 
+use std::env::consts::ARCH;
 use std::time::{Duration, Instant};
 
 use virt::domain::Domain;
@@ -74,13 +75,19 @@ pub fn probe_and_store(
     let key = ProbeKey::of(conn, caps.hypervisor_version.as_deref()).ok_or_else(|| {
         ProbeError::Cache(format!("libvirt at {} cannot say its URI", conn.uri()))
     })?;
-    let outcome = probe(conn, caps.arch.as_deref().unwrap_or(std::env::consts::ARCH))?;
+    let (kvm_runs, detail) = match probe(conn, caps.arch.as_deref().unwrap_or(ARCH))? {
+        Outcome::Runs => (
+            true,
+            format!("a KVM guest ran for {} s", KVM_WATCH.as_secs()),
+        ),
+        Outcome::Fails(error) => (false, error),
+    };
     let record = ProbeRecord {
         kernel: key.kernel,
         qemu: key.qemu,
         probed_at: crate::images::record::now_rfc3339(),
-        kvm_runs: outcome.is_ok(),
-        detail: outcome.unwrap_or_else(|failure| failure),
+        kvm_runs,
+        detail,
     };
     let file = cache::path()
         .ok_or_else(|| ProbeError::Cache("lvlab has no state directory".to_string()))?;
@@ -88,9 +95,15 @@ pub fn probe_and_store(
     Ok(record)
 }
 
-/// Starts the throwaway guest and watches it: `Ok` with what was seen when
-/// KVM ran it, `Err` with QEMU's complaint when it did not.
-fn probe(conn: &Connection, arch: &str) -> Result<Result<String, String>, ProbeError> {
+/// What the throwaway guest showed.
+enum Outcome {
+    Runs,
+    /// QEMU's complaint, or the guest's state and the KVM error logged.
+    Fails(String),
+}
+
+/// Starts the throwaway guest and watches it.
+fn probe(conn: &Connection, arch: &str) -> Result<Outcome, ProbeError> {
     let started = conn
         .raw()
         .create_domain_xml(&probe_xml(arch), virt::sys::VIR_DOMAIN_START_AUTODESTROY);
@@ -102,13 +115,13 @@ fn probe(conn: &Connection, arch: &str) -> Result<Result<String, String>, ProbeE
             })
         }
         // The start is where QEMU aborts on the MSR write.
-        Err(err) => return Ok(Err(first_lines(err.message()))),
+        Err(err) => return Ok(Outcome::Fails(first_lines(err.message()))),
     };
     let deadline = Instant::now() + KVM_WATCH;
     while Instant::now() < deadline {
         let state = power_state(&domain.0).map_err(|err| conn.error("watch the probe", err))?;
         if state != PowerState::Running {
-            return Ok(Err(format!(
+            return Ok(Outcome::Fails(format!(
                 "the guest is {} right after its start{}",
                 state.label(),
                 log_error().map(|e| format!(": {e}")).unwrap_or_default()
@@ -116,10 +129,7 @@ fn probe(conn: &Connection, arch: &str) -> Result<Result<String, String>, ProbeE
         }
         std::thread::sleep(POLL);
     }
-    Ok(match log_error() {
-        Some(error) => Err(error),
-        None => Ok(format!("a KVM guest ran for {} s", KVM_WATCH.as_secs_f32())),
-    })
+    Ok(log_error().map_or(Outcome::Runs, Outcome::Fails))
 }
 
 /// Destroys the guest when dropped, however the probe ends.
@@ -160,7 +170,7 @@ fn plain_arch(arch: &str) -> &str {
     if !arch.is_empty() && arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         arch
     } else {
-        std::env::consts::ARCH
+        ARCH
     }
 }
 
