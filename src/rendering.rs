@@ -129,11 +129,7 @@ fn render_machine(
         source,
     };
     let image = &desired.images[&machine.os];
-    let offered = domain::OfferedTypes {
-        uri: &facts.uri,
-        domain_types: &facts.domain_types,
-        kvm: facts.kvm,
-    };
+    let offered = facts.offered_types();
     let domain_type =
         domain::resolve_domain_type(machine.domain_type, &offered).map_err(domain_err)?;
     let (seed, new_password) = render_seed(env, machine, image, files).map_err(seed_err)?;

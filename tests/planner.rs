@@ -107,6 +107,7 @@ impl World {
                     domain_types: vec!["qemu".into()],
                     kvm: false,
                     virtiofsd: None,
+                    kvm_probe: None,
                 },
                 limits: HostLimits {
                     max_vcpus: BTreeMap::from([("qemu".to_string(), 255)]),

@@ -46,7 +46,7 @@ fn with_uuid(xml: &str, uuid: &str) -> String {
 /// How long a KVM guest is watched after its start: on hosts where KVM is
 /// offered but broken (nested virtualization), the guest dies or pauses
 /// within moments.
-const KVM_WATCH: Duration = Duration::from_secs(2);
+pub const KVM_WATCH: Duration = Duration::from_secs(2);
 
 const KVM_HINT: &str = "KVM does not work on this host (often nested virtualization): \
      set `domain_type: qemu` to run the machine under software emulation (TCG)";

@@ -6,6 +6,9 @@ mod domain;
 mod files;
 pub mod image;
 
+/// What the KVM probe shares with a KVM guest's start.
+pub(crate) use domain::KVM_WATCH;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

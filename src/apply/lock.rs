@@ -134,7 +134,7 @@ pub fn state_dir() -> Result<PathBuf, LockError> {
 /// Creates `dir` (mode 0700) when missing; refuses one that is not a
 /// directory of this user that only this user can write, as anyone who
 /// can write it could replace the locks.
-fn prepare_state_dir(dir: &Path) -> Result<(), LockError> {
+pub fn prepare_state_dir(dir: &Path) -> Result<(), LockError> {
     let io = |source| LockError::Io {
         path: dir.to_path_buf(),
         source,

@@ -1,14 +1,16 @@
 //! `lvlab capabilities`: which libvirt URIs to ask, and how their answers
 //! look as aligned text or JSON. The asking itself lives in
-//! [`crate::observe::capabilities`].
+//! [`crate::observe::capabilities`], the KVM probe in [`crate::kvm_probe`].
 
 use std::process::ExitCode;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::{CliError, GlobalArgs, Printer};
 use crate::host::Host;
-use crate::libvirt::LibvirtError;
+use crate::kvm_probe::run::ProbeError;
+use crate::kvm_probe::{self, ProbeRecord};
 use crate::observe::capabilities::{self, HostCapabilities};
 
 /// Asked when nothing else names a URI: it needs no daemon running as root.
@@ -27,6 +29,24 @@ pub struct CapabilitiesArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Start a throwaway diskless KVM guest for a moment to see whether KVM
+    /// really runs guests; the answer is kept for this host's kernel and
+    /// QEMU, and `domain_type: auto` uses TCG where KVM failed
+    #[arg(long)]
+    pub probe: bool,
+}
+
+/// One URI's answer: its capabilities and what is known of KVM probes.
+#[derive(Debug, Serialize)]
+struct HostReport {
+    #[serde(flatten)]
+    caps: HostCapabilities,
+    /// A probe's answer: made now with `--probe`, else the cached one.
+    kvm_probe: Option<ProbeRecord>,
+    /// Why `--probe` could not probe (the test driver, no KVM offered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kvm_probe_skipped: Option<String>,
 }
 
 pub fn run(
@@ -42,7 +62,7 @@ pub fn run(
     // (half a JSON array is no JSON).
     let hosts = uris
         .iter()
-        .map(|uri| ask(uri))
+        .map(|uri| ask(uri, args.probe))
         .collect::<Result<Vec<_>, _>>()?;
     if args.json {
         let json = serde_json::to_string_pretty(&hosts)
@@ -53,8 +73,11 @@ pub fn run(
             if index > 0 {
                 printer.out("");
             }
-            for line in render_text(host) {
+            for line in render_text(&host.caps) {
                 printer.out(&line);
+            }
+            if let Some(line) = probe_line(host) {
+                printer.out(&format!("{:<LABEL_WIDTH$} {line}", "kvm probe"));
             }
         }
     }
@@ -72,8 +95,44 @@ fn manifest_uris(global: &GlobalArgs, env: Option<&str>) -> Result<Vec<String>, 
     Ok(crate::desired::libvirt_uris(environments))
 }
 
-fn ask(uri: &str) -> Result<HostCapabilities, LibvirtError> {
-    capabilities::read(&Host::open(uri)?.connection())
+fn ask(uri: &str, probe: bool) -> Result<HostReport, CliError> {
+    let host = Host::open(uri)?;
+    let conn = host.connection();
+    let caps = capabilities::read(&conn)?;
+    let (kvm_probe, kvm_probe_skipped) = if probe {
+        match kvm_probe::run::probe_and_store(&host, &caps) {
+            Ok(record) => (Some(record), None),
+            Err(skip @ (ProbeError::TestDriver { .. } | ProbeError::NoKvm { .. })) => {
+                (None, Some(skip.to_string()))
+            }
+            Err(err) => return Err(CliError::Other(err.to_string())),
+        }
+    } else {
+        let cached = caps
+            .kvm
+            .then(|| kvm_probe::cache::cached(&conn, caps.hypervisor_version.as_deref()));
+        (cached.flatten(), None)
+    };
+    Ok(HostReport {
+        caps,
+        kvm_probe,
+        kvm_probe_skipped,
+    })
+}
+
+/// The `kvm probe` row: the answer, why there is none, or (where KVM is
+/// offered and nothing was probed) how to get one.
+fn probe_line(host: &HostReport) -> Option<String> {
+    match (&host.kvm_probe, &host.kvm_probe_skipped) {
+        (Some(record), _) => Some(record.summary()),
+        (None, Some(skipped)) => Some(skipped.clone()),
+        (None, None) if host.caps.kvm => Some(
+            "not probed for this kernel and QEMU (`lvlab capabilities --probe` checks that \
+             KVM really runs guests)"
+                .to_string(),
+        ),
+        (None, None) => None,
+    }
 }
 
 /// One aligned block of `label value` lines for one URI.

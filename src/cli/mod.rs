@@ -13,6 +13,7 @@ mod images;
 mod init;
 mod json_ui;
 mod output;
+mod passwd;
 mod passwords;
 mod plan;
 mod progress;
@@ -105,6 +106,9 @@ pub enum Command {
     Destroy(classic::DestroyArgs),
     /// Each machine's state, SSH address and image
     Status(status::StatusArgs),
+    /// Set a new console password in a running machine through its guest
+    /// agent, and show it once
+    Passwd(passwd::PasswdArgs),
     /// Render a machine's cloud-init seed (meta-data, user-data,
     /// network-config and cidata.iso) into its directory, or print it
     Cloudinit(cloudinit::CloudinitArgs),
@@ -147,6 +151,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Down(args) => classic::down(&cli.global, args, &printer),
         Command::Destroy(args) => classic::destroy(&cli.global, args, &printer),
         Command::Status(args) => status::run(&cli.global, args, &printer),
+        Command::Passwd(args) => passwd::run(&cli.global, args, &printer),
         Command::Cloudinit(args) => cloudinit::run(&cli.global, args, &printer),
         Command::Init(args) => init::run(&cli.global, args, &printer),
         Command::Images(args) => images::run(&cli.global, args, &printer),
@@ -254,6 +259,8 @@ pub enum CliError {
     SavedPlan(#[from] crate::plan::saved::SavedPlanError),
     #[error(transparent)]
     Image(Box<crate::images::ImageError>),
+    #[error(transparent)]
+    GuestAgent(#[from] crate::guest_agent::GuestAgentError),
     #[error("{0}")]
     Other(String),
 }

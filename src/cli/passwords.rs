@@ -47,12 +47,29 @@ impl ConsolePasswords {
         }
     }
 
+    /// Whether passwords go nowhere (no terminal, no `--show-passwords`):
+    /// then `lvlab passwd` sets none.
+    pub fn withheld(&self) -> bool {
+        self.destination == Destination::Withheld
+    }
+
     /// Shows `password`, or counts it as withheld.
     pub fn show(&self, vm_name: &str, user: &str, password: &OneTimePassword) {
-        let line = format!(
+        self.emit(format!(
             "Console password for {vm_name} (user {user}): {}  (shown once; lvlab keeps only its hash)",
             password.reveal()
-        );
+        ));
+    }
+
+    /// Shows a password `lvlab passwd` set, which lvlab keeps nothing of.
+    pub fn show_new(&self, vm_name: &str, user: &str, password: &OneTimePassword) {
+        self.emit(format!(
+            "New console password for {vm_name} (user {user}): {}  (shown once; lvlab keeps no copy)",
+            password.reveal()
+        ));
+    }
+
+    fn emit(&self, line: String) {
         match self.destination {
             Destination::Stdout => println!("{line}"),
             Destination::Stderr => eprintln!("{line}"),

@@ -16,9 +16,12 @@ pub struct OfferedTypes<'a> {
     pub domain_types: &'a [String],
     /// KVM is offered and usable.
     pub kvm: bool,
+    /// `auto` may pick KVM: it is offered, and no kept probe of this host
+    /// found it broken (see `crate::kvm_probe`).
+    pub auto_kvm: bool,
 }
 
-/// `auto` is KVM when usable, else QEMU's TCG, else whatever the host offers
+/// `auto` is KVM when usable (and not probed broken), else QEMU's TCG, else whatever the host offers
 /// (libvirt's test driver offers only `test`).
 pub fn resolve_domain_type(
     requested: DomainType,
@@ -36,9 +39,8 @@ pub fn resolve_domain_type(
         DomainType::Qemu if offers("qemu") || offers("test") => Ok("qemu".into()),
         DomainType::Qemu => Err(not_offered("qemu")),
         // The same choice `lvlab capabilities` reports.
-        DomainType::Auto => {
-            best_domain_type(offered.domain_types, offered.kvm).ok_or_else(|| not_offered("auto"))
-        }
+        DomainType::Auto => best_domain_type(offered.domain_types, offered.auto_kvm)
+            .ok_or_else(|| not_offered("auto")),
     }
 }
 

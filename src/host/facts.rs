@@ -18,13 +18,20 @@ pub struct HostFacts {
     pub kvm: bool,
     /// The virtiofsd binary for shared directories, if one is installed.
     pub virtiofsd: Option<PathBuf>,
+    /// The kept `lvlab capabilities --probe` answer for this host's kernel
+    /// and QEMU, if any (see [`crate::kvm_probe`]).
+    pub kvm_probe: Option<crate::kvm_probe::ProbeRecord>,
 }
 
 impl HostFacts {
     /// The facts in `caps`, with the host's virtiofsd (see
     /// [`super::Host::virtiofsd`]). An arch libvirt did not report is this
     /// machine's: only a local host leaves it out in practice.
-    pub fn from_capabilities(caps: HostCapabilities, virtiofsd: Option<PathBuf>) -> Self {
+    pub fn from_capabilities(
+        caps: HostCapabilities,
+        virtiofsd: Option<PathBuf>,
+        kvm_probe: Option<crate::kvm_probe::ProbeRecord>,
+    ) -> Self {
         Self {
             uri: caps.uri,
             arch: caps
@@ -33,6 +40,17 @@ impl HostFacts {
             domain_types: caps.domain_types.unwrap_or_default(),
             kvm: caps.kvm,
             virtiofsd,
+            kvm_probe,
+        }
+    }
+
+    /// What the host offers to choose a machine's domain type from.
+    pub fn offered_types(&self) -> crate::domain::OfferedTypes<'_> {
+        crate::domain::OfferedTypes {
+            uri: &self.uri,
+            domain_types: &self.domain_types,
+            kvm: self.kvm,
+            auto_kvm: crate::kvm_probe::auto_uses_kvm(self),
         }
     }
 }

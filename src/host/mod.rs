@@ -200,13 +200,7 @@ impl Host {
     /// libvirt keeps it (the system daemon's place, then the session
     /// daemon's).
     pub fn qemu_log_tail(&self, domain: &str, lines: usize) -> Option<Vec<String>> {
-        let Place::ThisMachine = self.place;
-        let home_log =
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/libvirt/qemu/log"));
-        let text = [Some(PathBuf::from("/var/log/libvirt/qemu")), home_log]
-            .into_iter()
-            .flatten()
-            .find_map(|dir| std::fs::read_to_string(dir.join(format!("{domain}.log"))).ok())?;
+        let text = self.qemu_log(domain)?;
         let all: Vec<&str> = text.lines().collect();
         Some(
             all[all.len().saturating_sub(lines)..]
@@ -214,6 +208,18 @@ impl Host {
                 .map(|l| l.to_string())
                 .collect(),
         )
+    }
+
+    /// The whole of the domain's QEMU log, where this host's libvirt keeps
+    /// it (the system daemon's place, then the session daemon's).
+    pub fn qemu_log(&self, domain: &str) -> Option<String> {
+        let Place::ThisMachine = self.place;
+        let home_log =
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/libvirt/qemu/log"));
+        [Some(PathBuf::from("/var/log/libvirt/qemu")), home_log]
+            .into_iter()
+            .flatten()
+            .find_map(|dir| std::fs::read_to_string(dir.join(format!("{domain}.log"))).ok())
     }
 
     /// How long a running domain's QEMU has run: libvirt writes its pid

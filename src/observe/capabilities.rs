@@ -533,6 +533,7 @@ mod tests {
             uri: "qemu:///session",
             domain_types: &caps.domain_types,
             kvm: false,
+            auto_kvm: false,
         };
         let err = resolve_domain_type(DomainType::Kvm, &offered).unwrap_err();
         assert_eq!(

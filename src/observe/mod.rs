@@ -200,9 +200,14 @@ impl HostView {
     fn read(host: &Host, environments: &[&str]) -> Result<Self, LibvirtError> {
         let conn = host.connection();
         let caps = capabilities::read(&conn)?;
+        // Only a host that offers KVM has a probe answer worth reading.
+        let kvm_probe = caps
+            .kvm
+            .then(|| crate::kvm_probe::cache::cached(&conn, caps.hypervisor_version.as_deref()))
+            .flatten();
         Ok(Self {
             limits: capabilities::limits(&conn, &caps),
-            facts: HostFacts::from_capabilities(caps, host.virtiofsd()),
+            facts: HostFacts::from_capabilities(caps, host.virtiofsd(), kvm_probe),
             domains: domains::list(&conn, environments)?,
             networks: networks::list(&conn)?,
         })

@@ -193,6 +193,7 @@ pub fn check(input: &CheckInput) -> Result<Feasible, PlanError> {
     }
     checks.notes.extend(static_address_notes(&checks.in_range));
     checks.notes.extend(memory_notes(input));
+    checks.notes.extend(crate::kvm_probe::plan_notes(input));
     if checks.problems.is_empty() {
         Ok(Feasible {
             notes: checks.notes,
@@ -202,7 +203,7 @@ pub fn check(input: &CheckInput) -> Result<Feasible, PlanError> {
     }
 }
 
-pub(super) fn is_selected(selection: &Selection, machine: &MachineSpec) -> bool {
+pub fn is_selected(selection: &Selection, machine: &MachineSpec) -> bool {
     selection.machines.is_empty() || selection.machines.contains(&machine.vm_name)
 }
 
@@ -361,11 +362,7 @@ impl Checks {
     /// error, reported there.
     fn size(&mut self, env: &ObservedEnvironment, machine: &MachineSpec) {
         let host = &env.host;
-        let offered = crate::domain::OfferedTypes {
-            uri: &host.uri,
-            domain_types: &host.domain_types,
-            kvm: host.kvm,
-        };
+        let offered = host.offered_types();
         let domain_type = crate::domain::resolve_domain_type(machine.domain_type, &offered).ok();
         let max = domain_type
             .as_ref()

@@ -23,7 +23,7 @@ pub use crate::desired::ImageAddress;
 use crate::domain::FieldChange;
 use crate::rendering::RenderedMachine;
 pub use build::{build, summarize, PlanError, PlanInput};
-pub use checks::{check, lease_collision, CheckInput, Feasible, Problem, Problems};
+pub use checks::{check, is_selected, lease_collision, CheckInput, Feasible, Problem, Problems};
 pub use images::images_plan;
 pub use json::to_json;
 pub use text::render_text;
