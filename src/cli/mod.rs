@@ -18,6 +18,7 @@ mod passwords;
 mod plan;
 mod progress;
 mod reconcile_args;
+mod schema;
 mod snapshot;
 mod ssh;
 mod status;
@@ -127,6 +128,8 @@ pub enum Command {
     /// The lab's name/address lines for /etc/hosts (printed, as a heredoc,
     /// or put into a file as a block a second run replaces)
     Hosts(hosts::HostsArgs),
+    /// Print the JSON Schema of Lvlab.yml, for editors (yaml-language-server)
+    Schema,
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -159,6 +162,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ssh(args) => ssh::ssh(&cli.global, args, &printer),
         Command::SshConfig(args) => ssh::ssh_config(&cli.global, args, &printer),
         Command::Hosts(args) => hosts::run(&cli.global, args, &printer),
+        Command::Schema => schema::run(&printer),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,8 @@
 //! [`collect`] deserializes the [`raw`] structs, and [`resolve`] applies the
 //! merge rules and defaults. Every problem becomes a [`Problem`] with a key
 //! path, placed by the [`source::SourceMap`] of the file that supplied the
-//! value; one run reports all of them.
+//! value; one run reports all of them. [`manifest_schema`] is the JSON
+//! Schema of the same raw structs, for editors.
 
 mod collect;
 mod depth;
@@ -15,6 +16,7 @@ mod layers;
 mod names;
 mod raw;
 mod resolve;
+mod schema;
 mod source;
 mod values;
 
@@ -27,6 +29,7 @@ pub use error::{did_you_mean, ManifestError, Problem};
 use layers::{Found, Layer, Role, Stack};
 pub use layers::{HostSettings, CONFIG_ROOT_VAR, NO_HOST_CONFIG_VAR, SETTINGS_KEYS};
 pub use names::{cache_file_name, companion_file_name, family_of, name_for_source, versioned_name};
+pub use schema::manifest_schema;
 use source::{KeyPath, Location, SourceMap};
 
 /// The manifest lvlab reads when none is named.

@@ -198,9 +198,14 @@ pub const CASES: &[(&str, &str, &str)] = &[
     (QUIET, "laptop", "usermode"),
 ];
 
+/// The whole manifest text of `manifest` (one of the consts above).
+pub fn manifest_text(manifest: &str) -> String {
+    format!("{}{IMAGES}", manifest.replace("$KEY", KEY))
+}
+
 pub fn try_load(manifest: &str) -> Result<Desired, String> {
-    let text = format!("{}{IMAGES}", manifest.replace("$KEY", KEY));
-    load_str(&text, Path::new("/srv/lab/Lvlab.yml")).map_err(|err| err.render(false))
+    load_str(&manifest_text(manifest), Path::new("/srv/lab/Lvlab.yml"))
+        .map_err(|err| err.render(false))
 }
 
 pub fn load(manifest: &str) -> Desired {
