@@ -445,7 +445,7 @@ fn down_stops_deployed_machines_and_destroy_removes_them() {
 #[test]
 fn status_shows_each_machine_and_a_landing_page_without_manifest() {
     let lab = Lab::claiming("partly-deployed.xml");
-    let out = lab.run(&["status"]);
+    let out = lab.run(&["status", "-o", "wide"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();

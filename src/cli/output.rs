@@ -35,6 +35,21 @@ impl Printer {
         self.color_stderr
     }
 
+    /// How many columns stdout's lines may use: `COLUMNS` when set (as
+    /// clap's help reads it), else the terminal's width; `None` when
+    /// stdout is no terminal and `COLUMNS` is unset.
+    pub fn stdout_columns(&self) -> Option<usize> {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&columns: &usize| columns > 0)
+            .or_else(|| {
+                terminal_size::terminal_size_of(std::io::stdout())
+                    .map(|(width, _)| usize::from(width.0))
+                    .filter(|&columns| columns > 0)
+            })
+    }
+
     /// A result line on stdout. A closed pipe (`lvlab ... | head`) ends the
     /// process quietly, as it does for other Unix tools.
     pub fn out(&self, line: &str) {
@@ -53,4 +68,23 @@ impl Printer {
     pub fn error(&self, text: &str) {
         eprintln!("{}", text.trim_end());
     }
+}
+
+/// The colours of terraform's plan: green adds or runs, yellow changes or
+/// stops, red destroys or fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Green,
+    Yellow,
+    Red,
+}
+
+/// `text` in `tone`, for a stream the [`Printer`] allows colour on.
+pub fn paint(text: &str, tone: Tone) -> String {
+    let code = match tone {
+        Tone::Green => "\x1b[32m",
+        Tone::Yellow => "\x1b[33m",
+        Tone::Red => "\x1b[31m",
+    };
+    format!("{code}{text}\x1b[0m")
 }

@@ -2,9 +2,11 @@
 //! its image is cached. Without a manifest, a landing page that says how to
 //! start.
 
+mod table;
+
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::reconcile_args::Session;
@@ -20,6 +22,21 @@ pub struct StatusArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// `wide`: every column (domain, vCPUs, memory, every address, SSH,
+    /// image, shares), none cut to fit the terminal
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FORMAT",
+        value_enum,
+        conflicts_with = "json"
+    )]
+    pub output: Option<TableFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Wide,
 }
 
 #[derive(Serialize)]
@@ -100,7 +117,12 @@ pub fn run(
     if args.json {
         printer.out(&serde_json::to_string_pretty(&rows).expect("rows serialize"));
     } else {
-        printer.out(table(&rows).trim_end());
+        let options = table::TableOptions {
+            wide: args.output == Some(TableFormat::Wide),
+            terminal_width: printer.stdout_columns(),
+            color: printer.color_stdout(),
+        };
+        printer.out(table::render(&rows, &options).trim_end());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -114,96 +136,6 @@ fn state(spec: &EnvironmentSpec, env: &ObservedEnvironment, machine: &MachineSpe
         None => format!("{label} (not lvlab's)"),
         Some(mark) if !spec.owns_machine(mark, machine) => format!("{label} (another lab's)"),
         Some(_) => label.into(),
-    }
-}
-
-fn table(rows: &[MachineStatus]) -> String {
-    let with_shares = rows.iter().any(|r| !r.mount_tags.is_empty());
-    let mut header = vec![
-        "ENVIRONMENT",
-        "MACHINE",
-        "DOMAIN",
-        "STATE",
-        "CPU",
-        "MEMORY",
-        "ADDRESS",
-        "SSH",
-        "UPTIME",
-        "IMAGE",
-    ];
-    if with_shares {
-        header.push("SHARES");
-    }
-    let dash = || "-".to_string();
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let mut row = vec![
-                r.environment.clone(),
-                r.machine.clone(),
-                r.domain.clone(),
-                r.state.clone(),
-                r.vcpus.map_or_else(dash, |v| v.to_string()),
-                r.memory_mib.map_or_else(dash, |m| format!("{m} MiB")),
-                if r.addresses.is_empty() {
-                    dash()
-                } else {
-                    r.addresses.join(",")
-                },
-                r.ssh.clone().unwrap_or_else(dash),
-                r.uptime_seconds.map_or_else(dash, human_duration),
-                format!(
-                    "{} ({})",
-                    r.image,
-                    if r.image_cached {
-                        "cached"
-                    } else {
-                        "not cached"
-                    }
-                ),
-            ];
-            if with_shares {
-                row.push(if r.mount_tags.is_empty() {
-                    dash()
-                } else {
-                    r.mount_tags.join(",")
-                });
-            }
-            row
-        })
-        .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].len())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cols: Vec<&str>| {
-        cols.iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = line(header) + "\n";
-    for row in &cells {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-        out.push('\n');
-    }
-    out
-}
-
-fn human_duration(seconds: u64) -> String {
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }
 

@@ -44,6 +44,23 @@ pub fn lvlab(dir: &Path) -> Command {
     command
 }
 
+/// `program` (a script, a shell) with the environment [`lvlab`] gives
+/// lvlab, for the lvlab it runs itself; and the arguments [`lvlab`] gives
+/// (`-C dir`), to pass on to it.
+pub fn like_lvlab(dir: &Path, program: &str) -> (Command, Vec<std::ffi::OsString>) {
+    let lvlab = lvlab(dir);
+    let mut command = Command::new(program);
+    for (key, value) in lvlab.get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    command.stdin(Stdio::null());
+    let args = lvlab.get_args().map(ToOwned::to_owned).collect();
+    (command, args)
+}
+
 /// The state directory (locks) every lvlab of this test process shares,
 /// as lvlabs on one host do.
 pub fn state_dir() -> PathBuf {
