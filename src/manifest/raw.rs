@@ -71,6 +71,25 @@ pub struct RawMachine {
     pub domain_type: Option<String>,
     pub graphics: Option<String>,
     pub autostart: Option<Flag>,
+    pub provision: Option<Vec<RawProvisionStep>>,
+}
+
+/// A `provision:` entry: a command line, or `{script: PATH}` for a local
+/// script file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a command line, or `script: PATH` for a local script file"
+)]
+pub enum RawProvisionStep {
+    Command(String),
+    Script(RawProvisionScript),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvisionScript {
+    pub script: String,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
