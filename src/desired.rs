@@ -96,6 +96,21 @@ pub struct MachineSpec {
     pub nameservers: Nameservers,
     pub shared_directories: Vec<SharedDirectory>,
     pub cloud_init: CloudInitSpec,
+    /// `provision:`: run over SSH once the machine first answers, the
+    /// defaults' entries before the machine's (see [`crate::provision`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provision: Vec<ProvisionStep>,
+}
+
+/// One entry of a machine's `provision:` list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionStep {
+    /// A command line, run by the remote user's shell.
+    Command(String),
+    /// A local script file, read when the manifest is loaded (so a plan
+    /// sees its text change) and fed to `sh -s` on the machine.
+    Script { path: PathBuf, text: String },
 }
 
 impl EnvironmentSpec {

@@ -24,6 +24,7 @@ pub mod libvirt;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod provision;
 pub mod reconcile;
 pub mod rendering;
 pub mod snapshot;

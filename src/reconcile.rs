@@ -20,6 +20,7 @@ use crate::images::{progress::Silent, EnsureOptions, FetchOptions, Fetcher, Repo
 use crate::libvirt::LibvirtError;
 use crate::observe::{self, Observed};
 use crate::plan::{self, CheckInput, Plan, PlanError, PlanInput, Selection, Target};
+use crate::provision::{self, ProvisionReporter};
 use crate::rendering::{self, RenderError, Rendered};
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +139,8 @@ impl<'d> Lab<'d> {
             image_reporter: options.image_reporter.as_ref(),
             new_passwords: &planned.rendered.new_passwords,
             password_reporter: options.password_reporter,
+            provision_timeout: options.provision_timeout,
+            provision_reporter: options.provision_reporter,
         };
         let jobs = planned
             .plan
@@ -167,6 +170,10 @@ pub struct ApplyOptions<'a> {
     pub image_reporter: Box<dyn Reporter>,
     /// Hears about each generated console password as its seed is written.
     pub password_reporter: &'a dyn PasswordReporter,
+    /// How long a provisioning waits for its machine's SSH.
+    pub provision_timeout: Duration,
+    /// Hears what provisioning commands print.
+    pub provision_reporter: &'a dyn ProvisionReporter,
 }
 
 impl Default for ApplyOptions<'_> {
@@ -177,6 +184,8 @@ impl Default for ApplyOptions<'_> {
             force: false,
             image_reporter: Box::new(Silent),
             password_reporter: &Unshown,
+            provision_timeout: Duration::from_secs(600),
+            provision_reporter: &provision::Unheard,
         }
     }
 }

@@ -148,6 +148,7 @@ fn render_machine(
         renderer: cloudinit::RENDERER_VERSION,
         spec_digest: spec_digest.clone(),
         spec: fields.clone(),
+        provisioned: None,
     };
     let ports = ssh_ports(host, machine, files);
     let definition = domain::render_definition(&DefinitionInput {

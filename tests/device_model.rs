@@ -23,6 +23,7 @@ fn mark_for(machine: &MachineSpec, manifest: &Path) -> OwnershipMark {
         renderer: lvlab::cloudinit::RENDERER_VERSION,
         spec_digest: spec_digest(&fields),
         spec: fields,
+        provisioned: None,
     }
 }
 

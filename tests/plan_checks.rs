@@ -316,6 +316,13 @@ fn prepare_example(name: &str, source: &Path, dir: &Path) -> Example {
                 host: "bridged.xml",
             }
         }
+        "provision" => {
+            // Its script is the example's own file.
+            std::fs::create_dir_all(dir.join("scripts")).unwrap();
+            std::fs::copy(source.join("scripts/web.sh"), dir.join("scripts/web.sh")).unwrap();
+            user_key(&home);
+            stock
+        }
         other => panic!("examples/{other}: say here what it needs before it plans"),
     }
 }

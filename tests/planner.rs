@@ -84,6 +84,7 @@ fn mark_for(machine: &MachineSpec) -> OwnershipMark {
         renderer: lvlab::cloudinit::RENDERER_VERSION,
         spec_digest: r.spec_digest,
         spec: r.fields,
+        provisioned: None,
     }
 }
 
@@ -1443,4 +1444,144 @@ fn a_seed_change_under_todays_renderer_is_a_change() {
         "{text}"
     );
     assert!(!text.contains("older lvlab"), "{text}");
+}
+
+/// MANIFEST with a `provision:` list: the defaults' command, then web's.
+fn provisioned_manifest() -> String {
+    MANIFEST
+        .replace(
+            "      disk_image_basedir: /vms\n",
+            "      disk_image_basedir: /vms\n      provision: [\"echo defaults\"]\n",
+        )
+        .replace(
+            "      - vm_name: web\n",
+            "      - vm_name: web\n        provision: [\"echo web\"]\n",
+        )
+}
+
+fn reprovision(machine: &str) -> Selection {
+    Selection {
+        reprovision: vec![machine.into()],
+        ..all()
+    }
+}
+
+fn provision_digest(world: &World, name: &str) -> String {
+    lvlab::provision::digest(&world.machine(name).provision).unwrap()
+}
+
+#[test]
+fn a_machine_made_now_is_provisioned_after_its_start() {
+    let world = World::new(&provisioned_manifest()).image_cached();
+    let web = world.machine("web");
+    assert_eq!(
+        web.provision,
+        [
+            lvlab::desired::ProvisionStep::Command("echo defaults".into()),
+            lvlab::desired::ProvisionStep::Command("echo web".into()),
+        ],
+        "the defaults' entries come first"
+    );
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(steps(&plan).contains(&"lab.web: provision".to_string()));
+    let edges = edges(&plan);
+    let into: Vec<&String> = edges
+        .iter()
+        .filter(|e| e.ends_with("lab.web: provision"))
+        .collect();
+    assert_eq!(into, ["lab.web: start -> lab.web: provision"]);
+    let (_, step) = plan
+        .steps()
+        .find(|(_, s)| {
+            matches!(s.action, Action::Provision { .. }) && s.address.to_string() == "lab.web"
+        })
+        .unwrap();
+    assert!(
+        matches!(&step.action, Action::Provision { digest, .. } if *digest == provision_digest(&world, "web"))
+    );
+    // Not started, not provisioned.
+    let stopped = world.plan(Target::Stopped, all()).unwrap();
+    assert!(!steps(&stopped).iter().any(|s| s.ends_with("provision")));
+}
+
+#[test]
+fn an_existing_machine_is_provisioned_only_with_reprovision_and_a_change_is_a_note() {
+    let mut world = World::new(&provisioned_manifest())
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running);
+    // Deployed before the list (no record): a note, no step.
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(plan.is_empty(), "{:?}", steps(&plan));
+    assert!(plan.summary.is_empty());
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.starts_with("web: its provision list has not run")
+                && n.ends_with("provision again (lvlab apply --reprovision web)")),
+        "{:?}",
+        plan.notes
+    );
+    // The list that ran is recorded: nothing at all.
+    let web_digest = provision_digest(&world, "web");
+    let db_digest = provision_digest(&world, "db");
+    world.mark("web").provisioned = Some(web_digest.clone());
+    world.mark("db").provisioned = Some(db_digest);
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(plan.is_empty() && plan.notes.is_empty(), "{:?}", plan.notes);
+    // A changed list: a note, kept apart from the spec (no drift, no step).
+    world.mark("web").provisioned = Some("sha256:an-older-list".into());
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(plan.is_empty() && plan.summary.is_empty());
+    assert_eq!(
+        plan.notes,
+        ["web: its provision list changed since it ran; provision again (lvlab apply --reprovision web)"]
+    );
+    // Asked: the step, with the reason.
+    let plan = world.plan(Target::Running, reprovision("web")).unwrap();
+    assert_eq!(steps(&plan), ["lab.web: provision"]);
+    assert_eq!(plan.blocks.len(), 1);
+    assert_eq!(plan.blocks[0].change, Change::Update);
+    assert_eq!(plan.blocks[0].reasons, [Reason::ReprovisionRequested]);
+    assert!(matches!(
+        &plan.graph[plan.steps().next().unwrap().0].action,
+        Action::Provision { digest, .. } if *digest == web_digest
+    ));
+}
+
+#[test]
+fn a_reprovisioned_machine_that_is_off_is_provisioned_after_its_start() {
+    let world = World::new(&provisioned_manifest()).deployed("web", PowerState::ShutOff);
+    let web_only = Selection {
+        machines: vec!["web".into()],
+        ..reprovision("web")
+    };
+    let plan = world.plan(Target::Running, web_only.clone()).unwrap();
+    assert_eq!(edges(&plan), ["lab.web: start -> lab.web: provision"]);
+    assert_eq!(
+        plan.blocks[0].reasons,
+        [
+            Reason::NotRunning {
+                state: "shut off".into()
+            },
+            Reason::ReprovisionRequested
+        ]
+    );
+    // Stopping never provisions.
+    let plan = world.plan(Target::Stopped, web_only).unwrap();
+    assert!(!steps(&plan).iter().any(|s| s.ends_with("provision")));
+}
+
+#[test]
+fn reprovision_names_a_machine_with_a_list() {
+    let world = World::new(&provisioned_manifest());
+    assert!(matches!(
+        world.plan(Target::Running, reprovision("wbe")),
+        Err(PlanError::UnknownMachine { name, .. }) if name == "wbe"
+    ));
+    let bare = World::new(MANIFEST);
+    let err = bare.plan(Target::Running, reprovision("db")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--reprovision db: the machine has no `provision:` list to run"
+    );
 }

@@ -114,13 +114,15 @@ pub fn config_path(path: &Path) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
     use crate::access::ReachState;
 
-    fn reach() -> MachineReach {
+    /// Machine `web` of `lab`, user `debian`, at 127.0.0.1:40022, no key
+    /// files (also for the provisioning's tests).
+    pub(crate) fn reach() -> MachineReach {
         MachineReach {
             environment: "lab".into(),
             machine: "web".into(),

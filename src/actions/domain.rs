@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use virt::domain::Domain;
 use virt::sys;
 
+use crate::domain::{provision_record, OwnershipMark, PROVISION_NAMESPACE};
 use crate::host::Host;
 use crate::libvirt::Connection;
 use crate::observe::{domains, PowerState};
@@ -16,25 +17,58 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Defines `xml`. Over an existing domain of that name the definition
 /// keeps the domain's UUID, which libvirt needs to accept it as an update.
+/// The provisioning record ([`record_provision`]) survives: the new
+/// definition does not carry it, so it is set again.
 pub fn define(conn: &Connection, name: &str, xml: &str, autostart: bool) -> Result<(), String> {
-    let xml = match conn.raw().lookup_domain_by_name(name) {
+    let (xml, provisioned) = match conn.raw().lookup_domain_by_name(name) {
         Ok(existing) => {
             let uuid = existing
                 .uuid_string()
                 .map_err(|e| conn.error("read the domain's UUID", e).to_string())?;
-            with_uuid(xml, &uuid)
+            let provisioned = existing
+                .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+                .ok()
+                .and_then(|xml| OwnershipMark::from_domain_xml(&xml))
+                .and_then(|mark| mark.provisioned);
+            (with_uuid(xml, &uuid), provisioned)
         }
-        Err(_) => xml.to_string(),
+        Err(_) => (xml.to_string(), None),
     };
     let domain = conn
         .raw()
         .define_domain_xml(&xml)
         .map_err(|e| conn.error("define the domain", e).to_string())?;
+    if let Some(digest) = provisioned {
+        set_provision_record(conn, &domain, &digest)?;
+    }
     // Autostart is not part of the definition: set it each time.
     domain
         .set_autostart(autostart)
         .map(drop)
         .map_err(|e| conn.error("set autostart", e).to_string())
+}
+
+/// Records on the domain that the `provision:` list with `digest` ran to
+/// its end: in its persistent definition and, while it runs, its live one.
+pub fn record_provision(conn: &Connection, name: &str, digest: &str) -> Result<(), String> {
+    set_provision_record(conn, &lookup(conn, name)?, digest)
+}
+
+fn set_provision_record(conn: &Connection, domain: &Domain, digest: &str) -> Result<(), String> {
+    let live = domain.is_active().unwrap_or(false);
+    let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
+    if live {
+        flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+    }
+    domain
+        .set_metadata(
+            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some(&provision_record(digest)),
+            Some("lvlab-provision"),
+            Some(PROVISION_NAMESPACE),
+            flags,
+        )
+        .map_err(|e| conn.error("record the provisioning", e).to_string())
 }
 
 /// The definition with `<uuid>` right after `<name>` (the template writes

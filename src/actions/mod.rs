@@ -18,6 +18,7 @@ use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
 use crate::host::{Host, Hosts};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
 use crate::plan::{Action, Address, Step};
+use crate::provision::ProvisionReporter;
 
 /// Everything jobs need besides their step.
 pub struct ApplyContext<'a> {
@@ -34,6 +35,10 @@ pub struct ApplyContext<'a> {
     /// Console passwords generated for this plan, by domain name.
     pub new_passwords: &'a BTreeMap<String, OneTimePassword>,
     pub password_reporter: &'a dyn PasswordReporter,
+    /// How long a provisioning waits for the machine's SSH.
+    pub provision_timeout: Duration,
+    /// Hears the lines provisioning commands print.
+    pub provision_reporter: &'a dyn ProvisionReporter,
 }
 
 pub struct StepJob<'a> {
@@ -66,6 +71,35 @@ impl Job for StepJob<'_> {
                 let spec = &ctx.desired.images[key];
                 let options = ctx.image_options;
                 image::ImageJob::new(spec, path, ctx.fetcher, options, ctx.image_reporter).run()
+            }
+            (
+                Address::Machine {
+                    environment,
+                    domain,
+                    ..
+                },
+                Action::Provision { digest, machine },
+            ) => {
+                let env = environment_spec(ctx, environment)?;
+                let host = ctx.hosts.get(&env.libvirt_uri);
+                let output = |line: &str| ctx.provision_reporter.provision_output(self.step, line);
+                crate::provision::run::provision(
+                    host,
+                    env,
+                    &machine.machine,
+                    ctx.provision_timeout,
+                    &output,
+                )
+                .map_err(|source| ActionError::Provision {
+                    machine: machine.machine.vm_name.clone(),
+                    source,
+                })?;
+                domain::record_provision(&host.connection(), domain, digest).map_err(|message| {
+                    ActionError::Libvirt {
+                        domain: domain.clone(),
+                        message,
+                    }
+                })
             }
             (
                 Address::Machine {
@@ -142,6 +176,10 @@ fn run_machine_action(
         Action::RemoveFiles { dir, disks } => {
             files::remove_machine_files(storage, dir, disks.as_deref())
         }
+        Action::Provision { .. } => Err(ActionError::Precondition {
+            address: domain.to_string(),
+            message: format!("{domain}: a provisioning is its step's own job"),
+        }),
         Action::DownloadImage { .. } => Err(ActionError::Precondition {
             address: domain.to_string(),
             message: format!("{domain}: image actions belong to an image"),

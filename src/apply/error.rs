@@ -38,6 +38,13 @@ pub enum ActionError {
     },
     /// The step cannot run as planned: what it needs is not there (a
     /// machine no longer in the manifest, a disk it does not have).
+    /// A `provision:` entry failed, or the machine's SSH never answered.
+    #[error("{source}")]
+    Provision {
+        machine: String,
+        #[source]
+        source: crate::provision::run::ProvisionError,
+    },
     #[error("{message}")]
     Precondition { address: String, message: String },
     /// The step was cut short by an interrupt before it finished. Not made
@@ -55,6 +62,7 @@ impl ActionError {
             ActionError::Storage { .. } => "storage",
             ActionError::Image { .. } => "image",
             ActionError::Seed { .. } => "seed",
+            ActionError::Provision { .. } => "provision",
             ActionError::Precondition { .. } => "precondition",
             ActionError::Interrupted { .. } => "interrupted",
         }

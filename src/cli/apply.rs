@@ -73,6 +73,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs, printer: &Printer) -> Result<E
             let mut operation = operation(target, selection, &args.execution);
             operation.confirm = (!args.auto_approve).then_some(Confirm::APPLY);
             operation.wait = args.wait.requested();
+            operation.provision_timeout = args.wait.timeout();
             view.run(&operation, &session, &session.lab()?, &args.passwords)
         }
     })
@@ -109,6 +110,7 @@ fn apply_saved(
     let mut operation = operation(saved.target, saved.selection.clone(), &args.execution);
     operation.saved = Some(&saved);
     operation.wait = args.wait.requested();
+    operation.provision_timeout = args.wait.timeout();
     view.run(&operation, &session, &session.lab()?, &args.passwords)
 }
 

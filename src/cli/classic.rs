@@ -34,6 +34,9 @@ pub struct UpArgs {
     /// names (another checkout, environment or lab_id); never unmarked ones
     #[arg(long)]
     pub adopt: bool,
+    /// Run VM's `provision:` list again (a changed list runs only so)
+    #[arg(long, value_name = "VM")]
+    pub reprovision: Vec<String>,
     #[command(flatten)]
     pub execution: ExecutionArgs,
     #[command(flatten)]
@@ -79,12 +82,15 @@ pub fn up(global: &GlobalArgs, args: &UpArgs, printer: &Printer) -> Result<ExitC
     with_view(&args.execution, printer, |view| {
         let session = Session::load(global, args.env.clone())?;
         session.require_machines(&args.vms)?;
+        session.require_machines(&args.reprovision)?;
         let selection = Selection {
             adopt: args.adopt,
+            reprovision: args.reprovision.clone(),
             ..machines(&args.vms)
         };
         let mut operation = operation(Target::Running, selection, &args.execution);
         operation.wait = args.wait.requested();
+        operation.provision_timeout = args.wait.timeout();
         view.run(&operation, &session, &session.lab()?, &args.passwords)
     })
 }

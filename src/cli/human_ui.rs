@@ -1,7 +1,8 @@
 //! The operation for a person: the plan as text, a question on the
 //! terminal, a line when a step starts and when it ends with its duration,
 //! terraform's "Still creating... [10s elapsed]" for long steps, download
-//! bars on a terminal, and the summary.
+//! bars on a terminal, provisioning output as `VM | line`, and the
+//! summary.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -11,7 +12,8 @@ use super::Printer;
 use crate::apply::{ActionError, ExecutionObserver, JobInfo, Outcome};
 use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::images::Reporter;
-use crate::plan::{Action, Plan, Step};
+use crate::plan::{Action, Address, Plan, Step};
+use crate::provision::ProvisionReporter;
 use crate::reconcile::{Confirm, OperationError, Ui};
 
 pub struct HumanUi<'a> {
@@ -33,6 +35,14 @@ impl<'a> HumanUi<'a> {
 impl PasswordReporter for HumanUi<'_> {
     fn seed_written(&self, vm_name: &str, user: &str, password: &OneTimePassword) {
         self.passwords.show(vm_name, user, password);
+    }
+}
+
+/// `VM | line`, as the commands print them.
+impl ProvisionReporter for HumanUi<'_> {
+    fn provision_output(&self, step: &Step, line: &str) {
+        self.printer
+            .out(&format!("{} | {line}", machine_name(step)));
     }
 }
 
@@ -128,6 +138,14 @@ impl Ui for HumanUi<'_> {
     }
 }
 
+/// The machine's vm_name (an image's key) of a step.
+pub(super) fn machine_name(step: &Step) -> &str {
+    match &step.address {
+        Address::Machine { vm_name, .. } => vm_name,
+        Address::Image { key, .. } => key,
+    }
+}
+
 /// `address: action`, as the executor's debug log says it too.
 fn describe(step: &Step) -> String {
     crate::actions::info(step).describe()
@@ -144,6 +162,7 @@ pub(super) fn progress_verb(action: &Action) -> &'static str {
         Action::StartDomain { .. } | Action::ResumeDomain => "starting",
         Action::ShutdownDomain | Action::PowerOffDomain => "stopping",
         Action::UndefineDomain | Action::RemoveFiles { .. } => "destroying",
+        Action::Provision { .. } => "provisioning",
     }
 }
 

@@ -12,6 +12,7 @@ use crate::apply::{ActionError, Outcome};
 use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
 use crate::images::Reporter;
 use crate::plan::{Action, Address, Change, Plan, Step, Summary, Target};
+use crate::provision::ProvisionReporter;
 use crate::reconcile::{Confirm, OperationError, Ui};
 
 /// The stream's version: the minor part grows with added fields or types,
@@ -116,6 +117,38 @@ impl<'s, 'p> JsonUi<'s, 'p> {
     }
 }
 
+/// `provision_progress`: one line a provisioning command printed.
+impl ProvisionReporter for JsonUi<'_, '_> {
+    fn provision_output(&self, step: &Step, line: &str) {
+        let message = format!("{}: (ssh): {line}", step.address);
+        let output = json!({"output": line});
+        self.hook_line("info", &message, "provision_progress", step, output);
+    }
+}
+
+impl JsonUi<'_, '_> {
+    /// `provision_complete` or `provision_errored`, before the step's own
+    /// `apply_complete` or `apply_errored` (terraform's order).
+    fn provision_finished(&self, step: &Step, result: &Result<(), ActionError>) {
+        let what = format!("{}: Provisioning with ssh", step.address);
+        match result {
+            Ok(()) => {
+                let message = format!("{what} complete");
+                self.hook_line("info", &message, "provision_complete", step, json!({}));
+            }
+            Err(error) => {
+                let message = format!("{what} errored: {error}");
+                let error = json!({"error": {"kind": error.kind(), "message": error.to_string()}});
+                self.hook_line("error", &message, "provision_errored", step, error);
+            }
+        }
+    }
+}
+
+fn is_provision(step: &Step) -> bool {
+    matches!(step.action, Action::Provision { .. })
+}
+
 impl PasswordReporter for JsonUi<'_, '_> {
     fn seed_written(&self, vm_name: &str, user: &str, password: &OneTimePassword) {
         let mut detail = fields(json!({"vm_name": vm_name, "user": user}));
@@ -205,6 +238,10 @@ impl Ui for JsonUi<'_, '_> {
             step,
             json!({}),
         );
+        if is_provision(step) {
+            let message = format!("{}: Provisioning with ssh...", step.address);
+            self.hook_line("info", &message, "provision_start", step, json!({}));
+        }
     }
 
     fn step_still_running(&self, step: &Step, elapsed: Duration) {
@@ -227,6 +264,9 @@ impl Ui for JsonUi<'_, '_> {
         let what = format!("{}: {}", step.address, step.action.describe());
         // To the millisecond: the precision that means something here.
         let seconds = elapsed.as_millis() as f64 / 1000.0;
+        if is_provision(step) {
+            self.provision_finished(step, result);
+        }
         match result {
             Ok(()) => self.hook_line(
                 "info",

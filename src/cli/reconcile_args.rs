@@ -37,6 +37,10 @@ pub struct Selectors {
     /// names (another checkout, environment or lab_id); never unmarked ones
     #[arg(long)]
     pub adopt: bool,
+
+    /// Run VM's `provision:` list again (a changed list runs only so)
+    #[arg(long, value_name = "VM")]
+    pub reprovision: Vec<String>,
 }
 
 impl Selectors {
@@ -50,6 +54,7 @@ impl Selectors {
                 images_only: false,
                 images: Vec::new(),
                 adopt: self.adopt,
+                reprovision: self.reprovision.clone(),
             },
         )
     }
@@ -59,6 +64,7 @@ impl Selectors {
         let session = Session::load(global, self.env.clone())?;
         session.require_machines(&self.vms)?;
         session.require_machines(&self.replace)?;
+        session.require_machines(&self.reprovision)?;
         Ok(session)
     }
 }

@@ -16,7 +16,8 @@ pub struct WaitArgs {
     #[arg(long)]
     pub wait: bool,
 
-    /// How long --wait waits (software emulation boots slowly)
+    /// How long --wait, and a provisioning, waits for SSH (software
+    /// emulation boots slowly)
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub wait_timeout: u64,
 }
@@ -25,6 +26,10 @@ impl WaitArgs {
     /// These arguments when `--wait` was given.
     pub fn requested(&self) -> Option<&dyn SshWait> {
         self.wait.then_some(self as &dyn SshWait)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.wait_timeout)
     }
 }
 
@@ -41,8 +46,7 @@ impl SshWait for WaitArgs {
             })
             .filter(|(_, m)| vm_names.is_empty() || vm_names.contains(&m.vm_name))
             .collect();
-        let timeout = Duration::from_secs(self.wait_timeout);
-        ssh_wait::wait_for_ssh(&machines, timeout, &ToUi(ui)).map_err(|err| err.to_string())
+        ssh_wait::wait_for_ssh(&machines, self.timeout(), &ToUi(ui)).map_err(|err| err.to_string())
     }
 }
 

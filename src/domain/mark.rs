@@ -11,6 +11,17 @@ use super::spec::SpecFields;
 /// The XML namespace of the mark. A domain without it is foreign.
 pub const MARK_NAMESPACE: &str = "urn:lvlab:machine:1";
 
+/// The namespace of the provisioning record: an element of its own beside
+/// the mark, written after the machine's `provision:` list ran (libvirt
+/// replaces one namespace's element without touching the others).
+pub const PROVISION_NAMESPACE: &str = "urn:lvlab:provision:1";
+
+/// The provisioning record's element for `digest` (`sha256:<hex>`: nothing
+/// to escape), as set on the domain.
+pub fn provision_record(digest: &str) -> String {
+    format!("<provision digest='{digest}'/>")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OwnershipMark {
     pub environment: String,
@@ -32,6 +43,11 @@ pub struct OwnershipMark {
     pub spec_digest: String,
     /// The spec fields, for "what changed" in plans.
     pub spec: SpecFields,
+    /// The digest of the `provision:` list that last ran to its end on the
+    /// machine ([`crate::provision::digest`]); `None` when none has. Kept
+    /// apart from the spec digest: a changed list is no drift.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned: Option<String>,
 }
 
 impl OwnershipMark {
@@ -71,6 +87,14 @@ impl OwnershipMark {
                 .unwrap_or(crate::cloudinit::UNVERSIONED_RENDERER),
             spec_digest: attr("spec", "digest"),
             spec,
+            provisioned: doc
+                .descendants()
+                .find(|n| {
+                    n.tag_name().namespace() == Some(PROVISION_NAMESPACE)
+                        && n.tag_name().name() == "provision"
+                })
+                .and_then(|n| n.attribute("digest"))
+                .map(str::to_string),
         })
     }
 }

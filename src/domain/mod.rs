@@ -11,7 +11,10 @@ mod spec;
 
 pub use definition::DefinitionFields;
 pub use domain_type::{best_domain_type, resolve_domain_type, OfferedTypes};
-pub use mark::{canonical_dir, with_image_digest, LabIdentity, OwnershipMark, MARK_NAMESPACE};
+pub use mark::{
+    canonical_dir, provision_record, with_image_digest, LabIdentity, OwnershipMark, MARK_NAMESPACE,
+    PROVISION_NAMESPACE,
+};
 pub use render::{
     forwarded_ssh_ports, render_definition, seed_path, DefinitionInput, DomainError, HostFacts,
 };

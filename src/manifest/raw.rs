@@ -133,11 +133,34 @@ pub struct RawMachine {
     pub graphics: Option<String>,
     /// Start the domain when libvirt starts (default false).
     pub autostart: Option<Flag>,
-    /// Provisioning steps: shell commands, or paths of local scripts.
-    // Read by the provisioning work of issue 15, merged beside this one;
-    // here so that the schema has the key.
-    #[allow(dead_code)]
-    pub provision: Option<Vec<String>>,
+    /// Provisioning steps, run over SSH after the machine's first boot (and
+    /// again with `--reprovision`): shell command lines, or `{script: PATH}`
+    /// for a local script file.
+    pub provision: Option<Vec<RawProvisionStep>>,
+}
+
+/// A `provision:` entry: a command line, or `{script: PATH}` for a local
+/// script file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(
+    untagged,
+    expecting = "a command line, or `script: PATH` for a local script file"
+)]
+#[schemars(rename = "ProvisionStep")]
+pub enum RawProvisionStep {
+    /// A shell command line, run by the user's login shell over SSH.
+    Command(String),
+    /// A local script file, sent to `sh -s` on the machine.
+    Script(RawProvisionScript),
+}
+
+/// A local script file to run on the machine.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ProvisionScript")]
+pub struct RawProvisionScript {
+    /// Path of the script, relative to the manifest's directory.
+    pub script: String,
 }
 
 /// A disk.

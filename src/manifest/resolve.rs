@@ -4,6 +4,7 @@
 mod cloud_init;
 mod images;
 mod interfaces;
+mod provision;
 mod settings;
 mod storage;
 
@@ -358,7 +359,9 @@ fn resolve_machine(
     let (domain_type, graphics, cache_base, vm_dir) =
         (domain_type?, graphics?, cache_base?, vm_dir?);
     let (disks, interfaces, nameservers) = (disks?, interfaces?, nameservers?);
+    let provision = provision::resolve_provision(r, m);
     let (shared_directories, cloud_init) = (shared_directories?, cloud_init?);
+    let provision = provision?;
     Some(MachineSpec {
         domain_name: names::domain_name(&vm_name, environment),
         environment: environment.to_string(),
@@ -380,6 +383,7 @@ fn resolve_machine(
         nameservers,
         shared_directories,
         cloud_init,
+        provision,
     })
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::checks::{Feasible, Problems};
+use super::provision::Provisioning;
 use super::{
     Action, Address, Block, Change, MachineSnapshots, Plan, PlannedMachine, Reason, Selection,
     StartWatch, Step, Summary, Target,
@@ -41,6 +42,8 @@ pub enum PlanError {
     UnknownMachine { name: String, known: String },
     #[error("no image {key} in the manifest (images: {known})")]
     UnknownImage { key: String, known: String },
+    #[error("--reprovision {name}: the machine has no `provision:` list to run")]
+    NothingToProvision { name: String },
     #[error("environment {0} was not observed")]
     NotObserved(String),
     /// Everything [`super::check`] found wrong, all at once.
@@ -272,12 +275,15 @@ impl<'a> Planner<'a> {
             change = Some(Change::Update);
         }
         let paused = domain.state == PowerState::Paused;
+        // The start or resume a provisioning waits for.
+        let mut powered_on = None;
         match (self.input.target, running) {
             (Target::Running, false) => {
                 let start = self.add(address, start_action(&rendered));
                 for node in updates {
                     self.graph.add_edge(node, start, ());
                 }
+                powered_on = Some(start);
                 reasons.push(Reason::NotRunning {
                     state: domain.state.label().to_string(),
                 });
@@ -288,6 +294,7 @@ impl<'a> Planner<'a> {
                 for node in updates {
                     self.graph.add_edge(node, resume, ());
                 }
+                powered_on = Some(resume);
                 reasons.push(Reason::Paused);
                 change.get_or_insert(Change::Start);
             }
@@ -304,6 +311,17 @@ impl<'a> Planner<'a> {
                 change.get_or_insert(Change::Stop);
             }
             _ => {}
+        }
+        let requested = self.input.selection.reprovision.contains(&machine.vm_name);
+        match super::provision::for_existing(machine, mark, requested, self.input.target) {
+            Provisioning::Run(digest) => {
+                let provision = self.add(address, provision_action(digest, &rendered));
+                self.chain(powered_on, provision);
+                reasons.push(Reason::ReprovisionRequested);
+                change.get_or_insert(Change::Update);
+            }
+            Provisioning::Note(note) => self.notes.push(note),
+            Provisioning::Nothing => {}
         }
         if let Some(change) = change {
             let diffs = if change == Change::Update {
@@ -402,6 +420,11 @@ impl<'a> Planner<'a> {
         if self.input.target == Target::Running {
             let start = self.add(address, start_action(&rendered));
             self.graph.add_edge(define, start, ());
+            // A machine made now gets its first provisioning.
+            if let Some(digest) = crate::provision::digest(&machine.provision) {
+                let provision = self.add(address, provision_action(digest, &rendered));
+                self.graph.add_edge(start, provision, ());
+            }
         }
     }
 
@@ -551,6 +574,13 @@ pub(super) fn image_reason(
         Some(s) if s.stale => Some(Reason::ImageRecordStale { path }),
         Some(s) if spec.checksum.is_some() && !s.verified => Some(Reason::ImageUnverified { path }),
         Some(_) => None,
+    }
+}
+
+fn provision_action(digest: String, rendered: &PlannedMachine) -> Action {
+    Action::Provision {
+        digest,
+        machine: rendered.clone(),
     }
 }
 

@@ -217,7 +217,8 @@ fn check_selection(input: &CheckInput) -> Result<(), PlanError> {
         .selection
         .machines
         .iter()
-        .chain(&input.selection.replace);
+        .chain(&input.selection.replace)
+        .chain(&input.selection.reprovision);
     for name in wanted {
         if !known.contains(&name.as_str()) {
             return Err(PlanError::UnknownMachine {
@@ -225,6 +226,16 @@ fn check_selection(input: &CheckInput) -> Result<(), PlanError> {
                 known: known.join(", "),
             });
         }
+    }
+    let listless = input
+        .environments
+        .iter()
+        .flat_map(|e| &e.machines)
+        .find(|m| input.selection.reprovision.contains(&m.vm_name) && m.provision.is_empty());
+    if let Some(machine) = listless {
+        return Err(PlanError::NothingToProvision {
+            name: machine.vm_name.clone(),
+        });
     }
     let images = &input.desired.images;
     if let Some(image) = input

@@ -10,6 +10,7 @@ mod checks;
 mod diff;
 mod images;
 mod json;
+mod provision;
 pub mod saved;
 mod text;
 
@@ -62,6 +63,10 @@ pub struct Selection {
     /// (never unmarked ones): the define rewrites the mark.
     #[serde(default)]
     pub adopt: bool,
+    /// Machines whose `provision:` list runs again (`--reprovision`),
+    /// whether or not it changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reprovision: Vec<String>,
 }
 
 /// The thing an action is about.
@@ -135,6 +140,13 @@ pub enum Action {
     ShutdownDomain,
     PowerOffDomain,
     UndefineDomain,
+    /// Wait for the machine's SSH, run its `provision:` list, and record
+    /// `digest` on the domain once every entry succeeded.
+    Provision {
+        digest: String,
+        #[serde(skip)]
+        machine: PlannedMachine,
+    },
     /// The machine's directory, and the environment's once empty.
     RemoveFiles {
         dir: PathBuf,
@@ -228,6 +240,7 @@ impl Action {
             Action::PowerOffDomain => "power off".into(),
             Action::UndefineDomain => "undefine domain".into(),
             Action::RemoveFiles { .. } => "remove files".into(),
+            Action::Provision { .. } => "provision".into(),
         }
     }
 }
@@ -268,6 +281,8 @@ pub enum Reason {
         running: bool,
     },
     ReplaceRequested,
+    /// `--reprovision`: the `provision:` list runs again.
+    ReprovisionRequested,
     NotRunning {
         state: String,
     },

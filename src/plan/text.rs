@@ -141,6 +141,7 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
             .map(|change| drift_line(change, *running))
             .collect(),
         Reason::ReplaceRequested => vec!["--replace names it".into()],
+        Reason::ReprovisionRequested => vec!["--reprovision names it: provision again".into()],
         Reason::NotRunning { state } => vec![format!("it is {state}")],
         Reason::Paused => vec!["it is paused (suspended outside lvlab)".into()],
         Reason::Running => vec!["it is running".into()],

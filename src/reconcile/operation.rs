@@ -19,13 +19,16 @@ use crate::images::Reporter;
 use crate::libvirt::LibvirtError;
 use crate::plan::saved::{SavedPlan, SavedPlanError};
 use crate::plan::{Plan, Selection, Step, Target};
+use crate::provision::ProvisionReporter;
 
 /// How often a long step is reported as still running (terraform's 10 s).
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Everything an operation shows or asks. Console passwords arrive through
-/// [`PasswordReporter::seed_written`], from the step that writes the seed.
-pub trait Ui: PasswordReporter {
+/// [`PasswordReporter::seed_written`], from the step that writes the seed;
+/// what provisioning commands print through
+/// [`ProvisionReporter::provision_output`], from the provisioning step.
+pub trait Ui: PasswordReporter + ProvisionReporter {
     /// The plan, before anything changes (also when it is empty).
     fn show_plan(&self, plan: &Plan);
     /// Whether to go ahead; an error when nobody can answer.
@@ -119,6 +122,8 @@ pub struct Operation<'a> {
     /// Wait for SSH on the machines after a successful apply (target
     /// running only).
     pub wait: Option<&'a dyn SshWait>,
+    /// How long a provisioning step waits for its machine's SSH.
+    pub provision_timeout: Duration,
 }
 
 impl<'a> Operation<'a> {
@@ -136,6 +141,7 @@ impl<'a> Operation<'a> {
             force: false,
             saved: None,
             wait: None,
+            provision_timeout: defaults.provision_timeout,
         }
     }
 
@@ -168,6 +174,8 @@ impl<'a> Operation<'a> {
             force: self.force,
             image_reporter: ui.download_reporter(),
             password_reporter: ui,
+            provision_timeout: self.provision_timeout,
+            provision_reporter: ui,
         };
         let events = StepEvents::new(&planned.plan, ui);
         let outcome = lab.apply(&planned, &options, &events, interrupt)?;
