@@ -102,6 +102,19 @@ impl LabNames<'_> {
                     .is_some_and(|vm_name| !vm_name.is_empty())
             })
     }
+
+    /// "names ending in _lab", "names exactly scratch", or both.
+    fn describe(&self) -> String {
+        let ending = (!self.environments.is_empty())
+            .then(|| format!("names ending in _{}", self.environments.join(" or _")));
+        let exact =
+            (!self.exact.is_empty()).then(|| format!("names exactly {}", self.exact.join(", ")));
+        [ending, exact]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", or ")
+    }
 }
 
 /// The domains on `conn` that can belong to the lab (`names`), sorted by
@@ -126,10 +139,9 @@ pub fn list(conn: &Connection, names: &LabNames) -> Result<Vec<ObservedDomain>, 
         .collect();
     tracing::debug!(
         uri = conn.uri(),
-        "domains: {total} listed, {} definitions read (names ending in _{}, or {})",
+        "domains: {total} listed, {} definitions read ({})",
         candidates.len(),
-        names.environments.join(" or _"),
-        names.exact.join(", ")
+        names.describe()
     );
     let mut observed = Vec::with_capacity(candidates.len());
     for read in in_parallel(&candidates, READS_IN_FLIGHT, observe_one) {
