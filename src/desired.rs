@@ -58,6 +58,10 @@ impl SettingsLayer {
     }
 }
 
+/// The environment `createvm` generates for a one-off machine: it names
+/// the VM directory (`<basedir>/oneoff/NAME/`) and the lock.
+pub const ONE_OFF_ENVIRONMENT: &str = "oneoff";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvironmentSpec {
     pub name: String,
@@ -65,6 +69,11 @@ pub struct EnvironmentSpec {
     /// Which lab this environment's domains belong to, when the manifest
     /// says (`lab_id`); else each machine's canonical VM directory says.
     pub lab_id: Option<String>,
+    /// `createvm`'s generated environment (always named
+    /// [`ONE_OFF_ENVIRONMENT`]): its domains are named exactly as its
+    /// machines, and their marks say they are one-off machines.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub one_off: bool,
     pub machines: Vec<MachineSpec>,
     /// The image cache of `config_defaults.cloud_image_basedir` (or the
     /// default base): where `init` puts images no machine uses yet.
@@ -74,7 +83,8 @@ pub struct EnvironmentSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct MachineSpec {
     pub vm_name: String,
-    /// `<vm_name>_<environment>`: the libvirt domain name.
+    /// The libvirt domain name: `<vm_name>_<environment>`, or exactly
+    /// `vm_name` for a one-off machine.
     pub domain_name: String,
     pub environment: String,
     pub hostname: String,
@@ -119,7 +129,8 @@ impl EnvironmentSpec {
     /// environment's `lab_id` or, without one, the machine's VM directory.
     pub fn owns_machine(&self, mark: &crate::domain::OwnershipMark, machine: &MachineSpec) -> bool {
         let lab = crate::domain::LabIdentity::of(self.lab_id.as_deref(), &machine.vm_dir);
-        mark.is_machine_of(&machine.environment, &machine.vm_name, &lab)
+        mark.one_off == self.one_off
+            && mark.is_machine_of(&machine.environment, &machine.vm_name, &lab)
     }
 
     /// Whether `mark` is of a machine of this lab's environment, named in
@@ -128,7 +139,7 @@ impl EnvironmentSpec {
     /// directories (`<disk_image_basedir>/<environment>/`).
     pub fn owns(&self, mark: &crate::domain::OwnershipMark) -> bool {
         use crate::domain::LabIdentity;
-        if mark.environment != self.name {
+        if mark.environment != self.name || mark.one_off != self.one_off {
             return false;
         }
         match mark.lab() {

@@ -23,6 +23,7 @@ pub mod kvm_probe;
 pub mod libvirt;
 pub mod manifest;
 pub mod observe;
+pub mod oneoff;
 pub mod plan;
 pub mod provision;
 pub mod reconcile;

@@ -102,7 +102,13 @@ impl<'d> Lab<'d> {
             target,
             selection,
         })?;
-        let rendered = rendering::render(self.desired, &self.environments, &observed, &self.hosts)?;
+        // Removing a machine makes nothing from its spec: a seed it cannot
+        // render (a deleted key file) must not keep it from going.
+        let rendered = if target == Target::Absent {
+            Rendered::default()
+        } else {
+            rendering::render(self.desired, &self.environments, &observed, &self.hosts)?
+        };
         let plan = plan::build(&PlanInput {
             desired: self.desired,
             environments: &self.environments,

@@ -142,6 +142,7 @@ fn render_machine(
         manifest: desired.manifest_path.display().to_string(),
         vm_dir: domain::canonical_dir(&machine.vm_dir).display().to_string(),
         lab_id: env.lab_id.clone(),
+        one_off: env.one_off,
         image_key: machine.os.clone(),
         image_digest: images::record::verified_digest(machine, image).unwrap_or_default(),
         seed_digest,

@@ -17,6 +17,7 @@ fn mark_for(machine: &MachineSpec, manifest: &Path) -> OwnershipMark {
         manifest: manifest.display().to_string(),
         vm_dir: machine.vm_dir.display().to_string(),
         lab_id: None,
+        one_off: false,
         image_key: machine.os.clone(),
         image_digest: "sha256:image".into(),
         seed_digest: "sha256:seed".into(),

@@ -78,6 +78,7 @@ fn mark_for(machine: &MachineSpec) -> OwnershipMark {
         manifest: "/srv/lab/Lvlab.yml".into(),
         vm_dir: machine.vm_dir.display().to_string(),
         lab_id: None,
+        one_off: false,
         image_key: machine.os.clone(),
         image_digest: String::new(),
         seed_digest: SEED.into(),

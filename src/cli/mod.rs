@@ -12,6 +12,7 @@ mod image_set;
 mod images;
 mod init;
 mod json_ui;
+mod oneoff;
 mod output;
 mod passwd;
 mod passwords;
@@ -105,6 +106,12 @@ pub enum Command {
     Down(classic::DownArgs),
     /// Power off and undefine machines and delete their files (target absent)
     Destroy(classic::DestroyArgs),
+    /// Create and start a one-off machine without a manifest: its domain is
+    /// named exactly NAME, its files go to <basedir>/oneoff/NAME/
+    Createvm(oneoff::CreatevmArgs),
+    /// Power off and undefine a one-off machine and delete its files;
+    /// refuses domains lvlab did not make as one-off machines
+    Deletevm(oneoff::DeletevmArgs),
     /// Each machine's state, SSH address and image
     Status(status::StatusArgs),
     /// Set a new console password in a running machine through its guest
@@ -153,6 +160,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Up(args) => classic::up(&cli.global, args, &printer),
         Command::Down(args) => classic::down(&cli.global, args, &printer),
         Command::Destroy(args) => classic::destroy(&cli.global, args, &printer),
+        Command::Createvm(args) => oneoff::createvm(&cli.global, args, &printer),
+        Command::Deletevm(args) => oneoff::deletevm(&cli.global, args, &printer),
         Command::Status(args) => status::run(&cli.global, args, &printer),
         Command::Passwd(args) => passwd::run(&cli.global, args, &printer),
         Command::Cloudinit(args) => cloudinit::run(&cli.global, args, &printer),
@@ -265,6 +274,8 @@ pub enum CliError {
     Image(Box<crate::images::ImageError>),
     #[error(transparent)]
     GuestAgent(#[from] crate::guest_agent::GuestAgentError),
+    #[error(transparent)]
+    OneOff(crate::oneoff::OneOffError),
     #[error("{0}")]
     Other(String),
 }
@@ -272,6 +283,15 @@ pub enum CliError {
 impl From<crate::images::ImageError> for CliError {
     fn from(err: crate::images::ImageError) -> Self {
         CliError::Image(Box::new(err))
+    }
+}
+
+impl From<crate::oneoff::OneOffError> for CliError {
+    fn from(err: crate::oneoff::OneOffError) -> Self {
+        match err {
+            crate::oneoff::OneOffError::Manifest(err) => CliError::Manifest(err),
+            other => CliError::OneOff(other),
+        }
     }
 }
 

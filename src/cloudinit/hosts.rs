@@ -97,6 +97,7 @@ mod tests {
             name: "lab".into(),
             libvirt_uri: "qemu:///session".into(),
             lab_id: None,
+            one_off: false,
             machines: vec![],
             image_cache_dir: "/var/lib/libvirt/images/lvlab/cloud-images".into(),
         };

@@ -33,6 +33,9 @@ pub struct OwnershipMark {
     /// The environment's `lab_id`, when it sets one: then it, not the VM
     /// directory, says which lab the domain belongs to.
     pub lab_id: Option<String>,
+    /// Made by `createvm`: a one-off machine, whose domain is named
+    /// exactly as the machine and whose lab is its VM directory.
+    pub one_off: bool,
     pub image_key: String,
     /// The verified image digest, empty when the image was not verified.
     pub image_digest: String,
@@ -79,6 +82,7 @@ impl OwnershipMark {
             manifest: text("manifest"),
             vm_dir: text("vm-dir"),
             lab_id: child("lab-id").and_then(|n| n.text()).map(str::to_string),
+            one_off: child("one-off").is_some(),
             image_key: attr("image", "key"),
             image_digest: attr("image", "digest"),
             seed_digest: attr("seed", "digest"),
@@ -142,6 +146,9 @@ impl OwnershipMark {
 
     /// Who made the domain, for "owned by another lab" messages.
     pub fn owner(&self) -> String {
+        if self.one_off {
+            return format!("one-off machine {}, {}", self.vm_name, self.lab());
+        }
         format!(
             "machine {} of environment {}, {}",
             self.vm_name,
@@ -252,6 +259,26 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
         let linked = dir.path().join("link/vms/x/a_b").display().to_string();
         assert!(mark("x", "a_b", &linked, None).is_machine_of("x", "a_b", &lab));
+    }
+
+    #[test]
+    fn a_one_off_mark_reads_back_and_names_itself_so() {
+        let xml = |extra: &str| {
+            format!(
+                "<domain><metadata><lvlab:machine xmlns:lvlab='{MARK_NAMESPACE}'>\
+                 <lvlab:environment>oneoff</lvlab:environment>\
+                 <lvlab:vm-name>scratch</lvlab:vm-name>\
+                 <lvlab:vm-dir>/base/oneoff/scratch</lvlab:vm-dir>{extra}\
+                 </lvlab:machine></metadata></domain>"
+            )
+        };
+        let one_off = OwnershipMark::from_domain_xml(&xml("<lvlab:one-off/>")).unwrap();
+        assert!(one_off.one_off);
+        assert_eq!(
+            one_off.owner(),
+            "one-off machine scratch, VM directory /base/oneoff/scratch"
+        );
+        assert!(!OwnershipMark::from_domain_xml(&xml("")).unwrap().one_off);
     }
 
     #[test]

@@ -131,6 +131,33 @@ impl CatalogEntry {
     }
 }
 
+impl CatalogEntry {
+    /// The entry as a manifest's `images:` would hold it (what `createvm`
+    /// puts under the settings files' images). No `username`: the family's
+    /// default is the same, and `default_vm_username` may replace it.
+    pub fn manifest_image(&self) -> serde_yaml::Mapping {
+        let algorithm = match self.algorithm {
+            ChecksumAlgorithm::Sha256 => "sha256",
+            ChecksumAlgorithm::Sha512 => "sha512",
+        };
+        let mut image = serde_yaml::Mapping::new();
+        let mut put = |key: &str, value: &str| {
+            image.insert(key.into(), value.into());
+        };
+        put("image_url", self.image_url);
+        put("checksum_url", self.checksum_url);
+        put("checksum_type", algorithm);
+        if let Some(keys) = self.keys_url {
+            put("checksum_url_gpg", keys);
+        }
+        if let Some(signature) = self.signature_url {
+            put("checksum_sig_url", signature);
+        }
+        put("os_variant", self.os_variant);
+        image
+    }
+}
+
 /// The entry called `key`.
 pub fn find(key: &str) -> Option<&'static CatalogEntry> {
     CATALOG.iter().find(|e| e.key == key)
@@ -169,5 +196,22 @@ mod tests {
         assert!(find("debian13").is_some() && find("nope").is_none());
         let keys: std::collections::BTreeSet<_> = CATALOG.iter().map(|e| e.key).collect();
         assert_eq!(keys.len(), CATALOG.len(), "keys are unique");
+    }
+
+    #[test]
+    fn every_entry_written_into_a_manifest_resolves_to_its_spec() {
+        let images: serde_yaml::Mapping = CATALOG
+            .iter()
+            .map(|e| (e.key.into(), serde_yaml::Value::Mapping(e.manifest_image())))
+            .collect();
+        let text = format!(
+            "environment:\n  - name: lab\n    machines: []\nimages: {}",
+            serde_json::to_string(&images).unwrap()
+        );
+        let desired =
+            crate::manifest::load_str(&text, std::path::Path::new("/x/Lvlab.yml")).unwrap();
+        for entry in CATALOG {
+            assert_eq!(desired.images[entry.key], entry.to_spec(), "{}", entry.key);
+        }
     }
 }

@@ -31,6 +31,7 @@ pub use layers::{HostSettings, CONFIG_ROOT_VAR, NO_HOST_CONFIG_VAR, SETTINGS_KEY
 pub use names::{cache_file_name, companion_file_name, family_of, name_for_source, versioned_name};
 pub use schema::manifest_schema;
 use source::{KeyPath, Location, SourceMap};
+pub use values::{check_hostname, check_name, parse_memory_mib, parse_size};
 
 /// The manifest lvlab reads when none is named.
 const DEFAULT_FILE: &str = "Lvlab.yml";
@@ -66,21 +67,52 @@ pub fn load(path: &Path, host: &HostSettings) -> Result<Desired, ManifestError> 
         ManifestError::unreadable(path, Problem::value(KeyPath::root(), message).hint(hint))
     })?;
     let (below, above) = layers::read(host, path)?;
-    load_layers(below, &text, path, above)
+    load_layers(below, &text, path, above, false)
 }
 
 /// Validates and resolves manifest `text` alone, as if read from `path`
 /// (relative paths in it are taken against `path`'s directory).
 pub fn load_str(text: &str, path: &Path) -> Result<Desired, ManifestError> {
-    load_layers(Vec::new(), text, path, None)
+    load_layers(Vec::new(), text, path, None, false)
 }
 
-/// The manifest `text` with settings files `below` and `above` it.
+/// Resolves the one-off manifest `createvm` generated, `text`, with the
+/// settings files `host` names, as a manifest at `label` (which names it in
+/// reports; relative paths are taken against its directory). Its one
+/// environment is one-off ([`crate::desired::EnvironmentSpec::one_off`]).
+pub fn load_one_off(
+    text: &str,
+    label: &Path,
+    host: &HostSettings,
+) -> Result<Desired, ManifestError> {
+    let (below, above) = layers::read(host, label)?;
+    load_layers(below, text, label, above, true)
+}
+
+/// The image keys the settings files `host` names define under `images:`
+/// (a file that does not parse adds none; loading reports it).
+pub fn settings_image_keys(host: &HostSettings) -> Result<Vec<String>, ManifestError> {
+    let (below, above) = layers::read(host, Path::new(""))?;
+    let mut keys = Vec::new();
+    for file in below.into_iter().chain(above) {
+        let Ok(Value::Mapping(top)) = serde_yaml::from_str::<Value>(&file.text) else {
+            continue;
+        };
+        if let Some(Value::Mapping(images)) = top.get("images") {
+            keys.extend(images.keys().filter_map(Value::as_str).map(str::to_string));
+        }
+    }
+    Ok(keys)
+}
+
+/// The manifest `text` with settings files `below` and `above` it;
+/// `one_off` for `createvm`'s generated one.
 fn load_layers(
     below: Vec<Found>,
     text: &str,
     path: &Path,
     above: Option<Found>,
+    one_off: bool,
 ) -> Result<Desired, ManifestError> {
     let manifest = Found {
         role: Role::Manifest,
@@ -103,7 +135,7 @@ fn load_layers(
     let manifest_path = absolute(path);
     // Resolution runs on whatever deserialized, so its problems join serde's;
     // those that only follow from a value serde rejected are left out.
-    match raw.map(|raw| resolve::resolve(raw, &manifest_path, stack.settings_files())) {
+    match raw.map(|raw| resolve::resolve(raw, &manifest_path, stack.settings_files(), one_off)) {
         Some(Ok(desired)) if problems.is_empty() => {
             tracing::debug!(
                 manifest = %manifest_path.display(),

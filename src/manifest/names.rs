@@ -7,9 +7,14 @@ use sha2::{Digest, Sha256};
 
 use crate::desired::{MacAddress, OsFamily, Source};
 
-/// `<vm_name>_<environment>`, e.g. `salt.local_lvlab-dev`.
-pub fn domain_name(vm_name: &str, environment: &str) -> String {
-    format!("{vm_name}_{environment}")
+/// `<vm_name>_<environment>`, e.g. `salt.local_lvlab-dev`; a one-off
+/// machine's (`createvm NAME`) is exactly `NAME`, as the original names it.
+pub fn domain_name(vm_name: &str, environment: &str, one_off: bool) -> String {
+    if one_off {
+        vm_name.to_string()
+    } else {
+        format!("{vm_name}_{environment}")
+    }
 }
 
 /// `<disk_image_basedir>/<environment>/<vm_name>/`.
@@ -189,9 +194,10 @@ mod tests {
     #[test]
     fn domain_and_directory_names() {
         assert_eq!(
-            domain_name("salt.local", "lvlab-dev"),
+            domain_name("salt.local", "lvlab-dev", false),
             "salt.local_lvlab-dev"
         );
+        assert_eq!(domain_name("web.lab", "oneoff", true), "web.lab");
         assert_eq!(
             vm_dir(Path::new("/var/lib/libvirt/images/lvlab"), "lab", "web01"),
             PathBuf::from("/var/lib/libvirt/images/lvlab/lab/web01")

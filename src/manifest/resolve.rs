@@ -37,6 +37,8 @@ pub(super) struct Resolver {
     declared_images: Option<BTreeSet<String>>,
     /// The host-wide settings keys of the merged document.
     settings: Settings,
+    /// A document `createvm` generated: its environment is one-off.
+    one_off: bool,
 }
 
 impl Resolver {
@@ -77,10 +79,13 @@ impl<'a> Layered<'a> {
     }
 }
 
+/// `one_off`: the document is `createvm`'s, whose environment is one-off
+/// ([`crate::desired::EnvironmentSpec::one_off`]).
 pub fn resolve(
     mut raw: RawManifest,
     manifest_path: &Path,
     settings_files: Vec<SettingsFile>,
+    one_off: bool,
 ) -> Result<Desired, Vec<Problem>> {
     let base = manifest_path
         .parent()
@@ -90,6 +95,7 @@ pub fn resolve(
         problems: Vec::new(),
         declared_images: raw.images.as_ref().map(|i| i.keys().cloned().collect()),
         settings: Settings::default(),
+        one_off,
     };
     r.settings = settings::resolve_settings(&mut r, &mut raw);
     let root = KeyPath::root();
@@ -276,6 +282,7 @@ fn resolve_environment(
         name,
         libvirt_uri,
         lab_id: env.lab_id,
+        one_off: r.one_off,
         machines,
         image_cache_dir: names::image_cache_dir(&cache_base),
     })
@@ -363,7 +370,7 @@ fn resolve_machine(
     let (shared_directories, cloud_init) = (shared_directories?, cloud_init?);
     let provision = provision?;
     Some(MachineSpec {
-        domain_name: names::domain_name(&vm_name, environment),
+        domain_name: names::domain_name(&vm_name, environment, r.one_off),
         environment: environment.to_string(),
         image_path: names::image_cache_dir(&cache_base).join(&image.file_name),
         vm_name,

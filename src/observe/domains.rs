@@ -78,16 +78,55 @@ impl PowerState {
 /// workers.
 pub const READS_IN_FLIGHT: usize = 4;
 
-/// The domains on `conn` that can belong to one of `environments`, sorted
-/// by name: one listing call, then the definition and state of only the
-/// domains whose names end in `_<environment>`, read in parallel. Every
-/// lvlab domain of an environment has such a name
+/// The domain names a lab's environments on one connection can use: any
+/// `<vm_name>_<environment>` of a manifest's environment, and exactly the
+/// domain names of one-off machines (`createvm NAME` names its domain
+/// `NAME`).
+#[derive(Debug, Clone, Default)]
+pub struct LabNames<'a> {
+    /// Manifest environments: names ending in `_<environment>`.
+    pub environments: Vec<&'a str>,
+    /// One-off machines' domain names, matched whole.
+    pub exact: Vec<&'a str>,
+}
+
+impl LabNames<'_> {
+    /// Whether a domain called `name` can be lvlab's for these
+    /// environments: `<vm_name>_<environment>` with a non-empty vm_name, or
+    /// one of the exact names.
+    pub fn may_belong(&self, name: &str) -> bool {
+        self.exact.contains(&name)
+            || self.environments.iter().any(|env| {
+                name.strip_suffix(env)
+                    .and_then(|rest| rest.strip_suffix('_'))
+                    .is_some_and(|vm_name| !vm_name.is_empty())
+            })
+    }
+
+    /// "names ending in _lab", "names exactly scratch", or both.
+    fn describe(&self) -> String {
+        let ending = (!self.environments.is_empty())
+            .then(|| format!("names ending in _{}", self.environments.join(" or _")));
+        let exact =
+            (!self.exact.is_empty()).then(|| format!("names exactly {}", self.exact.join(", ")));
+        [ending, exact]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", or ")
+    }
+}
+
+/// The domains on `conn` that can belong to the lab (`names`), sorted by
+/// name: one listing call, then the definition and state of only the
+/// domains [`LabNames::may_belong`] admits, read in parallel. Every lvlab
+/// domain of an environment has such a name
 /// ([`crate::manifest::names::domain_name`]), so this sees each machine's
 /// domain, foreign and other labs' domains under its names, and this
 /// lab's domains the manifest no longer names (`--prune`); the rest of
 /// the host is never read, so observing costs what the lab holds, not what
 /// the host holds.
-pub fn list(conn: &Connection, environments: &[&str]) -> Result<Vec<ObservedDomain>, LibvirtError> {
+pub fn list(conn: &Connection, names: &LabNames) -> Result<Vec<ObservedDomain>, LibvirtError> {
     let listed = conn
         .raw()
         .list_all_domains(0)
@@ -96,17 +135,13 @@ pub fn list(conn: &Connection, environments: &[&str]) -> Result<Vec<ObservedDoma
     // A domain's name comes with the listing: no call per domain here.
     let candidates: Vec<Domain> = listed
         .into_iter()
-        .filter(|domain| {
-            domain
-                .name()
-                .is_ok_and(|name| may_belong(&name, environments))
-        })
+        .filter(|domain| domain.name().is_ok_and(|name| names.may_belong(&name)))
         .collect();
     tracing::debug!(
         uri = conn.uri(),
-        "domains: {total} listed, {} definitions read (names ending in _{})",
+        "domains: {total} listed, {} definitions read ({})",
         candidates.len(),
-        environments.join(" or _")
+        names.describe()
     );
     let mut observed = Vec::with_capacity(candidates.len());
     for read in in_parallel(&candidates, READS_IN_FLIGHT, observe_one) {
@@ -119,16 +154,6 @@ pub fn list(conn: &Connection, environments: &[&str]) -> Result<Vec<ObservedDoma
     }
     observed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(observed)
-}
-
-/// Whether a domain called `name` can be lvlab's for one of
-/// `environments`: `<vm_name>_<environment>` with a non-empty vm_name.
-pub fn may_belong(name: &str, environments: &[&str]) -> bool {
-    environments.iter().any(|env| {
-        name.strip_suffix(env)
-            .and_then(|rest| rest.strip_suffix('_'))
-            .is_some_and(|vm_name| !vm_name.is_empty())
-    })
 }
 
 /// `read` of each item, at most `in_flight` at a time, in the items'
@@ -210,16 +235,31 @@ mod tests {
 
     #[test]
     fn only_names_ending_in_an_environment_can_be_its_domains() {
-        let envs = ["lab", "b_x"];
+        let names = LabNames {
+            environments: vec!["lab", "b_x"],
+            exact: Vec::new(),
+        };
         for name in ["web_lab", "a_b_x", "salt.local_lab", "x__lab"] {
-            assert!(may_belong(name, &envs), "{name}");
+            assert!(names.may_belong(name), "{name}");
         }
         for name in [
             "lab", "_lab", "weblab", "web_lab2", "web_lab_", "mail", "web_x",
         ] {
-            assert!(!may_belong(name, &envs), "{name}");
+            assert!(!names.may_belong(name), "{name}");
         }
-        assert!(!may_belong("web_lab", &[]));
+        assert!(!LabNames::default().may_belong("web_lab"));
+    }
+
+    #[test]
+    fn a_one_off_machine_is_read_by_its_exact_name_only() {
+        let names = LabNames {
+            environments: Vec::new(),
+            exact: vec!["scratch.lab"],
+        };
+        assert!(names.may_belong("scratch.lab"));
+        for name in ["scratch", "scratch.lab_oneoff", "scratch.lab2", "other"] {
+            assert!(!names.may_belong(name), "{name}");
+        }
     }
 
     #[test]

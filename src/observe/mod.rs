@@ -148,11 +148,12 @@ pub fn observe(
         let uri = env.libvirt_uri.as_str();
         let host = hosts.get(uri);
         if !views.contains_key(uri) {
-            let names: Vec<&str> = environments
-                .iter()
-                .filter(|e| e.libvirt_uri == uri)
-                .map(|e| e.name.as_str())
-                .collect();
+            let names = lab_names(
+                environments
+                    .iter()
+                    .copied()
+                    .filter(|e| e.libvirt_uri == uri),
+            );
             views.insert(uri, HostView::read(host, &names)?);
         }
         let HostView {
@@ -186,6 +187,22 @@ pub fn observe(
     Ok(observed)
 }
 
+/// The domain names `environments` can use: their names for a manifest's,
+/// their machines' exact domain names for a one-off one.
+fn lab_names<'e>(environments: impl Iterator<Item = &'e EnvironmentSpec>) -> domains::LabNames<'e> {
+    let mut names = domains::LabNames::default();
+    for env in environments {
+        if env.one_off {
+            names
+                .exact
+                .extend(env.machines.iter().map(|m| m.domain_name.as_str()));
+        } else {
+            names.environments.push(env.name.as_str());
+        }
+    }
+    names
+}
+
 /// What one libvirt connection reports, for the selected environments on
 /// it.
 #[derive(Clone)]
@@ -197,7 +214,7 @@ struct HostView {
 }
 
 impl HostView {
-    fn read(host: &Host, environments: &[&str]) -> Result<Self, LibvirtError> {
+    fn read(host: &Host, names: &domains::LabNames) -> Result<Self, LibvirtError> {
         let conn = host.connection();
         let caps = capabilities::read(&conn)?;
         // Only a host that offers KVM has a probe answer worth reading.
@@ -208,7 +225,7 @@ impl HostView {
         Ok(Self {
             limits: capabilities::limits(&conn, &caps),
             facts: HostFacts::from_capabilities(caps, host.virtiofsd(), kvm_probe),
-            domains: domains::list(&conn, environments)?,
+            domains: domains::list(&conn, names)?,
             networks: networks::list(&conn)?,
         })
     }
