@@ -94,11 +94,7 @@ fn run_machine_action(
     // Leased only by the steps that call libvirt, for as long as they run.
     let conn = || host.connection();
     let storage = host.storage();
-    // The domain actions' errors are libvirt's sentences.
-    let libvirt = |message| ActionError::Libvirt {
-        domain: domain.to_string(),
-        message,
-    };
+    let libvirt = ActionError::libvirt(domain);
     match action {
         Action::CreateDisk { index, machine, .. } => {
             let machine = &machine.machine;
