@@ -252,7 +252,7 @@ pub enum CliError {
     #[error(transparent)]
     Lock(#[from] crate::apply::LockError),
     #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::Problems),
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error(transparent)]
     Operation(#[from] crate::reconcile::OperationError),
     #[error(transparent)]
@@ -261,6 +261,14 @@ pub enum CliError {
     Image(Box<crate::images::ImageError>),
     #[error(transparent)]
     GuestAgent(#[from] crate::guest_agent::GuestAgentError),
+    #[error(transparent)]
+    Deployed(#[from] crate::reconcile::DeployedError),
+    #[error(transparent)]
+    Ssh(#[from] crate::access::ssh::SshCommandError),
+    #[error(transparent)]
+    Init(#[from] crate::reconcile::init::InitError),
+    #[error(transparent)]
+    Probe(#[from] crate::kvm_probe::run::ProbeError),
     #[error("{0}")]
     Other(String),
 }
