@@ -148,4 +148,44 @@ mod tests {
         );
         assert_eq!(error.kind(), "libvirt");
     }
+
+    #[test]
+    fn a_kvm_failure_quotes_the_qemu_log_and_gives_the_hint() {
+        let failed = DomainActionError::KvmFailed {
+            name: "web_lab".into(),
+            state: "shut off",
+            qemu_log: Some(vec!["kvm: error".into(), "exiting".into()]),
+        };
+        assert_eq!(
+            failed.to_string(),
+            format!(
+                "web_lab is shut off right after its start (QEMU log: kvm: error | exiting)\n  \
+                 hint: {KVM_HINT}"
+            )
+        );
+        let no_log = DomainActionError::KvmFailed {
+            name: "web_lab".into(),
+            state: "shut off",
+            qemu_log: None,
+        };
+        assert_eq!(
+            no_log.to_string(),
+            format!("web_lab is shut off right after its start\n  hint: {KVM_HINT}")
+        );
+        let refused = DomainActionError::KvmStartRefused {
+            source: LibvirtError::Call {
+                uri: "qemu:///session".into(),
+                what: "start",
+                message: "KVM_SET_MSRS failed".into(),
+            },
+        };
+        let error = ActionError::libvirt("web_lab")(refused);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "libvirt at qemu:///session failed to start: KVM_SET_MSRS failed\n  hint: {KVM_HINT}"
+            )
+        );
+        assert_eq!(error.kind(), "libvirt");
+    }
 }
