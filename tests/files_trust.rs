@@ -14,7 +14,7 @@ mod support;
 #[path = "support/tiny_lab.rs"]
 mod tiny_lab;
 use plan_apply::plan_apply;
-use support::tiny_image;
+use support::{image_bytes, tiny_image};
 use tiny_lab::TinyLab;
 
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -311,19 +311,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Bytes that neither compress nor read as zeroes (qemu-img skips those).
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn assert_no_space(message: &str, path: &Path) {
     assert!(
         message.contains(&format!("no space left on {}", path.display())),
@@ -338,7 +325,7 @@ fn a_full_filesystem_is_no_space_left_on_the_path() {
     let outside = tempfile::tempdir().unwrap();
     // A raw image goes through `qemu-img convert`, a qcow2 one is copied.
     let raw = outside.path().join("big.raw");
-    std::fs::write(&raw, noise(4 << 20)).unwrap();
+    std::fs::write(&raw, image_bytes(1, 4 << 20)).unwrap();
     let disk = tmpfs.path().join("vm/disk0.qcow2");
     let err = storage::create_from_image(&raw, &disk, FromImage::Copy, None).unwrap_err();
     assert_no_space(&err.to_string(), &disk);
@@ -366,7 +353,7 @@ fn a_full_image_cache_is_no_space_left_on_the_path() {
         dir: tempfile::tempdir().unwrap(),
     };
     std::fs::create_dir_all(fx.path().join("source")).unwrap();
-    std::fs::write(fx.path().join("source/tiny.qcow2"), noise(4 << 20)).unwrap();
+    std::fs::write(fx.path().join("source/tiny.qcow2"), image_bytes(1, 4 << 20)).unwrap();
     symlink(tmpfs.path(), fx.path().join("cache")).unwrap();
     let out = init(&fx);
     assert!(!out.status.success());
