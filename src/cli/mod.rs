@@ -266,6 +266,8 @@ pub enum CliError {
     #[error(transparent)]
     Ssh(#[from] crate::access::ssh::SshCommandError),
     #[error(transparent)]
+    LocalSeed(#[from] crate::rendering::LocalSeedError),
+    #[error(transparent)]
     Init(#[from] crate::reconcile::init::InitError),
     #[error(transparent)]
     Probe(#[from] crate::kvm_probe::run::ProbeError),
