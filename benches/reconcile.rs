@@ -17,18 +17,19 @@ use report::{quick, row, Samples};
 
 #[path = "../tests/support/lab_manifest.rs"]
 mod lab_manifest;
+#[path = "../tests/support/plan_apply.rs"]
+mod plan_apply;
 #[path = "../tests/support/tiny_image.rs"]
 mod support;
 use lab_manifest::LabManifest;
+use plan_apply::converge;
 use support::tiny_image;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use lvlab::apply::NoObserver;
 use lvlab::plan::{Selection, Target};
-use lvlab::reconcile::{ApplyOptions, Lab};
+use lvlab::reconcile::Lab;
 
 fn manifest(dir: &Path, env: &str, machines: usize) -> std::path::PathBuf {
     let mut manifest = LabManifest::tiny(env, "qemu:///session", dir)
@@ -63,16 +64,7 @@ fn apply(path: &Path, target: Target) -> Duration {
     let desired = lvlab::manifest::load(path, &lvlab::manifest::HostSettings::none()).unwrap();
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     let start = Instant::now();
-    let planned = lab.plan(target, &Selection::default()).unwrap();
-    let outcome = lab
-        .apply(
-            &planned,
-            &ApplyOptions::default(),
-            &NoObserver,
-            &AtomicBool::new(false),
-        )
-        .unwrap();
-    assert!(outcome.succeeded(), "{:?}", outcome.failed);
+    converge(&lab, target, &Selection::default());
     start.elapsed()
 }
 

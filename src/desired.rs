@@ -576,6 +576,18 @@ impl Desired {
         }
     }
 
+    /// The images the machines of `environments` use, in key order.
+    pub fn used_images(&self, environments: &[&EnvironmentSpec]) -> Vec<&ImageSpec> {
+        let keys: std::collections::BTreeSet<&str> = environments
+            .iter()
+            .flat_map(|e| e.machines.iter().map(|m| m.os.as_str()))
+            .collect();
+        self.images
+            .values()
+            .filter(|image| keys.contains(image.key.as_str()))
+            .collect()
+    }
+
     /// The machine called `vm_name` in the selected environments; a name
     /// that several environments use must be narrowed with `--env`.
     pub fn machine(&self, vm_name: &str, env: Option<&str>) -> Result<&MachineSpec, String> {

@@ -10,9 +10,13 @@
 //! nor counts as drift, and cloud-init sets users once per instance
 //! (`iid-<domain>`, which never changes), so a reboot keeps it too.
 
+use std::time::Duration;
+
+use crate::apply::{EnvironmentLock, LockError};
 use crate::cloudinit::password::OneTimePassword;
 use crate::cloudinit::CloudInitError;
 use crate::desired::{ConsolePassword, EnvironmentSpec, MachineSpec};
+use crate::host::Host;
 use crate::libvirt::{Connection, LibvirtError};
 use crate::observe::{domains, PowerState};
 
@@ -58,7 +62,30 @@ pub enum GuestAgentError {
     #[error(transparent)]
     Libvirt(#[from] LibvirtError),
     #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
     Hash(#[from] CloudInitError),
+}
+
+/// `lvlab passwd`: a new password for `user` in `machine` (of `env`), set
+/// under the environment's lock (waiting up to `lock_timeout` for another
+/// lvlab); the plain text, for the caller to show once.
+pub fn new_console_password(
+    env: &EnvironmentSpec,
+    machine: &MachineSpec,
+    user: &str,
+    lock_timeout: Duration,
+) -> Result<OneTimePassword, GuestAgentError> {
+    let host = Host::open(&env.libvirt_uri)?;
+    let _lock = EnvironmentLock::acquire(
+        &crate::apply::state_dir()?,
+        host.canonical_uri(),
+        &env.name,
+        lock_timeout,
+    )?;
+    let password = OneTimePassword::generate()?;
+    set_console_password(&host.connection(), env, machine, user, &password)?;
+    Ok(password)
 }
 
 /// Sets `user`'s password in `machine` (of `env`, on `conn`) to `password`,

@@ -4,9 +4,10 @@
 //! module of its own; this one only calls them in order. [`Operation`] is
 //! one command's run of them, from plan to report, through a [`Ui`].
 
+pub mod init;
 mod operation;
 
-pub use operation::{Confirm, Ended, Operation, OperationError, SshWait, Ui, PROGRESS_EVERY};
+pub use operation::{Confirm, Ended, Operation, OperationError, Ui, PROGRESS_EVERY};
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::desired::{Desired, EnvironmentSpec};
 use crate::host::Hosts;
 use crate::images::{progress::Silent, EnsureOptions, FetchOptions, Fetcher, Reporter};
 use crate::libvirt::LibvirtError;
+use crate::observe::status::MachineStatus;
 use crate::observe::{self, Observed};
 use crate::plan::{self, CheckInput, Plan, PlanError, PlanInput, Selection, Target};
 use crate::provision::{self, ProvisionReporter};
@@ -33,6 +35,18 @@ pub enum ReconcileError {
     Plan(#[from] PlanError),
     #[error("cannot set up downloads: {0}")]
     Fetcher(crate::images::FetchError),
+}
+
+/// Why machines named for `down` or `destroy` cannot be acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployedError {
+    /// Not a machine of the selected environments (with a suggestion).
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{vm} is not deployed (lvlab up {vm} creates it)")]
+    NotDeployed { vm: String },
+    #[error(transparent)]
+    Libvirt(#[from] LibvirtError),
 }
 
 /// The selected environments with their connections open.
@@ -74,6 +88,16 @@ impl<'d> Lab<'d> {
         EnvironmentLock::acquire_all(&apply::state_dir()?, pairs, timeout)
     }
 
+    /// Each selected machine's state and how to reach it, as seen now.
+    pub fn status(&self) -> Result<Vec<MachineStatus>, LibvirtError> {
+        let observed = self.observe()?;
+        Ok(observe::status::machines(
+            &self.environments,
+            &observed,
+            &self.hosts,
+        ))
+    }
+
     /// The names of the machines whose domain exists, in manifest order.
     pub fn deployed(&self) -> Result<Vec<String>, LibvirtError> {
         let observed = self.observe()?;
@@ -87,6 +111,29 @@ impl<'d> Lab<'d> {
                     .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
                     .map(|m| m.vm_name.clone())
             })
+            .collect())
+    }
+
+    /// The deployed machines among `named` (every deployed one when none
+    /// is named), in manifest order. Each named one must be a machine of
+    /// the environments `env` selects, and deployed.
+    pub fn deployed_among(
+        &self,
+        named: &[String],
+        env: Option<&str>,
+    ) -> Result<Vec<String>, DeployedError> {
+        let deployed = self.deployed()?;
+        for vm in named {
+            self.desired
+                .machine(vm, env)
+                .map_err(DeployedError::Unknown)?;
+            if !deployed.contains(vm) {
+                return Err(DeployedError::NotDeployed { vm: vm.clone() });
+            }
+        }
+        Ok(deployed
+            .into_iter()
+            .filter(|name| named.is_empty() || named.contains(name))
             .collect())
     }
 

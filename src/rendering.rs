@@ -176,6 +176,38 @@ fn render_machine(
     ))
 }
 
+/// Why `lvlab cloudinit` has no seed for a machine.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalSeedError {
+    #[error("no environment `{0}`")]
+    NoEnvironment(String),
+    #[error("no image `{0}`")]
+    NoImage(String),
+    #[error(transparent)]
+    Seed(#[from] CloudInitError),
+}
+
+/// `machine`'s seed as `lvlab cloudinit` makes it: from the files where
+/// lvlab runs (it opens no libvirt host), keeping the password hash that
+/// was generated when the seed was first written (a fresh password only
+/// when there is none).
+pub fn local_seed(
+    desired: &Desired,
+    machine: &MachineSpec,
+) -> Result<(Seed, Option<OneTimePassword>), LocalSeedError> {
+    let environment = desired
+        .environments
+        .iter()
+        .find(|e| e.name == machine.environment)
+        .ok_or_else(|| LocalSeedError::NoEnvironment(machine.environment.clone()))?;
+    let image = desired
+        .images
+        .get(&machine.os)
+        .ok_or_else(|| LocalSeedError::NoImage(machine.os.clone()))?;
+    let files = crate::observe::machine_files(&crate::host::LocalFiles, machine);
+    Ok(render_seed(environment, machine, image, &files)?)
+}
+
 /// A machine's cloud-init seed: its authorized keys, and the console
 /// password hash recorded in its last user-data (a fresh password only
 /// when there is none, returned to be shown once).

@@ -6,8 +6,12 @@
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "support/lvlab_run.rs"]
 mod run;
+#[path = "support/schema_names.rs"]
+mod schema_names;
 #[path = "support/tiny_image.rs"]
 mod tiny;
 
@@ -19,41 +23,21 @@ use std::time::Duration;
 use serde_json::Value;
 
 use http::{Behaviour, Server};
+use lab_manifest::{Image, LabManifest};
 use run::{lvlab, sha256_hex, texts};
-
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab";
+use schema_names::schema_names;
 
 /// A manifest of machines `web` and `db` on the test-driver host `uri`,
-/// whose image `tiny` comes from `image` (a path or URL, with `extra`
-/// image settings).
-fn write_manifest(dir: &Path, uri: &str, image: &str, extra: &str) {
-    let base = dir.display();
-    std::fs::write(
-        dir.join("Lvlab.yml"),
-        format!(
-            "environment:
-  - name: lab
-    libvirt_uri: {uri}
-    lab_id: state-files
-    config_defaults:
-      os: tiny
-      memory: 256
-      cpu: 1
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: {KEY}, password: false}}
-    machines:
-      - vm_name: web
-      - vm_name: db
-images:
-  tiny:
-    image_url: {image}
-{extra}"
-        ),
-    )
-    .unwrap();
+/// whose image `tiny` is as `image` makes it (from `dir/source` unless it
+/// says otherwise).
+fn write_manifest(dir: &Path, uri: &str, image: impl FnOnce(Image) -> Image) {
+    LabManifest::tiny("lab", uri, dir)
+        .lab_id("state-files")
+        .defaults(|d| d.memory(256).cpu(1).user_network().no_password())
+        .machine("web", |m| m)
+        .machine("db", |m| m)
+        .image("tiny", image)
+        .write(dir);
 }
 
 /// A lab on the state file `state` (under `state/`) whose image is cached.
@@ -61,8 +45,7 @@ fn lab_on(state: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     tiny::tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
     let uri = format!("test://{}/state/{state}", env!("CARGO_MANIFEST_DIR"));
-    let image = dir.path().join("source/tiny.qcow2");
-    write_manifest(dir.path(), &uri, &image.display().to_string(), "");
+    write_manifest(dir.path(), &uri, |image| image);
     dir
 }
 
@@ -292,16 +275,11 @@ fn slow_download(takes: Duration) -> (tempfile::TempDir, Server) {
     server.put("i/tiny.qcow2", bytes.clone());
     server.put("i/SUMS", format!("{}  tiny.qcow2\n", sha256_hex(&bytes)));
     server.behave("i/tiny.qcow2", Behaviour::Trickle(takes));
-    let extra = format!(
-        "    checksum_url: {}\n    checksum_type: sha256\n",
-        server.url("i/SUMS")
-    );
-    write_manifest(
-        dir.path(),
-        "test:///default",
-        &server.url("i/tiny.qcow2"),
-        &extra,
-    );
+    write_manifest(dir.path(), "test:///default", |image| {
+        image
+            .url(server.url("i/tiny.qcow2"))
+            .checksum(server.url("i/SUMS"), "sha256")
+    });
     (dir, server)
 }
 
@@ -378,33 +356,11 @@ fn the_apply_json_page_documents_every_name_of_its_schema() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apply-json.md"))
             .unwrap();
     assert!(doc.contains("(apply-json.schema.json)"));
-    let mut names = Vec::new();
-    schema_names(&schema(), &mut names);
+    let mut names = schema_names(&schema());
     assert!(names.len() > 40, "{names:?}");
     names.retain(|name| !doc.contains(&format!("`{name}`")));
     names.dedup();
     assert!(names.is_empty(), "not in docs/apply-json.md: {names:?}");
-}
-
-/// Property names and `const`/`enum` strings of a schema.
-fn schema_names(schema: &Value, names: &mut Vec<String>) {
-    match schema {
-        Value::Object(map) => {
-            for (key, value) in map {
-                match key.as_str() {
-                    "properties" => names.extend(value.as_object().unwrap().keys().cloned()),
-                    "const" | "enum" => {
-                        let values = value.as_array().cloned().unwrap_or(vec![value.clone()]);
-                        names.extend(values.iter().filter_map(|v| v.as_str().map(String::from)));
-                    }
-                    _ => {}
-                }
-                schema_names(value, names);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| schema_names(i, names)),
-        _ => {}
-    }
 }
 
 /// A new machine's console password is a `sensitive` note; its value is

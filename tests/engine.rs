@@ -4,66 +4,22 @@
 
 #[path = "support/lab_manifest.rs"]
 mod lab_manifest;
+#[path = "support/plan_apply.rs"]
+mod plan_apply;
 #[path = "support/tiny_image.rs"]
 mod support;
-use lab_manifest::LabManifest;
-use support::tiny_image;
+#[path = "support/tiny_lab.rs"]
+mod tiny_lab;
+use plan_apply::converge;
+use tiny_lab::TinyLab;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-
-use lvlab::apply::NoObserver;
 use lvlab::desired::Desired;
-use lvlab::manifest::load_str;
 use lvlab::observe::PowerState;
 use lvlab::plan::{Change, Selection, Target};
-use lvlab::reconcile::{ApplyOptions, Lab};
-
-fn state_uri(file: &str) -> String {
-    format!("test://{}/state/{file}", env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "64M");
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn manifest(&self, machines: &str) -> Desired {
-        let yaml = LabManifest::tiny("lab", &state_uri("empty.xml"), self.path())
-            .defaults(|d| d.tcg(256).user_network())
-            .machines_yaml(machines)
-            .to_yaml();
-        load_str(&yaml, &self.path().join("Lvlab.yml"))
-            .unwrap_or_else(|e| panic!("{}", e.render(false)))
-    }
-
-    fn vm_dir(&self, vm: &str) -> PathBuf {
-        self.path().join("vms/lab").join(vm)
-    }
-}
+use lvlab::reconcile::Lab;
 
 fn apply(lab: &Lab, target: Target, selection: &Selection) -> lvlab::plan::Plan {
-    let planned = lab.plan(target, selection).unwrap();
-    let outcome = lab
-        .apply(
-            &planned,
-            &ApplyOptions::default(),
-            &NoObserver,
-            &AtomicBool::new(false),
-        )
-        .unwrap();
-    assert!(outcome.succeeded(), "{:?}", outcome.failed);
-    planned.plan
+    converge(lab, target, selection).plan
 }
 
 /// `TWO` with `setting` added to machine db.
@@ -87,7 +43,7 @@ const TWO: &str = "      - vm_name: web\n        disks: [{name: root, size: 128M
 
 #[test]
 fn plan_apply_then_plan_again_shows_no_changes() {
-    let fx = Fixture::new();
+    let fx = TinyLab::new("64M");
     let desired = fx.manifest(TWO);
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     let all = Selection::default();
@@ -133,7 +89,7 @@ fn plan_apply_then_plan_again_shows_no_changes() {
 
 #[test]
 fn drift_stop_start_and_destroy_converge() {
-    let fx = Fixture::new();
+    let fx = TinyLab::new("64M");
     let desired = fx.manifest(TWO);
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     let all = Selection::default();
@@ -219,7 +175,7 @@ fn drift_stop_start_and_destroy_converge() {
 
 #[test]
 fn autostart_is_an_in_place_change() {
-    let fx = Fixture::new();
+    let fx = TinyLab::new("64M");
     let desired = fx.manifest(TWO);
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
     apply(&lab, Target::Running, &Selection::default());

@@ -7,60 +7,28 @@
 
 #[path = "support/lab_manifest.rs"]
 mod lab_manifest;
+#[path = "support/plan_apply.rs"]
+mod plan_apply;
 #[path = "support/tiny_image.rs"]
 mod support;
-use lab_manifest::LabManifest;
-use support::tiny_image;
+#[path = "support/tiny_lab.rs"]
+mod tiny_lab;
+use plan_apply::plan_apply;
+use support::{image_bytes, tiny_image};
+use tiny_lab::TinyLab;
 
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::AtomicBool;
 
-use lvlab::apply::NoObserver;
 use lvlab::desired::Desired;
-use lvlab::manifest::load_str;
 use lvlab::plan::{Selection, Target};
-use lvlab::reconcile::{ApplyOptions, Lab};
+use lvlab::reconcile::Lab;
 use lvlab::storage::{self, FromImage};
 
 const VICTIM: &[u8] = b"precious bytes that are not lvlab's\n";
 
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn manifest_text(&self, machines: &str) -> String {
-        let uri = format!("test://{}/state/empty.xml", env!("CARGO_MANIFEST_DIR"));
-        LabManifest::tiny("lab", &uri, self.path())
-            .defaults(|d| d.tcg(256).user_network())
-            .machines_yaml(machines)
-            .to_yaml()
-    }
-
-    fn manifest(&self, machines: &str) -> Desired {
-        load_str(
-            &self.manifest_text(machines),
-            &self.path().join("Lvlab.yml"),
-        )
-        .unwrap_or_else(|e| panic!("{}", e.render(false)))
-    }
-
-    fn vm_dir(&self, vm: &str) -> PathBuf {
-        self.path().join("vms/lab").join(vm)
-    }
-
+impl TinyLab {
     /// A file that is not lvlab's, and a symlink to it at `link`.
     fn plant(&self, link: &Path, victim: &str) -> PathBuf {
         let victim = self.path().join(victim);
@@ -74,15 +42,7 @@ impl Fixture {
 /// Plans and applies `desired`; the failures, if any.
 fn apply(desired: &Desired) -> Vec<String> {
     let lab = Lab::open(desired, desired.environments.iter().collect()).unwrap();
-    let planned = lab.plan(Target::Running, &Selection::default()).unwrap();
-    let outcome = lab
-        .apply(
-            &planned,
-            &ApplyOptions::default(),
-            &NoObserver,
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+    let (_, outcome) = plan_apply(&lab, Target::Running, &Selection::default());
     outcome
         .failed
         .into_iter()
@@ -100,7 +60,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn planted_symlinks_at_disk_partial_disk_and_seed_names_are_never_written_through() {
-    let fx = Fixture::new();
+    let fx = TinyLab::new("16M");
     let web = fx.vm_dir("web");
     let db = fx.vm_dir("db");
     let partial = fx.plant(&web.join("disk0.qcow2.partial"), "partial-victim");
@@ -141,7 +101,7 @@ fn planted_symlinks_at_disk_partial_disk_and_seed_names_are_never_written_throug
 
 #[test]
 fn vm_directories_others_can_write_or_own_are_refused() {
-    let fx = Fixture::new();
+    let fx = TinyLab::new("16M");
     let web = fx.vm_dir("web");
     std::fs::create_dir_all(&web).unwrap();
     std::fs::set_permissions(&web, std::fs::Permissions::from_mode(0o775)).unwrap();
@@ -237,7 +197,7 @@ fn directories_are_0755_and_disks_and_images_0644_whatever_the_umask() {
 }
 
 /// `lvlab init` for one image from a local file, with the cache in `fx`.
-fn init(fx: &Fixture) -> Output {
+fn init(fx: &TinyLab) -> Output {
     std::fs::write(
         fx.path().join("Lvlab.yml"),
         fx.manifest_text("      - vm_name: web\n"),
@@ -255,8 +215,8 @@ fn init(fx: &Fixture) -> Output {
 }
 
 /// A fixture whose cache is empty and whose image is a local file.
-fn with_local_image(source_mode: u32) -> (Fixture, PathBuf) {
-    let fx = Fixture {
+fn with_local_image(source_mode: u32) -> (TinyLab, PathBuf) {
+    let fx = TinyLab {
         dir: tempfile::tempdir().unwrap(),
     };
     let source = fx.path().join("source/tiny.qcow2");
@@ -351,19 +311,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Bytes that neither compress nor read as zeroes (qemu-img skips those).
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn assert_no_space(message: &str, path: &Path) {
     assert!(
         message.contains(&format!("no space left on {}", path.display())),
@@ -378,7 +325,7 @@ fn a_full_filesystem_is_no_space_left_on_the_path() {
     let outside = tempfile::tempdir().unwrap();
     // A raw image goes through `qemu-img convert`, a qcow2 one is copied.
     let raw = outside.path().join("big.raw");
-    std::fs::write(&raw, noise(4 << 20)).unwrap();
+    std::fs::write(&raw, image_bytes(1, 4 << 20)).unwrap();
     let disk = tmpfs.path().join("vm/disk0.qcow2");
     let err = storage::create_from_image(&raw, &disk, FromImage::Copy, None).unwrap_err();
     assert_no_space(&err.to_string(), &disk);
@@ -402,11 +349,11 @@ fn a_full_filesystem_is_no_space_left_on_the_path() {
 #[test]
 fn a_full_image_cache_is_no_space_left_on_the_path() {
     let Some(tmpfs) = Tmpfs::mount() else { return };
-    let fx = Fixture {
+    let fx = TinyLab {
         dir: tempfile::tempdir().unwrap(),
     };
     std::fs::create_dir_all(fx.path().join("source")).unwrap();
-    std::fs::write(fx.path().join("source/tiny.qcow2"), noise(4 << 20)).unwrap();
+    std::fs::write(fx.path().join("source/tiny.qcow2"), image_bytes(1, 4 << 20)).unwrap();
     symlink(tmpfs.path(), fx.path().join("cache")).unwrap();
     let out = init(&fx);
     assert!(!out.status.success());
@@ -416,7 +363,7 @@ fn a_full_image_cache_is_no_space_left_on_the_path() {
 
 #[test]
 fn a_symlink_at_a_final_name_is_replaced_with_a_warning() {
-    let fx = Fixture::new();
+    let fx = TinyLab::new("16M");
     let web = fx.vm_dir("web");
     let link = web.join("user-data");
     let victim = fx.plant(&link, "seed-victim");

@@ -4,11 +4,14 @@
 
 #[path = "support/lab_manifest.rs"]
 mod lab_manifest;
+#[path = "support/schema_names.rs"]
+mod schema_names;
 #[path = "support/tiny_image.rs"]
 mod support;
 #[path = "support/terminal.rs"]
 mod terminal;
 use lab_manifest::LabManifest;
+use schema_names::schema_names;
 use support::tiny_image;
 use terminal::on_terminal;
 
@@ -873,34 +876,10 @@ fn the_plan_json_page_documents_every_name_of_its_schema() {
         doc.contains("(plan-json.schema.json)"),
         "the page links to the schema"
     );
-    let mut names = Vec::new();
-    collect_schema_names(&schema(), &mut names);
+    let mut names = schema_names(&schema());
     assert!(names.len() > 40, "{names:?}");
     names.retain(|name| !doc.contains(&format!("`{name}`")));
     assert!(names.is_empty(), "not in docs/plan-json.md: {names:?}");
-}
-
-/// Property names and `const`/`enum` strings of a schema.
-fn collect_schema_names(schema: &serde_json::Value, names: &mut Vec<String>) {
-    match schema {
-        serde_json::Value::Object(map) => {
-            for (key, value) in map {
-                match key.as_str() {
-                    "properties" => names.extend(value.as_object().unwrap().keys().cloned()),
-                    "const" | "enum" => {
-                        let values = value.as_array().cloned().unwrap_or(vec![value.clone()]);
-                        names.extend(values.iter().filter_map(|v| v.as_str().map(String::from)));
-                    }
-                    _ => {}
-                }
-                collect_schema_names(value, names);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            items.iter().for_each(|i| collect_schema_names(i, names))
-        }
-        _ => {}
-    }
 }
 
 /// On a terminal: progress for the image on stderr, colour on stdout;

@@ -8,6 +8,8 @@
 
 #[path = "support/lab_manifest.rs"]
 mod lab_manifest;
+#[path = "support/plan_apply.rs"]
+mod plan_apply;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/session_lab.rs"]
@@ -23,18 +25,17 @@ use std::process::Output;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use lab_manifest::LabManifest;
 use lvlab::apply::NoObserver;
 use lvlab::desired::Desired;
 use lvlab::observe::PowerState;
 use lvlab::plan::{Selection, Target};
 use lvlab::reconcile::{ApplyOptions, Lab};
 use lvlab::snapshot::{self, Problem, Request, SnapshotName, Verb};
+use plan_apply::converge;
 use run::{lvlab, texts};
 use session_lab::SessionLab;
 use support::tiny_image;
-
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab";
 
 fn state_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,34 +54,14 @@ impl StateLab {
     fn on(state: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         tiny_image(&dir.path().join("cache/cloud-images/tiny.qcow2"), "16M");
-        let base = dir.path().display();
-        std::fs::write(
-            dir.path().join("Lvlab.yml"),
-            format!(
-                "environment:
-  - name: lab
-    libvirt_uri: test://{state}
-    lab_id: state-files
-    config_defaults:
-      os: tiny
-      memory: 256
-      cpu: 1
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: {KEY}, password: false}}
-    machines:
-      - vm_name: web
-      - vm_name: db
-      - vm_name: new
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-",
-                state = state.display()
-            ),
-        )
-        .unwrap();
+        let uri = format!("test://{}", state.display());
+        LabManifest::tiny("lab", &uri, dir.path())
+            .lab_id("state-files")
+            .defaults(|d| d.memory(256).cpu(1).user_network().no_password())
+            .machine("web", |m| m)
+            .machine("db", |m| m)
+            .machine("new", |m| m)
+            .write(dir.path());
         Self { dir }
     }
 
@@ -329,44 +310,14 @@ fn the_plan_shows_snapshots_as_facts_and_never_as_changes() {
 
 fn deployed_lab(dir: &Path) -> Desired {
     tiny_image(&dir.join("cache/cloud-images/tiny.qcow2"), "16M");
-    let yaml = format!(
-        "environment:
-  - name: lab
-    libvirt_uri: test://{state}
-    config_defaults:
-      os: tiny
-      memory: 256
-      cpu: 1
-      domain_type: qemu
-      cloud_image_basedir: {base}/cache
-      disk_image_basedir: {base}/vms
-      interfaces: {{network_type: user}}
-      cloud_init: {{pubkey: {KEY}, password: false}}
-    machines:
-      - vm_name: web
-      - vm_name: db
-images:
-  tiny:
-    image_url: {base}/source/tiny.qcow2
-",
-        state = state_file("empty.xml").display(),
-        base = dir.display()
-    );
+    let uri = format!("test://{}", state_file("empty.xml").display());
+    let yaml = LabManifest::tiny("lab", &uri, dir)
+        .defaults(|d| d.tcg(256).user_network().no_password())
+        .machine("web", |m| m)
+        .machine("db", |m| m)
+        .to_yaml();
     lvlab::manifest::load_str(&yaml, &dir.join("Lvlab.yml"))
         .unwrap_or_else(|e| panic!("{}", e.render(false)))
-}
-
-fn converge(lab: &Lab, target: Target) {
-    let planned = lab.plan(target, &Selection::default()).unwrap();
-    let outcome = lab
-        .apply(
-            &planned,
-            &ApplyOptions::default(),
-            &NoObserver,
-            &AtomicBool::new(false),
-        )
-        .unwrap();
-    assert!(outcome.succeeded(), "{:?}", outcome.failed);
 }
 
 /// `verb name` on `machines` (all when empty), which must succeed.
@@ -404,7 +355,7 @@ fn create_revert_and_delete_on_the_test_driver_and_the_plan_stays_empty() {
     let dir = tempfile::tempdir().unwrap();
     let desired = deployed_lab(dir.path());
     let lab = Lab::open(&desired, desired.environments.iter().collect()).unwrap();
-    converge(&lab, Target::Running);
+    converge(&lab, Target::Running, &Selection::default());
     let before = lab.observe().unwrap().fingerprint();
 
     let steps = snapshot(&lab, Verb::Create { replace: false }, "base", &[]);

@@ -75,6 +75,18 @@ pub fn snippet(environment: &str, lines: &[HostsLine]) -> String {
     text
 }
 
+/// The environments of `reaches`, each once, in order: the ones the
+/// blocks are for.
+pub fn environments(reaches: &[MachineReach]) -> Vec<String> {
+    let mut environments: Vec<String> = Vec::new();
+    for reach in reaches {
+        if !environments.contains(&reach.environment) {
+            environments.push(reach.environment.clone());
+        }
+    }
+    environments
+}
+
 /// Every environment's snippet, one after the other.
 pub fn plain(environments: &[String], lines: &[HostsLine]) -> String {
     environment_names(environments, lines)

@@ -1,5 +1,7 @@
 //! The `ssh` command line that logs into a machine: user, key, address,
-//! port, and how the host key is checked. Pure; `lvlab ssh` executes it.
+//! port, and how the host key is checked. Pure but for [`command_for`],
+//! which asks the machine's host where it is now; `lvlab ssh` executes
+//! the result.
 //!
 //! Host keys: a machine lvlab made a host key for has a known_hosts file
 //! holding it under the machine's domain name, so ssh checks strictly
@@ -13,6 +15,44 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::MachineReach;
+use crate::desired::{Desired, MachineSpec};
+use crate::libvirt::LibvirtError;
+use crate::reconcile::Lab;
+
+/// Why there is no command line that reaches a machine.
+#[derive(Debug, thiserror::Error)]
+pub enum SshCommandError {
+    #[error(transparent)]
+    Libvirt(#[from] LibvirtError),
+    /// No endpoint, or a user or key path ssh would misread: what to do.
+    #[error("{0}")]
+    Cannot(String),
+}
+
+/// The ssh command line that reaches `machine` now and runs `command`
+/// there (a login shell when empty). Only the machine's own environment's
+/// host is asked: another's may be down.
+pub fn command_for(
+    desired: &Desired,
+    machine: &MachineSpec,
+    command: &[String],
+) -> Result<Vec<OsString>, SshCommandError> {
+    let env = desired
+        .environments
+        .iter()
+        .filter(|e| e.name == machine.environment)
+        .collect();
+    let lab = Lab::open(desired, env)?;
+    let reach = super::gather(&lab, std::slice::from_ref(&machine.vm_name))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| SshCommandError::Cannot(format!("no machine `{}`", machine.vm_name)))?;
+    let endpoint = reach
+        .endpoint
+        .ok_or_else(|| SshCommandError::Cannot(super::unreachable_reason(&reach)))?;
+    argv(&reach, endpoint, command)
+        .map_err(|e| SshCommandError::Cannot(format!("{}: {e}", reach.machine)))
+}
 
 /// The client lvlab runs.
 pub const SSH: &str = "ssh";

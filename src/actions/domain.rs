@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 use virt::domain::Domain;
 use virt::sys;
 
+use crate::apply::DomainActionError;
 use crate::domain::{provision_record, OwnershipMark, PROVISION_NAMESPACE};
 use crate::host::Host;
 use crate::libvirt::Connection;
 use crate::observe::{domains, PowerState};
 use crate::plan::StartWatch;
+
+type Result<T = ()> = std::result::Result<T, DomainActionError>;
 
 /// How often a shutdown checks whether the guest has stopped.
 const POLL: Duration = Duration::from_millis(250);
@@ -19,12 +22,12 @@ const POLL: Duration = Duration::from_millis(250);
 /// keeps the domain's UUID, which libvirt needs to accept it as an update.
 /// The provisioning record ([`record_provision`]) survives: the new
 /// definition does not carry it, so it is set again.
-pub fn define(conn: &Connection, name: &str, xml: &str, autostart: bool) -> Result<(), String> {
+pub fn define(conn: &Connection, name: &str, xml: &str, autostart: bool) -> Result {
     let (xml, provisioned) = match conn.raw().lookup_domain_by_name(name) {
         Ok(existing) => {
             let uuid = existing
                 .uuid_string()
-                .map_err(|e| conn.error("read the domain's UUID", e).to_string())?;
+                .map_err(|e| conn.error("read the domain's UUID", e))?;
             let provisioned = existing
                 .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
                 .ok()
@@ -37,7 +40,7 @@ pub fn define(conn: &Connection, name: &str, xml: &str, autostart: bool) -> Resu
     let domain = conn
         .raw()
         .define_domain_xml(&xml)
-        .map_err(|e| conn.error("define the domain", e).to_string())?;
+        .map_err(|e| conn.error("define the domain", e))?;
     if let Some(digest) = provisioned {
         set_provision_record(conn, &domain, &digest)?;
     }
@@ -45,16 +48,16 @@ pub fn define(conn: &Connection, name: &str, xml: &str, autostart: bool) -> Resu
     domain
         .set_autostart(autostart)
         .map(drop)
-        .map_err(|e| conn.error("set autostart", e).to_string())
+        .map_err(|e| conn.error("set autostart", e).into())
 }
 
 /// Records on the domain that the `provision:` list with `digest` ran to
 /// its end: in its persistent definition and, while it runs, its live one.
-pub fn record_provision(conn: &Connection, name: &str, digest: &str) -> Result<(), String> {
+pub fn record_provision(conn: &Connection, name: &str, digest: &str) -> Result {
     set_provision_record(conn, &lookup(conn, name)?, digest)
 }
 
-fn set_provision_record(conn: &Connection, domain: &Domain, digest: &str) -> Result<(), String> {
+fn set_provision_record(conn: &Connection, domain: &Domain, digest: &str) -> Result {
     let live = domain.is_active().unwrap_or(false);
     let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
     if live {
@@ -68,7 +71,7 @@ fn set_provision_record(conn: &Connection, domain: &Domain, digest: &str) -> Res
             Some(PROVISION_NAMESPACE),
             flags,
         )
-        .map_err(|e| conn.error("record the provisioning", e).to_string())
+        .map_err(|e| conn.error("record the provisioning", e).into())
 }
 
 /// The definition with `<uuid>` right after `<name>` (the template writes
@@ -82,12 +85,9 @@ fn with_uuid(xml: &str, uuid: &str) -> String {
 /// within moments.
 pub const KVM_WATCH: Duration = Duration::from_secs(2);
 
-const KVM_HINT: &str = "KVM does not work on this host (often nested virtualization): \
-     set `domain_type: qemu` to run the machine under software emulation (TCG)";
-
 /// Starts (or resumes) the domain, watching for what `watch` names; a KVM
 /// guest that fails is told with the host's QEMU log.
-pub fn start(host: &Host, conn: &Connection, name: &str, watch: StartWatch) -> Result<(), String> {
+pub fn start(host: &Host, conn: &Connection, name: &str, watch: StartWatch) -> Result {
     let kvm = watch == StartWatch::KvmFailure;
     let domain = lookup(conn, name)?;
     let started = match state(conn, &domain, name)? {
@@ -96,12 +96,14 @@ pub fn start(host: &Host, conn: &Connection, name: &str, watch: StartWatch) -> R
         _ => domain.create().map(drop),
     };
     if let Err(e) = started {
-        let message = conn.error("start", e).to_string();
-        return Err(if kvm && message.to_lowercase().contains("kvm") {
-            format!("{message}\n  hint: {KVM_HINT}")
-        } else {
-            message
-        });
+        let source = conn.error("start", e);
+        return Err(
+            if kvm && source.to_string().to_lowercase().contains("kvm") {
+                DomainActionError::KvmStartRefused { source }
+            } else {
+                source.into()
+            },
+        );
     }
     if kvm {
         watch_kvm_start(host, conn, &domain, name)?;
@@ -111,37 +113,26 @@ pub fn start(host: &Host, conn: &Connection, name: &str, watch: StartWatch) -> R
 
 /// Fails when a KVM guest pauses or stops right after its start, quoting
 /// QEMU's log.
-fn watch_kvm_start(
-    host: &Host,
-    conn: &Connection,
-    domain: &Domain,
-    name: &str,
-) -> Result<(), String> {
+fn watch_kvm_start(host: &Host, conn: &Connection, domain: &Domain, name: &str) -> Result {
     let deadline = Instant::now() + KVM_WATCH;
     while Instant::now() < deadline {
         match state(conn, domain, name)? {
             PowerState::Running => std::thread::sleep(POLL),
             state => {
-                let log = qemu_log_tail(host, name).unwrap_or_default();
-                return Err(format!(
-                    "{name} is {} right after its start{log}\n  hint: {KVM_HINT}",
-                    state.label()
-                ));
+                return Err(DomainActionError::KvmFailed {
+                    name: name.to_string(),
+                    state: state.label(),
+                    qemu_log: host.qemu_log_tail(name, 3),
+                });
             }
         }
     }
     Ok(())
 }
 
-/// The last lines of the domain's QEMU log, as the host keeps it.
-fn qemu_log_tail(host: &Host, name: &str) -> Option<String> {
-    let tail = host.qemu_log_tail(name, 3)?;
-    Some(format!(" (QEMU log: {})", tail.join(" | ")))
-}
-
 /// Resumes a paused domain (`virDomainResume`); any other state is left
 /// as it is.
-pub fn resume(conn: &Connection, name: &str) -> Result<(), String> {
+pub fn resume(conn: &Connection, name: &str) -> Result {
     let domain = lookup(conn, name)?;
     if state(conn, &domain, name)? != PowerState::Paused {
         return Ok(());
@@ -149,24 +140,17 @@ pub fn resume(conn: &Connection, name: &str) -> Result<(), String> {
     domain
         .resume()
         .map(drop)
-        .map_err(|e| conn.error("resume", e).to_string())
+        .map_err(|e| conn.error("resume", e).into())
 }
 
 /// ACPI shutdown, then wait up to `timeout` for the guest to stop; then
 /// power off when `force`, else fail naming the machine.
-pub fn shutdown(
-    conn: &Connection,
-    name: &str,
-    timeout: Duration,
-    force: bool,
-) -> Result<(), String> {
+pub fn shutdown(conn: &Connection, name: &str, timeout: Duration, force: bool) -> Result {
     let domain = lookup(conn, name)?;
     if !state(conn, &domain, name)?.is_active() {
         return Ok(());
     }
-    domain
-        .shutdown()
-        .map_err(|e| conn.error("shut down", e).to_string())?;
+    domain.shutdown().map_err(|e| conn.error("shut down", e))?;
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if !state(conn, &domain, name)?.is_active() {
@@ -181,31 +165,30 @@ pub fn shutdown(
         );
         return power_off(conn, name);
     }
-    Err(format!(
-        "{name} did not stop within {}s of the shutdown request; \
-         use --force to power it off, or a longer --timeout",
-        timeout.as_secs()
-    ))
+    Err(DomainActionError::DidNotStop {
+        name: name.to_string(),
+        timeout,
+    })
 }
 
-pub fn power_off(conn: &Connection, name: &str) -> Result<(), String> {
+pub fn power_off(conn: &Connection, name: &str) -> Result {
     let domain = lookup(conn, name)?;
     if !state(conn, &domain, name)?.is_active() {
         return Ok(());
     }
     domain
         .destroy()
-        .map_err(|e| conn.error("power off", e).to_string())
+        .map_err(|e| conn.error("power off", e).into())
 }
 
 /// Undefines with everything libvirt keeps beside the definition (managed
 /// save, snapshot and checkpoint metadata, NVRAM). Drivers that refuse a
 /// flag (the test driver knows only the first two) get the ones they know.
-pub fn undefine(conn: &Connection, name: &str) -> Result<(), String> {
+pub fn undefine(conn: &Connection, name: &str) -> Result {
     let domain = match conn.raw().lookup_domain_by_name(name) {
         Ok(domain) => domain,
         Err(e) if domains::is_no_domain(&e) => return Ok(()),
-        Err(e) => return Err(conn.error("look up a domain", e).to_string()),
+        Err(e) => return Err(conn.error("look up a domain", e).into()),
     };
     let basic = sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
     let full =
@@ -214,21 +197,23 @@ pub fn undefine(conn: &Connection, name: &str) -> Result<(), String> {
         Ok(()) => Ok(()),
         Err(e) if e.message().contains("unsupported flags") => domain
             .undefine_flags(basic)
-            .map_err(|e| conn.error("undefine", e).to_string()),
-        Err(e) => Err(conn.error("undefine", e).to_string()),
+            .map_err(|e| conn.error("undefine", e).into()),
+        Err(e) => Err(conn.error("undefine", e).into()),
     }
 }
 
-fn lookup(conn: &Connection, name: &str) -> Result<Domain, String> {
+fn lookup(conn: &Connection, name: &str) -> Result<Domain> {
     conn.raw()
         .lookup_domain_by_name(name)
-        .map_err(|e| conn.error("find the domain", e).to_string())
+        .map_err(|e| conn.error("find the domain", e).into())
 }
 
-fn state(conn: &Connection, domain: &Domain, name: &str) -> Result<PowerState, String> {
+fn state(conn: &Connection, domain: &Domain, name: &str) -> Result<PowerState> {
     match domains::power_state(domain) {
         Ok(state) => Ok(state),
-        Err(e) if domains::is_no_domain(&e) => Err(format!("domain {name} disappeared")),
-        Err(e) => Err(conn.error("read a domain", e).to_string()),
+        Err(e) if domains::is_no_domain(&e) => Err(DomainActionError::Disappeared {
+            name: name.to_string(),
+        }),
+        Err(e) => Err(conn.error("read a domain", e).into()),
     }
 }

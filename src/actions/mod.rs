@@ -94,12 +94,8 @@ impl Job for StepJob<'_> {
                     machine: machine.machine.vm_name.clone(),
                     source,
                 })?;
-                domain::record_provision(&host.connection(), domain, digest).map_err(|message| {
-                    ActionError::Libvirt {
-                        domain: domain.clone(),
-                        message,
-                    }
-                })
+                domain::record_provision(&host.connection(), domain, digest)
+                    .map_err(ActionError::libvirt(domain))
             }
             (
                 Address::Machine {
@@ -128,11 +124,7 @@ fn run_machine_action(
     // Leased only by the steps that call libvirt, for as long as they run.
     let conn = || host.connection();
     let storage = host.storage();
-    // The domain actions' errors are libvirt's sentences.
-    let libvirt = |message| ActionError::Libvirt {
-        domain: domain.to_string(),
-        message,
-    };
+    let libvirt = ActionError::libvirt(domain);
     match action {
         Action::CreateDisk { index, machine, .. } => {
             let machine = &machine.machine;

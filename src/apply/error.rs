@@ -4,17 +4,27 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cloudinit::CloudInitError;
 use crate::images::ImageError;
+use crate::libvirt::LibvirtError;
 use crate::storage::StorageError;
+
+/// What to do about a host where KVM is offered but does not run guests.
+const KVM_HINT: &str = "KVM does not work on this host (often nested virtualization): \
+     set `domain_type: qemu` to run the machine under software emulation (TCG)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     /// A libvirt call on `domain` failed, or the domain did not do what
     /// was asked (a guest that did not stop in time).
-    #[error("{message}")]
-    Libvirt { domain: String, message: String },
+    #[error("{source}")]
+    Libvirt {
+        domain: String,
+        #[source]
+        source: DomainActionError,
+    },
     /// A file lvlab makes or removes (a disk, the recorded definition).
     #[error("{source}")]
     Storage {
@@ -54,6 +64,41 @@ pub enum ActionError {
     Interrupted { address: String },
 }
 
+/// How an action on one libvirt domain failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainActionError {
+    /// A libvirt call failed.
+    #[error(transparent)]
+    Call(#[from] LibvirtError),
+    /// The domain went away while the action ran.
+    #[error("domain {name} disappeared")]
+    Disappeared { name: String },
+    /// The guest did not stop after the shutdown request.
+    #[error(
+        "{name} did not stop within {}s of the shutdown request; \
+         use --force to power it off, or a longer --timeout",
+        .timeout.as_secs()
+    )]
+    DidNotStop { name: String, timeout: Duration },
+    /// Starting a KVM guest failed with an error that names KVM.
+    #[error("{source}\n  hint: {KVM_HINT}")]
+    KvmStartRefused {
+        #[source]
+        source: LibvirtError,
+    },
+    /// A KVM guest paused or stopped right after its start; `qemu_log` is
+    /// the end of the host's QEMU log for it.
+    #[error(
+        "{name} is {state} right after its start{}\n  hint: {KVM_HINT}",
+        .qemu_log.as_ref().map(|lines| format!(" (QEMU log: {})", lines.join(" | "))).unwrap_or_default()
+    )]
+    KvmFailed {
+        name: String,
+        state: &'static str,
+        qemu_log: Option<Vec<String>>,
+    },
+}
+
 impl ActionError {
     /// The kind as one word, for machine-readable output.
     pub fn kind(&self) -> &'static str {
@@ -65,6 +110,14 @@ impl ActionError {
             ActionError::Provision { .. } => "provision",
             ActionError::Precondition { .. } => "precondition",
             ActionError::Interrupted { .. } => "interrupted",
+        }
+    }
+
+    /// A failed action on `domain`.
+    pub fn libvirt(domain: &str) -> impl FnOnce(DomainActionError) -> Self + '_ {
+        move |source| ActionError::Libvirt {
+            domain: domain.to_string(),
+            source,
         }
     }
 
@@ -92,11 +145,55 @@ mod tests {
             std::error::Error::source(&error).is_some(),
             "the cause stays"
         );
-        let error = ActionError::Libvirt {
-            domain: "web_lab".into(),
-            message: "web_lab did not stop within 120s".into(),
+        let error = ActionError::libvirt("web_lab")(DomainActionError::DidNotStop {
+            name: "web_lab".into(),
+            timeout: Duration::from_secs(120),
+        });
+        assert_eq!(
+            error.to_string(),
+            "web_lab did not stop within 120s of the shutdown request; \
+             use --force to power it off, or a longer --timeout"
+        );
+        assert_eq!(error.kind(), "libvirt");
+    }
+
+    #[test]
+    fn a_kvm_failure_quotes_the_qemu_log_and_gives_the_hint() {
+        let failed = DomainActionError::KvmFailed {
+            name: "web_lab".into(),
+            state: "shut off",
+            qemu_log: Some(vec!["kvm: error".into(), "exiting".into()]),
         };
-        assert_eq!(error.to_string(), "web_lab did not stop within 120s");
+        assert_eq!(
+            failed.to_string(),
+            format!(
+                "web_lab is shut off right after its start (QEMU log: kvm: error | exiting)\n  \
+                 hint: {KVM_HINT}"
+            )
+        );
+        let no_log = DomainActionError::KvmFailed {
+            name: "web_lab".into(),
+            state: "shut off",
+            qemu_log: None,
+        };
+        assert_eq!(
+            no_log.to_string(),
+            format!("web_lab is shut off right after its start\n  hint: {KVM_HINT}")
+        );
+        let refused = DomainActionError::KvmStartRefused {
+            source: LibvirtError::Call {
+                uri: "qemu:///session".into(),
+                what: "start",
+                message: "KVM_SET_MSRS failed".into(),
+            },
+        };
+        let error = ActionError::libvirt("web_lab")(refused);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "libvirt at qemu:///session failed to start: KVM_SET_MSRS failed\n  hint: {KVM_HINT}"
+            )
+        );
         assert_eq!(error.kind(), "libvirt");
     }
 }

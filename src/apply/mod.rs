@@ -5,6 +5,6 @@ pub mod error;
 pub mod executor;
 pub mod lock;
 
-pub use error::ActionError;
+pub use error::{ActionError, DomainActionError};
 pub use executor::{execute, ExecutionObserver, Job, JobInfo, NoObserver, Outcome};
 pub use lock::{state_dir, EnvironmentLock, LockError, STATE_DIR_VAR};

@@ -86,20 +86,7 @@ fn apply_saved(
     view: &View,
 ) -> Result<ExitCode, CliError> {
     let saved = SavedPlan::read(file)?;
-    if global.connect.is_some() && global.connect != saved.connect {
-        return Err(CliError::Other(format!(
-            "{} was made for {}, not --connect {}\n  hint: apply it without --connect, \
-             or make a new plan with this --connect",
-            file.display(),
-            saved
-                .connect
-                .as_deref()
-                .map_or("the manifest's libvirt_uri".to_string(), |uri| format!(
-                    "--connect {uri}"
-                )),
-            global.connect.as_deref().unwrap_or_default(),
-        )));
-    }
+    saved.check_connect(file, global.connect.as_deref())?;
     let session = Session::open(
         saved.manifest.clone(),
         saved.environment.clone(),

@@ -1,17 +1,14 @@
 //! `lvlab capabilities`: which libvirt URIs to ask, and how their answers
-//! look as aligned text or JSON. The asking itself lives in
-//! [`crate::observe::capabilities`], the KVM probe in [`crate::kvm_probe`].
+//! look as aligned text or JSON. The asking (and the KVM probe) is
+//! [`crate::kvm_probe::report`]'s.
 
 use std::process::ExitCode;
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{CliError, GlobalArgs, Printer};
-use crate::host::Host;
-use crate::kvm_probe::run::ProbeError;
-use crate::kvm_probe::{self, ProbeRecord};
-use crate::observe::capabilities::{self, HostCapabilities};
+use crate::kvm_probe::{self, report::HostReport};
+use crate::observe::capabilities::HostCapabilities;
 
 /// Asked when nothing else names a URI: it needs no daemon running as root.
 const DEFAULT_URI: &str = "qemu:///session";
@@ -37,18 +34,6 @@ pub struct CapabilitiesArgs {
     pub probe: bool,
 }
 
-/// One URI's answer: its capabilities and what is known of KVM probes.
-#[derive(Debug, Serialize)]
-struct HostReport {
-    #[serde(flatten)]
-    caps: HostCapabilities,
-    /// A probe's answer: made now with `--probe`, else the cached one.
-    kvm_probe: Option<ProbeRecord>,
-    /// Why `--probe` could not probe (the test driver, no KVM offered).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kvm_probe_skipped: Option<String>,
-}
-
 pub fn run(
     global: &GlobalArgs,
     args: &CapabilitiesArgs,
@@ -62,7 +47,7 @@ pub fn run(
     // (half a JSON array is no JSON).
     let hosts = uris
         .iter()
-        .map(|uri| ask(uri, args.probe))
+        .map(|uri| kvm_probe::report::report(uri, args.probe))
         .collect::<Result<Vec<_>, _>>()?;
     if args.json {
         let json = serde_json::to_string_pretty(&hosts)
@@ -93,31 +78,6 @@ fn manifest_uris(global: &GlobalArgs, env: Option<&str>) -> Result<Vec<String>, 
     let desired = super::load_manifest(&path, global.config.as_deref(), global.connect.as_deref())?;
     let environments = desired.environments(env).map_err(CliError::Other)?;
     Ok(crate::desired::libvirt_uris(environments))
-}
-
-fn ask(uri: &str, probe: bool) -> Result<HostReport, CliError> {
-    let host = Host::open(uri)?;
-    let conn = host.connection();
-    let caps = capabilities::read(&conn)?;
-    let (kvm_probe, kvm_probe_skipped) = if probe {
-        match kvm_probe::run::probe_and_store(&host, &caps) {
-            Ok(record) => (Some(record), None),
-            Err(skip @ (ProbeError::TestDriver { .. } | ProbeError::NoKvm { .. })) => {
-                (None, Some(skip.to_string()))
-            }
-            Err(err) => return Err(CliError::Other(err.to_string())),
-        }
-    } else {
-        let cached = caps
-            .kvm
-            .then(|| kvm_probe::cache::cached(&conn, caps.hypervisor_version.as_deref()));
-        (cached.flatten(), None)
-    };
-    Ok(HostReport {
-        caps,
-        kvm_probe,
-        kvm_probe_skipped,
-    })
 }
 
 /// The `kvm probe` row: the answer, why there is none, or (where KVM is

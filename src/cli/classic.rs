@@ -99,13 +99,8 @@ pub fn down(global: &GlobalArgs, args: &DownArgs, printer: &Printer) -> Result<E
     with_view(&args.execution, printer, |view| {
         let session = Session::load(global, args.env.clone())?;
         let lab = session.lab()?;
-        let deployed = lab.deployed()?;
-        require_deployed(&session, &args.vms, &deployed)?;
         // `down` stops what exists; it never creates a machine.
-        let stop: Vec<String> = deployed
-            .into_iter()
-            .filter(|name| args.vms.is_empty() || args.vms.contains(name))
-            .collect();
+        let stop = lab.deployed_among(&args.vms, session.env.as_deref())?;
         if stop.is_empty() {
             view.note("No machine is deployed: nothing to stop.");
             return Ok(ExitCode::SUCCESS);
@@ -128,7 +123,7 @@ pub fn destroy(
     with_view(&args.execution, printer, |view| {
         let session = Session::load(global, args.env.clone())?;
         let lab = session.lab()?;
-        require_deployed(&session, &args.vms, &lab.deployed()?)?;
+        lab.deployed_among(&args.vms, session.env.as_deref())?;
         let mut operation = operation(Target::Absent, machines(&args.vms), &args.execution);
         operation.confirm = (!args.force).then_some(Confirm::DESTROY);
         view.run(&operation, &session, &lab, &ShowPasswordsArg::default())
@@ -141,24 +136,4 @@ fn machines(vms: &[String]) -> Selection {
         machines: vms.to_vec(),
         ..Selection::default()
     }
-}
-
-/// Named machines must exist in the manifest and be among `deployed`.
-fn require_deployed(
-    session: &Session,
-    vms: &[String],
-    deployed: &[String],
-) -> Result<(), CliError> {
-    for vm in vms {
-        session
-            .desired
-            .machine(vm, session.env.as_deref())
-            .map_err(CliError::Other)?;
-        if !deployed.contains(vm) {
-            return Err(CliError::Other(format!(
-                "{vm} is not deployed (lvlab up {vm} creates it)"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use super::passwords::{ConsolePasswords, ShowPasswordsArg};
 use super::{CliError, GlobalArgs, Printer};
 use crate::cloudinit;
-use crate::desired::{Desired, MachineSpec};
+use crate::desired::MachineSpec;
 use crate::host::LocalFiles;
 use crate::manifest;
 
@@ -41,15 +41,7 @@ pub fn run(
     let machine = desired
         .machine(&args.vm, args.env.as_deref())
         .map_err(CliError::Other)?;
-    let (environment, image) = context(&desired, machine)?;
-    // The hash generated when this seed was first written keeps the seed
-    // stable; a fresh password is made only when there is none.
-    let (seed, generated) = crate::rendering::render_seed(
-        environment,
-        machine,
-        image,
-        &crate::observe::machine_files(&LocalFiles, machine),
-    )?;
+    let (seed, generated) = crate::rendering::local_seed(&desired, machine)?;
     if args.stdout {
         for (name, text) in seed.documents() {
             printer.out(&format!("--- {name} ---"));
@@ -86,26 +78,4 @@ fn show(
         passwords.show(&machine.vm_name, &machine.cloud_init.user, password);
         passwords.report_withheld();
     }
-}
-
-fn context<'a>(
-    desired: &'a Desired,
-    machine: &MachineSpec,
-) -> Result<
-    (
-        &'a crate::desired::EnvironmentSpec,
-        &'a crate::desired::ImageSpec,
-    ),
-    CliError,
-> {
-    let environment = desired
-        .environments
-        .iter()
-        .find(|e| e.name == machine.environment)
-        .ok_or_else(|| CliError::Other(format!("no environment `{}`", machine.environment)))?;
-    let image = desired
-        .images
-        .get(&machine.os)
-        .ok_or_else(|| CliError::Other(format!("no image `{}`", machine.os)))?;
-    Ok((environment, image))
 }

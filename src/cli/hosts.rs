@@ -37,12 +37,7 @@ pub struct HostsArgs {
 
 pub fn run(global: &GlobalArgs, args: &HostsArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let reaches = super::ssh::gather(global, args.env.clone(), &args.vms)?;
-    let mut environments: Vec<String> = Vec::new();
-    for reach in &reaches {
-        if !environments.contains(&reach.environment) {
-            environments.push(reach.environment.clone());
-        }
-    }
+    let environments = hosts::environments(&reaches);
     let lines = hosts::lines(&environments, &reaches).map_err(CliError::Other)?;
     if args.json {
         printer.out(&serde_json::to_string_pretty(&lines).expect("lines serialize"));

@@ -1,9 +1,8 @@
 //! `lvlab init [IMAGE...]`: make the image caches hold the manifest's
 //! images (or the named ones), downloaded and verified, several at once.
-//! Plans through [`plan::images_plan`] and runs the plan's image steps on
-//! the executor `apply` uses; this module renders what each one did.
+//! The fetching is [`crate::reconcile::init`]'s; this module picks the
+//! images and renders what became of each.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,15 +11,11 @@ use clap::Args;
 use super::image_set::{self, LoadedImages};
 use super::progress::{self, bytes};
 use super::{CliError, GlobalArgs, Printer};
-use crate::actions::image::ImageJob;
-use crate::apply;
 use crate::desired::ImageAddress;
 use crate::images::catalog::CATALOG;
 use crate::images::set::SelectError;
-use crate::images::{
-    EnsureOptions, EnsuredImage, FetchOptions, Fetcher, ImageError, Outcome, PreviousFate,
-};
-use crate::plan::{self, Address};
+use crate::images::{EnsuredImage, ImageError, Outcome, PreviousFate};
+use crate::reconcile::init::{init_images, InitOptions, InitOutcome};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -47,60 +42,24 @@ pub fn run(global: &GlobalArgs, args: &InitArgs, printer: &Printer) -> Result<Ex
         .iter()
         .map(|image| image.address())
         .collect();
-    let observed = crate::observe::images(&desired, &selected);
-    let plan = plan::images_plan(&desired, &observed, selected.clone())
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    let fetcher =
-        Fetcher::new(FetchOptions::from_env()).map_err(|e| CliError::Other(e.to_string()))?;
-    let mut options = EnsureOptions {
-        refresh: args.refresh,
-        ..EnsureOptions::default()
-    };
-    if args.refresh {
-        let (files, problems) = crate::observe::disks::domain_files_on(&set.uris);
-        for problem in problems {
-            tracing::warn!("{problem}; superseded images are kept");
-        }
-        options.domain_files = files;
-    }
     let reporter = progress::reporter(global.quiet);
-    // The plan's image steps (one per cache file: keys that share one are
-    // fetched once) as the image jobs apply runs, `--jobs` at a time.
-    let graph = plan.graph.filter_map(
-        |_, step| match &step.address {
-            Address::Image { key, path } => Some(ImageJob::new(
-                &desired.images[key],
-                path,
-                &fetcher,
-                &options,
-                reporter.as_ref(),
-            )),
-            Address::Machine { .. } => None,
-        },
-        |_, &()| Some(()),
-    );
-    let outcome = apply::execute(
-        &graph,
-        args.jobs as usize,
-        // init's progress is the image reporter's.
-        &apply::NoObserver,
+    let options = InitOptions {
+        jobs: usize::from(args.jobs),
+        refresh: args.refresh,
+        uris: &set.uris,
+    };
+    let outcome = init_images(
+        &desired,
+        &selected,
+        &options,
+        reporter.as_ref(),
         super::apply::interrupt_flag(),
-    );
-    if outcome.interrupted {
+    )?;
+    let InitOutcome::Ran(results) = outcome else {
         reporter.finish();
         printer.error("Interrupted: images not started were left as they were; run init again.");
         return Ok(ExitCode::from(130));
-    }
-    // Image jobs depend on nothing, so without an interrupt every one ran.
-    let results: Vec<(PathBuf, Result<EnsuredImage, Arc<ImageError>>)> = graph
-        .node_weights()
-        .map(|job| {
-            (
-                job.image_path.to_path_buf(),
-                job.take_result().expect("every image job ran"),
-            )
-        })
-        .collect();
+    };
     reporter.finish();
     for image in &selected {
         let result = results.iter().find(|(path, _)| *path == image.path);

@@ -265,7 +265,7 @@ pub enum CliError {
     #[error(transparent)]
     Lock(#[from] crate::apply::LockError),
     #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::Problems),
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     #[error(transparent)]
     Operation(#[from] crate::reconcile::OperationError),
     #[error(transparent)]
@@ -276,6 +276,16 @@ pub enum CliError {
     GuestAgent(#[from] crate::guest_agent::GuestAgentError),
     #[error(transparent)]
     OneOff(crate::oneoff::OneOffError),
+    #[error(transparent)]
+    Deployed(#[from] crate::reconcile::DeployedError),
+    #[error(transparent)]
+    Ssh(#[from] crate::access::ssh::SshCommandError),
+    #[error(transparent)]
+    LocalSeed(#[from] crate::rendering::LocalSeedError),
+    #[error(transparent)]
+    Init(#[from] crate::reconcile::init::InitError),
+    #[error(transparent)]
+    Probe(#[from] crate::kvm_probe::run::ProbeError),
     #[error("{0}")]
     Other(String),
 }

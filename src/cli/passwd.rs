@@ -10,9 +10,6 @@ use clap::Args;
 use super::passwords::{ConsolePasswords, ShowPasswordsArg};
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
-use crate::apply::EnvironmentLock;
-use crate::cloudinit::password::OneTimePassword;
-use crate::libvirt::Connection;
 
 #[derive(Debug, Args)]
 pub struct PasswdArgs {
@@ -62,15 +59,12 @@ pub fn run(
             machine.vm_name
         )));
     }
-    let conn = Connection::open(&env.libvirt_uri)?;
-    let _lock = EnvironmentLock::acquire(
-        &crate::apply::state_dir()?,
-        &conn.canonical_uri()?,
-        &env.name,
+    let password = crate::guest_agent::new_console_password(
+        env,
+        machine,
+        user,
         Duration::from_secs(args.lock_timeout),
     )?;
-    let password = OneTimePassword::generate()?;
-    crate::guest_agent::set_console_password(&conn, env, machine, user, &password)?;
     printer.out(&format!(
         "{} ({}): password of {user} set through the guest agent",
         machine.vm_name, machine.environment

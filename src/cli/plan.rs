@@ -52,15 +52,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, printer: &Printer) -> Result<Ex
             &planned.observed,
             json,
         );
-        let text = serde_json::to_string_pretty(&saved).expect("a saved plan serializes");
-        // Through the storage door: a symlink at `out` is replaced, not
-        // written through.
-        crate::storage::write_atomically(out, text.as_bytes(), 0o644).map_err(|e| {
-            CliError::Other(format!(
-                "cannot write the plan: {}",
-                crate::storage::describe_io(out, &e)
-            ))
-        })?;
+        saved.write(out)?;
         if !args.json {
             printer.out(&format!(
                 "\nSaved the plan to {}. Apply it with: lvlab apply {}",

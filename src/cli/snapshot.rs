@@ -1,22 +1,20 @@
 //! `lvlab snapshot create|revert|delete NAME [VM...|--all]` and `lvlab
-//! snapshot list [VM...]`. The verbs that change anything take the
-//! environments' locks, observe once, let the library decide every
-//! machine's step (or refuse the request whole), and run the steps
-//! through the executor; this module only parses and renders.
+//! snapshot list [VM...]`: one call each into [`crate::snapshot::command`]
+//! (which takes the locks, observes once, decides every machine's step or
+//! refuses the request whole, and runs the steps); this module only
+//! parses and renders.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
 use super::apply::{interrupt_flag, ExecutionArgs};
 use super::human_ui::JobLines;
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
 use crate::apply::Outcome;
-use crate::observe::snapshots::created_rfc3339;
-use crate::snapshot::{self, select, Request, SnapshotName, Step, Verb};
+use crate::snapshot::{self, ChangeOptions, Request, SnapshotName, SnapshotRow, Step, Verb};
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
@@ -111,22 +109,18 @@ fn change(
 ) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
     session.require_machines(&args.vms)?;
-    let lab = session.lab()?;
-    let _locks = lab.lock(Duration::from_secs(args.execution.lock_timeout))?;
-    let observed = lab.observe()?;
     let request = Request {
         verb,
         name: &args.name,
         machines: &args.vms,
     };
-    let steps = snapshot::plan(lab.desired, &lab.environments, &observed, &request)?;
-    let outcome = snapshot::execute(
-        &steps,
-        &lab.hosts,
-        usize::from(args.execution.parallelism),
-        &JobLines(printer),
-        interrupt_flag(),
-    );
+    let options = ChangeOptions {
+        lock_timeout: Duration::from_secs(args.execution.lock_timeout),
+        parallelism: usize::from(args.execution.parallelism),
+        observer: &JobLines(printer),
+        interrupt: interrupt_flag(),
+    };
+    let (steps, outcome) = snapshot::change(&session.lab()?, &request, &options)?;
     Ok(report(&steps, &outcome, verb, &args.name, printer))
 }
 
@@ -176,39 +170,10 @@ fn report(
     ExitCode::from(1)
 }
 
-#[derive(Serialize)]
-struct SnapshotRow {
-    environment: String,
-    machine: String,
-    domain: String,
-    name: String,
-    /// RFC 3339, UTC.
-    created: String,
-    /// The machine's state when it was taken, as libvirt names it.
-    state: String,
-    description: Option<String>,
-}
-
 fn list(global: &GlobalArgs, args: &ListArgs, printer: &Printer) -> Result<ExitCode, CliError> {
     let session = Session::load(global, args.env.clone())?;
     session.require_machines(&args.vms)?;
-    let lab = session.lab()?;
-    let observed = lab.observe()?;
-    let machines = select::owned_machines(&lab.environments, &observed, &args.vms)?;
-    let rows: Vec<SnapshotRow> = machines
-        .iter()
-        .flat_map(|(machine, domain)| {
-            domain.snapshots.iter().map(|snapshot| SnapshotRow {
-                environment: machine.environment.clone(),
-                machine: machine.vm_name.clone(),
-                domain: domain.name.clone(),
-                name: snapshot.name.clone(),
-                created: created_rfc3339(snapshot),
-                state: snapshot.state.clone(),
-                description: snapshot.description.clone(),
-            })
-        })
-        .collect();
+    let rows = snapshot::list(&session.lab()?, &args.vms)?;
     if args.json {
         printer.out(&serde_json::to_string_pretty(&rows).expect("rows serialize"));
     } else if rows.is_empty() {

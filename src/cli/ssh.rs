@@ -57,23 +57,7 @@ pub fn ssh(global: &GlobalArgs, args: &SshArgs, printer: &Printer) -> Result<Exi
         .desired
         .machine(&args.vm, args.env.as_deref())
         .map_err(CliError::Other)?;
-    // Only the machine's own environment: another's host may be down.
-    let env = session
-        .desired
-        .environments
-        .iter()
-        .filter(|e| e.name == machine.environment)
-        .collect();
-    let lab = crate::reconcile::Lab::open(&session.desired, env)?;
-    let reach = access::gather(&lab, std::slice::from_ref(&machine.vm_name))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| CliError::Other(format!("no machine `{}`", args.vm)))?;
-    let endpoint = reach
-        .endpoint
-        .ok_or_else(|| CliError::Other(access::unreachable_reason(&reach)))?;
-    let argv = access::ssh::argv(&reach, endpoint, &args.command)
-        .map_err(|e| CliError::Other(format!("{}: {e}", reach.machine)))?;
+    let argv = access::ssh::command_for(&session.desired, machine, &args.command)?;
     if args.print {
         let words: Vec<String> = argv
             .iter()

@@ -1,7 +1,6 @@
 //! `lvlab validate`: load the manifest, report every problem, or summarize
 //! what it describes.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -60,7 +59,7 @@ pub fn run(
         let resolved = Resolved {
             manifest: &desired.manifest_path,
             settings_files: &desired.settings_files,
-            images: used_images(&desired, &environments),
+            images: desired.used_images(&environments),
             environments,
         };
         to_text(&resolved, args.json)?
@@ -84,24 +83,12 @@ fn summarize<'a>(desired: &'a Desired, env: &'a EnvironmentSpec) -> Summary<'a> 
         environment: &env.name,
         libvirt_uri: &env.libvirt_uri,
         machines: env.machines.iter().map(|m| m.vm_name.as_str()).collect(),
-        images: used_images(desired, &[env])
+        images: desired
+            .used_images(&[env])
             .into_iter()
             .map(|i| i.key.as_str())
             .collect(),
     }
-}
-
-/// The images the given environments' machines use, in key order.
-fn used_images<'a>(desired: &'a Desired, environments: &[&EnvironmentSpec]) -> Vec<&'a ImageSpec> {
-    let keys: BTreeSet<&str> = environments
-        .iter()
-        .flat_map(|e| e.machines.iter().map(|m| m.os.as_str()))
-        .collect();
-    desired
-        .images
-        .values()
-        .filter(|image| keys.contains(image.key.as_str()))
-        .collect()
 }
 
 fn summary_lines(

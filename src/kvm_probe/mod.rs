@@ -3,10 +3,12 @@
 //! aborts on the first MSR write of a host-passthrough vCPU. `lvlab
 //! capabilities --probe` starts a throwaway guest to find out ([`run`]);
 //! the answer is cached per host ([`cache`]) and `domain_type: auto` reads
-//! it through [`auto_uses_kvm`]. Plans never probe: without a cached
+//! it through [`auto_uses_kvm`]; `lvlab capabilities` shows it beside the
+//! host's capabilities ([`report`]). Plans never probe: without a cached
 //! answer, `auto` trusts libvirt.
 
 pub mod cache;
+pub mod report;
 pub mod run;
 
 use serde::{Deserialize, Serialize};

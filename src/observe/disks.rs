@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use virt::domain::Domain;
 
+use crate::host::Host;
 use crate::images::DomainFiles;
 use crate::libvirt::{Connection, LibvirtError};
 
@@ -46,7 +47,7 @@ pub fn domain_files_on(uris: &[String]) -> (Option<DomainFiles>, Vec<String>) {
     let mut all = DomainFiles::new();
     let mut problems = Vec::new();
     for uri in uris {
-        match Connection::open(uri).and_then(|conn| domain_files(&conn)) {
+        match Host::open(uri).and_then(|host| domain_files(&host.connection())) {
             Ok(files) => {
                 for (file, users) in files {
                     let entry = all.entry(file).or_default();

@@ -2,7 +2,8 @@
 //! marks on them, the per-VM files (through the host's
 //! [`crate::host::Storage`]) and the image cache. Never changes anything.
 //! The result, [`Observed`], is plain data the planner reads. Also the
-//! wait until guests answer on SSH ([`ssh_wait`]), which only reads too.
+//! wait until guests answer on SSH ([`ssh_wait`]) and what `status` shows
+//! of each machine ([`status`]), which only read too.
 
 pub mod capabilities;
 pub mod disks;
@@ -14,6 +15,7 @@ pub mod runtime;
 pub mod snapshots;
 pub mod ssh;
 pub mod ssh_wait;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

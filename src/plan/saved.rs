@@ -46,6 +46,18 @@ pub enum SavedPlanError {
     },
     #[error("{} is not a saved lvlab plan: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "{} was made for {made_for}, not --connect {connect}\n  hint: apply it without \
+         --connect, or make a new plan with this --connect",
+        path.display()
+    )]
+    OtherConnect {
+        path: PathBuf,
+        made_for: String,
+        connect: String,
+    },
+    #[error("cannot write the plan: {0}")]
+    Write(String),
     #[error("Saved plan is stale: {what} changed since the plan was made\n  hint: run `lvlab plan --out FILE` again and review it")]
     Stale { what: &'static str },
 }
@@ -92,6 +104,35 @@ impl SavedPlan {
             });
         }
         Ok(saved)
+    }
+
+    /// A `--connect` given when applying the plan read from `path` must be
+    /// the one it was made with.
+    pub fn check_connect(&self, path: &Path, connect: Option<&str>) -> Result<(), SavedPlanError> {
+        let Some(connect) = connect else {
+            return Ok(());
+        };
+        if self.connect.as_deref() == Some(connect) {
+            return Ok(());
+        }
+        Err(SavedPlanError::OtherConnect {
+            path: path.to_path_buf(),
+            made_for: self
+                .connect
+                .as_deref()
+                .map_or("the manifest's libvirt_uri".to_string(), |uri| {
+                    format!("--connect {uri}")
+                }),
+            connect: connect.to_string(),
+        })
+    }
+
+    /// Writes the plan to `path`, through the storage door: a symlink at
+    /// `path` is replaced, not written through.
+    pub fn write(&self, path: &Path) -> Result<(), SavedPlanError> {
+        let text = serde_json::to_string_pretty(self).expect("a saved plan serializes");
+        crate::storage::write_atomically(path, text.as_bytes(), 0o644)
+            .map_err(|e| SavedPlanError::Write(crate::storage::describe_io(path, &e)))
     }
 
     pub fn new(

@@ -1,7 +1,7 @@
 //! One run of plan, confirm, apply and report, as terraform's operation:
 //! the policy (lock the environments, check a saved plan, ask before
 //! changing anything, show console passwords, wait for SSH after a
-//! successful apply) lives here, and everything a person or a script sees
+//! successful apply, through [`ssh_wait`]) lives here, and everything a person or a script sees
 //! goes through a [`Ui`]. The command line only picks the Ui and turns
 //! the [`Ended`] into an exit code.
 
@@ -15,8 +15,11 @@ use petgraph::graph::NodeIndex;
 use super::{ApplyOptions, Lab, ReconcileError};
 use crate::apply::{ActionError, EnvironmentLock, ExecutionObserver, JobInfo, LockError, Outcome};
 use crate::cloudinit::password::PasswordReporter;
+use crate::desired::MachineSpec;
+use crate::host::SshEndpoint;
 use crate::images::Reporter;
 use crate::libvirt::LibvirtError;
+use crate::observe::ssh_wait::{self, NotReachable, WaitReporter};
 use crate::plan::saved::{SavedPlan, SavedPlanError};
 use crate::plan::{Plan, Selection, Step, Target};
 use crate::provision::ProvisionReporter;
@@ -53,12 +56,6 @@ pub trait Ui: PasswordReporter + ProvisionReporter {
     fn ssh_ready(&self, vm_name: &str, elapsed: Duration, connect: &str);
 }
 
-/// Waits until machines answer on SSH, telling `ui` as they do; an error
-/// says which did not in time.
-pub trait SshWait {
-    fn wait(&self, lab: &Lab, vm_names: &[String], ui: &dyn Ui) -> Result<(), String>;
-}
-
 /// The question asked before changes, and the flag that skips it.
 #[derive(Debug, Clone, Copy)]
 pub struct Confirm {
@@ -92,8 +89,8 @@ pub enum OperationError {
     #[error("cannot read the answer: {0}")]
     Answer(std::io::Error),
     /// `--wait` gave up on some machines.
-    #[error("{0}")]
-    Wait(String),
+    #[error(transparent)]
+    Wait(#[from] NotReachable),
 }
 
 /// How an operation ended, short of an error.
@@ -119,9 +116,9 @@ pub struct Operation<'a> {
     pub force: bool,
     /// The plan reviewed earlier; the one made now must match it.
     pub saved: Option<&'a SavedPlan>,
-    /// Wait for SSH on the machines after a successful apply (target
-    /// running only).
-    pub wait: Option<&'a dyn SshWait>,
+    /// Wait up to this long for SSH on the machines after a successful
+    /// apply (target running only).
+    pub wait: Option<Duration>,
     /// How long a provisioning step waits for its machine's SSH.
     pub provision_timeout: Duration,
 }
@@ -186,17 +183,45 @@ impl<'a> Operation<'a> {
         Ok(Ended::Applied(outcome))
     }
 
+    /// Waits for the selected machines' SSH (every machine of the lab when
+    /// none was named) when asked to; an error lists those not ready.
     fn wait_if_asked(&self, lab: &Lab, ui: &dyn Ui) -> Result<(), OperationError> {
-        match self.wait {
-            Some(wait) if self.target == Target::Running => wait
-                .wait(lab, &self.selection.machines, ui)
-                .map_err(OperationError::Wait),
-            _ => Ok(()),
-        }
+        let Some(timeout) = self.wait.filter(|_| self.target == Target::Running) else {
+            return Ok(());
+        };
+        let named = &self.selection.machines;
+        let machines: Vec<_> = lab
+            .environments
+            .iter()
+            .flat_map(|env| {
+                let host = lab.hosts.get(&env.libvirt_uri);
+                env.machines.iter().map(move |machine| (host, machine))
+            })
+            .filter(|(_, m)| named.is_empty() || named.contains(&m.vm_name))
+            .collect();
+        ssh_wait::wait_for_ssh(&machines, timeout, &WaitToUi(ui)).map_err(OperationError::Wait)
     }
 
     fn lock(&self, lab: &Lab) -> Result<Vec<EnvironmentLock>, OperationError> {
         Ok(lab.lock(self.lock_timeout)?)
+    }
+}
+
+/// The wait for SSH's news, told to the operation's view.
+struct WaitToUi<'a>(&'a dyn Ui);
+
+impl WaitReporter for WaitToUi<'_> {
+    fn no_endpoint(&self, machine: &MachineSpec) {
+        self.0.ssh_no_endpoint(&machine.vm_name);
+    }
+
+    fn answered(&self, machine: &MachineSpec, endpoint: &SshEndpoint, after: Duration) {
+        let connect = endpoint.command(&machine.cloud_init.user);
+        self.0.ssh_ready(&machine.vm_name, after, &connect);
+    }
+
+    fn still_waiting(&self, machines: &[&str], elapsed: Duration) {
+        self.0.ssh_waiting(machines, elapsed);
     }
 }
 

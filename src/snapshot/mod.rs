@@ -3,7 +3,8 @@
 //! the observed lab, without touching libvirt, which machines a request
 //! acts on and refuses it whole when any is not lvlab's, not deployed, or
 //! has (or lacks) the snapshot; [`run`] carries the steps out through the
-//! executor. Listing reads what `observe` found.
+//! executor; [`command`] is both on an open lab, as the commands run
+//! them. Listing reads what `observe` found.
 //!
 //! Never the disk-only flag: on a running domain it silently writes an
 //! external overlay file instead. A running machine's snapshot saves its
@@ -12,9 +13,11 @@
 //! itself, and a `backing` disk's overlay keeps its backing chain: the
 //! snapshot lives inside the overlay.
 
+pub mod command;
 pub mod run;
 pub mod select;
 
+pub use command::{change, list, ChangeOptions, SnapshotError, SnapshotRow};
 pub use run::execute;
 pub use select::{plan, Problem, Problems, Request, Step};
 

@@ -11,7 +11,7 @@ use virt::domain_snapshot::DomainSnapshot;
 use super::{snapshot_xml, Step, Verb};
 use crate::apply::{self, ActionError, ExecutionObserver, Job, JobInfo, Outcome};
 use crate::host::{Host, Hosts};
-use crate::libvirt::Connection;
+use crate::libvirt::{Connection, LibvirtError};
 
 /// Runs every step (independent of each other) at most `parallelism` at
 /// once; `hosts` holds the host of each step's URI.
@@ -51,21 +51,19 @@ impl Job for SnapshotJob<'_> {
     }
 
     fn run(&self) -> Result<(), ActionError> {
-        self.call().map_err(|message| ActionError::Libvirt {
-            domain: self.step.domain.clone(),
-            message,
-        })
+        self.call()
+            .map_err(|err| ActionError::libvirt(&self.step.domain)(err.into()))
     }
 }
 
 impl SnapshotJob<'_> {
-    fn call(&self) -> Result<(), String> {
+    fn call(&self) -> Result<(), LibvirtError> {
         let (lease, step) = (self.host.connection(), self.step);
         let conn: &Connection = &lease;
         let domain = conn
             .raw()
             .lookup_domain_by_name(&step.domain)
-            .map_err(|e| conn.error("find the domain", e).to_string())?;
+            .map_err(|e| conn.error("find the domain", e))?;
         match step.verb {
             Verb::Create { replace } => {
                 if replace {
@@ -75,30 +73,30 @@ impl SnapshotJob<'_> {
             }
             Verb::Revert => lookup(conn, &domain, step)?
                 .revert(0)
-                .map_err(|e| conn.error("revert to the snapshot", e).to_string()),
+                .map_err(|e| conn.error("revert to the snapshot", e)),
             Verb::Delete => delete(conn, &domain, step),
         }
     }
 }
 
 /// Atomic: libvirt leaves no partial snapshot behind when one disk fails.
-fn create(conn: &Connection, domain: &Domain, step: &Step) -> Result<(), String> {
+fn create(conn: &Connection, domain: &Domain, step: &Step) -> Result<(), LibvirtError> {
     let xml = snapshot_xml(&step.name, &step.description, step.with_memory);
     domain
         .create_snapshot_xml(&xml, virt::sys::VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)
         .map(drop)
-        .map_err(|e| conn.error("create the snapshot", e).to_string())
+        .map_err(|e| conn.error("create the snapshot", e))
 }
 
 /// The snapshot alone: its children, if any, keep their state and hang
 /// from its parent.
-fn delete(conn: &Connection, domain: &Domain, step: &Step) -> Result<(), String> {
+fn delete(conn: &Connection, domain: &Domain, step: &Step) -> Result<(), LibvirtError> {
     lookup(conn, domain, step)?
         .delete(0)
-        .map_err(|e| conn.error("delete the snapshot", e).to_string())
+        .map_err(|e| conn.error("delete the snapshot", e))
 }
 
-fn lookup(conn: &Connection, domain: &Domain, step: &Step) -> Result<DomainSnapshot, String> {
+fn lookup(conn: &Connection, domain: &Domain, step: &Step) -> Result<DomainSnapshot, LibvirtError> {
     Domain::lookup_snapshot_by_name(domain, step.name.as_str(), 0)
-        .map_err(|e| conn.error("find the snapshot", e).to_string())
+        .map_err(|e| conn.error("find the snapshot", e))
 }

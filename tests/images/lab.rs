@@ -11,22 +11,10 @@ use lvlab::images::hash::StreamHasher;
 use crate::gpg::Gpg;
 use crate::http::Server;
 use crate::lab_manifest::LabManifest;
+pub use crate::support::image_bytes;
 use crate::support::tiny_image;
 
 pub const MIB: usize = 1024 * 1024;
-
-/// Deterministic bytes that do not compress or repeat within a file.
-pub fn image_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn digest(algorithm: ChecksumAlgorithm, bytes: &[u8]) -> String {
     let mut h = StreamHasher::new(algorithm);

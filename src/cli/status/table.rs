@@ -7,7 +7,7 @@
 //! this lab's), only where the [`Printer`](super::Printer) allows colour.
 
 use super::super::output::{paint, Tone};
-use super::MachineStatus;
+use crate::observe::status::MachineStatus;
 
 /// The default table is never wider than this, however wide the terminal.
 const MAX_WIDTH: usize = 100;

@@ -1,0 +1,105 @@
+//! `lvlab status`'s facts: each selected machine's state (and whose its
+//! domain is), its resources and addresses while it runs, where its SSH
+//! answers and whether its image is cached. Reads only.
+
+use serde::Serialize;
+
+use super::{runtime, Observed, ObservedEnvironment};
+use crate::desired::{EnvironmentSpec, MachineSpec};
+use crate::host::Hosts;
+
+#[derive(Debug, Serialize)]
+pub struct MachineStatus {
+    pub environment: String,
+    pub machine: String,
+    pub domain: String,
+    pub state: String,
+    pub vcpus: Option<u32>,
+    pub memory_mib: Option<u64>,
+    /// Guest addresses from DHCP leases or the guest agent.
+    pub addresses: Vec<String>,
+    /// Where the guest's SSH answers (`127.0.0.1:PORT` for a passt forward,
+    /// `ADDRESS:22` for a static address), while it runs.
+    pub ssh: Option<String>,
+    pub uptime_seconds: Option<u64>,
+    pub image: String,
+    pub image_cached: bool,
+    /// virtiofs tags the guest can mount.
+    pub mount_tags: Vec<String>,
+}
+
+/// Every machine of `environments`, in manifest order, as `observed` and
+/// each machine's host see it now.
+pub fn machines(
+    environments: &[&EnvironmentSpec],
+    observed: &Observed,
+    hosts: &Hosts,
+) -> Vec<MachineStatus> {
+    let mut rows = Vec::new();
+    for env in environments {
+        let Some(seen) = observed.environment(&env.name) else {
+            continue;
+        };
+        for machine in &env.machines {
+            rows.push(machine_status(env, seen, observed, hosts, machine));
+        }
+    }
+    rows
+}
+
+fn machine_status(
+    env: &EnvironmentSpec,
+    seen: &ObservedEnvironment,
+    observed: &Observed,
+    hosts: &Hosts,
+    machine: &MachineSpec,
+) -> MachineStatus {
+    let host = hosts.get(&env.libvirt_uri);
+    let files = seen.files(&machine.vm_name);
+    let deployed = seen.domain(&machine.domain_name).is_some();
+    let runtime = deployed
+        .then(|| runtime::read(host, &machine.domain_name))
+        .flatten();
+    MachineStatus {
+        environment: env.name.clone(),
+        machine: machine.vm_name.clone(),
+        domain: machine.domain_name.clone(),
+        state: state(env, seen, machine),
+        vcpus: runtime.as_ref().map(|r| r.vcpus),
+        memory_mib: runtime.as_ref().map(|r| r.memory_mib),
+        addresses: runtime
+            .as_ref()
+            .map(|r| r.addresses.clone())
+            .unwrap_or_default(),
+        ssh: runtime
+            .as_ref()
+            .and_then(|r| r.uptime)
+            .and(host.ssh_endpoint(machine, files))
+            .map(|e| e.address.to_string()),
+        uptime_seconds: runtime.as_ref().and_then(|r| r.uptime).map(|d| d.as_secs()),
+        image: machine.os.clone(),
+        image_cached: observed
+            .images
+            .get(&machine.image_path)
+            .is_some_and(|i| i.present),
+        mount_tags: machine
+            .shared_directories
+            .iter()
+            .map(|d| d.mount_tag.clone())
+            .collect(),
+    }
+}
+
+/// The domain's power state, or `undeployed`; a domain lvlab did not make,
+/// or another lab's, says so.
+fn state(spec: &EnvironmentSpec, env: &ObservedEnvironment, machine: &MachineSpec) -> String {
+    let Some(domain) = env.domain(&machine.domain_name) else {
+        return "undeployed".into();
+    };
+    let label = domain.state.label();
+    match &domain.mark {
+        None => format!("{label} (not lvlab's)"),
+        Some(mark) if !spec.owns_machine(mark, machine) => format!("{label} (another lab's)"),
+        Some(_) => label.into(),
+    }
+}
