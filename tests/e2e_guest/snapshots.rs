@@ -18,11 +18,17 @@ pub fn check(checks: &mut Checks, shell: &GuestShell) {
         file,
         content,
     };
+    let started = std::time::Instant::now();
     let found = snapshot_checks::snapshot_create_and_revert(
         &|args| lab.lvlab(args),
         &|command| ssh(&key, port, command),
         vm,
         &share,
+    );
+    // A figure for the reader: saving and loading the memory under TCG.
+    eprintln!(
+        "{vm}: snapshot create, revert and delete took {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     for check in found {
         checks.check(vm, check.check, check.ok, &check.expected, &check.found);
