@@ -33,8 +33,10 @@ fn quoted<'a>(text: &'a str, open: &str, close: char) -> Vec<&'a str> {
         .collect()
 }
 
-/// Every source file of the real-guest tier (`tests/e2e_guest/`), as one
-/// text: its checks live in the module of what they check.
+/// Every source file of the real-guest tier (`tests/e2e_guest/`), and
+/// the files of `tests/support/` it includes (`#[path = "../support/.."]`
+/// in its main.rs), as one text: its checks live in the module of what
+/// they check.
 fn e2e_guest_sources() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e_guest");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -44,9 +46,17 @@ fn e2e_guest_sources() -> String {
         .collect();
     files.sort();
     assert!(files.len() > 1, "{files:?}");
+    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+    files.extend(
+        quoted(&main, "#[path = \"", '"')
+            .into_iter()
+            .map(|included| dir.join(included)),
+    );
     files
         .iter()
-        .map(|path| std::fs::read_to_string(path).unwrap())
+        .map(|path| {
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
         .collect()
 }
 

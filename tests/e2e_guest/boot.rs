@@ -317,3 +317,18 @@ impl Readiness {
             .unwrap_or_else(|e| e.clone())
     }
 }
+
+/// Right after `up`: the plan (through the same library `up` applied
+/// with) has nothing left to do for the running lab.
+pub fn check_plan_after_up(checks: &mut Checks, lab: &Lab) {
+    let out = lab.lvlab(&["plan", "--json", "--detailed-exitcode"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let empty = |field: &str| plan[field].as_array().is_some_and(Vec::is_empty);
+    checks.check(
+        "lab",
+        "`plan --json` after `up` shows no change",
+        out.status.code() == Some(0) && empty("actions") && empty("changes"),
+        "exit 0 (`--detailed-exitcode`), no `actions` and no `changes`",
+        &format!("exit {:?}: {}", out.status.code(), text(&out)),
+    );
+}

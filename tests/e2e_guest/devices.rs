@@ -5,14 +5,20 @@ use crate::checks::Checks;
 use crate::guest::GuestShell;
 use crate::lab::{text, virsh, SHARED_FILE, SHARE_TAG};
 
+/// Where the check mounts the shared directory in the guest.
+pub fn share_mount_point() -> String {
+    format!("/mnt/{SHARE_TAG}")
+}
+
 pub fn check(checks: &mut Checks, shell: &GuestShell) {
     let (vm, lab) = (shell.guest.vm, shell.lab);
     let run = |command: &str| shell.run(command);
 
     let (shared_name, shared_text) = SHARED_FILE;
+    let mount = share_mount_point();
     let found = run(&format!(
-        "sudo -n mkdir -p /mnt/{SHARE_TAG} && sudo -n mount -t virtiofs {SHARE_TAG} /mnt/{SHARE_TAG} \
-         && cat /mnt/{SHARE_TAG}/{shared_name}"
+        "sudo -n mkdir -p {mount} && sudo -n mount -t virtiofs {SHARE_TAG} {mount} \
+         && cat {mount}/{shared_name}"
     ));
     checks.check(
         vm,

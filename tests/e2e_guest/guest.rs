@@ -3,7 +3,7 @@
 
 use crate::checks::Checks;
 use crate::lab::{ssh, text, Guest, Lab};
-use crate::{cloud_init, devices, disks, identity, network};
+use crate::{access, cloud_init, devices, disks, identity, network, snapshots};
 
 /// One guest of the lab, reached over SSH on `port`.
 pub struct GuestShell<'a> {
@@ -39,4 +39,12 @@ pub fn check_guest(checks: &mut Checks, lab: &Lab, guest: &Guest, port: u16, clo
     network::check(checks, &shell);
     disks::check(checks, &shell);
     devices::check(checks, &shell);
+    access::check_ssh(checks, &shell);
+    if guest.password {
+        access::check_passwd(checks, &shell);
+    }
+    // After `devices`, which mounts the shared directory.
+    if guest.snapshots {
+        snapshots::check(checks, &shell);
+    }
 }

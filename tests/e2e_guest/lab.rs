@@ -21,6 +21,11 @@ pub struct Guest {
     pub marker: (&'static str, &'static str),
     /// Its static IPv4 address on the lab's isolated network.
     pub ip4: &'static str,
+    /// A console password in its seed: the guest `lvlab passwd` is
+    /// checked on (the others have `password: false`).
+    pub password: bool,
+    /// The guest `lvlab snapshot` create and revert are checked on.
+    pub snapshots: bool,
 }
 
 pub const GUESTS: [Guest; 2] = [
@@ -28,11 +33,15 @@ pub const GUESTS: [Guest; 2] = [
         vm: "alpha",
         marker: ("/var/tmp/lvlab-alpha", "alpha was here"),
         ip4: "198.18.0.11",
+        password: false,
+        snapshots: true,
     },
     Guest {
         vm: "beta",
         marker: ("/var/tmp/lvlab-beta", "beta was here"),
         ip4: "198.18.0.12",
+        password: true,
+        snapshots: false,
     },
 ];
 
@@ -114,18 +123,21 @@ impl Lab {
         std::fs::write(share.join(shared_name), format!("{shared_text}\n")).unwrap();
 
         // Each guest: SSH forwarded by passt, its static address on the
-        // isolated network, and a `runcmd` of its own leaving its marker.
+        // isolated network, a `runcmd` of its own leaving its marker, and
+        // a console password or none (the defaults' `password: false`).
         let network = &network.name;
         let machines: String = GUESTS
             .iter()
             .map(|guest| {
                 let (vm, ip4, (file, text)) = (guest.vm, guest.ip4, guest.marker);
+                let password = guest.password;
                 format!(
                     "      - vm_name: {vm}
         interfaces:
           - {{ssh_port: auto}}
           - {{network_type: network, network: {network}, ip4: {ip4}/24}}
         cloud_init:
+          password: {password}
           runcmd:
             - [sh, -c, 'echo \"$1\" > \"$2\"', marker, {text}, {file}]
 "

@@ -17,8 +17,12 @@
 //! the other guest reached by its `/etc/hosts` name, cloud-init done from
 //! the NoCloud seed without errors, the extra disk written and read back, the shared directory mounted by its virtiofs
 //! tag, the guest agent answering (and `lvlab status` showing the address
-//! it reports); then an ACPI `down` (no `--force`) and a `destroy --force`
-//! that leaves nothing behind.
+//! it reports), `lvlab ssh` and `ssh-config` with lvlab's host key checked
+//! strictly; on `beta` (which has a console password) `lvlab passwd`, on
+//! `alpha` a live `lvlab snapshot` created and reverted (a file written
+//! after it gone, SSH and the virtiofs mount still working) and deleted.
+//! Right after `up`, `plan` must show no change. Then an ACPI `down` (no
+//! `--force`) and a `destroy --force` that leaves nothing behind.
 //!
 //! Ignored by the fast `cargo test`; `scripts/e2e.sh` builds (or finds) the
 //! image and runs it:
@@ -42,9 +46,10 @@
 //! One boot serves every check (a TCG boot takes 50 to 85 s): this file
 //! tells the run in order; the checks live by what they check, in
 //! `image.rs` (the pipeline), `boot.rs` (`up --wait` and SSH),
-//! `cloud_init.rs`, `identity.rs`, `network.rs`, `disks.rs`, `devices.rs`
-//! (inside each guest, through `guest.rs`) and `lifecycle.rs` (down and
-//! destroy); `lab.rs` makes the lab, `checks.rs` keeps the tally and
+//! `cloud_init.rs`, `identity.rs`, `network.rs`, `disks.rs`, `devices.rs`,
+//! `access.rs` (ssh, ssh-config, passwd), `snapshots.rs` (inside each
+//! guest, through `guest.rs`; the last two run checks kept in
+//! `tests/support/`) and `lifecycle.rs` (down and destroy); `lab.rs` makes the lab, `checks.rs` keeps the tally and
 //! `figures.rs` prints the timings.
 
 #[allow(dead_code)]
@@ -55,7 +60,15 @@ mod gpg;
 mod http;
 #[path = "../support/lvlab_run.rs"]
 mod run;
+// Checks other test files compile too; run here on real guests.
+#[path = "../support/passwd_checks.rs"]
+mod passwd_checks;
+#[path = "../support/snapshot_checks.rs"]
+mod snapshot_checks;
+#[path = "../support/ssh_checks.rs"]
+mod ssh_checks;
 
+mod access;
 mod boot;
 mod checks;
 mod cloud_init;
@@ -68,6 +81,7 @@ mod image;
 mod lab;
 mod lifecycle;
 mod network;
+mod snapshots;
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +111,7 @@ fn two_real_guests_come_up_with_their_seed_applied() {
     let status = lab.status();
     let passt_cpu = figures::passt_cpu(&status);
     let readiness = boot::readiness(&mut checks, &lab, &mut up, &status);
+    boot::check_plan_after_up(&mut checks, &lab);
 
     eprintln!("in-guest checks:");
     for (guest, ready) in GUESTS.iter().zip(&readiness) {

@@ -88,7 +88,16 @@ pub fn ssh_checks(binary: &Path, dir: &Path, vm: &str, hostname: &str) -> Vec<Ss
         .nth(2)
         .unwrap_or_default()
         .to_string();
-    let out = run(&["ssh", vm, "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
+    // cloud-init writes the public half of `ssh_keys` 0600 too: sudo.
+    let out = run(&[
+        "ssh",
+        vm,
+        "--",
+        "sudo",
+        "-n",
+        "cat",
+        "/etc/ssh/ssh_host_ed25519_key.pub",
+    ]);
     let guest_key = stdout(&out)
         .split_whitespace()
         .nth(1)
