@@ -10,10 +10,11 @@ use std::sync::Arc;
 use crate::cloudinit::password::OneTimePassword;
 use crate::cloudinit::{self, CloudInitError, Seed, SeedInput};
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
-use crate::domain::{self, DefinitionInput, DomainError, HostFacts, OwnershipMark, SpecFields};
+use crate::domain::{self, DefinitionInput, DomainError, OwnershipMark, SpecFields};
 use crate::host::{Host, Hosts};
 use crate::images;
-use crate::observe::{osinfo, MachineFiles, Observed};
+use crate::observe::domains::in_parallel;
+use crate::observe::{osinfo, MachineFiles, Observed, ObservedEnvironment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -83,21 +84,41 @@ pub fn render(
             )
         })
         .collect();
+    // Machines share images: read each image's record once.
+    let mut image_digests: BTreeMap<&std::path::Path, String> = BTreeMap::new();
+    for env in environments {
+        for machine in &env.machines {
+            image_digests
+                .entry(machine.image_path.as_path())
+                .or_insert_with(|| {
+                    images::record::verified_digest(machine, &desired.images[&machine.os])
+                        .unwrap_or_default()
+                });
+        }
+    }
     for env in environments {
         let Some(seen) = observed.environment(&env.name) else {
             continue;
         };
-        for machine in &env.machines {
-            let files = seen.files(&machine.vm_name);
-            let (one, password) = render_machine(
+        // The machines are independent: rendered on every core (a seed
+        // and a definition each, and reads of its host key), in order.
+        let each = |machine: &MachineSpec| {
+            render_machine(
                 desired,
                 env,
                 machine,
                 hosts.get(&env.libvirt_uri),
-                &seen.host,
-                files,
+                seen,
                 &variants[machine.os.as_str()],
-            )?;
+                &image_digests[machine.image_path.as_path()],
+            )
+        };
+        for (machine, result) in env
+            .machines
+            .iter()
+            .zip(in_parallel(&env.machines, cores(), each))
+        {
+            let (one, password) = result?;
             rendered
                 .machines
                 .insert(machine.domain_name.clone(), Arc::new(one));
@@ -111,14 +132,19 @@ pub fn render(
     Ok(rendered)
 }
 
+/// How many threads CPU-bound work per machine may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn render_machine(
     desired: &Desired,
     env: &EnvironmentSpec,
     machine: &MachineSpec,
     host: &Host,
-    facts: &HostFacts,
-    files: &MachineFiles,
+    seen: &ObservedEnvironment,
     variant: &osinfo::OsVariant,
+    image_digest: &str,
 ) -> Result<(RenderedMachine, Option<OneTimePassword>), RenderError> {
     let domain_err = |source| RenderError::Domain {
         machine: machine.vm_name.clone(),
@@ -128,6 +154,7 @@ fn render_machine(
         machine: machine.vm_name.clone(),
         source,
     };
+    let (facts, files) = (&seen.host, seen.files(&machine.vm_name));
     let image = &desired.images[&machine.os];
     let offered = facts.offered_types();
     let domain_type =
@@ -144,7 +171,7 @@ fn render_machine(
         lab_id: env.lab_id.clone(),
         one_off: env.one_off,
         image_key: machine.os.clone(),
-        image_digest: images::record::verified_digest(machine, image).unwrap_or_default(),
+        image_digest: image_digest.to_string(),
         seed_digest,
         renderer: cloudinit::RENDERER_VERSION,
         spec_digest: spec_digest.clone(),
@@ -262,6 +289,9 @@ fn ssh_ports(host: &Host, machine: &MachineSpec, files: &MachineFiles) -> Vec<u1
             )
         })
         .count();
+    if wanted == 0 {
+        return Vec::new();
+    }
     let recorded = files.ssh_ports();
     if recorded.len() == wanted {
         return recorded;

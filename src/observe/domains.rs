@@ -1,7 +1,10 @@
 //! The domains on one libvirt connection: name, power state, and lvlab's
 //! ownership mark and the fields lvlab sets, read from the persistent
-//! definition. One listing call, and reads of only the domains whose names
-//! can be the lab's (for lvlab's domains, their snapshots too).
+//! definition. Three listing calls (all, running, shut off), and reads of
+//! only the domains whose names can be the lab's (for lvlab's domains,
+//! their snapshots too).
+
+use std::collections::HashSet;
 
 use serde::Serialize;
 use virt::domain::{Domain, DomainState};
@@ -118,8 +121,9 @@ impl LabNames<'_> {
 }
 
 /// The domains on `conn` that can belong to the lab (`names`), sorted by
-/// name: one listing call, then the definition and state of only the
-/// domains [`LabNames::may_belong`] admits, read in parallel. Every lvlab
+/// name: one listing call, then the definition (and the state, when the
+/// running and shut off listings do not tell it) of only the domains
+/// [`LabNames::may_belong`] admits, read in parallel. Every lvlab
 /// domain of an environment has such a name
 /// ([`crate::manifest::names::domain_name`]), so this sees each machine's
 /// domain, foreign and other labs' domains under its names, and this
@@ -127,15 +131,12 @@ impl LabNames<'_> {
 /// the host is never read, so observing costs what the lab holds, not what
 /// the host holds.
 pub fn list(conn: &Connection, names: &LabNames) -> Result<Vec<ObservedDomain>, LibvirtError> {
-    let listed = conn
-        .raw()
-        .list_all_domains(0)
-        .map_err(|e| conn.error("list domains", e))?;
+    let listed = list_names(conn, 0)?;
     let total = listed.len();
     // A domain's name comes with the listing: no call per domain here.
-    let candidates: Vec<Domain> = listed
+    let candidates: Vec<(String, Domain)> = listed
         .into_iter()
-        .filter(|domain| domain.name().is_ok_and(|name| names.may_belong(&name)))
+        .filter(|(name, _)| names.may_belong(name))
         .collect();
     tracing::debug!(
         uri = conn.uri(),
@@ -143,8 +144,11 @@ pub fn list(conn: &Connection, names: &LabNames) -> Result<Vec<ObservedDomain>, 
         candidates.len(),
         names.describe()
     );
+    let listed_states = ListedStates::read(conn)?;
     let mut observed = Vec::with_capacity(candidates.len());
-    for read in in_parallel(&candidates, READS_IN_FLIGHT, observe_one) {
+    let read =
+        |(name, domain): &(String, Domain)| observe_listed(domain, name, listed_states.of(name));
+    for read in in_parallel(&candidates, READS_IN_FLIGHT, read) {
         match read {
             Ok(found) => observed.push(found),
             // A domain undefined between the listing and the read: gone.
@@ -154,6 +158,54 @@ pub fn list(conn: &Connection, names: &LabNames) -> Result<Vec<ObservedDomain>, 
     }
     observed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(observed)
+}
+
+/// The domains one listing call returns (`flags` filter them), with their
+/// names.
+fn list_names(conn: &Connection, flags: u32) -> Result<Vec<(String, Domain)>, LibvirtError> {
+    let listed = conn
+        .raw()
+        .list_all_domains(flags)
+        .map_err(|e| conn.error("list domains", e))?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|domain| Some((domain.name().ok()?, domain)))
+        .collect())
+}
+
+/// The power states two more listing calls tell for the whole host (the
+/// running domains, the shut off ones), so that a lab of stopped or of
+/// running machines costs no state call per domain.
+struct ListedStates {
+    running: HashSet<String>,
+    shut_off: HashSet<String>,
+}
+
+impl ListedStates {
+    fn read(conn: &Connection) -> Result<Self, LibvirtError> {
+        let names = |flags| -> Result<HashSet<String>, LibvirtError> {
+            Ok(list_names(conn, flags)?
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect())
+        };
+        Ok(Self {
+            running: names(virt::sys::VIR_CONNECT_LIST_DOMAINS_RUNNING)?,
+            shut_off: names(virt::sys::VIR_CONNECT_LIST_DOMAINS_SHUTOFF)?,
+        })
+    }
+
+    /// The state of the domain called `name` when it was listed, if one
+    /// listing alone says it: `None` for other states (paused, blocked...)
+    /// and for a domain that changed state between the listings, whose
+    /// state is then asked for.
+    fn of(&self, name: &str) -> Option<PowerState> {
+        match (self.running.contains(name), self.shut_off.contains(name)) {
+            (true, false) => Some(PowerState::Running),
+            (false, true) => Some(PowerState::ShutOff),
+            _ => None,
+        }
+    }
 }
 
 /// `read` of each item, at most `in_flight` at a time, in the items'
@@ -208,16 +260,29 @@ pub fn power_state(domain: &Domain) -> Result<PowerState, virt::error::Error> {
 }
 
 fn observe_one(domain: &Domain) -> Result<ObservedDomain, virt::error::Error> {
-    tracing::trace!("reading the definition of {}", domain.name()?);
+    observe_listed(domain, &domain.name()?, None)
+}
+
+/// The domain `name`, its power state asked for unless `listed` says it.
+fn observe_listed(
+    domain: &Domain,
+    name: &str,
+    listed: Option<PowerState>,
+) -> Result<ObservedDomain, virt::error::Error> {
+    tracing::trace!("reading the definition of {name}");
     let xml = domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?;
     let mark = OwnershipMark::from_domain_xml(&xml);
     let snapshots = match mark {
         Some(_) => snapshots::list(domain)?,
         None => Vec::new(),
     };
+    let state = match listed {
+        Some(state) => state,
+        None => power_state(domain)?,
+    };
     Ok(ObservedDomain {
-        name: domain.name()?,
-        state: power_state(domain)?,
+        name: name.to_string(),
+        state,
         definition: mark.as_ref().and_then(|_| DefinitionFields::parse(&xml)),
         mark,
         snapshots,
@@ -260,6 +325,46 @@ mod tests {
         for name in ["scratch", "scratch.lab_oneoff", "scratch.lab2", "other"] {
             assert!(!names.may_belong(name), "{name}");
         }
+    }
+
+    #[test]
+    fn the_listings_tell_running_and_shut_off_and_other_states_are_asked() {
+        let conn = Connection::open("test:///default").unwrap();
+        let define = |name: &str| {
+            let xml = format!(
+                "<domain type='test'><name>{name}</name><memory>65536</memory>\
+                 <os><type>hvm</type></os></domain>"
+            );
+            conn.raw().define_domain_xml(&xml).unwrap()
+        };
+        define("off_lab");
+        define("on_lab").create().unwrap();
+        let paused = define("paused_lab");
+        paused.create().unwrap();
+        paused.suspend().unwrap();
+        define("other_host");
+        let states: Vec<(String, PowerState)> = list(
+            &conn,
+            &LabNames {
+                environments: vec!["lab"],
+                exact: Vec::new(),
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.name, d.state))
+        .collect();
+        assert_eq!(
+            states,
+            [
+                ("off_lab".to_string(), PowerState::ShutOff),
+                ("on_lab".to_string(), PowerState::Running),
+                ("paused_lab".to_string(), PowerState::Paused),
+            ]
+        );
+        let listed = ListedStates::read(&conn).unwrap();
+        assert_eq!(listed.of("paused_lab"), None, "asked for, not listed");
+        assert_eq!(listed.of("test"), Some(PowerState::Running));
     }
 
     #[test]
