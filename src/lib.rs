@@ -26,5 +26,6 @@ pub mod observe;
 pub mod plan;
 pub mod reconcile;
 pub mod rendering;
+pub mod smoke;
 pub mod snapshot;
 pub mod storage;
