@@ -43,8 +43,10 @@ if [ ! -f "$state/id_ed25519.pub" ]; then
     ssh-keygen -q -t ed25519 -N '' -C lvlab-demo -f "$state/id_ed25519"
 fi
 
-# The image server: the port Lvlab.yml names.
+# The image server: the port Lvlab.yml names. No proxy may stand between
+# it and lvlab or curl.
 port=8470
+export NO_PROXY="127.0.0.1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1${no_proxy:+,$no_proxy}"
 www=$(mktemp -d -t lvlab-demo-www.XXXXXX)
 export GNUPGHOME
 GNUPGHOME=$(mktemp -d -t lvlab-demo-gnupg.XXXXXX)

@@ -176,7 +176,7 @@ pub fn run(
         uri: request.uri.clone(),
         domain: machine.domain_name.clone(),
         passed: steps.results.iter().all(|s| s.verdict == Verdict::Pass),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: millis(started.elapsed()),
         steps: steps.results,
     })
 }
@@ -209,7 +209,7 @@ impl Steps<'_> {
     ) -> Option<T> {
         let started = Instant::now();
         let result = work();
-        let seconds = Some(started.elapsed().as_secs_f64());
+        let seconds = Some(millis(started.elapsed()));
         match result {
             Ok((value, detail)) => {
                 self.record(step, Verdict::Pass, seconds, detail);
@@ -241,6 +241,11 @@ impl Steps<'_> {
         self.reporter.finished(&result);
         self.results.push(result);
     }
+}
+
+/// Seconds to the millisecond: what a report needs, without float noise.
+fn millis(elapsed: Duration) -> f64 {
+    elapsed.as_millis() as f64 / 1000.0
 }
 
 /// What libvirt offers on the lab's host, after the KVM probe where KVM is
