@@ -328,8 +328,11 @@ impl Run<'_> {
             if !done.nothing_to_do {
                 return Err("the machine had to be started again after `up`".into());
             }
-            let connect = done.ssh_ready.unwrap_or_default();
-            Ok(((), format!("answers: {connect}")))
+            match done.ssh_ready {
+                Some(connect) => Ok(((), format!("answers: {connect}"))),
+                // Not waited for: it has no endpoint lvlab can reach.
+                None => Err(done.failures.join("\n")),
+            }
         });
         let guest = steps.run(Step::Login, || self.login());
         self.guest_checks(steps, guest.as_ref());
