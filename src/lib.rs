@@ -28,5 +28,6 @@ pub mod plan;
 pub mod provision;
 pub mod reconcile;
 pub mod rendering;
+pub mod smoke;
 pub mod snapshot;
 pub mod storage;

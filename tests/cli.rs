@@ -104,7 +104,7 @@ fn the_demo_example_validates() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("demo (qemu:///session): 2 machines [web, db], images [demo]"),
+        text.contains("demo (qemu:///session): 1 machine [web], images [demo]"),
         "{text}"
     );
 }

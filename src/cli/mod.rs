@@ -20,6 +20,7 @@ mod plan;
 mod progress;
 mod reconcile_args;
 mod schema;
+mod smoke;
 mod snapshot;
 mod ssh;
 mod status;
@@ -127,6 +128,9 @@ pub enum Command {
     Images(images::ImagesArgs),
     /// Snapshots of machines: create, revert, delete, list
     Snapshot(snapshot::SnapshotArgs),
+    /// Self-test this host: boot a throwaway machine, check over SSH that
+    /// cloud-init applied its seed, destroy it; a table of steps and times
+    Smoke(smoke::SmokeArgs),
     /// Log into a machine with ssh (or run CMD there); ssh's exit code is
     /// lvlab's
     Ssh(ssh::SshArgs),
@@ -168,6 +172,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Init(args) => init::run(&cli.global, args, &printer),
         Command::Images(args) => images::run(&cli.global, args, &printer),
         Command::Snapshot(args) => snapshot::run(&cli.global, args, &printer),
+        Command::Smoke(args) => smoke::run(&cli.global, args, &printer),
         Command::Ssh(args) => ssh::ssh(&cli.global, args, &printer),
         Command::SshConfig(args) => ssh::ssh_config(&cli.global, args, &printer),
         Command::Hosts(args) => hosts::run(&cli.global, args, &printer),
