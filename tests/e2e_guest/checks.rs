@@ -29,7 +29,12 @@ impl fmt::Display for Failure {
 /// How many checks a complete run of the tier makes (both guests): 57 of
 /// its own (the plan after `up` among them), `ssh_checks` on each guest,
 /// `lvlab passwd` on one and the 9 snapshot checks on another.
-const EXPECTED_CHECKS: usize = 57 + GUESTS.len() * crate::ssh_checks::SSH_CHECKS_PER_GUEST + 1 + 9;
+const EXPECTED_CHECKS: usize = 57
+    + GUESTS.len() * crate::ssh_checks::SSH_CHECKS_PER_GUEST
+    + 1 // passwd
+    + 9 // snapshots
+    + 1 // provision
+    + crate::smoke::CHECKS;
 
 #[derive(Default)]
 pub struct Checks {

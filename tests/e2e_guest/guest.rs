@@ -43,6 +43,9 @@ pub fn check_guest(checks: &mut Checks, lab: &Lab, guest: &Guest, port: u16, clo
     if guest.password {
         access::check_passwd(checks, &shell);
     }
+    if guest.provision {
+        access::check_provision(checks, &shell);
+    }
     // After `devices`, which mounts the shared directory.
     if guest.snapshots {
         snapshots::check(checks, &shell);

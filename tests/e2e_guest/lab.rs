@@ -26,6 +26,9 @@ pub struct Guest {
     pub password: bool,
     /// The guest `lvlab snapshot` create and revert are checked on.
     pub snapshots: bool,
+    /// The guest with a `provision:` list, checked to run once and again
+    /// only with `--reprovision`.
+    pub provision: bool,
 }
 
 pub const GUESTS: [Guest; 2] = [
@@ -35,6 +38,7 @@ pub const GUESTS: [Guest; 2] = [
         ip4: "198.18.0.11",
         password: false,
         snapshots: true,
+        provision: false,
     },
     Guest {
         vm: "beta",
@@ -42,6 +46,7 @@ pub const GUESTS: [Guest; 2] = [
         ip4: "198.18.0.12",
         password: true,
         snapshots: false,
+        provision: true,
     },
 ];
 
@@ -131,9 +136,17 @@ impl Lab {
             .map(|guest| {
                 let (vm, ip4, (file, text)) = (guest.vm, guest.ip4, guest.marker);
                 let password = guest.password;
+                let provision = if guest.provision {
+                    format!(
+                        "        provision: {}\n",
+                        crate::provision_checks::PROVISION
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
                     "      - vm_name: {vm}
-        interfaces:
+{provision}        interfaces:
           - {{ssh_port: auto}}
           - {{network_type: network, network: {network}, ip4: {ip4}/24}}
         cloud_init:

@@ -21,8 +21,11 @@
 //! strictly; on `beta` (which has a console password) `lvlab passwd`, on
 //! `alpha` a live `lvlab snapshot` created and reverted (a file written
 //! after it gone, SSH and the virtiofs mount still working) and deleted.
-//! Right after `up`, `plan` must show no change. Then an ACPI `down` (no
-//! `--force`) and a `destroy --force` that leaves nothing behind.
+//! Right after `up`, `plan` must show no change; `beta`'s `provision:`
+//! list ran once, runs not again on a second apply and once more with
+//! `--reprovision`. Then an ACPI `down` (no `--force`) and a `destroy
+//! --force` that leaves nothing behind, and last `lvlab smoke` on the same
+//! image (a guest of its own), which must pass every step.
 //!
 //! Ignored by the fast `cargo test`; `scripts/e2e.sh` builds (or finds) the
 //! image and runs it:
@@ -63,6 +66,10 @@ mod run;
 // Checks other test files compile too; run here on real guests.
 #[path = "../support/passwd_checks.rs"]
 mod passwd_checks;
+#[path = "../support/provision_checks.rs"]
+mod provision_checks;
+#[path = "../support/smoke_checks.rs"]
+mod smoke_checks;
 #[path = "../support/snapshot_checks.rs"]
 mod snapshot_checks;
 #[path = "../support/ssh_checks.rs"]
@@ -81,6 +88,7 @@ mod image;
 mod lab;
 mod lifecycle;
 mod network;
+mod smoke;
 mod snapshots;
 
 use std::path::{Path, PathBuf};
@@ -123,6 +131,8 @@ fn two_real_guests_come_up_with_their_seed_applied() {
 
     let down = lifecycle::check_down(&mut checks, &lab);
     lifecycle::check_destroy(&mut checks, &lab);
+    // Its own guest, after the lab's are gone: not two boots at once.
+    smoke::check(&mut checks, &lab);
 
     let figures = Figures {
         init,
