@@ -13,7 +13,7 @@ source scripts/setup.sh
 [ "${1:-}" = --no-setup ] || setup_all
 
 # Pinned, so that every machine packs the same way.
-CARGO_DEB_VERSION=3.6.2
+CARGO_DEB_VERSION=3.8.0
 
 ensure_cargo_deb() {
     if cargo install --list | grep -qx "cargo-deb v$CARGO_DEB_VERSION:"; then
