@@ -43,8 +43,8 @@ ssh-keygen -q -t ed25519 -N '' -C lvlab-package-test -f "$work/demo/.lvlab/id_ed
 LVLAB_NO_HOST_CONFIG=1 /usr/bin/lvlab -C "$work/demo" validate >&2
 
 say "man lvlab-plan"
-MANWIDTH=80 man lvlab-plan 2>/dev/null | grep -q 'lvlab plan --detailed-exitcode' ||
-    fail "man lvlab-plan shows no examples"
+page=$(MANWIDTH=80 man lvlab-plan 2>&1) || fail "man lvlab-plan: $page"
+grep -q 'lvlab plan --detailed-exitcode' <<<"$page" || fail "man lvlab-plan shows no examples"
 
 say "bash completion from /usr/share/bash-completion/completions/lvlab"
 bash -c 'source /usr/share/bash-completion/completions/lvlab && complete -p lvlab' >&2 ||
