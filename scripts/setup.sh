@@ -39,6 +39,12 @@ PACKAGES=(
     pkg-config gcc passt xorriso cloud-init osinfo-db libosinfo-bin dnsmasq-base
     gnupg curl ca-certificates openssh-client libssl-dev strace
 )
+# The completion and man page tests load the scripts in a real zsh and render
+# the pages with man; the package tier's cargo-deb computes the .deb's
+# dependencies with dpkg-shlibdeps.
+PACKAGE_TOOLS=(
+    zsh man-db dpkg-dev
+)
 # The real-guest tier builds its own Debian 12 image (scripts/e2e/build-image.sh).
 E2E_PACKAGES=(
     mmdebstrap grub-pc-bin e2fsprogs fdisk
@@ -92,7 +98,7 @@ ensure_packages() {
     ensure_backports_source
     local missing_bpo missing
     missing_bpo=$(missing_packages "${BACKPORTS_PACKAGES[@]}")
-    missing=$(missing_packages "${PACKAGES[@]}" "${E2E_PACKAGES[@]}")
+    missing=$(missing_packages "${PACKAGES[@]}" "${PACKAGE_TOOLS[@]}" "${E2E_PACKAGES[@]}")
     if [ -z "$missing_bpo" ] && [ -z "$missing" ]; then
         say "Debian packages: all present"
         return

@@ -40,6 +40,15 @@ pub fn connect_timeout() -> Duration {
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
 }
 
+/// The version of the libvirt library this process runs against (the
+/// shared library loaded now, not a daemon's), as `x.y.z`.
+pub fn library_version() -> Option<String> {
+    silence_default_error_printer();
+    Connect::version()
+        .ok()
+        .map(crate::observe::capabilities::format_version)
+}
+
 /// A libvirt failure, with the URI it concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum LibvirtError {

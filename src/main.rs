@@ -1,10 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use lvlab::cli::{self, Invocation};
 
 fn main() -> ExitCode {
-    match lvlab::cli::Cli::try_parse() {
-        Ok(cli) => lvlab::cli::run(cli),
-        Err(err) => lvlab::cli::usage_error(&err),
+    match cli::parse() {
+        Ok(Invocation::Command(cli)) => cli::run(*cli),
+        Ok(Invocation::Complete(args)) => cli::complete(&args),
+        Err(err) => cli::usage_error(&err),
     }
 }

@@ -1,7 +1,8 @@
 //! The scripts' own promises, run for real on a copy of the script in a
-//! temporary tree: `scripts/test.sh` runs the faults tier, then the
-//! real-guest tier, each unless its `LVLAB_SKIP_*` is 1; `.ci/run` drops an
-//! inherited `LVLAB_SKIP_E2E` and `LVLAB_SKIP_FAULTS` before it runs
+//! temporary tree: `scripts/test.sh` runs the Debian package tier, the
+//! faults tier, then the real-guest tier, each unless its `LVLAB_SKIP_*` is
+//! 1; `.ci/run` drops an inherited `LVLAB_SKIP_E2E`, `LVLAB_SKIP_FAULTS` and
+//! `LVLAB_SKIP_PACKAGE` before it runs
 //! `scripts/test.sh`; `scripts/soak.sh` asks cargo for 10000 cases per
 //! property unless `PROPTEST_CASES` says otherwise. What they start (setup,
 //! cargo, the tiers) is a stand-in that reports what it was given.
@@ -41,13 +42,15 @@ fn ci_run_ignores_inherited_skips() {
     copy_script(tree.path(), ".ci/run");
     reporter(
         &tree.path().join("scripts/test.sh"),
-        "echo \"e2e=${LVLAB_SKIP_E2E-unset} faults=${LVLAB_SKIP_FAULTS-unset}\"",
+        "echo \"e2e=${LVLAB_SKIP_E2E-unset} faults=${LVLAB_SKIP_FAULTS-unset} \
+         package=${LVLAB_SKIP_PACKAGE-unset}\"",
     );
     let out = run(Command::new("bash")
         .arg(tree.path().join(".ci/run"))
         .env("LVLAB_SKIP_E2E", "1")
-        .env("LVLAB_SKIP_FAULTS", "1"));
-    assert_eq!(out.trim(), "e2e=unset faults=unset");
+        .env("LVLAB_SKIP_FAULTS", "1")
+        .env("LVLAB_SKIP_PACKAGE", "1"));
+    assert_eq!(out.trim(), "e2e=unset faults=unset package=unset");
 }
 
 /// `scripts/soak.sh` with `cargo` reporting its arguments and case count.
@@ -84,7 +87,7 @@ fn soak_runs_10000_cases_per_property_unless_told() {
 }
 
 /// The real `scripts/test.sh` in a tree where everything it runs reports
-/// itself: setup, cargo, the quick bench rows and the two tiers.
+/// itself: setup, cargo, the quick bench rows and the three tiers.
 fn test_sh(skips: &[&str]) -> String {
     let tree = tempfile::tempdir().unwrap();
     copy_script(tree.path(), "scripts/test.sh");
@@ -104,13 +107,18 @@ fn test_sh(skips: &[&str]) -> String {
         "echo \"faults.sh $*\"",
     );
     reporter(&tree.path().join("scripts/e2e.sh"), "echo \"e2e.sh $*\"");
+    reporter(
+        &tree.path().join("scripts/package-test.sh"),
+        "echo \"package-test.sh $*\"",
+    );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let mut command = Command::new("bash");
     command
         .arg(tree.path().join("scripts/test.sh"))
         .env("PATH", path)
         .env_remove("LVLAB_SKIP_E2E")
-        .env_remove("LVLAB_SKIP_FAULTS");
+        .env_remove("LVLAB_SKIP_FAULTS")
+        .env_remove("LVLAB_SKIP_PACKAGE");
     for skip in skips {
         command.env(skip, "1");
     }
@@ -118,16 +126,24 @@ fn test_sh(skips: &[&str]) -> String {
 }
 
 #[test]
-fn test_sh_runs_both_tiers_one_after_the_other_unless_skipped() {
+fn test_sh_runs_the_tiers_one_after_the_other_unless_skipped() {
     let out = test_sh(&[]);
-    let faults = out
-        .find("faults.sh --no-setup")
-        .unwrap_or_else(|| panic!("{out}"));
-    let e2e = out
-        .find("e2e.sh --no-setup")
-        .unwrap_or_else(|| panic!("{out}"));
+    let find = |what: &str| out.find(what).unwrap_or_else(|| panic!("{what}: {out}"));
+    let (quick_benches, package) = (find("check.sh --quick"), find("package-test.sh --no-setup"));
+    let (faults, e2e) = (find("faults.sh --no-setup"), find("e2e.sh --no-setup"));
     assert!(
-        out.find("cargo test").unwrap() < faults && faults < e2e,
+        find("cargo test") < quick_benches && quick_benches < package,
+        "{out}"
+    );
+    assert!(package < faults && faults < e2e, "{out}");
+
+    let out = test_sh(&["LVLAB_SKIP_PACKAGE"]);
+    assert!(
+        !out.contains("package-test.sh") && out.contains("faults.sh --no-setup"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Debian package tier skipped (LVLAB_SKIP_PACKAGE=1)"),
         "{out}"
     );
 

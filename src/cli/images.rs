@@ -24,6 +24,10 @@ pub struct ImagesArgs {
 pub enum ImagesCommand {
     /// Every file in the image caches: which image, size, verified or not,
     /// used by which machines
+    #[command(after_help = examples!(
+        "lvlab images list" => "a table of every cached file",
+        "lvlab images list --json" => "the same as JSON",
+    ))]
     List {
         /// JSON instead of a table
         #[arg(long)]
@@ -31,6 +35,10 @@ pub enum ImagesCommand {
     },
     /// Remove cached files no image claims (dry run unless --force); never
     /// a file a defined domain's disk uses
+    #[command(after_help = examples!(
+        "lvlab images clean" => "say what would be removed, remove nothing",
+        "lvlab images clean --force" => "remove it",
+    ))]
     Clean {
         /// Remove them (without it, only say what would go)
         #[arg(long)]

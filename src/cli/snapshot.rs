@@ -26,13 +26,30 @@ pub struct SnapshotArgs {
 pub enum SnapshotCommand {
     /// Take a snapshot of machines (a running one stays running; its
     /// memory is saved too)
+    #[command(after_help = examples!(
+        "lvlab snapshot create clean web db" => "snapshot two machines as `clean`",
+        "lvlab snapshot create clean --all --replace" =>
+            "every deployed machine, replacing an older `clean`",
+    ))]
     Create(CreateArgs),
     /// Bring machines back to a snapshot: disks, and power state (a
     /// running snapshot comes back running, with its memory)
+    #[command(after_help = examples!(
+        "lvlab snapshot revert clean web" => "bring web back to `clean`",
+        "lvlab snapshot revert clean --all --env test" => "every machine of one environment",
+    ))]
     Revert(VerbArgs),
     /// Delete a snapshot of machines
+    #[command(after_help = examples!(
+        "lvlab snapshot delete clean web" => "delete web's `clean`",
+        "lvlab snapshot delete clean --all" => "delete `clean` wherever it is",
+    ))]
     Delete(VerbArgs),
     /// Each machine's snapshots
+    #[command(after_help = examples!(
+        "lvlab snapshot list" => "each deployed machine's snapshots",
+        "lvlab snapshot list web --json" => "web's, as JSON",
+    ))]
     List(ListArgs),
 }
 
