@@ -34,7 +34,8 @@ const EXPECTED_CHECKS: usize = 57
     + 1 // passwd
     + 9 // snapshots
     + 1 // provision
-    + crate::smoke::CHECKS;
+    + crate::smoke::CHECKS
+    + crate::oneoff::CHECKS;
 
 #[derive(Default)]
 pub struct Checks {

@@ -24,8 +24,10 @@
 //! Right after `up`, `plan` must show no change; `beta`'s `provision:`
 //! list ran once, runs not again on a second apply and once more with
 //! `--reprovision`. Then an ACPI `down` (no `--force`) and a `destroy
-//! --force` that leaves nothing behind, and last `lvlab smoke` on the same
-//! image (a guest of its own), which must pass every step.
+//! --force` that leaves nothing behind; last, one at a time on the same
+//! image, `lvlab smoke` (a guest of its own), which must pass every step,
+//! and a one-off machine made by `createvm --wait`, logged into and
+//! removed by `deletevm`.
 //!
 //! Ignored by the fast `cargo test`; `scripts/e2e.sh` builds (or finds) the
 //! image and runs it:
@@ -88,6 +90,7 @@ mod image;
 mod lab;
 mod lifecycle;
 mod network;
+mod oneoff;
 mod smoke;
 mod snapshots;
 
@@ -133,6 +136,7 @@ fn two_real_guests_come_up_with_their_seed_applied() {
     lifecycle::check_destroy(&mut checks, &lab);
     // Its own guest, after the lab's are gone: not two boots at once.
     smoke::check(&mut checks, &lab);
+    oneoff::check(&mut checks, &lab, &image);
 
     let figures = Figures {
         init,
