@@ -425,6 +425,12 @@ pub fn text(out: &Output) -> String {
 
 /// Runs `command` in the guest as the lab's user with the test's key.
 pub fn ssh(key: &Path, port: u16, command: &str) -> Output {
+    ssh_as(key, &format!("{USER}@127.0.0.1"), port, command)
+}
+
+/// Runs `command` at `target` (`user@address`) on `port` with `key` only,
+/// no host key check (a test guest's key is new every run).
+pub fn ssh_as(key: &Path, target: &str, port: u16, command: &str) -> Output {
     Command::new("ssh")
         .args(["-F", "/dev/null", "-i"])
         .arg(key)
@@ -443,7 +449,7 @@ pub fn ssh(key: &Path, port: u16, command: &str) -> Output {
             "-o",
             "ConnectTimeout=30",
         ])
-        .arg(format!("{USER}@127.0.0.1"))
+        .arg(target)
         .arg(command)
         .stdin(Stdio::null())
         .output()

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use crate::checks::Checks;
-use crate::lab::{text, Lab};
+use crate::lab::{ssh_as, text, Lab};
 use crate::run;
 
 const NAME: &str = "e2eoneoff";
@@ -79,7 +79,14 @@ pub fn check(checks: &mut Checks, lab: &Lab, image: &Path) {
         .as_deref()
         .and_then(|rest| rest.split_once(": ssh -p "))
         .and_then(|(_, hint)| hint.split_once(' '))
-        .map(|(port, target)| login(&lab.key(), port, target.trim()));
+        .and_then(|(port, target)| {
+            Some(ssh_as(
+                &lab.key(),
+                target.trim(),
+                port.parse().ok()?,
+                "hostname",
+            ))
+        });
     checks.check(
         NAME,
         "a one-off machine takes its key and its name",
@@ -111,31 +118,4 @@ pub fn check(checks: &mut Checks, lab: &Lab, image: &Path) {
             text(&deleted)
         ),
     );
-}
-
-/// `hostname` over SSH at `target` (`user@127.0.0.1`) on `port`.
-fn login(key: &Path, port: &str, target: &str) -> Output {
-    Command::new("ssh")
-        .args(["-F", "/dev/null", "-i"])
-        .arg(key)
-        .args(["-p", port])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=30",
-        ])
-        .arg(target)
-        .arg("hostname")
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssh (openssh-client) is installed by scripts/setup.sh")
 }
