@@ -165,13 +165,7 @@ fn an_apply_killed_half_way_converges_on_the_next_run() {
 #[test]
 fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     let lab = SessionLab::new("lock");
-    let held = lvlab::apply::EnvironmentLock::acquire(
-        &run::state_dir(),
-        SESSION,
-        &lab.env,
-        Duration::ZERO,
-    )
-    .unwrap();
+    let held = hold_lock(&lab);
     let start = Instant::now();
     let out = lab.run(&["up", "--all", "--lock-timeout", "1"]);
     let waited = start.elapsed();
@@ -342,13 +336,7 @@ fn shared_directories_start_with_virtiofs_and_missing_sources_stop_the_plan() {
 #[test]
 fn a_second_apply_waits_until_the_holder_releases_the_lock() {
     let lab = SessionLab::with("lockwait", ONE);
-    let held = lvlab::apply::EnvironmentLock::acquire(
-        &run::state_dir(),
-        SESSION,
-        &lab.env,
-        Duration::ZERO,
-    )
-    .unwrap();
+    let held = hold_lock(&lab);
     let holder = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(2));
         drop(held);
@@ -558,4 +546,10 @@ fn nic_attachment_and_shared_directory_changes_apply_in_place_and_start() {
     assert!(live.contains("<target dir='data'/>"), "{live}");
     assert_eq!(virsh(&["domuuid", &domain]), uuid, "the same domain");
     lab.assert_converged();
+}
+
+/// The lab's environment lock, taken here as another lvlab would hold it.
+fn hold_lock(lab: &SessionLab) -> lvlab::apply::EnvironmentLock {
+    lvlab::apply::EnvironmentLock::acquire(&run::state_dir(), SESSION, &lab.env, Duration::ZERO)
+        .unwrap()
 }
