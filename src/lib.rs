@@ -24,6 +24,7 @@ pub mod libvirt;
 pub mod manifest;
 pub mod observe;
 pub mod oneoff;
+pub mod parallel;
 pub mod plan;
 pub mod provision;
 pub mod reconcile;

@@ -13,8 +13,8 @@ use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{self, DefinitionInput, DomainError, OwnershipMark, SpecFields};
 use crate::host::{Host, Hosts};
 use crate::images;
-use crate::observe::domains::in_parallel;
 use crate::observe::{osinfo, MachineFiles, Observed, ObservedEnvironment};
+use crate::parallel::in_parallel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -133,7 +133,7 @@ pub fn render(
 }
 
 /// How many threads CPU-bound work per machine may use.
-pub fn cores() -> usize {
+fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
