@@ -34,10 +34,16 @@ BACKPORTS_PACKAGES=(
     qemu-system-x86 qemu-utils
     libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu
     libvirt-daemon-driver-network libvirt-daemon-config-network libvirt-clients
+    libvirt-daemon-driver-storage
 )
 PACKAGES=(
     pkg-config gcc passt xorriso cloud-init osinfo-db libosinfo-bin dnsmasq-base
     gnupg curl ca-certificates openssh-client libssl-dev strace
+)
+# The remote-host tests reach this machine's libvirt through qemu+ssh:// to an
+# sshd they start on loopback with their own keys.
+REMOTE_PACKAGES=(
+    openssh-server
 )
 # The completion and man page tests load the scripts in a real zsh and render
 # the pages with man; the package tier's cargo-deb computes the .deb's
@@ -98,7 +104,7 @@ ensure_packages() {
     ensure_backports_source
     local missing_bpo missing
     missing_bpo=$(missing_packages "${BACKPORTS_PACKAGES[@]}")
-    missing=$(missing_packages "${PACKAGES[@]}" "${PACKAGE_TOOLS[@]}" "${E2E_PACKAGES[@]}")
+    missing=$(missing_packages "${PACKAGES[@]}" "${PACKAGE_TOOLS[@]}" "${E2E_PACKAGES[@]}" "${REMOTE_PACKAGES[@]}")
     if [ -z "$missing_bpo" ] && [ -z "$missing" ]; then
         say "Debian packages: all present"
         return
@@ -164,6 +170,12 @@ ensure_kvm_device() {
 
 daemon_running() { pgrep -x "$1" >/dev/null 2>&1; }
 
+# Whether the running libvirtd answers storage pool calls (lvlab's pool
+# storage and the remote-host tests need them).
+storage_driver_loaded() {
+    as_root virsh -q -c qemu:///system pool-list --all >/dev/null 2>&1
+}
+
 # No systemd here: start the system daemons by hand when they are not running.
 # qemu:///session starts its own per-user daemon when first opened.
 ensure_daemons() {
@@ -174,6 +186,12 @@ ensure_daemons() {
     if ! daemon_running virtlogd; then
         say "starting virtlogd"
         as_root virtlogd -d
+    fi
+    if daemon_running libvirtd && ! storage_driver_loaded; then
+        # A running libvirtd loads no driver installed after it started.
+        say "restarting libvirtd: its storage driver was installed after it started"
+        as_root pkill -x libvirtd
+        for _ in $(seq 50); do daemon_running libvirtd || break; sleep 0.1; done
     fi
     if ! daemon_running libvirtd; then
         say "starting libvirtd"

@@ -1,0 +1,149 @@
+//! A "remote" libvirt host for tests: this machine's libvirtd, reached
+//! through an sshd the test starts on 127.0.0.1 with its own host key and
+//! a client key made for it, so `qemu+ssh://root@127.0.0.1:PORT/system`
+//! really crosses libvirt's remote protocol over SSH. The sshd's log
+//! proves each connection went through it, not to the local socket.
+//!
+//! Needs root (the sshd logs in as root, as `qemu:///system` needs) and
+//! `/usr/sbin/sshd` (openssh-server, installed by `scripts/setup.sh`).
+
+// Each test file uses only some of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RemoteHost {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    sshd: Child,
+}
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+impl RemoteHost {
+    /// Starts the sshd and waits until it listens. Panics with the reason
+    /// when this machine cannot serve one (not root, no sshd).
+    pub fn start() -> Self {
+        assert!(
+            is_root(),
+            "the remote-host tests log in as root through their own sshd: run them as root"
+        );
+        assert!(
+            Path::new(SSHD).is_file(),
+            "{SSHD} is missing: run scripts/setup.sh (it installs openssh-server)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        keygen(&dir.path().join("host_key"));
+        keygen(&dir.path().join("client_key"));
+        std::fs::copy(
+            dir.path().join("client_key.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        // sshd refuses to start without its privilege separation directory,
+        // which only its init script makes.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = free_port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(&config, sshd_config(dir.path(), port)).unwrap();
+        let sshd = Command::new(SSHD)
+            .args(["-D", "-f"])
+            .arg(&config)
+            .arg("-E")
+            .arg(dir.path().join("sshd.log"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let host = Self { dir, port, sshd };
+        host.wait_listening();
+        host
+    }
+
+    /// The libvirt URI of this host's `path` daemon (`system` or
+    /// `session`), with the test's key and no host key check.
+    pub fn uri(&self, path: &str) -> String {
+        format!(
+            "qemu+ssh://root@127.0.0.1:{}/{path}?keyfile={}&no_verify=1",
+            self.port,
+            self.keyfile().display()
+        )
+    }
+
+    /// The private key that logs in as root.
+    pub fn keyfile(&self) -> PathBuf {
+        self.dir.path().join("client_key")
+    }
+
+    /// The sshd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// How many logins the sshd accepted so far.
+    pub fn logins(&self) -> usize {
+        self.log().matches("Accepted publickey for root").count()
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the test sshd did not listen on 127.0.0.1:{} within 10 s; its log:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RemoteHost {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+fn sshd_config(dir: &Path, port: u16) -> String {
+    let dir = dir.display();
+    format!(
+        "Port {port}\n\
+         ListenAddress 127.0.0.1\n\
+         HostKey {dir}/host_key\n\
+         PidFile none\n\
+         AuthorizedKeysFile {dir}/authorized_keys\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         PermitRootLogin prohibit-password\n\
+         StrictModes no\n\
+         UsePAM no\n\
+         AllowTcpForwarding yes\n\
+         LogLevel VERBOSE\n"
+    )
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("run ssh-keygen");
+    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+}
+
+/// A loopback port nothing listens on now (the sshd binds it a moment
+/// later; a clash fails the wait with the sshd's log).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
