@@ -87,6 +87,8 @@ pub struct MachineSpec {
     /// `vm_name` for a one-off machine.
     pub domain_name: String,
     pub environment: String,
+    /// The libvirt host the machine runs on (its environment's).
+    pub libvirt_uri: String,
     pub hostname: String,
     pub fqdn: String,
     /// Image key in [`Desired::images`].

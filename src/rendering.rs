@@ -107,7 +107,7 @@ pub fn render(
                 desired,
                 env,
                 machine,
-                hosts.get(&env.libvirt_uri),
+                hosts.of(machine),
                 seen,
                 &variants[machine.os.as_str()],
                 &image_digests[machine.image_path.as_path()],

@@ -406,6 +406,9 @@ fn load_manifest(
     if let Some(uri) = connect {
         for env in &mut desired.environments {
             env.libvirt_uri = uri.to_string();
+            for machine in &mut env.machines {
+                machine.libvirt_uri = uri.to_string();
+            }
         }
     }
     Ok(desired)

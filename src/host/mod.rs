@@ -289,6 +289,11 @@ impl Hosts {
         Ok(hosts)
     }
 
+    /// The host `machine` runs on.
+    pub fn of(&self, machine: &crate::desired::MachineSpec) -> &Host {
+        self.get(&machine.libvirt_uri)
+    }
+
     /// The host of `uri`; panics if it was not opened, which is a bug in
     /// the caller (every URI of the selected environments is opened).
     pub fn get(&self, uri: &str) -> &Host {

@@ -253,7 +253,7 @@ fn resolve_environment(
             defaults: &defaults,
             defaults_path: &defaults_path,
         };
-        if let Some(spec) = resolve_machine(r, &name, &layered, images) {
+        if let Some(spec) = resolve_machine(r, &name, &libvirt_uri, &layered, images) {
             if let Some(first) = machines.iter().position(|m| m.vm_name == spec.vm_name) {
                 r.report(
                     Problem::value(
@@ -309,6 +309,7 @@ fn check_defaults(r: &mut Resolver, defaults: &RawMachine, path: &KeyPath) {
 fn resolve_machine(
     r: &mut Resolver,
     environment: &str,
+    libvirt_uri: &str,
     m: &Layered,
     images: &BTreeMap<String, ImageSpec>,
 ) -> Option<MachineSpec> {
@@ -372,6 +373,7 @@ fn resolve_machine(
     Some(MachineSpec {
         domain_name: names::domain_name(&vm_name, environment, r.one_off),
         environment: environment.to_string(),
+        libvirt_uri: libvirt_uri.to_string(),
         image_path: names::image_cache_dir(&cache_base).join(&image.file_name),
         vm_name,
         hostname,

@@ -54,7 +54,7 @@ fn machine_status(
     hosts: &Hosts,
     machine: &MachineSpec,
 ) -> MachineStatus {
-    let host = hosts.get(&env.libvirt_uri);
+    let host = hosts.of(machine);
     let files = seen.files(&machine.vm_name);
     let deployed = seen.domain(&machine.domain_name).is_some();
     let runtime = deployed

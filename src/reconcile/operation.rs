@@ -193,10 +193,8 @@ impl<'a> Operation<'a> {
         let machines: Vec<_> = lab
             .environments
             .iter()
-            .flat_map(|env| {
-                let host = lab.hosts.get(&env.libvirt_uri);
-                env.machines.iter().map(move |machine| (host, machine))
-            })
+            .flat_map(|env| &env.machines)
+            .map(|machine| (lab.hosts.of(machine), machine))
             .filter(|(_, m)| named.is_empty() || named.contains(&m.vm_name))
             .collect();
         ssh_wait::wait_for_ssh(&machines, timeout, &WaitToUi(ui)).map_err(OperationError::Wait)

@@ -217,7 +217,7 @@ fn step(
             vm_name: machine.vm_name.clone(),
             domain: domain.name.clone(),
         },
-        uri: env.libvirt_uri.clone(),
+        uri: machine.libvirt_uri.clone(),
         domain: domain.name.clone(),
         verb,
         name: request.name.clone(),
