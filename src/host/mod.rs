@@ -237,6 +237,14 @@ impl Host {
     }
 }
 
+/// Whether `uri` names a libvirt on another machine: it has a host part
+/// (`qemu+ssh://user@host/system`, `qemu+tls://host/system`), as libvirt
+/// itself decides. `qemu:///system`, `qemu:///session` and `test:///...`
+/// have none. An unparsable URI is not remote (libvirt rejects it).
+pub fn is_remote_uri(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+}
+
 fn least_busy(pool: &[Arc<Slot>]) -> Arc<Slot> {
     pool.iter()
         .min_by_key(|s| s.leases.load(Ordering::SeqCst))
@@ -302,5 +310,32 @@ impl Hosts {
             .get(uri)
             .unwrap_or_else(|| panic!("no host for {uri} was opened"));
         &self.hosts[*index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_remote_uri;
+
+    #[test]
+    fn only_uris_with_a_host_part_are_remote() {
+        for local in [
+            "qemu:///system",
+            "qemu:///session",
+            "test:///default",
+            "test:///tmp/state/empty.xml",
+            "qemu+unix:///system",
+            "not a uri",
+        ] {
+            assert!(!is_remote_uri(local), "{local}");
+        }
+        for remote in [
+            "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/k&no_verify=1",
+            "qemu+ssh://lab.example/session",
+            "qemu+tls://hv2/system",
+            "qemu://hv3/system",
+        ] {
+            assert!(is_remote_uri(remote), "{remote}");
+        }
     }
 }
