@@ -43,6 +43,7 @@ ssh-keygen -q -t ed25519 -N '' -C lvlab-package-test -f "$work/demo/.lvlab/id_ed
 LVLAB_NO_HOST_CONFIG=1 /usr/bin/lvlab -C "$work/demo" validate >&2
 
 say "man lvlab-plan"
+[ -f /usr/share/man/man1/lvlab-plan.1.gz ] || fail "the man pages are not installed gzipped"
 page=$(MANWIDTH=80 man lvlab-plan 2>&1) || fail "man lvlab-plan: $page"
 grep -q 'lvlab plan --detailed-exitcode' <<<"$page" || fail "man lvlab-plan shows no examples"
 

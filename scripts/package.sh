@@ -34,6 +34,9 @@ rm -rf "$generated"
 mkdir -p "$generated/man" "$generated/completions"
 say "man pages and completion scripts from the built lvlab"
 "$release/lvlab" man --dir "$generated/man" >/dev/null
+# Debian policy: man pages are installed gzipped (-n: no name or time
+# stamp, so the same pages give the same package).
+gzip -9n "$generated"/man/*.1
 "$release/lvlab" completions bash >"$generated/completions/lvlab"
 "$release/lvlab" completions zsh >"$generated/completions/_lvlab"
 "$release/lvlab" completions fish >"$generated/completions/lvlab.fish"
