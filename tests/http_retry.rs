@@ -1,7 +1,8 @@
 //! The download retry policy with lvlab's production settings: no test here
 //! sets `LVLAB_HTTP_TIMEOUT`, `_CONNECT_TIMEOUT` or `_RETRIES`, so what runs
 //! is what a user gets (15 s connect and 30 s read timeouts, 4 retries,
-//! backoff from 1 s doubling to at most 30 s). The slowest tests wait out
+//! backoff from 1 s doubling to at most 30 s, or the server's
+//! `Retry-After` when longer, up to 2 minutes). The slowest tests wait out
 //! those timeouts (about 31 s), beside the others. Only the cap test raises the first backoff,
 //! since 4 retries from 1 s never reach 30 s.
 
@@ -108,6 +109,41 @@ fn a_408_and_a_429_with_retry_after_are_retried_with_a_doubling_backoff() {
         took >= Duration::from_secs(3) && took < Duration::from_secs(6),
         "backoffs of 1 s and 2 s: {took:?}"
     );
+}
+
+#[test]
+fn a_retry_after_longer_than_the_backoff_is_waited_out() {
+    let lab = Download::new();
+    lab.server.behave(IMAGE, Behaviour::RetryAfter(503, 3));
+    let (out, took) = lab.init();
+    lab.assert_verified(&out);
+    let (_, stderr) = texts(&out);
+    assert!(
+        stderr.contains("HTTP 503 Service Unavailable); retrying in 3s"),
+        "the server's 3 s, not the 1 s backoff: {stderr}"
+    );
+    assert_eq!(lab.server.requests_for(IMAGE).len(), 2);
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(6),
+        "one wait of 3 s: {took:?}"
+    );
+}
+
+#[test]
+fn a_retry_after_beyond_two_minutes_fails_at_once_and_says_so() {
+    let lab = Download::new();
+    lab.server.behave(IMAGE, Behaviour::RetryAfter(429, 3600));
+    let (out, took) = lab.init();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the server asks to try again in 3600 s (HTTP Retry-After)")
+            && stderr.contains("hint: run it again later"),
+        "{stderr}"
+    );
+    assert_eq!(lab.server.requests_for(IMAGE).len(), 1);
+    assert!(took < Duration::from_secs(3), "no wait: {took:?}");
+    assert!(!lab.cached().exists());
 }
 
 #[test]

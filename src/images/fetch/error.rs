@@ -31,6 +31,8 @@ pub enum FetchError {
     Read { path: PathBuf, source: io::Error },
     #[error("{}", write_text(.path, .source))]
     Write { path: PathBuf, source: io::Error },
+    #[error("{url}: the server asks to try again in {seconds} s (HTTP Retry-After), longer than lvlab waits\n  hint: run it again later, or use another mirror")]
+    RetryLater { url: String, seconds: u64 },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
 }

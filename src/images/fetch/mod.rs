@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use reqwest::blocking::{Client, Response};
-use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_RANGE, RANGE, RETRY_AFTER};
 
 mod error;
 mod sink;
@@ -112,6 +112,8 @@ pub enum Small {
 enum Failure {
     /// Worth another attempt after a delay (and resumes the `.partial`).
     Retry(FetchError),
+    /// The same, and the server said how long to wait (`Retry-After`).
+    RetryAfter(FetchError, Duration),
     /// The `.partial` cannot be resumed: start over at once.
     Restart(String),
     Fatal(FetchError),
@@ -181,7 +183,7 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let err = match once(attempt) {
+            let (err, asked) = match once(attempt) {
                 Ok(value) => return Ok(value),
                 Err(Failure::Fatal(err)) => return Err(err.with_attempts(attempt)),
                 Err(Failure::Restart(why)) => {
@@ -205,13 +207,25 @@ impl Fetcher {
                     }
                     continue;
                 }
-                Err(Failure::Retry(err)) => err,
+                Err(Failure::Retry(err)) => (err, None),
+                Err(Failure::RetryAfter(err, asked)) => (err, Some(asked)),
             };
             if attempt > self.options.retries {
                 return Err(err.with_attempts(attempt));
             }
             let factor = 1u32 << (attempt - 1).min(16);
-            let delay = (self.options.backoff * factor).min(Duration::from_secs(30));
+            let backoff = (self.options.backoff * factor).min(Duration::from_secs(30));
+            let delay = match asked {
+                Some(asked) if asked > MAX_RETRY_AFTER => {
+                    return Err(FetchError::RetryLater {
+                        url: url.to_string(),
+                        seconds: asked.as_secs(),
+                    })
+                }
+                // The server knows its own load better than our backoff.
+                Some(asked) => backoff.max(asked),
+                None => backoff,
+            };
             tracing::debug!("{err}; retrying in {delay:?}");
             if let Some((image, reporter)) = report {
                 reporter.on_retry(image, attempt, delay, &err.to_string());
@@ -236,7 +250,7 @@ impl Fetcher {
         match status {
             200 => {}
             404 | 410 => return Ok(Small::NotFound),
-            _ => return Err(status_failure(url, status)),
+            _ => return Err(status_failure(url, &response)),
         }
         match read_limited(response, limit) {
             Ok(Some(bytes)) => Ok(Small::Found(bytes)),
@@ -282,7 +296,7 @@ impl Fetcher {
                     ))),
                 };
             }
-            _ => return Err(status_failure(url, status)),
+            _ => return Err(status_failure(url, &response)),
         };
         if start == 0 && have > 0 {
             tracing::debug!("{url}: the server sent the whole file; restarting {have} bytes in");
@@ -315,17 +329,31 @@ impl Fetcher {
     }
 }
 
-fn status_failure(url: &str, status: u16) -> Failure {
+/// The longest `Retry-After` a download waits out; a server that asks
+/// for more is told to the user instead of holding the run.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+fn status_failure(url: &str, response: &Response) -> Failure {
+    let status = response.status().as_u16();
     let err = FetchError::Status {
         url: url.to_string(),
         status,
         attempts: 1,
     };
-    if status == 408 || status == 429 || (500..600).contains(&status) {
-        Failure::Retry(err)
-    } else {
-        Failure::Fatal(err)
+    if !(status == 408 || status == 429 || (500..600).contains(&status)) {
+        return Failure::Fatal(err);
     }
+    match retry_after(response) {
+        Some(asked) => Failure::RetryAfter(err, asked),
+        None => Failure::Retry(err),
+    }
+}
+
+/// `Retry-After: SECONDS` (RFC 9110). The HTTP-date form is rare on the
+/// mirrors images come from and falls back to the backoff.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse().ok().map(Duration::from_secs)
 }
 
 /// `Content-Range: bytes FIRST-LAST/TOTAL` -> (FIRST, TOTAL when known).
