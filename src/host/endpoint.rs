@@ -75,7 +75,7 @@ impl SshEndpoint {
         match &self.route {
             Route::Direct => self.address.to_string(),
             Route::ProxyCommand(hop) => format!("{} via {}", self.address, hop.host),
-            Route::Unreachable(_) => format!("{} (out of reach)", self.address),
+            Route::Unreachable(_) => format!("{} (no SSH hop to its host)", self.address),
         }
     }
 }

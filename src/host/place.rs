@@ -89,9 +89,8 @@ impl RemoteHost {
 /// Why lvlab has no way to a remote host's loopback, naming the URI.
 pub fn no_hop_message(uri: &str, why: &str) -> String {
     format!(
-        "{uri}: {why}; lvlab reaches a guest's forward on that host's loopback only through \
-         SSH to the host\n  hint: use a qemu+ssh:// URI for that host (with ?keyfile= as needed), \
-         or give the machine a static address reachable from here"
+        "{uri}: {why}, and lvlab reaches a guest on another host only through SSH to that \
+         host (use a qemu+ssh:// URI for it)"
     )
 }
 
@@ -213,13 +212,15 @@ impl SshHop {
     }
 
     /// `ssh` to the host with lvlab's own bounds (no question asked, a
-    /// connect timeout), the remote command being `command`.
-    pub fn command(&self, timeout: Duration, remote: &[&str]) -> Command {
+    /// connect timeout), `extra` options, the remote command being
+    /// `remote`.
+    pub fn command(&self, timeout: Duration, extra: &[&str], remote: &[&str]) -> Command {
         let mut command = Command::new(crate::access::ssh::SSH);
         command
             .args(["-o", "BatchMode=yes", "-o"])
             .arg(format!("ConnectTimeout={}", timeout.as_secs().max(1)))
             .args(self.options())
+            .args(extra)
             .args(["--", &self.host])
             .args(remote)
             .stdin(Stdio::null());
@@ -230,7 +231,7 @@ impl SshHop {
     /// host; its output when it exits 0.
     pub fn run(&self, timeout: Duration, remote: &str) -> Result<String, String> {
         let out = self
-            .command(timeout, &[remote])
+            .command(timeout, &[], &[remote])
             .stderr(Stdio::piped())
             .output()
             .map_err(|e| format!("cannot run ssh: {e}"))?;
