@@ -67,3 +67,26 @@ impl HostFacts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(uri: &str, virtiofsd: Option<&str>) -> HostFacts {
+        HostFacts {
+            uri: uri.into(),
+            arch: "x86_64".into(),
+            domain_types: vec!["qemu".into()],
+            kvm: false,
+            virtiofsd: virtiofsd.map(PathBuf::from),
+            kvm_probe: None,
+        }
+    }
+
+    #[test]
+    fn only_this_machine_without_virtiofsd_lacks_it() {
+        assert!(facts("qemu:///system", None).lacks_virtiofsd());
+        assert!(!facts("qemu:///system", Some("/usr/libexec/virtiofsd")).lacks_virtiofsd());
+        assert!(!facts("qemu+ssh://root@hv2/system", None).lacks_virtiofsd());
+    }
+}
