@@ -145,6 +145,18 @@ fn a_taken_automatic_port_is_moved_at_the_start_and_the_guest_is_reached_through
         "{config}"
     );
 
+    let (line, _) = lab.ok(&["ssh", "web", "--print"]);
+    assert!(
+        line.contains(&format!("'ProxyCommand={}'", proxy_command(&lab.remote))),
+        "{line}"
+    );
+
+    // The host's QEMU log comes over the same hop.
+    let host = Host::open(&lab.remote.uri("system")).unwrap();
+    let domain = format!("web_{}", lab.env);
+    let tail = host.qemu_log_tail(&domain, 2).expect("the QEMU log");
+    assert_eq!(tail.len(), 2, "{tail:?}");
+
     let (status, _) = lab.ok(&["status", "--json"]);
     let rows: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(rows[0]["state"], "running", "{status}");
@@ -187,6 +199,66 @@ fn the_ssh_wait_probes_a_remote_hosts_loopback_through_the_host() {
     drop(closed);
     let err = probe_route(nothing, &route, Duration::from_secs(10)).unwrap_err();
     assert!(!err.is_empty());
+}
+
+#[test]
+fn real_ssh_runs_the_proxy_command_with_a_key_whose_path_needs_quoting() {
+    let remote = RemoteHost::start();
+    // The key under a name the shell and ssh's `%` tokens would misread.
+    let odd = tempfile::tempdir().unwrap();
+    let key = odd.path().join("my key's 100%");
+    std::fs::copy(remote.keyfile(), &key).unwrap();
+    let uri = format!(
+        "qemu+ssh://root@127.0.0.1:{}/system?keyfile={}&no_verify=1",
+        remote.port,
+        url_escape(key.to_str().unwrap())
+    );
+    let route = lvlab::host::Place::of(&uri);
+    let lvlab::host::Place::Remote(host) = route else {
+        panic!("{uri} is remote");
+    };
+    let proxy = host.hop().unwrap().proxy_command();
+    // The guest here is the test sshd itself, reached through the hop.
+    let out = std::process::Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "IdentityFile=\"{}\"",
+            key.display().to_string().replace('%', "%%")
+        ))
+        .arg("-o")
+        .arg(format!("ProxyCommand={proxy}"))
+        .args([
+            "-p",
+            &remote.port.to_string(),
+            "root@127.0.0.1",
+            "echo",
+            "through",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = run::texts(&out);
+    assert!(out.status.success(), "{proxy}\n{stderr}");
+    assert_eq!(stdout.trim(), "through");
+    assert_eq!(remote.logins(), 2, "the hop and the login through it");
+}
+
+/// `text` percent-encoded for a URI's query.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'.' | b'-' | b'_' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[test]

@@ -119,3 +119,28 @@ impl Host {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::RemoteHost;
+
+    #[test]
+    fn the_connect_line_carries_the_hosts_proxy_command_quoted_for_the_shell() {
+        let hop = RemoteHost::parse("qemu+ssh://root@hv2/system?keyfile=/k/my%20id")
+            .hop()
+            .unwrap()
+            .clone();
+        let endpoint = SshEndpoint {
+            address: SocketAddr::from(([127, 0, 0, 1], 24022)),
+            route: Route::ProxyCommand(hop),
+            forwarded: true,
+        };
+        assert_eq!(
+            endpoint.command("admin"),
+            "ssh -o 'ProxyCommand=ssh -W %h:%p -i '\\''/k/my id'\\'' -l root hv2' \
+             -p 24022 admin@127.0.0.1"
+        );
+        assert_eq!(endpoint.describe(), "127.0.0.1:24022 via hv2");
+    }
+}

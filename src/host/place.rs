@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::access::ssh::config_path;
 use crate::escape::shell_quote;
 
 /// Where a host's hypervisor runs, as far as lvlab must know: which files,
@@ -163,13 +164,7 @@ impl SshHop {
             ));
         }
         for path in [&self.keyfile, &self.known_hosts].into_iter().flatten() {
-            let text = path.to_string_lossy();
-            if text.chars().any(char::is_control) {
-                return Err(format!(
-                    "{} holds a control character; ssh cannot be given it",
-                    text.escape_debug()
-                ));
-            }
+            config_path(path)?;
         }
         Ok(())
     }
@@ -182,16 +177,14 @@ impl SshHop {
             args.extend(["-p".to_string(), port.to_string()]);
         }
         if let Some(keyfile) = &self.keyfile {
-            args.extend(["-i".to_string(), path_text(keyfile)]);
+            args.extend(key_option(keyfile));
         }
         if self.no_verify {
             args.extend(["-o".to_string(), "StrictHostKeyChecking=no".to_string()]);
         }
         if let Some(known_hosts) = &self.known_hosts {
-            args.extend([
-                "-o".to_string(),
-                format!("UserKnownHostsFile={}", path_text(known_hosts)),
-            ]);
+            let file = config_path(known_hosts).unwrap_or_default();
+            args.extend(["-o".to_string(), format!("UserKnownHostsFile={file}")]);
         }
         if let Some(user) = &self.user {
             args.extend(["-l".to_string(), user.clone()]);
@@ -202,7 +195,8 @@ impl SshHop {
     /// `ssh -W %h:%p OPTIONS HOST`: the value of ssh's `ProxyCommand`
     /// (in a config file or after `-o ProxyCommand=`), which ssh runs
     /// through the shell after expanding `%` tokens. So each word is
-    /// shell-quoted and its own `%` doubled; `%h:%p` stay tokens. (`-J`
+    /// shell-quoted and its own `%` doubled (again, for a path: the inner
+    /// ssh expands it too); `%h:%p` stay tokens. (`-J`
     /// cannot carry a key file or the host key options.)
     pub fn proxy_command(&self) -> String {
         let mut words = vec!["ssh".to_string(), "-W".to_string(), "%h:%p".to_string()];
@@ -243,8 +237,17 @@ impl SshHop {
     }
 }
 
-fn path_text(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+/// `-i KEYFILE`; for a name with `%`, `-o IdentityFile=` (ssh checks a
+/// `-i` file exists before it expands `%` tokens in the name, so no
+/// spelling of such a name passes `-i`).
+fn key_option(keyfile: &Path) -> [String; 2] {
+    let text = keyfile.to_string_lossy();
+    if text.contains('%') {
+        let file = config_path(keyfile).unwrap_or_default();
+        ["-o".to_string(), format!("IdentityFile={file}")]
+    } else {
+        ["-i".to_string(), text.into_owned()]
+    }
 }
 
 #[cfg(test)]
@@ -287,12 +290,13 @@ mod tests {
             ssh_hop("qemu+ssh://root@hv2:2222/system?keyfile=/my%20keys/id_100%25&no_verify=1");
         assert_eq!(
             hop.proxy_command(),
-            "ssh -W %h:%p -p 2222 -i '/my keys/id_100%%' -o StrictHostKeyChecking=no -l root hv2"
+            "ssh -W %h:%p -p 2222 -o 'IdentityFile=\"/my keys/id_100%%%%\"' \
+             -o StrictHostKeyChecking=no -l root hv2"
         );
         let hop = ssh_hop("qemu+ssh://hv2/system?known_hosts=/etc/lab's%20hosts");
         assert_eq!(
             hop.proxy_command(),
-            "ssh -W %h:%p -o 'UserKnownHostsFile=/etc/lab'\\''s hosts' hv2"
+            "ssh -W %h:%p -o 'UserKnownHostsFile=\"/etc/lab'\\''s hosts\"' hv2"
         );
     }
 
