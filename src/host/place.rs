@@ -148,8 +148,8 @@ fn plain_word(word: &str) -> bool {
 }
 
 impl SshHop {
-    /// Refuses what ssh would misread: an option for a name, a control
-    /// character in a path (no ssh_config line can hold it).
+    /// Refuses what ssh would misread: an option for a name, a quote or a
+    /// control character in a path (no ssh_config value can hold it).
     fn check(&self) -> Result<(), String> {
         if !plain_word(&self.host) {
             return Err(format!(
@@ -196,8 +196,8 @@ impl SshHop {
     /// (in a config file or after `-o ProxyCommand=`), which ssh runs
     /// through the shell after expanding `%` tokens. So each word is
     /// shell-quoted and its own `%` doubled (again, for a path: the inner
-    /// ssh expands it too); `%h:%p` stay tokens. (`-J`
-    /// cannot carry a key file or the host key options.)
+    /// ssh expands it too); `%h:%p` stay tokens. (`-J` cannot carry a
+    /// key file or the host key options.)
     pub fn proxy_command(&self) -> String {
         let mut words = vec!["ssh".to_string(), "-W".to_string(), "%h:%p".to_string()];
         let own = self.options().into_iter().chain([self.host.clone()]);
