@@ -2,7 +2,8 @@
 //! complaint, a server's error) made safe to print: control characters
 //! would otherwise reach the terminal, where an escape sequence can recolor,
 //! retitle or rewrite what the user sees. Every such text is printed
-//! through [`escape_controls`].
+//! through [`escape_controls`]. And words made safe for a shell
+//! ([`shell_quote`]): a printed command line, ssh's `ProxyCommand`.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -42,9 +43,35 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `word` as one word for a POSIX shell: as it is when it holds nothing
+/// the shell would read, else in single quotes.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_the_shell_would_read_are_quoted() {
+        assert_eq!(shell_quote("-p"), "-p");
+        assert_eq!(
+            shell_quote("UserKnownHostsFile=/dev/null"),
+            "UserKnownHostsFile=/dev/null"
+        );
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn controls_are_escaped_and_the_rest_kept() {

@@ -178,6 +178,11 @@ fn render_machine(
         spec: fields.clone(),
         provisioned: None,
     };
+    if !machine.shared_directories.is_empty() && facts.lacks_virtiofsd() {
+        return Err(domain_err(domain::DomainError::NoVirtiofsd {
+            vm_name: machine.vm_name.clone(),
+        }));
+    }
     let ports = ssh_ports(host, machine, files);
     let definition = domain::render_definition(&DefinitionInput {
         machine,

@@ -235,3 +235,50 @@ fn kvm_passes_the_host_cpu_through_and_tcg_emulates_every_feature() {
         assert_eq!(modes, [cpu], "{domain_type}: {xml}");
     }
 }
+
+#[test]
+fn without_a_virtiofsd_path_the_hosts_libvirt_finds_its_own() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/full/Lvlab.yml");
+    let desired = lvlab::manifest::load(&manifest, &lvlab::manifest::HostSettings::none()).unwrap();
+    let machine = desired
+        .environments
+        .iter()
+        .flat_map(|e| &e.machines)
+        .find(|m| !m.shared_directories.is_empty())
+        .unwrap();
+    let mark = mark_for(machine, &manifest);
+    let render = |virtiofsd| {
+        render_definition(&DefinitionInput {
+            machine,
+            domain_type: "qemu",
+            arch: "x86_64",
+            mark: &mark,
+            auto_ssh_ports: &[2222],
+            virtiofsd,
+            os_id: None,
+        })
+        .unwrap()
+    };
+    let binaries = |xml: &str| -> Vec<String> {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let filesystems = doc.descendants().filter(|n| n.has_tag_name("filesystem"));
+        filesystems
+            .map(|fs| {
+                let binary = fs.children().find(|c| c.has_tag_name("binary"));
+                binary
+                    .and_then(|b| b.attribute("path"))
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    let local = binaries(&render(Some(Path::new("/usr/libexec/virtiofsd"))));
+    assert!(!local.is_empty());
+    assert!(
+        local.iter().all(|path| path == "/usr/libexec/virtiofsd"),
+        "{local:?}"
+    );
+    let remote = binaries(&render(None));
+    assert_eq!(remote.len(), local.len());
+    assert!(remote.iter().all(String::is_empty), "{remote:?}");
+}

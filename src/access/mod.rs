@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::cloudinit::host_key::KNOWN_HOSTS_FILE;
 use crate::desired::{Addressing, Attachment, EnvironmentSpec, MachineSpec, PublicKey};
-use crate::host::Host;
+use crate::host::{Host, Route};
 use crate::libvirt::LibvirtError;
 use crate::observe::{domains, nic_addresses};
 use crate::reconcile::Lab;
@@ -34,6 +34,9 @@ pub struct MachineReach {
     pub state: ReachState,
     /// Where its SSH server listens, when lvlab can tell.
     pub endpoint: Option<SocketAddr>,
+    /// How this machine gets to that address: directly, or through an SSH
+    /// hop to its host when that is another machine.
+    pub route: Route,
     /// The private key beside the manifest's `pubkey` file (the same path
     /// without `.pub`), when it exists.
     pub identity_file: Option<PathBuf>,
@@ -128,6 +131,7 @@ pub fn reach(
         endpoint: running
             .then(|| ssh_endpoint(host, machine, leased))
             .flatten(),
+        route: host.route(),
         identity_file: identity_file(machine),
         known_hosts: crate::storage::volume_exists(&known_hosts).then_some(known_hosts),
         addresses,

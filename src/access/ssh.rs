@@ -82,6 +82,8 @@ pub fn ephemeral_options() -> Vec<(&'static str, String)> {
 /// `ssh [-o ...] -p PORT -l USER -- ADDRESS [COMMAND...]`: the argument
 /// vector, program first. After the address ssh parses no option (`--`
 /// came before it), so a command that starts with `-` stays the command.
+/// A machine on a remote host is reached through that host
+/// (`-o ProxyCommand=ssh -W ...`); one lvlab has no hop to is an error.
 pub fn argv(
     reach: &MachineReach,
     endpoint: SocketAddr,
@@ -93,6 +95,9 @@ pub fn argv(
         options.push(("IdentityFile", config_path(identity)?));
     }
     options.extend(host_key_options(reach)?);
+    if let Some(proxy) = reach.route.proxy_command()? {
+        options.push(("ProxyCommand", proxy));
+    }
     for (key, value) in options {
         argv.push("-o".into());
         argv.push(format!("{key}={value}").into());
@@ -159,6 +164,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::access::ReachState;
+    use crate::host::Route;
 
     /// Machine `web` of `lab`, user `debian`, at 127.0.0.1:40022, no key
     /// files (also for the provisioning's tests).
@@ -171,6 +177,7 @@ pub(crate) mod tests {
             fqdn: "web.example".into(),
             user: "debian".into(),
             state: ReachState::Running,
+            route: Route::Direct,
             endpoint: Some("127.0.0.1:40022".parse().unwrap()),
             identity_file: None,
             known_hosts: None,
@@ -237,6 +244,32 @@ pub(crate) mod tests {
                 "a b"
             ]
         );
+    }
+
+    #[test]
+    fn a_machine_on_a_remote_host_is_reached_through_the_hosts_hop() {
+        let mut r = reach();
+        let remote = crate::host::RemoteHost::parse(
+            "qemu+ssh://root@hv2:2222/system?keyfile=/k/id%20lab&no_verify=1",
+        );
+        r.route = Route::ProxyCommand(remote.hop().unwrap().clone());
+        let words = strings(argv(&r, r.endpoint.unwrap(), &[]).unwrap());
+        let at = words
+            .iter()
+            .position(|a| a.starts_with("ProxyCommand="))
+            .unwrap();
+        assert_eq!(words[at - 1], "-o");
+        assert_eq!(
+            words[at],
+            "ProxyCommand=ssh -W %h:%p -p 2222 -i '/k/id lab' -o StrictHostKeyChecking=no -l root hv2"
+        );
+        assert_eq!(words[words.len() - 2..], ["--", "127.0.0.1"]);
+        r.route = Route::Unreachable(crate::host::no_hop_message(
+            "qemu+tls://hv2/system",
+            "its transport is `tls`, not SSH",
+        ));
+        let err = argv(&r, r.endpoint.unwrap(), &[]).unwrap_err();
+        assert!(err.starts_with("qemu+tls://hv2/system: "), "{err}");
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub fn render(reaches: &[MachineReach], strict: bool) -> Result<SshConfig, Strin
             names.push(checked_name(&reach.machine, "machine name")?);
         }
         names.push(checked_name(&reach.domain, "domain name")?);
+        let proxy = match reach.route.proxy_command() {
+            Ok(proxy) => proxy,
+            Err(why) => {
+                warnings.push(format!("no block: {}: {why}", reach.machine));
+                continue;
+            }
+        };
         let mut lines = vec![
             ("HostName", endpoint.ip().to_string()),
             ("Port", endpoint.port().to_string()),
@@ -44,6 +51,9 @@ pub fn render(reaches: &[MachineReach], strict: bool) -> Result<SshConfig, Strin
         ];
         if let Some(identity) = &reach.identity_file {
             lines.push(("IdentityFile", config_path(identity)?));
+        }
+        if let Some(proxy) = proxy {
+            lines.push(("ProxyCommand", proxy));
         }
         if !strict {
             lines.extend(ephemeral_options());
@@ -90,6 +100,7 @@ mod tests {
 
     use super::*;
     use crate::access::ReachState;
+    use crate::host::Route;
 
     fn reach(machine: &str, env: &str, port: u16) -> MachineReach {
         MachineReach {
@@ -100,6 +111,7 @@ mod tests {
             fqdn: format!("{machine}.example"),
             user: "debian".into(),
             state: ReachState::Running,
+            route: Route::Direct,
             endpoint: Some(format!("127.0.0.1:{port}").parse().unwrap()),
             identity_file: Some(PathBuf::from("/home/u/.ssh/id_ed25519")),
             known_hosts: Some(PathBuf::from(format!("/vms/{env}/{machine}/known_hosts"))),
@@ -139,6 +151,28 @@ mod tests {
         assert!(config.text.ends_with("  StrictHostKeyChecking yes"));
         assert!(!config.text.contains("/dev/null"));
         assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn a_machine_on_a_remote_host_gets_its_hosts_proxy_command() {
+        let mut remote = reach("web", "lab", 40022);
+        let host = crate::host::RemoteHost::parse("qemu+ssh://root@hv2/system?keyfile=/k/id");
+        remote.route = Route::ProxyCommand(host.hop().unwrap().clone());
+        let mut tls = reach("db", "lab", 40023);
+        tls.route = Route::Unreachable("qemu+tls://hv3/system: no SSH".into());
+        let config = render(&[remote, tls], false).unwrap();
+        assert!(
+            config
+                .text
+                .contains("  ProxyCommand ssh -W %h:%p -i /k/id -l root hv2\n"),
+            "{}",
+            config.text
+        );
+        assert!(!config.text.contains("db"), "{}", config.text);
+        assert_eq!(
+            config.warnings,
+            ["no block: db: qemu+tls://hv3/system: no SSH"]
+        );
     }
 
     #[test]

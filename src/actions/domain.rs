@@ -8,7 +8,7 @@ use virt::sys;
 
 use crate::apply::DomainActionError;
 use crate::domain::{provision_record, OwnershipMark, PROVISION_NAMESPACE};
-use crate::host::Host;
+use crate::host::{Host, Place};
 use crate::libvirt::Connection;
 use crate::observe::{domains, PowerState};
 use crate::plan::StartWatch;
@@ -97,13 +97,15 @@ pub fn start(host: &Host, conn: &Connection, name: &str, watch: StartWatch) -> R
     };
     if let Err(e) = started {
         let source = conn.error("start", e);
-        return Err(
-            if kvm && source.to_string().to_lowercase().contains("kvm") {
-                DomainActionError::KvmStartRefused { source }
-            } else {
-                source.into()
-            },
-        );
+        let message = source.to_string().to_lowercase();
+        let remote = matches!(host.place(), Place::Remote(_));
+        return Err(if kvm && message.contains("kvm") {
+            DomainActionError::KvmStartRefused { source }
+        } else if remote && message.contains("virtiofs") {
+            DomainActionError::VirtiofsStartFailed { source }
+        } else {
+            source.into()
+        });
     }
     if kvm {
         watch_kvm_start(host, conn, &domain, name)?;

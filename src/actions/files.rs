@@ -67,6 +67,24 @@ pub fn record_definition(
         .map_err(ActionError::storage(path))
 }
 
+/// The machine's recorded definition with its forwards moved as `moved`
+/// says (old port to new): `status`, `ssh` and the SSH wait read the
+/// forward from it.
+pub fn move_recorded_ports(
+    storage: &dyn Storage,
+    machine: &MachineSpec,
+    moved: &std::collections::BTreeMap<u16, u16>,
+) -> Result<(), ActionError> {
+    let path = machine.vm_dir.join("domain.xml");
+    let Some(recorded) = storage.read_text(&path) else {
+        return Ok(());
+    };
+    let text = crate::domain::with_forwarded_ports(&recorded, moved);
+    storage
+        .write_file(&path, text.as_bytes(), PUBLIC)
+        .map_err(ActionError::storage(path))
+}
+
 /// Removes the files lvlab makes in a machine's directory: its disks (the
 /// manifest's, or any `diskN.qcow2` for a machine no longer in it), the
 /// seed, the recorded files, and the temporary files an interrupted run

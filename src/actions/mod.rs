@@ -5,6 +5,7 @@
 mod domain;
 mod files;
 pub mod image;
+mod start;
 
 /// What the KVM probe shares with a KVM guest's start.
 pub(crate) use domain::KVM_WATCH;
@@ -101,6 +102,19 @@ impl Job for StepJob<'_> {
                 Address::Machine {
                     environment,
                     domain,
+                    vm_name,
+                },
+                Action::StartDomain { watch },
+            ) => {
+                let env = environment_spec(ctx, environment)?;
+                let host = ctx.hosts.get(&env.libvirt_uri);
+                let machine = env.machines.iter().find(|m| &m.vm_name == vm_name);
+                start::start(host, &host.connection(), machine, domain, *watch)
+            }
+            (
+                Address::Machine {
+                    environment,
+                    domain,
                     ..
                 },
                 action,
@@ -156,9 +170,10 @@ fn run_machine_action(
             let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
             domain::define(&conn(), domain, &xml, machine.autostart).map_err(libvirt)
         }
-        Action::StartDomain { watch } => {
-            domain::start(host, &conn(), domain, *watch).map_err(libvirt)
-        }
+        Action::StartDomain { .. } => Err(ActionError::Precondition {
+            address: domain.to_string(),
+            message: format!("{domain}: a start is its step's own job"),
+        }),
         Action::ResumeDomain => domain::resume(&conn(), domain).map_err(libvirt),
         Action::ShutdownDomain => {
             domain::shutdown(&conn(), domain, ctx.shutdown_timeout, ctx.force).map_err(libvirt)

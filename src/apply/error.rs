@@ -86,6 +86,27 @@ pub enum DomainActionError {
         #[source]
         source: LibvirtError,
     },
+    /// Starting a guest with shared directories failed on a remote host,
+    /// whose libvirt looks for its own virtiofsd.
+    /// (The host's URI is the libvirt error's.)
+    #[error(
+        "{source}\n  hint: the machine shares directories, so that host needs virtiofsd \
+         (Debian: apt install virtiofsd there), and the shared directories must exist there"
+    )]
+    VirtiofsStartFailed {
+        #[source]
+        source: LibvirtError,
+    },
+    /// passt found the automatic SSH ports it was given taken on a remote
+    /// host, start after start.
+    #[error(
+        "{source}\n  hint: each automatic SSH port lvlab picked was taken on that host; \
+         set a fixed `ssh_port` that is free there"
+    )]
+    PortsTaken {
+        #[source]
+        source: LibvirtError,
+    },
     /// A KVM guest paused or stopped right after its start; `qemu_log` is
     /// the end of the host's QEMU log for it.
     #[error(

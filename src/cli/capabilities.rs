@@ -43,16 +43,20 @@ pub fn run(
         Some(uri) => vec![uri.clone()],
         None => manifest_uris(global, args.env.as_deref())?,
     };
-    // Ask every URI before printing, so a failure leaves no partial output
-    // (half a JSON array is no JSON).
-    let hosts = uris
+    // Ask every URI before printing, so that the JSON is one array; a host
+    // that does not answer fails only its own report (each said after the
+    // others', and the exit is non-zero).
+    let (hosts, mut failed): (Vec<_>, Vec<_>) = uris
         .iter()
         .map(|uri| kvm_probe::report::report(uri, args.probe))
-        .collect::<Result<Vec<_>, _>>()?;
+        .partition(Result::is_ok);
+    let hosts: Vec<HostReport> = hosts.into_iter().filter_map(Result::ok).collect();
     if args.json {
-        let json = serde_json::to_string_pretty(&hosts)
-            .map_err(|err| CliError::Other(format!("cannot write JSON: {err}")))?;
-        printer.out(&json);
+        if !hosts.is_empty() || failed.is_empty() {
+            let json = serde_json::to_string_pretty(&hosts)
+                .map_err(|err| CliError::Other(format!("cannot write JSON: {err}")))?;
+            printer.out(&json);
+        }
     } else {
         for (index, host) in hosts.iter().enumerate() {
             if index > 0 {
@@ -65,6 +69,12 @@ pub fn run(
                 printer.out(&format!("{:<LABEL_WIDTH$} {line}", "kvm probe"));
             }
         }
+    }
+    if let Some(Err(last)) = failed.pop() {
+        for err in failed.into_iter().filter_map(Result::err) {
+            printer.error(&format!("error: {err}"));
+        }
+        return Err(last.into());
     }
     Ok(ExitCode::SUCCESS)
 }

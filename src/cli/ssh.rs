@@ -10,6 +10,7 @@ use clap::Args;
 use super::reconcile_args::Session;
 use super::{CliError, GlobalArgs, Printer};
 use crate::access::{self, MachineReach};
+use crate::escape::shell_quote;
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
@@ -111,35 +112,4 @@ pub(super) fn gather(
     session.require_machines(vms)?;
     let lab = session.lab()?;
     Ok(access::gather(&lab, vms)?)
-}
-
-/// `word` as one word for a POSIX shell: as it is when it holds nothing
-/// the shell would read, else in single quotes.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_the_shell_would_read_are_quoted() {
-        assert_eq!(shell_quote("-p"), "-p");
-        assert_eq!(
-            shell_quote("UserKnownHostsFile=/dev/null"),
-            "UserKnownHostsFile=/dev/null"
-        );
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
 }

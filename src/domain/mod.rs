@@ -16,6 +16,7 @@ pub use mark::{
     PROVISION_NAMESPACE,
 };
 pub use render::{
-    forwarded_ssh_ports, render_definition, seed_path, DefinitionInput, DomainError, HostFacts,
+    forwarded_ssh_ports, render_definition, seed_path, with_forwarded_ports, DefinitionInput,
+    DomainError, HostFacts,
 };
 pub use spec::{spec_digest, ChangeKind, FieldChange, SpecFields, SEED_FIELD};

@@ -115,7 +115,9 @@ pub struct DefinitionInput<'a> {
     pub mark: &'a OwnershipMark,
     /// Host ports for `ssh_port: auto` passt interfaces, in interface order.
     pub auto_ssh_ports: &'a [u16],
-    /// The virtiofsd binary, needed when the machine shares directories.
+    /// The virtiofsd binary for shared directories; `None` leaves it to
+    /// the host's libvirt (a remote host's own). Whether a local host
+    /// lacks one is the caller's check ([`HostFacts::lacks_virtiofsd`]).
     pub virtiofsd: Option<&'a Path>,
     /// The libosinfo id of the machine's OS, recorded as virt-install does.
     pub os_id: Option<&'a str>,
@@ -124,11 +126,6 @@ pub struct DefinitionInput<'a> {
 /// The domain XML for a machine.
 pub fn render_definition(input: &DefinitionInput) -> Result<String, DomainError> {
     let machine = input.machine;
-    if !machine.shared_directories.is_empty() && input.virtiofsd.is_none() {
-        return Err(DomainError::NoVirtiofsd {
-            vm_name: machine.vm_name.clone(),
-        });
-    }
     let context = DomainContext {
         domain_type: input.domain_type,
         name: &machine.domain_name,
@@ -253,4 +250,52 @@ pub fn forwarded_ssh_ports(definition: &str) -> Vec<u16> {
         })
         .filter_map(|n| n.attribute("start")?.parse().ok())
         .collect()
+}
+
+/// `definition` with each passt forward's host port that `moved` names
+/// replaced by the port it maps to; every other byte as it was (the
+/// definition may be libvirt's own, with its UUID and metadata).
+pub fn with_forwarded_ports(
+    definition: &str,
+    moved: &std::collections::BTreeMap<u16, u16>,
+) -> String {
+    let Ok(doc) = roxmltree::Document::parse(definition) else {
+        return definition.to_string();
+    };
+    let mut edits: Vec<(std::ops::Range<usize>, u16)> = doc
+        .descendants()
+        .filter(|n| {
+            n.has_tag_name("range") && n.parent().is_some_and(|p| p.has_tag_name("portForward"))
+        })
+        .filter_map(|n| {
+            let start = n.attributes().find(|a| a.name() == "start")?;
+            let new = moved.get(&start.value().parse().ok()?)?;
+            Some((start.range_value(), *new))
+        })
+        .collect();
+    edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
+    let mut text = definition.to_string();
+    for (range, port) in edits {
+        text.replace_range(range, &port.to_string());
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_forwards_get_their_new_ports_and_the_rest_stays() {
+        let xml = "<domain><uuid>u</uuid><devices>\
+            <interface type='user'><portForward proto='tcp' address='127.0.0.1'>\
+            <range start=\"2222\" to='22'/></portForward></interface>\
+            <interface type='user'><portForward proto='tcp'>\
+            <range start='24567' to='22'/></portForward></interface>\
+            <range start='24567'/></devices></domain>";
+        let moved = std::collections::BTreeMap::from([(24567, 31001)]);
+        let out = with_forwarded_ports(xml, &moved);
+        assert_eq!(forwarded_ssh_ports(&out), [2222, 31001]);
+        assert_eq!(out, xml.replacen("'24567' to", "'31001' to", 1));
+    }
 }

@@ -1,9 +1,9 @@
 //! One [`Host`] per libvirt host: its connections, where its files live
 //! ([`Storage`]), and every answer that depends on where the hypervisor
 //! runs (which virtiofsd, which free port, where QEMU logs, how a guest's
-//! SSH is reached). Today every host is this machine ([`Place::ThisMachine`]);
-//! a remote host adds a place and a second `Storage` (libvirt pools), and
-//! nothing that calls a `Host` changes.
+//! SSH is reached). A host is this machine ([`Place::ThisMachine`]) or
+//! another one ([`Place::Remote`], reached through an SSH hop read from
+//! its URI); nothing that calls a `Host` needs to know which.
 //!
 //! Connections come from a small pool per host, opened lazily: libvirtd
 //! serves at most `max_client_requests` (5) calls at once per client
@@ -15,6 +15,7 @@
 
 mod endpoint;
 mod facts;
+mod place;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 pub use endpoint::{Route, SshEndpoint};
 pub use facts::HostFacts;
+pub use place::{no_hop_message, Place, RemoteHost, SshHop};
 pub use storage::{LocalFiles, Storage};
 
 use crate::libvirt::{Connection, LibvirtError};
@@ -36,16 +38,6 @@ pub const CALLS_PER_CONNECTION: usize = 4;
 /// The most connections one host gets (32 calls at once): past that,
 /// leases share the least busy one.
 pub const MAX_CONNECTIONS: usize = 8;
-
-/// Where a host's hypervisor runs, as far as lvlab must know: which files,
-/// programs and ports are its own. The remote-host work adds
-/// `Remote { ssh: .. }`, whose SSH forwards are reached through a
-/// ProxyCommand (see [`Route`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
-    /// libvirt runs on the machine lvlab runs on.
-    ThisMachine,
-}
 
 /// A libvirt host: its URI, its connections and its storage.
 pub struct Host {
@@ -103,7 +95,7 @@ impl Host {
         Ok(Self {
             uri: uri.to_string(),
             canonical_uri,
-            place: Place::ThisMachine,
+            place: Place::of(uri),
             storage: Box::new(LocalFiles),
             pool: Mutex::new(vec![Slot::new(first)]),
             stop_growing: AtomicBool::new(false),
@@ -120,8 +112,8 @@ impl Host {
         &self.canonical_uri
     }
 
-    pub fn place(&self) -> Place {
-        self.place
+    pub fn place(&self) -> &Place {
+        &self.place
     }
 
     /// Where this host's volumes and machine files live.
@@ -178,29 +170,39 @@ impl Host {
             && !self.stop_growing.load(Ordering::SeqCst)
     }
 
-    /// The virtiofsd the host would run for shared directories.
+    /// The virtiofsd the host would run for shared directories: looked up
+    /// here for this machine; `None` for a remote host, whose libvirt
+    /// finds its own (no path of this machine means anything there).
     pub fn virtiofsd(&self) -> Option<PathBuf> {
         match self.place {
             Place::ThisMachine => find_virtiofsd(),
+            Place::Remote(_) => None,
         }
     }
 
-    /// A port on the host's loopback that nothing listens on now, for a
-    /// passt SSH forward (`ssh_port: auto`).
+    /// A port on the host's loopback for a passt SSH forward (`ssh_port:
+    /// auto`): one nothing listens on now, for this machine. A remote
+    /// host's ports cannot be probed from here: a random one of
+    /// [`REMOTE_PORTS`], and the start picks another when passt finds it
+    /// taken (see `actions::domain::start`).
     pub fn free_ssh_port(&self) -> Option<u16> {
         match self.place {
             Place::ThisMachine => {
                 let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).ok()?;
                 listener.local_addr().ok().map(|a| a.port())
             }
+            Place::Remote(_) => random_port(),
         }
     }
 
     /// The last `lines` lines of a domain's QEMU log, oldest first, where
     /// libvirt keeps it (the system daemon's place, then the session
-    /// daemon's).
+    /// daemon's; on a remote host, the system daemon's, read over SSH).
     pub fn qemu_log_tail(&self, domain: &str, lines: usize) -> Option<Vec<String>> {
-        let text = self.qemu_log(domain)?;
+        let text = match &self.place {
+            Place::ThisMachine => self.qemu_log(domain)?,
+            Place::Remote(remote) => remote_log(remote, domain, Some(lines))?,
+        };
         let all: Vec<&str> = text.lines().collect();
         Some(
             all[all.len().saturating_sub(lines)..]
@@ -211,21 +213,27 @@ impl Host {
     }
 
     /// The whole of the domain's QEMU log, where this host's libvirt keeps
-    /// it (the system daemon's place, then the session daemon's).
+    /// it (the system daemon's place, then the session daemon's; on a
+    /// remote host the system daemon's, read over SSH).
     pub fn qemu_log(&self, domain: &str) -> Option<String> {
-        let Place::ThisMachine = self.place;
+        if let Place::Remote(remote) = &self.place {
+            return remote_log(remote, domain, None);
+        }
         let home_log =
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/libvirt/qemu/log"));
-        [Some(PathBuf::from("/var/log/libvirt/qemu")), home_log]
+        [Some(PathBuf::from(QEMU_LOG_DIR)), home_log]
             .into_iter()
             .flatten()
             .find_map(|dir| std::fs::read_to_string(dir.join(format!("{domain}.log"))).ok())
     }
 
     /// How long a running domain's QEMU has run: libvirt writes its pid
-    /// file when the process starts.
+    /// file when the process starts. Unknown for a remote host (an SSH
+    /// login per machine and `status` would be too dear).
     pub fn uptime(&self, domain: &str) -> Option<Duration> {
-        let Place::ThisMachine = self.place;
+        if let Place::Remote(_) = self.place {
+            return None;
+        }
         let runtime_dir =
             std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("libvirt/qemu/run"));
         [Some(PathBuf::from("/run/libvirt/qemu")), runtime_dir]
@@ -235,6 +243,38 @@ impl Host {
             .find_map(|pid| std::fs::metadata(pid).ok()?.modified().ok())
             .and_then(|started| SystemTime::now().duration_since(started).ok())
     }
+}
+
+/// Where the system daemon keeps QEMU's logs.
+const QEMU_LOG_DIR: &str = "/var/log/libvirt/qemu";
+
+/// The ports [`Host::free_ssh_port`] picks from on a remote host: below
+/// Linux's ephemeral range (32768-60999), so no outgoing connection of
+/// that host holds one, and above the ports services listen on.
+pub const REMOTE_PORTS: std::ops::RangeInclusive<u16> = 20000..=32767;
+
+fn random_port() -> Option<u16> {
+    let mut bytes = [0u8; 2];
+    getrandom::fill(&mut bytes).ok()?;
+    let span = REMOTE_PORTS.end() - REMOTE_PORTS.start() + 1;
+    Some(REMOTE_PORTS.start() + u16::from_le_bytes(bytes) % span)
+}
+
+/// A domain's QEMU log on a remote host (its last `lines`, or all),
+/// through the SSH hop; `None` without a hop or a log (logged).
+fn remote_log(remote: &RemoteHost, domain: &str, lines: Option<usize>) -> Option<String> {
+    let hop = remote
+        .hop()
+        .map_err(|err| tracing::debug!("no QEMU log of {domain}: {err}"))
+        .ok()?;
+    let path = crate::escape::shell_quote(&format!("{QEMU_LOG_DIR}/{domain}.log"));
+    let command = match lines {
+        Some(n) => format!("tail -n {n} -- {path}"),
+        None => format!("cat -- {path}"),
+    };
+    hop.run(Duration::from_secs(15), &command)
+        .map_err(|err| tracing::debug!("no QEMU log of {domain} on {}: {err}", remote.uri))
+        .ok()
 }
 
 /// Whether `uri` names a libvirt on another machine: it has a host part

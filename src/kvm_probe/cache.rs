@@ -44,10 +44,7 @@ impl ProbeKey {
 
 /// The kernel release of a local URI's host, which is this machine.
 fn kernel_of(uri: &str) -> String {
-    let local = uri
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest.starts_with('/'));
-    if !local {
+    if crate::host::is_remote_uri(uri) {
         return REMOTE_KERNEL.to_string();
     }
     std::fs::read_to_string("/proc/sys/kernel/osrelease")

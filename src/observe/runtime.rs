@@ -29,7 +29,8 @@ fn seconds<S: serde::Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok
 }
 
 /// `None` when the domain does not exist. Addresses and uptime are best
-/// effort: a guest without an agent, or a remote host, leaves them empty.
+/// effort: a guest without an agent leaves its addresses empty, a remote
+/// host its uptime (see [`Host::uptime`]).
 pub fn read(host: &Host, name: &str) -> Option<Runtime> {
     let domain = host.connection().raw().lookup_domain_by_name(name).ok()?;
     let info = domain.info().ok()?;

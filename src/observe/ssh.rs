@@ -1,11 +1,15 @@
 //! Whether a guest's SSH server answers: connect, send our identification
 //! line first, then read the server's banner. Sending first matters:
 //! through bookworm's passt a client that waits for the banner gets nothing
-//! and is cut off after about 24 s (measured).
+//! and is cut off after about 24 s (measured). A guest of a remote host is
+//! probed the same way through an `ssh -W` to that host ([`probe_route`]).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Stdio;
 use std::time::Duration;
+
+use crate::host::{Route, SshHop};
 
 const IDENTIFICATION: &[u8] = b"SSH-2.0-lvlab_probe\r\n";
 /// RFC 4253 allows other lines before the banner; give up after this many.
@@ -23,7 +27,61 @@ pub fn probe(address: SocketAddr, timeout: Duration) -> Result<String, String> {
     (&stream)
         .write_all(IDENTIFICATION)
         .map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(&stream);
+    read_banner(BufReader::new(&stream))
+}
+
+/// [`probe`] of `address` by the way `route` says: through an SSH hop,
+/// the address is as the hypervisor host sees it.
+pub fn probe_route(
+    address: SocketAddr,
+    route: &Route,
+    timeout: Duration,
+) -> Result<String, String> {
+    match route {
+        Route::Direct => probe(address, timeout),
+        Route::ProxyCommand(hop) => probe_through(hop, address, timeout),
+        Route::Unreachable(why) => Err(why.clone()),
+    }
+}
+
+/// The banner at `address` through `ssh -W` to the hop's host: our line
+/// goes to its input, the banner comes from its output. The login to the
+/// host gets `timeout`, and the banner as long again.
+fn probe_through(hop: &SshHop, address: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let target = address.to_string();
+    let mut child = hop
+        .command(timeout, &["-W", &target], &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run ssh: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (send, banner) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(read_banner(BufReader::new(stdout)));
+    });
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let _ = stdin.write_all(IDENTIFICATION);
+    let answer = banner
+        .recv_timeout(timeout * 2)
+        .unwrap_or_else(|_| Err("no banner in time".into()));
+    drop(stdin);
+    let _ = child.kill();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let _ = child.wait();
+    answer.map_err(|err| match stderr.trim() {
+        "" => err,
+        ssh_said => format!("{err} ({})", ssh_said.replace('\n', " ")),
+    })
+}
+
+/// The first `SSH-` line of `reader`, skipping what RFC 4253 allows before
+/// it.
+fn read_banner(mut reader: impl BufRead) -> Result<String, String> {
     for _ in 0..MAX_LINES {
         let mut line = String::new();
         match reader.read_line(&mut line) {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{runtime, ssh};
 use crate::desired::MachineSpec;
-use crate::host::{Host, SshEndpoint};
+use crate::host::{Host, Route, SshEndpoint};
 
 /// Hears what the wait finds, as it finds it.
 pub trait WaitReporter {
@@ -23,7 +23,7 @@ pub trait WaitReporter {
 #[error(
     "not reachable on SSH within {}s: {}\n  hint: look at the console (virsh console DOMAIN) or raise --wait-timeout",
     .timeout.as_secs(),
-    .machines.iter().map(|(m, e)| format!("{m} ({})", e.address)).collect::<Vec<_>>().join(", ")
+    .machines.iter().map(|(m, e)| format!("{m} ({})", e.describe())).collect::<Vec<_>>().join(", ")
 )]
 pub struct NotReachable {
     pub timeout: Duration,
@@ -78,6 +78,8 @@ pub fn wait_for_ssh(
     reporter: &dyn WaitReporter,
 ) -> Result<(), NotReachable> {
     let mut pending: Vec<Pending> = Vec::new();
+    // Machines of a remote host lvlab has no SSH hop to: not probed.
+    let mut out_of_reach = Vec::new();
     for &(host, machine) in machines {
         // Read now: the apply just made may have recorded a new definition.
         let files = super::machine_files(host.storage(), machine);
@@ -85,6 +87,11 @@ pub fn wait_for_ssh(
             reporter.no_endpoint(machine);
             continue;
         };
+        if let Route::Unreachable(why) = &endpoint.route {
+            tracing::warn!("{}: not waited for: {why}", machine.vm_name);
+            out_of_reach.push((machine.vm_name.clone(), endpoint));
+            continue;
+        }
         pending.push(Pending {
             host,
             machine,
@@ -131,8 +138,10 @@ pub fn wait_for_ssh(
                 p.in_flight = true;
                 p.last_probe = Some(now);
                 let (id, address, answers) = (p.id, p.endpoint.address, send.clone());
+                let route = p.endpoint.route.clone();
                 std::thread::spawn(move || {
-                    let _ = answers.send((id, ssh::probe(address, PROBE_TIMEOUT).is_ok()));
+                    let answer = ssh::probe_route(address, &route, PROBE_TIMEOUT);
+                    let _ = answers.send((id, answer.is_ok()));
                 });
             }
         }
@@ -146,15 +155,15 @@ pub fn wait_for_ssh(
         }
         std::thread::sleep(TICK.min(deadline.saturating_duration_since(Instant::now())));
     }
-    if pending.is_empty() {
+    if pending.is_empty() && out_of_reach.is_empty() {
         return Ok(());
     }
+    let timed_out = pending
+        .into_iter()
+        .map(|p| (p.machine.vm_name.clone(), p.endpoint));
     Err(NotReachable {
         timeout,
-        machines: pending
-            .into_iter()
-            .map(|p| (p.machine.vm_name.clone(), p.endpoint))
-            .collect(),
+        machines: timed_out.chain(out_of_reach).collect(),
     })
 }
 

@@ -19,8 +19,13 @@ pub struct MachineStatus {
     /// Guest addresses from DHCP leases or the guest agent.
     pub addresses: Vec<String>,
     /// Where the guest's SSH answers (`127.0.0.1:PORT` for a passt forward,
-    /// `ADDRESS:22` for a static address), while it runs.
+    /// `ADDRESS:22` for a static address; `... via HOST` on a remote
+    /// host), while it runs.
     pub ssh: Option<String>,
+    /// The `ProxyCommand` that reaches [`Self::ssh`] from here, when the
+    /// machine's host is another machine (left out otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_proxy_command: Option<String>,
     pub uptime_seconds: Option<u64>,
     pub image: String,
     pub image_cached: bool,
@@ -60,6 +65,12 @@ fn machine_status(
     let runtime = deployed
         .then(|| runtime::read(host, &machine.domain_name))
         .flatten();
+    // Only a running guest answers; its uptime may be unknown (a remote
+    // host's is).
+    let running = seen
+        .domain(&machine.domain_name)
+        .is_some_and(|d| d.state == super::PowerState::Running);
+    let ssh = running.then(|| host.ssh_endpoint(machine, files)).flatten();
     MachineStatus {
         environment: env.name.clone(),
         machine: machine.vm_name.clone(),
@@ -71,11 +82,8 @@ fn machine_status(
             .as_ref()
             .map(|r| r.addresses.clone())
             .unwrap_or_default(),
-        ssh: runtime
-            .as_ref()
-            .and_then(|r| r.uptime)
-            .and(host.ssh_endpoint(machine, files))
-            .map(|e| e.address.to_string()),
+        ssh: ssh.as_ref().map(|e| e.describe()),
+        ssh_proxy_command: ssh.and_then(|e| e.route.proxy_command().ok().flatten()),
         uptime_seconds: runtime.as_ref().and_then(|r| r.uptime).map(|d| d.as_secs()),
         image: machine.os.clone(),
         image_cached: observed

@@ -361,7 +361,7 @@ impl Checks {
                 path: path.clone(),
             });
         }
-        if !machine.shared_directories.is_empty() && env.host.virtiofsd.is_none() {
+        if !machine.shared_directories.is_empty() && env.host.lacks_virtiofsd() {
             self.problems.push(Problem::NoVirtiofsd {
                 vm_name: machine.vm_name.clone(),
             });

@@ -246,6 +246,7 @@ mod tests {
             fqdn: "smoke-abc".into(),
             user: "smoke".into(),
             state: access::ReachState::Running,
+            route: crate::host::Route::Direct,
             endpoint: Some("127.0.0.1:40022".parse().unwrap()),
             identity_file: Some("/tmp/s/id_ed25519".into()),
             known_hosts: Some("/tmp/s/vms/known_hosts".into()),
