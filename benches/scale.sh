@@ -4,8 +4,10 @@
 # against the same plan on a host holding only the lab; `up --all` and
 # `destroy --force` of 1 and of 10 blank-disk machines (real QEMU starts,
 # TCG), with the CPU time the QEMUs had used when `up` returned (their
-# start-up, the floor of `up` on a small machine); `plan` of a lab of
-# 1000 defined machines.
+# start-up, the floor of `up` on a small machine), the median of several
+# rounds; how long this machine leaves an exited process unreaped (what
+# a power-off waits for, see `zombie_ms`); `plan` of a lab of 1000
+# defined machines.
 #
 # Usage: benches/scale.sh [--quick]
 #   --quick   only the plan rows with and without the unrelated domains,
@@ -15,6 +17,8 @@
 #   SCALE_UNRELATED, SCALE_LAB, SCALE_MANY, SCALE_BIG  the sizes (500, 50,
 #             10, 1000), for a quick try of the script; the row keys name
 #             them, so benches/check.sh finds its rows only with the defaults
+#   SCALE_RUNS  rounds of up and destroy of 1 and of SCALE_MANY machines
+#             (5); their rows are medians, every sample in their details
 #
 # The unrelated domains have minimal definitions, are never started and
 # are named `lvlab-scale-<PID>-<i>` (no `_`, so no lab's name); they and
@@ -34,6 +38,7 @@ many=${SCALE_MANY:-10}
 big=${SCALE_BIG:-1000}
 uri=qemu:///session
 runs=$([ "$quick" = 1 ] && echo 5 || echo 10)
+rounds=${SCALE_RUNS:-5}
 
 if [ -z "${LVLAB_BIN:-}" ]; then
     if [ "$quick" = 1 ]; then
@@ -170,27 +175,68 @@ qemu_cpu() {
     awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 
-# `up --all` and `destroy --force` of $1 machines: their rows.
-up_destroy() {
-    local up cpu destroy
-    manifest "sc${tag}u$1" "$1"
-    up=$(timed "$lab" up --all)
-    cpu=$(qemu_cpu "sc${tag}u$1")
-    destroy=$(timed "$lab" destroy --force)
-    row "scale.up$1" "$up" ms "up --all, $1 blank-disk machines (backing, TCG), QEMU started"
-    row "scale.up$1.qemu_cpu" "$cpu" s "CPU time the $1 QEMUs had used when up returned"
-    # Spread over the cores, but one QEMU's start keeps about one busy.
-    row "scale.up$1.floor" "$(awk -v c="$cpu" -v n="$(nproc)" -v m="$1" 'BEGIN { printf "%.0f", 1000 * c / (m < n ? m : n) }')" ms \
-        "that CPU time over min($1 machines, $(nproc) cores): the least up of $1 can take"
-    row "scale.destroy$1" "$destroy" ms "destroy --force, the $1 running machines"
-    echo "$up $destroy" > "$work/updown$1"
+# Milliseconds an orphaned process stays a zombie once it has exited: the
+# reaping by PID 1 (or a subreaper). libvirt's power-off waits for it, as
+# it polls the QEMU's PID (every 200 ms) until the PID is gone, and QEMU
+# is an orphan (libvirt daemonizes it). An init that reaps on SIGCHLD
+# makes this about 0; one that reaps on a timer makes it the floor of
+# every `destroy`.
+zombie_ms() {
+    local pid state start
+    pid=$(sh -c 'sleep 0.01 >/dev/null 2>&1 & echo $!')
+    while read -r _ _ state _ 2>/dev/null <"/proc/$pid/stat" && [ "$state" != Z ]; do sleep 0.001; done
+    start=$(now_ms)
+    while [ -e "/proc/$pid" ]; do sleep 0.002; done
+    echo $(($(now_ms) - start))
 }
-up_destroy 1
-up_destroy "$many"
-read -r up1 destroy1 < "$work/updown1"
-read -r up_many destroy_many < "$work/updown$many"
-row "scale.up${many}_vs_up1" "$(ratio "$up_many" "$up1")" x "up of $many against up of 1"
-row "scale.destroy${many}_vs_destroy1" "$(ratio "$destroy_many" "$destroy1")" x "destroy of $many against destroy of 1"
+
+# The samples of the rounds below: a file per figure and size (machines,
+# or `host`), a line per round.
+sample() { echo "$3" >>"$work/samples/$1.$2"; } # $1 figure, $2 size, $3 value
+samples() { paste -sd ' ' "$work/samples/$1.$2"; }
+last() { tail -n 1 "$work/samples/$1.$2"; }
+median_of() { median <"$work/samples/$1.$2"; }
+median_row() { # $1 key, $2 unit, $3 figure, $4 size, $5 details
+    row "$1" "$(median_of "$3" "$4")" "$2" "median of $rounds ($(samples "$3" "$4")), $5"
+}
+
+# `up --all` then `destroy --force` of manifest $1's $3 machines
+# (environment $2): one sample of each.
+up_destroy() {
+    sample up "$3" "$(timed "$1" up --all)"
+    sample qemu_cpu "$3" "$(qemu_cpu "$2")"
+    sample destroy "$3" "$(timed "$1" destroy --force)"
+}
+
+# Rounds of up and destroy of 1 and of $many machines, both sizes in each
+# round so that they see the same load. One sample settles nothing: a
+# power-off's time moves by up to a second with the moment it lands in
+# (see zombie_ms).
+mkdir -p "$work/samples"
+manifest "sc${tag}u1" 1
+lab_one=$lab
+manifest "sc${tag}u$many" "$many"
+lab_many=$lab
+for round in $(seq "$rounds"); do
+    up_destroy "$lab_one" "sc${tag}u1" 1
+    up_destroy "$lab_many" "sc${tag}u$many" "$many"
+    sample destroy_ratio "$many" "$(ratio "$(last destroy "$many")" "$(last destroy 1)")"
+    sample zombie host "$(zombie_ms)"
+    echo "benches/scale.sh: round $round of $rounds done" >&2
+done
+
+for n in 1 "$many"; do
+    median_row "scale.up$n" ms up "$n" "up --all, $n blank-disk machines (backing, TCG), QEMU started"
+    median_row "scale.up$n.qemu_cpu" s qemu_cpu "$n" "CPU time the $n QEMUs had used when up returned"
+    # Spread over the cores, but one QEMU's start keeps about one busy.
+    row "scale.up$n.floor" "$(awk -v c="$(median_of qemu_cpu "$n")" -v n="$(nproc)" -v m="$n" 'BEGIN { printf "%.0f", 1000 * c / (m < n ? m : n) }')" ms \
+        "that CPU time over min($n machines, $(nproc) cores): the least up of $n can take"
+    median_row "scale.destroy$n" ms destroy "$n" "destroy --force, the $n running machines"
+done
+median_row scale.zombie_reap ms zombie host "how long an exited orphan stays unreaped here: each power-off waits for it"
+row "scale.up${many}_vs_up1" "$(ratio "$(median_of up "$many")" "$(median_of up 1)")" x "the medians: up of $many against up of 1"
+row "scale.destroy${many}_vs_destroy1" "$(ratio "$(median_of destroy "$many")" "$(median_of destroy 1)")" x \
+    "the medians: destroy of $many against destroy of 1 (round by round: $(samples destroy_ratio "$many"))"
 
 # `plan` of a big lab, defined (stopped).
 manifest "sc${tag}b" "$big"

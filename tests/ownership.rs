@@ -203,6 +203,25 @@ fn plan_reads_only_the_domains_whose_names_can_be_the_environments() {
     assert_eq!(read(&stderr), ["old_lab", "web_lab"], "{stderr}");
 }
 
+/// `destroy` of the whole lab reads the host's domains once, for its plan,
+/// as `plan` does: a destroy's cost is the plan and the power-offs.
+#[test]
+fn destroy_of_the_whole_lab_reads_the_host_once() {
+    let lab = Lab::new("other-lab.xml", &[("lab", &["web"])], "{base}/vms");
+    let reads = |args: &[&str]| {
+        let out = run::lvlab(lab.dir.path())
+            .args(args)
+            .env("LVLAB_LOG", "lvlab::observe::domains=debug")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stdout}{stderr}");
+        stderr.matches("definitions read").count()
+    };
+    assert_eq!(reads(&["destroy", "--force"]), 1);
+    assert_eq!(reads(&["plan", "--target", "absent"]), 1);
+}
+
 #[test]
 fn two_machines_of_one_manifest_with_one_domain_name_are_a_validate_error() {
     let lab = Lab::new(

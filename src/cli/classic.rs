@@ -123,7 +123,11 @@ pub fn destroy(
     with_view(&args.execution, printer, |view| {
         let session = Session::load(global, args.env.clone())?;
         let lab = session.lab()?;
-        lab.deployed_among(&args.vms, session.env.as_deref())?;
+        // Named machines must be deployed; without names the plan's own
+        // reading of the host is the only one (it is a destroy's cost).
+        if !args.vms.is_empty() {
+            lab.deployed_among(&args.vms, session.env.as_deref())?;
+        }
         let mut operation = operation(Target::Absent, machines(&args.vms), &args.execution);
         operation.confirm = (!args.force).then_some(Confirm::DESTROY);
         view.run(&operation, &session, &lab, &ShowPasswordsArg::default())
