@@ -2,8 +2,8 @@
 //! ([`Storage`]), and every answer that depends on where the hypervisor
 //! runs (which virtiofsd, which free port, where QEMU logs, how a guest's
 //! SSH is reached). Today every host is this machine ([`Place::ThisMachine`]);
-//! a remote host adds a place and a second `Storage` (libvirt pools), and
-//! nothing that calls a `Host` changes.
+//! a remote host adds a place. A machine's volumes are files or pool
+//! volumes ([`Host::storage_for`]), whatever the place.
 //!
 //! Connections come from a small pool per host, opened lazily: libvirtd
 //! serves at most `max_client_requests` (5) calls at once per client
@@ -15,6 +15,8 @@
 
 mod endpoint;
 mod facts;
+mod pool_volumes;
+pub mod pools;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -25,8 +27,11 @@ use std::time::{Duration, SystemTime};
 
 pub use endpoint::{Route, SshEndpoint};
 pub use facts::HostFacts;
+pub use pool_volumes::{image_on_host, PoolVolumes};
+pub use pools::{PoolError, PoolMark};
 pub use storage::{LocalFiles, Storage};
 
+use crate::desired::StorageKind;
 use crate::libvirt::{Connection, LibvirtError};
 
 /// Leases one connection carries before the pool opens another: below
@@ -52,7 +57,6 @@ pub struct Host {
     uri: String,
     canonical_uri: String,
     place: Place,
-    storage: Box<dyn Storage>,
     pool: Mutex<Vec<Arc<Slot>>>,
     /// A further connection failed to open: the pool stays as it is rather
     /// than make every later lease wait for the same failure.
@@ -104,7 +108,6 @@ impl Host {
             uri: uri.to_string(),
             canonical_uri,
             place: Place::ThisMachine,
-            storage: Box::new(LocalFiles),
             pool: Mutex::new(vec![Slot::new(first)]),
             stop_growing: AtomicBool::new(false),
         })
@@ -124,9 +127,25 @@ impl Host {
         self.place
     }
 
-    /// Where this host's volumes and machine files live.
-    pub fn storage(&self) -> &dyn Storage {
-        self.storage.as_ref()
+    /// Where this host keeps `machine`'s volumes: its files, or its
+    /// pool (whose mark names the machine and its lab).
+    pub fn storage_for(&self, machine: &crate::desired::MachineSpec) -> Box<dyn Storage + '_> {
+        let mark = PoolMark::machine(
+            &machine.environment,
+            &machine.vm_name,
+            &machine.lab(),
+            &machine.vm_dir,
+        );
+        self.storage(machine.storage, mark)
+    }
+
+    /// This host's storage of `kind`; `mark` names whose pool a pool
+    /// volume is in (unused by files).
+    pub fn storage(&self, kind: StorageKind, mark: PoolMark) -> Box<dyn Storage + '_> {
+        match kind {
+            StorageKind::Files => Box::new(LocalFiles),
+            StorageKind::Pool => Box::new(PoolVolumes::new(self, mark)),
+        }
     }
 
     /// A connection for a while: the least busy one, or a new one when
