@@ -151,9 +151,7 @@ fn a_pool_lab_keeps_each_machines_volumes_in_its_marked_pool_and_destroy_leaves_
         ("db", &["cidata.iso", "disk0.qcow2"][..]),
     ] {
         let dir = lab.vm_dir(vm);
-        let pool = pools::pool_of_dir(&conn, &dir)
-            .unwrap()
-            .expect("a pool per VM directory");
+        let pool = pools::pool_of_dir(&conn, &dir).expect("a pool per VM directory");
         let label = pools::machine_label(&lab.env, vm);
         assert_eq!(pool.name().unwrap(), pools::pool_name(&label, &dir));
         assert!(pool.is_active().unwrap());
@@ -181,9 +179,7 @@ fn a_pool_lab_keeps_each_machines_volumes_in_its_marked_pool_and_destroy_leaves_
     }
     // The overlay is backed by the cached image (this host's images pool
     // is the cache directory).
-    let db = pools::pool_of_dir(&conn, &lab.vm_dir("db"))
-        .unwrap()
-        .unwrap();
+    let db = pools::pool_of_dir(&conn, &lab.vm_dir("db")).unwrap();
     let overlay = db.lookup_storage_vol_by_name("disk0.qcow2").unwrap();
     let xml = overlay.xml_desc(0).unwrap();
     assert!(
@@ -191,9 +187,7 @@ fn a_pool_lab_keeps_each_machines_volumes_in_its_marked_pool_and_destroy_leaves_
         "{xml}"
     );
     // The copy and the blank disk stand alone.
-    let web = pools::pool_of_dir(&conn, &lab.vm_dir("web"))
-        .unwrap()
-        .unwrap();
+    let web = pools::pool_of_dir(&conn, &lab.vm_dir("web")).unwrap();
     for name in ["disk0.qcow2", "disk1.qcow2"] {
         let xml = web
             .lookup_storage_vol_by_name(name)
@@ -270,5 +264,17 @@ fn a_pool_under_lvlabs_name_without_its_mark_is_refused_and_left_alone() {
     assert!(
         !volumes.iter().any(|v| v.starts_with("disk")),
         "{volumes:?}"
+    );
+
+    // Nor does `destroy` touch it: it says why it stops there.
+    let out = lab.run(&["destroy", "--force"]);
+    let (stdout, stderr) = run::texts(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("is not lvlab's"), "{stdout}\n{stderr}");
+    let found = conn.raw().lookup_storage_pool_by_name(&name).unwrap();
+    assert!(found.is_active().unwrap(), "still running after destroy");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("precious")).unwrap(),
+        "keep"
     );
 }

@@ -101,30 +101,34 @@ impl Job for StepJob<'_> {
                 Address::Machine {
                     environment,
                     vm_name,
+                    ..
+                },
+                Action::RemoveFiles {
+                    dir,
+                    disks,
+                    volume_dir,
+                    storage,
+                },
+            ) => {
+                let env = environment_spec(ctx, environment)?;
+                let host = ctx.hosts.get(&env.libvirt_uri);
+                // The pool's mark names the machine of the address, in its lab.
+                let lab = crate::domain::LabIdentity::of(env.lab_id.as_deref(), dir);
+                let mark = PoolMark::machine(environment, vm_name, &lab, dir);
+                let kind = storage.unwrap_or_else(|| storage_in(host, volume_dir));
+                let volumes = host.storage(kind, mark);
+                files::remove_machine_files(volumes.as_ref(), dir, volume_dir, disks.as_deref())
+            }
+            (
+                Address::Machine {
+                    environment,
                     domain,
+                    ..
                 },
                 action,
             ) => {
                 let env = environment_spec(ctx, environment)?;
                 let host = ctx.hosts.get(&env.libvirt_uri);
-                if let Action::RemoveFiles {
-                    dir,
-                    disks,
-                    volume_dir,
-                    storage,
-                } = action
-                {
-                    let lab = crate::domain::LabIdentity::of(env.lab_id.as_deref(), dir);
-                    let mark = PoolMark::machine(environment, vm_name, &lab, dir);
-                    let kind = storage.unwrap_or_else(|| storage_in(host, volume_dir));
-                    let volumes = host.storage(kind, mark);
-                    return files::remove_machine_files(
-                        volumes.as_ref(),
-                        dir,
-                        volume_dir,
-                        disks.as_deref(),
-                    );
-                }
                 run_machine_action(host, domain, action, ctx)
             }
         }
@@ -186,7 +190,7 @@ fn run_machine_action(
         Action::UndefineDomain => domain::undefine(&conn(), domain).map_err(libvirt),
         Action::RemoveFiles { .. } => Err(ActionError::Precondition {
             address: domain.to_string(),
-            message: format!("{domain}: removing files is run with its machine's place"),
+            message: format!("{domain}: removing files is its step's own job"),
         }),
         Action::Provision { .. } => Err(ActionError::Precondition {
             address: domain.to_string(),
@@ -203,8 +207,8 @@ fn run_machine_action(
 /// kept: a pool's when the host has one there, else files.
 fn storage_in(host: &Host, dir: &std::path::Path) -> StorageKind {
     match crate::host::pools::pool_of_dir(&host.connection(), dir) {
-        Ok(Some(_)) => StorageKind::Pool,
-        _ => StorageKind::Files,
+        Some(_) => StorageKind::Pool,
+        None => StorageKind::Files,
     }
 }
 

@@ -130,15 +130,13 @@ impl Storage for PoolVolumes<'_> {
     fn volume_exists(&self, path: &Path) -> bool {
         let conn = self.host.connection();
         let dir = path.parent().unwrap_or(Path::new("/"));
-        match pools::pool_of_dir(&conn, dir) {
-            Ok(Some(pool)) => pool.lookup_storage_vol_by_name(&volume_name(path)).is_ok(),
-            _ => false,
-        }
+        pools::pool_of_dir(&conn, dir)
+            .is_some_and(|pool| pool.lookup_storage_vol_by_name(&volume_name(path)).is_ok())
     }
 
     fn volume_names(&self, dir: &Path) -> Vec<String> {
         let conn = self.host.connection();
-        let Ok(Some(pool)) = pools::pool_of_dir(&conn, dir) else {
+        let Some(pool) = pools::pool_of_dir(&conn, dir) else {
             return Vec::new();
         };
         let mut names = pool.list_volumes().unwrap_or_default();
@@ -148,10 +146,12 @@ impl Storage for PoolVolumes<'_> {
 
     fn remove_volumes(&self, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, StorageError> {
         let conn = self.host.connection();
-        let Some(pool) = pools::pool_of_dir(&conn, dir)? else {
+        let Some(pool) = pools::pool_of_dir(&conn, dir) else {
             return Ok(Vec::new());
         };
+        pools::activate(&conn, &pool)?;
         pools::check_mark(&conn, &pool, dir, &self.mark)?;
+        pools::refresh(&conn, &pool)?;
         for name in names {
             if let Ok(volume) = pool.lookup_storage_vol_by_name(name) {
                 volume.delete(0).map_err(PoolError::call(

@@ -261,15 +261,30 @@ pub fn ensure_dir_pool(
 }
 
 /// The pool whose target is `dir`, if libvirt has one; refreshed when
-/// active, so its volume list is what the directory holds now.
-pub fn pool_of_dir(conn: &Connection, dir: &Path) -> Result<Option<StoragePool>, PoolError> {
-    let Some(pool) = lookup_by_dir(conn, dir) else {
-        return Ok(None);
-    };
+/// active, so its volume list is what the directory holds now. A refresh
+/// refused while a volume is being made (another lvlab applying) leaves
+/// the list as libvirt knows it: every volume lvlab made is in it.
+pub fn pool_of_dir(conn: &Connection, dir: &Path) -> Option<StoragePool> {
+    let pool = lookup_by_dir(conn, dir)?;
     if pool.is_active().unwrap_or(false) {
-        refresh(conn, &pool)?;
+        if let Err(err) = refresh(conn, &pool) {
+            tracing::debug!("{err}");
+        }
     }
-    Ok(Some(pool))
+    Some(pool)
+}
+
+/// Starts `pool` when it is stopped (a host rebooted, autostart off):
+/// starting a dir pool changes nothing in its directory, and only an
+/// active pool's volumes can be read or deleted.
+pub fn activate(conn: &Connection, pool: &StoragePool) -> Result<(), PoolError> {
+    if pool.is_active().unwrap_or(false) {
+        return Ok(());
+    }
+    pool.create(0).map_err(PoolError::call(
+        conn,
+        format!("start storage pool {}", name_of(pool)),
+    ))
 }
 
 /// Re-reads the pool's directory: files changed behind libvirt's back
@@ -421,12 +436,7 @@ fn adopt(
             target: target.unwrap_or_default(),
         });
     }
-    // Starting a dir pool changes nothing in its directory; the mark can
-    // only be read from an active pool.
-    if !pool.is_active().unwrap_or(false) {
-        pool.create(0)
-            .map_err(PoolError::call(conn, format!("start storage pool {name}")))?;
-    }
+    activate(conn, &pool)?;
     check_mark(conn, &pool, dir, mark)?;
     Ok(pool)
 }
