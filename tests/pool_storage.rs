@@ -12,6 +12,8 @@
 
 #[path = "support/lab_manifest.rs"]
 mod lab_manifest;
+#[path = "support/remote_host.rs"]
+mod remote_host;
 #[path = "support/lvlab_run.rs"]
 mod run;
 #[path = "support/tiny_image.rs"]
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use lab_manifest::LabManifest;
+use lvlab::desired::StorageKind;
 use lvlab::domain::LabIdentity;
 use lvlab::host::pools::{self, PoolMark, MARK_VOLUME};
 use lvlab::libvirt::Connection;
@@ -276,5 +279,43 @@ fn a_pool_under_lvlabs_name_without_its_mark_is_refused_and_left_alone() {
     assert_eq!(
         std::fs::read_to_string(dir.join("precious")).unwrap(),
         "keep"
+    );
+}
+
+#[test]
+fn a_remote_hosts_volumes_are_made_uploaded_and_removed_through_libvirt() {
+    let lab = SystemLab::new("remote");
+    let remote = remote_host::RemoteHost::start();
+    let host = lvlab::host::Host::open(&remote.uri("system")).unwrap();
+    let dir = lab.dir.join("volumes/lab/web");
+    let mark = PoolMark::machine("lab", "web", &LabIdentity::LabId("ci".into()), &dir);
+    let volumes = host.storage(StorageKind::Pool, mark.clone());
+    volumes
+        .create_blank(&dir.join("disk1.qcow2"), 8 << 20)
+        .unwrap();
+    let seed = support::image_bytes(7, 300 << 10);
+    volumes
+        .write_volume(&dir.join("cidata.iso"), &seed)
+        .unwrap();
+    let mut names = volumes.volume_names(&dir);
+    names.sort();
+    assert_eq!(names, ["cidata.iso", "disk1.qcow2"]);
+    assert!(volumes.volume_exists(&dir.join("disk1.qcow2")));
+
+    // What arrived is what was sent, read back through a download stream.
+    let conn = host.connection();
+    let pool = pools::pool_of_dir(&conn, &dir).expect("the machine's pool");
+    let iso = pool.lookup_storage_vol_by_name("cidata.iso").unwrap();
+    assert!(pools::download(&conn, &iso, seed.len() as u64).unwrap() == seed);
+    assert!(mark.accepts(&pools::read_mark(&conn, &pool).unwrap()));
+
+    let left = volumes.remove_volumes(&dir, &names).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(pools::pool_of_dir(&conn, &dir).is_none(), "the pool went");
+    assert!(!dir.exists(), "and its directory");
+    assert!(
+        remote.logins() > 0,
+        "not through the test sshd:\n{}",
+        remote.log()
     );
 }
