@@ -89,6 +89,10 @@ pub struct MachineSpec {
     pub environment: String,
     /// The libvirt host the machine runs on (its environment's).
     pub libvirt_uri: String,
+    /// Its environment's `lab_id`: with the VM directory, which lab the
+    /// machine's domain and pool belong to ([`MachineSpec::lab`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lab_id: Option<String>,
     pub hostname: String,
     pub fqdn: String,
     /// Image key in [`Desired::images`].
@@ -101,8 +105,16 @@ pub struct MachineSpec {
     pub autostart: bool,
     /// Where this machine's image lives in the cache.
     pub image_path: PathBuf,
-    /// `<disk_image_basedir>/<environment>/<vm_name>/`.
+    /// `<disk_image_basedir>/<environment>/<vm_name>/` on the machine
+    /// lvlab runs on: what lvlab keeps between runs (recorded definition
+    /// and seed documents, seed inputs, password hashes, host keys).
     pub vm_dir: PathBuf,
+    /// Where the host keeps the machine's volumes (`storage:`).
+    pub storage: StorageKind,
+    /// The directory on the hypervisor host holding the machine's disks
+    /// and seed ISO: `vm_dir` itself, except for `storage: pool` on a
+    /// remote host (`<pool_basedir>/<environment>/<vm_name>`).
+    pub volume_dir: PathBuf,
     pub disks: Vec<DiskSpec>,
     pub interfaces: Vec<InterfaceSpec>,
     pub nameservers: Nameservers,
@@ -123,6 +135,14 @@ pub enum ProvisionStep {
     /// A local script file, read when the manifest is loaded (so a plan
     /// sees its text change) and fed to `sh -s` on the machine.
     Script { path: PathBuf, text: String },
+}
+
+impl MachineSpec {
+    /// The lab the machine belongs to: its environment's `lab_id`, else
+    /// its canonical VM directory.
+    pub fn lab(&self) -> crate::domain::LabIdentity {
+        crate::domain::LabIdentity::of(self.lab_id.as_deref(), &self.vm_dir)
+    }
 }
 
 impl EnvironmentSpec {
@@ -155,6 +175,17 @@ impl EnvironmentSpec {
             }
         }
     }
+}
+
+/// How a host keeps a machine's volumes (`storage: files | pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Files lvlab writes itself, on the machine it runs on.
+    Files,
+    /// Volumes of a libvirt `dir` pool per VM directory, made through
+    /// libvirt (the only way on a remote host).
+    Pool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -41,6 +41,9 @@ pub enum StorageError {
     QemuImgMissing { source: std::io::Error },
     #[error("qemu-img {args} failed: {stderr}")]
     QemuImg { args: String, stderr: String },
+    /// A volume in a libvirt storage pool.
+    #[error(transparent)]
+    Pool(#[from] crate::host::PoolError),
 }
 
 /// How an I/O error on `path` is told: a full filesystem as "no space left
@@ -357,12 +360,17 @@ pub fn remove_files(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, Storag
     let left = list(dir)?;
     if left.is_empty() && directory_exists(dir) {
         fs::remove_dir(dir).map_err(io("remove", dir))?;
-        if let Some(parent) = dir.parent() {
-            // The environment directory goes once its last machine has.
-            let _ = fs::remove_dir(parent);
-        }
+        remove_parent_if_empty(dir);
     }
     Ok(left)
+}
+
+/// Once `dir` is gone, its parent too if nothing else is in it: the
+/// environment directory goes once its last machine has.
+pub fn remove_parent_if_empty(dir: &Path) {
+    if let (false, Some(parent)) = (directory_exists(dir), dir.parent()) {
+        let _ = fs::remove_dir(parent);
+    }
 }
 
 /// The entries of `dir`; none when it does not exist.
@@ -489,7 +497,7 @@ pub const PARTIAL: &str = ".partial";
 const QCOW2_MAGIC: &[u8; 4] = b"QFI\xfb";
 
 /// `qcow2` when the file starts with qcow2's magic, else `raw`.
-fn image_format(path: &Path) -> Result<&'static str, StorageError> {
+pub fn image_format(path: &Path) -> Result<&'static str, StorageError> {
     let mut magic = [0u8; 4];
     let mut file = fs::File::open(path).map_err(io("open", path))?;
     let n = file.read(&mut magic).map_err(io("read", path))?;

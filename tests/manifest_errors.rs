@@ -140,6 +140,12 @@ const CASES: &[Case] = &[
         key: Some("images.debian12.image_url"),
         message: "the value is empty",
     },
+    Case {
+        file: "files_on_remote_host.yml",
+        at: Some("4:14"),
+        key: Some("environment[0].storage"),
+        message: "`storage: files` cannot reach qemu+ssh://root@hv2.example/system, a remote host",
+    },
 ];
 
 fn fixture(name: &str) -> PathBuf {

@@ -510,6 +510,8 @@ fn destroying_a_machine_removes_the_manifests_disks() {
         Action::RemoveFiles {
             dir: web.vm_dir.clone(),
             disks: Some(web.disks.iter().map(|d| d.path.clone()).collect()),
+            volume_dir: web.vm_dir.clone(),
+            storage: Some(lvlab::desired::StorageKind::Files),
         }
     );
 }
@@ -947,6 +949,8 @@ fn orphaned_lvlab_domains_are_destroyed_only_with_prune() {
         Action::RemoveFiles {
             dir: "/vms/lab/old".into(),
             disks: None,
+            volume_dir: "/vms/lab/old".into(),
+            storage: None,
         },
         "the orphan's directory comes from its mark"
     );

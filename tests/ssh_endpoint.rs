@@ -144,9 +144,7 @@ fn the_wait_reports_who_answers_and_names_who_did_not() {
     let record = |machine: &MachineSpec, port: u16| {
         let xml = forward_definition(port);
         let path = machine.vm_dir.join("domain.xml");
-        host.storage()
-            .write_file(&path, xml.as_bytes(), 0o644)
-            .unwrap();
+        lvlab::storage::write_file(&path, xml.as_bytes(), 0o644).unwrap();
     };
     record(forwarded, banner_server());
     let conn = host.connection();

@@ -143,7 +143,7 @@ pub fn reach(
 /// were given.
 fn ssh_endpoint(host: &Host, machine: &MachineSpec, leased: &[IpAddr]) -> Option<SocketAddr> {
     // Read now: the machine's recorded definition names its forward.
-    let files = crate::observe::machine_files(host.storage(), machine);
+    let files = crate::observe::machine_files(host.storage_for(machine).as_ref(), machine);
     host.ssh_endpoint(machine, &files)
         .map(|endpoint| endpoint.address)
         .or_else(|| leased.first().map(|address| SocketAddr::new(*address, 22)))

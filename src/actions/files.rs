@@ -1,5 +1,6 @@
-//! File actions, all through the host's [`Storage`]: disks, the seed, the
-//! recorded definition, and removing what lvlab made.
+//! File actions: disks and the seed ISO through the machine's [`Storage`]
+//! on its host, the recorded definition and seed documents as local files
+//! in its VM directory, and removing what lvlab made of both.
 
 use std::path::{Path, PathBuf};
 
@@ -48,22 +49,21 @@ pub fn create_disk(
     result.map_err(ActionError::storage(&disk.path))
 }
 
-/// The seed documents beside the disks, and the ISO the guest reads.
+/// The seed documents in the VM directory, and the ISO the guest reads
+/// beside its disks.
 pub fn write_seed(
-    storage: &dyn Storage,
+    volumes: &dyn Storage,
     rendered: &RenderedMachine,
 ) -> Result<(), crate::cloudinit::CloudInitError> {
-    crate::cloudinit::write_seed(storage, &rendered.machine.vm_dir, &rendered.seed).map(drop)
+    let machine = &rendered.machine;
+    let iso = crate::domain::seed_path(machine);
+    crate::cloudinit::write_seed_at(volumes, &machine.vm_dir, &iso, &rendered.seed).map(drop)
 }
 
 /// What lvlab defined, kept so the next plan can show a diff against it.
-pub fn record_definition(
-    storage: &dyn Storage,
-    rendered: &RenderedMachine,
-) -> Result<(), ActionError> {
+pub fn record_definition(rendered: &RenderedMachine) -> Result<(), ActionError> {
     let path = rendered.machine.vm_dir.join("domain.xml");
-    storage
-        .write_file(&path, rendered.definition.as_bytes(), PUBLIC)
+    storage::write_file(&path, rendered.definition.as_bytes(), PUBLIC)
         .map_err(ActionError::storage(path))
 }
 
@@ -71,34 +71,36 @@ pub fn record_definition(
 /// says (old port to new): `status`, `ssh` and the SSH wait read the
 /// forward from it.
 pub fn move_recorded_ports(
-    storage: &dyn Storage,
     machine: &MachineSpec,
     moved: &std::collections::BTreeMap<u16, u16>,
 ) -> Result<(), ActionError> {
     let path = machine.vm_dir.join("domain.xml");
-    let Some(recorded) = storage.read_text(&path) else {
+    let Some(recorded) = storage::read_text(&path) else {
         return Ok(());
     };
     let text = crate::domain::with_forwarded_ports(&recorded, moved);
-    storage
-        .write_file(&path, text.as_bytes(), PUBLIC)
-        .map_err(ActionError::storage(path))
+    storage::write_file(&path, text.as_bytes(), PUBLIC).map_err(ActionError::storage(path))
 }
 
-/// Removes the files lvlab makes in a machine's directory: its disks (the
-/// manifest's, or any `diskN.qcow2` for a machine no longer in it), the
-/// seed, the recorded files, and the temporary files an interrupted run
-/// left of any of them (`<name>.partial`, `<name>.<16 hex>.tmp`). Anything
-/// else stays, with a warning.
+/// Removes what lvlab makes for a machine: the recorded files in its VM
+/// directory `vm_dir`, then its volumes in `volume_dir` on `volumes` (its
+/// disks, the manifest's or any `diskN.qcow2` for a machine no longer in
+/// it, and the seed), and the temporary files an interrupted run left of
+/// any of them (`<name>.partial`, `<name>.<16 hex>.tmp`); then the
+/// emptied directories (a pool's with its pool). Records go first: in a
+/// local pool's directory they would keep it. Anything else stays, with a
+/// warning.
 pub fn remove_machine_files(
-    storage: &dyn Storage,
-    dir: &Path,
+    volumes: &dyn Storage,
+    vm_dir: &Path,
+    volume_dir: &Path,
     disks: Option<&[PathBuf]>,
 ) -> Result<(), ActionError> {
-    let mut names: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
-    names.push(crate::cloudinit::files::ISO_FILE.into());
-    names.push(crate::cloudinit::host_key::KEY_FILE.into());
-    names.push(crate::cloudinit::host_key::KNOWN_HOSTS_FILE.into());
+    let mut records: Vec<String> = RECORDED_FILES.iter().map(|s| s.to_string()).collect();
+    records.push(crate::cloudinit::host_key::KEY_FILE.into());
+    records.push(crate::cloudinit::host_key::KNOWN_HOSTS_FILE.into());
+    let mut names = vec![crate::cloudinit::files::ISO_FILE.to_string()];
+    let present = volumes.volume_names(volume_dir);
     match disks {
         Some(disks) => names.extend(
             disks
@@ -106,23 +108,33 @@ pub fn remove_machine_files(
                 .filter_map(|path| path.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
         ),
-        None => names.extend(
-            storage
-                .file_names(dir)
-                .into_iter()
-                .filter(|name| is_lvlab_disk(name)),
-        ),
+        None => names.extend(present.iter().filter(|n| is_lvlab_disk(n)).cloned()),
     }
-    let ours = |of: &str| names.iter().any(|n| n == of) || (disks.is_none() && is_lvlab_disk(of));
-    let leftovers: Vec<String> = storage
-        .file_names(dir)
-        .into_iter()
-        .filter(|name| temporary_of(name).is_some_and(ours))
-        .collect();
-    names.extend(leftovers);
-    let left = storage
-        .remove_files(dir, &names)
-        .map_err(ActionError::storage(dir))?;
+    let ours = |list: &[String], of: &str| {
+        list.iter().any(|n| n == of) || (disks.is_none() && is_lvlab_disk(of))
+    };
+    let temporaries = |listed: Vec<String>, of_list: &[String]| -> Vec<String> {
+        listed
+            .into_iter()
+            .filter(|name| temporary_of(name).is_some_and(|of| ours(of_list, of)))
+            .collect()
+    };
+    let record_leftovers = temporaries(storage::file_names(vm_dir), &records);
+    records.extend(record_leftovers);
+    let volume_leftovers = temporaries(present, &names);
+    names.extend(volume_leftovers);
+    let left_records =
+        storage::remove_files(vm_dir, &records).map_err(ActionError::storage(vm_dir))?;
+    let left_volumes = volumes
+        .remove_volumes(volume_dir, &names)
+        .map_err(ActionError::storage(volume_dir))?;
+    // A local pool's directory went with its pool: its parent may be empty.
+    storage::remove_parent_if_empty(vm_dir);
+    let left = if vm_dir == volume_dir {
+        left_volumes
+    } else {
+        left_records.into_iter().chain(left_volumes).collect()
+    };
     if !left.is_empty() {
         tracing::warn!(
             "kept {} in {}: lvlab did not make it",
@@ -130,7 +142,7 @@ pub fn remove_machine_files(
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            dir.display()
+            volume_dir.display()
         );
     }
     Ok(())
@@ -178,7 +190,7 @@ mod tests {
             std::fs::write(dir.join(name), "x").unwrap();
         }
         std::os::unix::fs::symlink(&outside, dir.join("disk2.qcow2.partial")).unwrap();
-        remove_machine_files(&crate::host::LocalFiles, &dir, None).unwrap();
+        remove_machine_files(&crate::host::LocalFiles, &dir, &dir, None).unwrap();
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::apply::{ActionError, Job, JobInfo};
 use crate::cloudinit::password::{OneTimePassword, PasswordReporter};
-use crate::desired::{Desired, EnvironmentSpec, MachineSpec};
-use crate::host::{Host, Hosts};
+use crate::desired::{Desired, EnvironmentSpec, MachineSpec, StorageKind};
+use crate::host::{Host, Hosts, PoolMark};
 use crate::images::{EnsureOptions, Fetcher, Reporter};
 use crate::plan::{Action, Address, Step};
 use crate::provision::ProvisionReporter;
@@ -101,6 +101,28 @@ impl Job for StepJob<'_> {
             (
                 Address::Machine {
                     environment,
+                    vm_name,
+                    ..
+                },
+                Action::RemoveFiles {
+                    dir,
+                    disks,
+                    volume_dir,
+                    storage,
+                },
+            ) => {
+                let env = environment_spec(ctx, environment)?;
+                let host = ctx.hosts.get(&env.libvirt_uri);
+                // The pool's mark names the machine of the address, in its lab.
+                let lab = crate::domain::LabIdentity::of(env.lab_id.as_deref(), dir);
+                let mark = PoolMark::machine(environment, vm_name, &lab, dir);
+                let kind = storage.unwrap_or_else(|| storage_in(host, volume_dir));
+                let volumes = host.storage(kind, mark);
+                files::remove_machine_files(volumes.as_ref(), dir, volume_dir, disks.as_deref())
+            }
+            (
+                Address::Machine {
+                    environment,
                     domain,
                     vm_name,
                 },
@@ -137,16 +159,17 @@ fn run_machine_action(
 ) -> Result<(), ActionError> {
     // Leased only by the steps that call libvirt, for as long as they run.
     let conn = || host.connection();
-    let storage = host.storage();
     let libvirt = ActionError::libvirt(domain);
     match action {
         Action::CreateDisk { index, machine, .. } => {
             let machine = &machine.machine;
-            files::create_disk(storage, machine, &boot_image(ctx, machine), *index)
+            let volumes = host.storage_for(machine);
+            files::create_disk(volumes.as_ref(), machine, &boot_image(ctx, machine), *index)
         }
         Action::BuildSeed { machine: rendered } => {
             let machine = &rendered.machine;
-            files::write_seed(storage, rendered).map_err(|source| ActionError::Seed {
+            let volumes = host.storage_for(machine);
+            files::write_seed(volumes.as_ref(), rendered).map_err(|source| ActionError::Seed {
                 machine: machine.vm_name.clone(),
                 source,
             })?;
@@ -164,7 +187,7 @@ fn run_machine_action(
             machine: rendered, ..
         } => {
             let machine = &rendered.machine;
-            files::record_definition(storage, rendered)?;
+            files::record_definition(rendered)?;
             let digest =
                 crate::images::record::verified_digest(machine, &ctx.desired.images[&machine.os]);
             let xml = crate::domain::with_image_digest(&rendered.definition, digest.as_deref());
@@ -180,9 +203,10 @@ fn run_machine_action(
         }
         Action::PowerOffDomain => domain::power_off(&conn(), domain).map_err(libvirt),
         Action::UndefineDomain => domain::undefine(&conn(), domain).map_err(libvirt),
-        Action::RemoveFiles { dir, disks } => {
-            files::remove_machine_files(storage, dir, disks.as_deref())
-        }
+        Action::RemoveFiles { .. } => Err(ActionError::Precondition {
+            address: domain.to_string(),
+            message: format!("{domain}: removing files is its step's own job"),
+        }),
         Action::Provision { .. } => Err(ActionError::Precondition {
             address: domain.to_string(),
             message: format!("{domain}: a provisioning is its step's own job"),
@@ -191,6 +215,15 @@ fn run_machine_action(
             address: domain.to_string(),
             message: format!("{domain}: image actions belong to an image"),
         }),
+    }
+}
+
+/// How the volumes in `dir` of a machine no longer in the manifest are
+/// kept: a pool's when the host has one there, else files.
+fn storage_in(host: &Host, dir: &std::path::Path) -> StorageKind {
+    match crate::host::pools::pool_of_dir(&host.connection(), dir) {
+        Some(_) => StorageKind::Pool,
+        None => StorageKind::Files,
     }
 }
 

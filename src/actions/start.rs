@@ -103,7 +103,7 @@ fn move_auto_forwards(
     conn.raw()
         .define_domain_xml(&crate::domain::with_forwarded_ports(&xml, &moved))
         .map_err(failed("define the domain"))?;
-    files::move_recorded_ports(host.storage(), machine, &moved)
+    files::move_recorded_ports(machine, &moved)
 }
 
 #[cfg(test)]

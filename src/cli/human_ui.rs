@@ -228,8 +228,8 @@ mod tests {
     #[test]
     fn each_action_has_terraforms_verb_for_what_it_does() {
         let verb = |action| progress_verb(&action);
-        let dir = std::path::PathBuf::from("/vms/web");
-        assert_eq!(verb(Action::RemoveFiles { dir, disks: None }), "destroying");
+        let dir = std::path::Path::new("/vms/web");
+        assert_eq!(verb(Action::remove_files_in(dir)), "destroying");
         assert_eq!(verb(Action::ShutdownDomain), "stopping");
         assert_eq!(verb(Action::UndefineDomain), "destroying");
         let watch = crate::plan::StartWatch::None;

@@ -16,15 +16,28 @@ pub const ISO_FILE: &str = "cidata.iso";
 /// The mode of every seed file.
 pub const PRIVATE: u32 = 0o600;
 
-/// Writes `seed` and its ISO into `dir` (created if missing) on `storage`
-/// and returns the paths written, documents first; the seed's host key is
-/// kept before them (in the VM directory on this machine, with the other
-/// inputs lvlab keeps between runs), so no seed holds a key lvlab has not
-/// kept. The storage writes beside the final name and renames, creating
-/// each file with its mode from the start.
+/// Writes `seed` and its ISO into `dir` (created if missing) and returns
+/// the paths written, documents first: [`write_seed_at`] with the ISO in
+/// `dir` too.
 pub fn write_seed(
-    storage: &dyn Storage,
+    volumes: &dyn Storage,
     dir: &Path,
+    seed: &Seed,
+) -> Result<Vec<PathBuf>, CloudInitError> {
+    write_seed_at(volumes, dir, &dir.join(ISO_FILE), seed)
+}
+
+/// Writes `seed`'s documents into `dir` on the machine lvlab runs on and
+/// its ISO as the volume `iso` on `volumes` (the machine's host), and
+/// returns the paths written, documents first; the seed's host key is
+/// kept before them (in `dir`, with the other inputs lvlab keeps between
+/// runs), so no seed holds a key lvlab has not kept. Each file is written
+/// beside its final name and renamed, created with its mode from the
+/// start.
+pub fn write_seed_at(
+    volumes: &dyn Storage,
+    dir: &Path,
+    iso: &Path,
     seed: &Seed,
 ) -> Result<Vec<PathBuf>, CloudInitError> {
     let image = iso::build(seed)?;
@@ -32,16 +45,14 @@ pub fn write_seed(
         Some(key) => key.write(dir)?.to_vec(),
         None => Vec::new(),
     };
-    let documents = seed
-        .documents()
-        .into_iter()
-        .map(|(name, text)| (name, text.as_bytes()));
     let mut written = Vec::with_capacity(6);
-    for (name, bytes) in documents.chain([(ISO_FILE, image.as_slice())]) {
+    for (name, text) in seed.documents() {
         let path = dir.join(name);
-        storage.write_file(&path, bytes, PRIVATE)?;
+        crate::storage::write_file(&path, text.as_bytes(), PRIVATE)?;
         written.push(path);
     }
+    volumes.write_volume(iso, &image)?;
+    written.push(iso.to_path_buf());
     written.extend(kept);
     Ok(written)
 }

@@ -24,7 +24,7 @@ pub mod yaml;
 use std::path::PathBuf;
 
 pub use digest::seed_digest;
-pub use files::write_seed;
+pub use files::{write_seed, write_seed_at};
 pub use render::{render, SeedInput};
 use user_data::uses_password_hash;
 pub use user_data::{own_keys, KeySite};

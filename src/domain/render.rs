@@ -207,7 +207,7 @@ fn disks(machine: &MachineSpec) -> Result<Vec<DiskContext>, DomainError> {
 
 /// Where a machine's seed ISO lives.
 pub fn seed_path(machine: &MachineSpec) -> std::path::PathBuf {
-    machine.vm_dir.join(crate::cloudinit::files::ISO_FILE)
+    machine.volume_dir.join(crate::cloudinit::files::ISO_FILE)
 }
 
 fn nics(machine: &MachineSpec, auto_ssh_ports: &[u16]) -> Vec<NicContext> {

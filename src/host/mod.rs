@@ -3,7 +3,9 @@
 //! runs (which virtiofsd, which free port, where QEMU logs, how a guest's
 //! SSH is reached). A host is this machine ([`Place::ThisMachine`]) or
 //! another one ([`Place::Remote`], reached through an SSH hop read from
-//! its URI); nothing that calls a `Host` needs to know which.
+//! its URI); nothing that calls a `Host` needs to know which. A machine's
+//! volumes are files or pool volumes ([`Host::storage_for`]), whatever the
+//! place.
 //!
 //! Connections come from a small pool per host, opened lazily: libvirtd
 //! serves at most `max_client_requests` (5) calls at once per client
@@ -16,6 +18,8 @@
 mod endpoint;
 mod facts;
 mod place;
+mod pool_volumes;
+pub mod pools;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -27,8 +31,11 @@ use std::time::{Duration, SystemTime};
 pub use endpoint::{Route, SshEndpoint};
 pub use facts::HostFacts;
 pub use place::{no_hop_message, Place, RemoteHost, SshHop};
+pub use pool_volumes::{image_on_host, PoolVolumes};
+pub use pools::{PoolError, PoolMark};
 pub use storage::{LocalFiles, Storage};
 
+use crate::desired::StorageKind;
 use crate::libvirt::{Connection, LibvirtError};
 
 /// Leases one connection carries before the pool opens another: below
@@ -44,7 +51,6 @@ pub struct Host {
     uri: String,
     canonical_uri: String,
     place: Place,
-    storage: Box<dyn Storage>,
     pool: Mutex<Vec<Arc<Slot>>>,
     /// A further connection failed to open: the pool stays as it is rather
     /// than make every later lease wait for the same failure.
@@ -96,7 +102,6 @@ impl Host {
             uri: uri.to_string(),
             canonical_uri,
             place: Place::of(uri),
-            storage: Box::new(LocalFiles),
             pool: Mutex::new(vec![Slot::new(first)]),
             stop_growing: AtomicBool::new(false),
         })
@@ -116,9 +121,25 @@ impl Host {
         &self.place
     }
 
-    /// Where this host's volumes and machine files live.
-    pub fn storage(&self) -> &dyn Storage {
-        self.storage.as_ref()
+    /// Where this host keeps `machine`'s volumes: its files, or its
+    /// pool (whose mark names the machine and its lab).
+    pub fn storage_for(&self, machine: &crate::desired::MachineSpec) -> Box<dyn Storage + '_> {
+        let mark = PoolMark::machine(
+            &machine.environment,
+            &machine.vm_name,
+            &machine.lab(),
+            &machine.vm_dir,
+        );
+        self.storage(machine.storage, mark)
+    }
+
+    /// This host's storage of `kind`; `mark` names whose pool a pool
+    /// volume is in (unused by files).
+    pub fn storage(&self, kind: StorageKind, mark: PoolMark) -> Box<dyn Storage + '_> {
+        match kind {
+            StorageKind::Files => Box::new(LocalFiles),
+            StorageKind::Pool => Box::new(PoolVolumes::new(self, mark)),
+        }
     }
 
     /// A connection for a while: the least busy one, or a new one when

@@ -1,21 +1,25 @@
-//! Where a host keeps machines' volumes and files, behind one trait:
-//! [`Storage`]. One implementation today, [`LocalFiles`], the files of the
+//! Where a host keeps machines' volumes (disks, the seed ISO), behind one
+//! trait: [`Storage`]. Two implementations: [`LocalFiles`], files of the
 //! machine lvlab runs on (through [`crate::storage`], which owns the rules
-//! for writing them safely). The remote-host work adds a second one on
-//! libvirt storage pools; the actions and observations call only the trait.
+//! for writing them safely), and [`super::PoolVolumes`], volumes of libvirt
+//! storage pools (any host, the only way on a remote one). A machine's
+//! `storage:` picks one ([`super::Host::storage_for`]). What lvlab keeps
+//! between runs (recorded definition and seed documents, seed inputs,
+//! password hashes, host keys) is never a volume: it is local files in the
+//! VM directory, written through [`crate::storage`] directly.
 //!
 //! Paths are the host's paths (a pool's volume path is one too), so the
 //! manifest's resolved paths stay the one way to name a volume. The image
 //! cache is lvlab's own, on the machine lvlab runs on (it downloads and
 //! verifies there); [`Storage::create_from_image`] is where a cached image
 //! meets the host: the local storage reads it in place, a pool storage
-//! would upload it into its pool once and build the volume there.
+//! builds the volume on the image's volume in the host's images pool.
 
 use std::path::{Path, PathBuf};
 
 use crate::storage::{self, FromImage, StorageError};
 
-/// A host's volumes and machine files.
+/// A host's volumes of one kind.
 pub trait Storage: Send + Sync {
     /// Creates the volume `path` from the cached `image` (a copy or an
     /// overlay), grown to `size` bytes when larger; complete or not at all.
@@ -30,25 +34,20 @@ pub trait Storage: Send + Sync {
     /// A blank qcow2 volume of `size` bytes.
     fn create_blank(&self, path: &Path, size: u64) -> Result<(), StorageError>;
 
-    /// Writes a small file (seed, recorded definition) with `mode`,
-    /// atomically, creating its directories.
-    fn write_file(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageError>;
-
-    /// Removes `names` from `dir` (and the temporaries left for them), then
-    /// `dir` and its parent when empty; returns what is left in `dir`.
-    fn remove_files(&self, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, StorageError>;
-
-    /// Names of the regular files in `dir` (none when it does not exist).
-    fn file_names(&self, dir: &Path) -> Vec<String>;
+    /// A raw volume holding `bytes` (the seed ISO), readable by its owner
+    /// only, replacing the one there.
+    fn write_volume(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError>;
 
     /// Whether a volume (disk, seed ISO) exists.
     fn volume_exists(&self, path: &Path) -> bool;
 
-    /// Whether `path` is a directory (a machine's, a shared one).
-    fn directory_exists(&self, path: &Path) -> bool;
+    /// Names of the volumes in `dir` (none when it does not exist).
+    fn volume_names(&self, dir: &Path) -> Vec<String>;
 
-    /// A small file's text (a recorded definition or seed document).
-    fn read_text(&self, path: &Path) -> Option<String>;
+    /// Removes the volumes `names` from `dir` (and the temporaries left
+    /// for them), then `dir` (and, for files, its parent) when nothing
+    /// else is in it; returns what is left in `dir`.
+    fn remove_volumes(&self, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, StorageError>;
 }
 
 /// The files of the machine lvlab runs on.
@@ -70,28 +69,20 @@ impl Storage for LocalFiles {
         storage::create_blank(path, size)
     }
 
-    fn write_file(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), StorageError> {
-        storage::write_file(path, bytes, mode)
-    }
-
-    fn remove_files(&self, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, StorageError> {
-        storage::remove_files(dir, names)
-    }
-
-    fn file_names(&self, dir: &Path) -> Vec<String> {
-        storage::file_names(dir)
+    fn write_volume(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+        storage::write_file(path, bytes, crate::cloudinit::files::PRIVATE)
     }
 
     fn volume_exists(&self, path: &Path) -> bool {
         storage::volume_exists(path)
     }
 
-    fn directory_exists(&self, path: &Path) -> bool {
-        storage::directory_exists(path)
+    fn volume_names(&self, dir: &Path) -> Vec<String> {
+        storage::file_names(dir)
     }
 
-    fn read_text(&self, path: &Path) -> Option<String> {
-        storage::read_text(path)
+    fn remove_volumes(&self, dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, StorageError> {
+        storage::remove_files(dir, names)
     }
 }
 
@@ -102,22 +93,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_written_file_reads_back_with_its_mode_and_its_directories_made() {
+    fn a_written_volume_reads_back_private_with_its_directories_made() {
         let root = tempfile::tempdir().unwrap();
-        let path = root.path().join("env/vm/domain.xml");
-        LocalFiles.write_file(&path, b"<domain/>", 0o600).unwrap();
-        assert_eq!(LocalFiles.read_text(&path).as_deref(), Some("<domain/>"));
+        let path = root.path().join("env/vm/cidata.iso");
+        LocalFiles.write_volume(&path, b"iso").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"iso");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(LocalFiles.directory_exists(&root.path().join("env/vm")));
-        assert!(
-            !LocalFiles.directory_exists(&path),
-            "a file is no directory"
-        );
+        assert!(storage::directory_exists(&root.path().join("env/vm")));
     }
 
     #[test]
-    fn only_regular_files_are_volumes_and_file_names() {
+    fn only_regular_files_are_volumes() {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path();
         std::fs::write(dir.join("disk0.qcow2"), "x").unwrap();
@@ -129,8 +116,8 @@ mod tests {
             "a symlink"
         );
         assert!(!LocalFiles.volume_exists(&dir.join("sub")));
-        assert_eq!(LocalFiles.file_names(dir), ["disk0.qcow2"]);
-        assert!(LocalFiles.file_names(&dir.join("missing")).is_empty());
+        assert_eq!(LocalFiles.volume_names(dir), ["disk0.qcow2"]);
+        assert!(LocalFiles.volume_names(&dir.join("missing")).is_empty());
     }
 
     #[test]
@@ -141,11 +128,11 @@ mod tests {
         LocalFiles.create_blank(&disk, 1 << 20).unwrap();
         assert_eq!(storage::virtual_size(&disk).unwrap(), 1 << 20);
         let left = LocalFiles
-            .remove_files(&dir, &["disk0.qcow2".to_string()])
+            .remove_volumes(&dir, &["disk0.qcow2".to_string()])
             .unwrap();
         assert!(left.is_empty());
-        assert!(!LocalFiles.directory_exists(&dir));
-        assert!(!LocalFiles.directory_exists(&root.path().join("env")));
+        assert!(!storage::directory_exists(&dir));
+        assert!(!storage::directory_exists(&root.path().join("env")));
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct RawEnvironment {
     /// directories (CI runners, remote hosts).
     #[schemars(with = "Option<schema::Name>")]
     pub lab_id: Option<String>,
+    /// Where the machines' volumes live (default `pool` on a remote host,
+    /// else `files`); a machine's or `config_defaults`' own wins.
+    #[schemars(with = "Option<schema::StorageKind>")]
+    pub storage: Option<String>,
     /// Defaults for every machine (the machine keys; `interfaces` is one
     /// mapping here).
     pub config_defaults: Option<RawMachine>,
@@ -122,6 +126,15 @@ pub struct RawMachine {
     pub cloud_image_basedir: Option<String>,
     /// Where the VM directories are (`<dir>/<environment>/<vm_name>`).
     pub disk_image_basedir: Option<String>,
+    /// Where the machine's volumes live: `files` in its VM directory, or
+    /// `pool`, volumes of a libvirt storage pool (default `pool` on a
+    /// remote host, else `files`).
+    #[schemars(with = "Option<schema::StorageKind>")]
+    pub storage: Option<String>,
+    /// `storage: pool` on a remote host: where the hypervisor host keeps
+    /// the volume directories (`<dir>/<environment>/<vm_name>`; default
+    /// `/var/lib/libvirt/lvlab`).
+    pub pool_basedir: Option<String>,
     /// The boot disk's default strategy.
     #[schemars(with = "Option<schema::DiskStrategy>")]
     pub disk_strategy: Option<String>,

@@ -7,6 +7,7 @@ mod interfaces;
 mod provision;
 mod settings;
 mod storage;
+mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -65,6 +66,8 @@ pub(super) struct Layered<'a> {
     pub machine_path: &'a KeyPath,
     pub defaults: &'a RawMachine,
     pub defaults_path: &'a KeyPath,
+    /// The environment's `storage`, below the machine's and the defaults'.
+    pub environment_storage: Option<(&'a String, KeyPath)>,
 }
 
 impl<'a> Layered<'a> {
@@ -252,8 +255,10 @@ fn resolve_environment(
             machine_path: &machines_path.index(i),
             defaults: &defaults,
             defaults_path: &defaults_path,
+            environment_storage: env.storage.as_ref().map(|s| (s, path.key("storage"))),
         };
-        if let Some(spec) = resolve_machine(r, &name, &libvirt_uri, &layered, images) {
+        if let Some(mut spec) = resolve_machine(r, &name, &libvirt_uri, &layered, images) {
+            spec.lab_id = env.lab_id.clone();
             if let Some(first) = machines.iter().position(|m| m.vm_name == spec.vm_name) {
                 r.report(
                     Problem::value(
@@ -347,9 +352,12 @@ fn resolve_machine(
         x.disk_image_basedir.as_ref()
     })
     .map(|disk_base| names::vm_dir(&disk_base, environment, &vm_name));
-    let disks = vm_dir
+    let volumes = vm_dir.as_ref().and_then(|vm_dir| {
+        volumes::resolve_volumes(r, m, libvirt_uri, (environment, &vm_name), vm_dir)
+    });
+    let disks = volumes
         .as_ref()
-        .and_then(|vm_dir| storage::resolve_disks(r, m, vm_dir));
+        .and_then(|(_, volume_dir)| storage::resolve_disks(r, m, volume_dir));
     let interfaces = interfaces::resolve_interfaces(r, m, environment, &vm_name);
     let nameservers = interfaces
         .as_ref()
@@ -367,6 +375,7 @@ fn resolve_machine(
     let (domain_type, graphics, cache_base, vm_dir) =
         (domain_type?, graphics?, cache_base?, vm_dir?);
     let (disks, interfaces, nameservers) = (disks?, interfaces?, nameservers?);
+    let (storage, volume_dir) = volumes?;
     let provision = provision::resolve_provision(r, m);
     let (shared_directories, cloud_init) = (shared_directories?, cloud_init?);
     let provision = provision?;
@@ -374,6 +383,7 @@ fn resolve_machine(
         domain_name: names::domain_name(&vm_name, environment, r.one_off),
         environment: environment.to_string(),
         libvirt_uri: libvirt_uri.to_string(),
+        lab_id: None,
         image_path: names::image_cache_dir(&cache_base).join(&image.file_name),
         vm_name,
         hostname,
@@ -387,6 +397,8 @@ fn resolve_machine(
             .pick("autostart", |x| x.autostart.as_ref())
             .is_some_and(|(flag, _)| flag.0),
         vm_dir,
+        storage,
+        volume_dir,
         disks,
         interfaces,
         nameservers,

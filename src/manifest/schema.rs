@@ -103,6 +103,14 @@ hand_schema!(
 );
 
 hand_schema!(
+    /// `storage`.
+    StorageKind => words(&[
+        ("files", "files in the VM directory, on the machine lvlab runs on"),
+        ("pool", "volumes of a libvirt storage pool per VM directory (any host)"),
+    ])
+);
+
+hand_schema!(
     /// `graphics`.
     Graphics => words(&[
         ("none", "serial console only"),

@@ -25,11 +25,20 @@ pub fn domain_files(conn: &Connection) -> Result<BTreeMap<PathBuf, Vec<String>>,
         .raw()
         .list_all_domains(0)
         .map_err(|e| conn.error("list domains", e))?;
+    // A remote host's files are not this machine's to read: what libvirt
+    // lists (each disk and the `<backingStore>` chain it knows) is all
+    // that can be known of them from here.
+    let remote = crate::host::is_remote_uri(conn.uri());
     let mut files: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for domain in domains {
         let (name, xml) = describe(conn, &domain)?;
         for source in disk_sources(&xml) {
-            for file in backing_chain(&source) {
+            let chain = if remote {
+                vec![source]
+            } else {
+                backing_chain(&source)
+            };
+            for file in chain {
                 let users = files.entry(file).or_default();
                 if !users.contains(&name) {
                     users.push(name.clone());

@@ -1,6 +1,7 @@
 //! Reads the world as it is: the libvirt host, its domains and lvlab's
-//! marks on them, the per-VM files (through the host's
-//! [`crate::host::Storage`]) and the image cache. Never changes anything.
+//! marks on them, each machine's volumes (through its
+//! [`crate::host::Storage`] on its host), the files lvlab records in its VM
+//! directory, and the image cache. Never changes anything.
 //! The result, [`Observed`], is plain data the planner reads. Also the
 //! wait until guests answer on SSH ([`ssh_wait`]) and what `status` shows
 //! of each machine ([`status`]), which only read too.
@@ -167,7 +168,12 @@ pub fn observe(
         let machines = env
             .machines
             .iter()
-            .map(|m| (m.vm_name.clone(), machine_files(host.storage(), m)))
+            .map(|m| {
+                (
+                    m.vm_name.clone(),
+                    machine_files(host.storage_for(m).as_ref(), m),
+                )
+            })
             .collect();
         for machine in &env.machines {
             // Machines often share an image: read its record once.
@@ -274,30 +280,37 @@ fn image_state(image_path: &std::path::Path, image: &ImageSpec) -> ImageState {
     }
 }
 
-/// What exists of a machine's files on `storage`; reads only the small
-/// recorded files.
-pub fn machine_files(storage: &dyn Storage, machine: &MachineSpec) -> MachineFiles {
+/// What exists of a machine's files: its volumes on `volumes` (its
+/// storage on its host, listed once), and the recorded files in its VM
+/// directory on this machine; reads only the small recorded files.
+pub fn machine_files(volumes: &dyn Storage, machine: &MachineSpec) -> MachineFiles {
     let dir = &machine.vm_dir;
+    let present = volumes.volume_names(&machine.volume_dir);
+    let exists = |path: &std::path::Path| {
+        path.parent() == Some(machine.volume_dir.as_path())
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|name| present.iter().any(|p| p == name))
+    };
     MachineFiles {
-        dir_exists: storage.directory_exists(dir),
+        dir_exists: crate::storage::directory_exists(dir),
         disks: machine
             .disks
             .iter()
-            .map(|d| (d.path.clone(), storage.volume_exists(&d.path)))
+            .map(|d| (d.path.clone(), exists(&d.path)))
             .collect(),
-        seed_iso: storage.volume_exists(&crate::domain::seed_path(machine)),
+        seed_iso: exists(&crate::domain::seed_path(machine)),
         recorded: RECORDED_FILES
             .iter()
             .filter_map(|name| {
-                storage
-                    .read_text(&dir.join(name))
-                    .map(|text| (name.to_string(), text))
+                crate::storage::read_text(&dir.join(name)).map(|text| (name.to_string(), text))
             })
             .collect(),
         missing_shares: machine
             .shared_directories
             .iter()
-            .filter(|d| !storage.directory_exists(&d.source))
+            .filter(|d| !crate::storage::directory_exists(&d.source))
             .map(|d| d.source.clone())
             .collect(),
     }

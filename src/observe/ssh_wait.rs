@@ -82,7 +82,7 @@ pub fn wait_for_ssh(
     let mut out_of_reach = Vec::new();
     for &(host, machine) in machines {
         // Read now: the apply just made may have recorded a new definition.
-        let files = super::machine_files(host.storage(), machine);
+        let files = super::machine_files(host.storage_for(machine).as_ref(), machine);
         let Some(endpoint) = host.ssh_endpoint(machine, &files) else {
             reporter.no_endpoint(machine);
             continue;

@@ -135,17 +135,11 @@ impl<'a> Planner<'a> {
         let address = machine_address(machine);
         match (self.input.target, domain) {
             (Target::Absent, Some(domain)) => {
-                self.destroy(&address, domain, &machine.vm_dir, Some(disk_paths(machine)));
+                self.destroy(&address, domain, Action::remove_files_of(machine));
                 self.block(address, Change::Destroy, vec![Reason::TargetAbsent]);
             }
             (Target::Absent, None) if files.dir_exists => {
-                self.add(
-                    &address,
-                    Action::RemoveFiles {
-                        dir: machine.vm_dir.clone(),
-                        disks: Some(disk_paths(machine)),
-                    },
-                );
+                self.add(&address, Action::remove_files_of(machine));
                 self.block(address, Change::Destroy, vec![Reason::TargetAbsent]);
             }
             (Target::Absent, None) => {}
@@ -220,7 +214,7 @@ impl<'a> Planner<'a> {
             !missing_disks.is_empty() || changes.iter().any(|c| c.kind == ChangeKind::Replace);
         let adopted = adopted.map(|owner| Reason::Adopted { owner });
         if replace_requested {
-            let end = self.destroy(address, domain, &machine.vm_dir, Some(disk_paths(machine)));
+            let end = self.destroy(address, domain, Action::remove_files_of(machine));
             self.create(address, machine, MachineFiles::none(), &[end]);
             let mut reasons = vec![Reason::ReplaceRequested];
             reasons.extend(adopted);
@@ -333,29 +327,16 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Power off (if active), undefine, remove files (the manifest's
-    /// `disks`, or any of lvlab's for a machine no longer in it); returns
-    /// the last node.
-    fn destroy(
-        &mut self,
-        address: &Address,
-        domain: &ObservedDomain,
-        vm_dir: &std::path::Path,
-        disks: Option<Vec<PathBuf>>,
-    ) -> NodeIndex {
+    /// Power off (if active), undefine, `remove` (an
+    /// [`Action::RemoveFiles`]); returns the last node.
+    fn destroy(&mut self, address: &Address, domain: &ObservedDomain, remove: Action) -> NodeIndex {
         let mut previous = None;
         if domain.state.is_active() {
             previous = Some(self.add(address, Action::PowerOffDomain));
         }
         let undefine = self.add(address, Action::UndefineDomain);
         self.chain(previous, undefine);
-        let remove = self.add(
-            address,
-            Action::RemoveFiles {
-                dir: vm_dir.to_path_buf(),
-                disks,
-            },
-        );
+        let remove = self.add(address, remove);
         self.chain(Some(undefine), remove);
         remove
     }
@@ -500,7 +481,8 @@ impl<'a> Planner<'a> {
                 vm_name: mark.vm_name.clone(),
                 domain: domain.name.clone(),
             };
-            self.destroy(&address, domain, std::path::Path::new(&mark.vm_dir), None);
+            let remove = Action::remove_files_in(std::path::Path::new(&mark.vm_dir));
+            self.destroy(&address, domain, remove);
             self.block(address, Change::Destroy, vec![Reason::NotInManifest]);
         }
     }
@@ -589,10 +571,6 @@ fn start_action(rendered: &RenderedMachine) -> Action {
     Action::StartDomain {
         watch: StartWatch::for_domain_type(&rendered.domain_type),
     }
-}
-
-fn disk_paths(machine: &MachineSpec) -> Vec<PathBuf> {
-    machine.disks.iter().map(|d| d.path.clone()).collect()
 }
 
 fn machine_address(machine: &MachineSpec) -> Address {

@@ -147,13 +147,22 @@ pub enum Action {
         #[serde(skip)]
         machine: PlannedMachine,
     },
-    /// The machine's directory, and the environment's once empty.
+    /// The machine's directory, and the environment's once empty; its
+    /// volumes, and their pool.
     RemoveFiles {
         dir: PathBuf,
         /// The manifest's disks of the machine; `None` for a machine no
         /// longer in it, whose `diskN.qcow2` files all go.
         #[serde(skip)]
         disks: Option<Vec<PathBuf>>,
+        /// Where the disks and seed are on the host (`dir` but for a pool
+        /// on a remote host).
+        #[serde(skip)]
+        volume_dir: PathBuf,
+        /// How they are kept; `None` for a machine no longer in the
+        /// manifest: a pool of `volume_dir` if the host has one, else files.
+        #[serde(skip)]
+        storage: Option<crate::desired::StorageKind>,
     },
 }
 
@@ -216,6 +225,27 @@ impl std::fmt::Debug for PlannedMachine {
 }
 
 impl Action {
+    /// Removes a manifest machine's files and volumes.
+    pub fn remove_files_of(machine: &crate::desired::MachineSpec) -> Self {
+        Action::RemoveFiles {
+            dir: machine.vm_dir.clone(),
+            disks: Some(machine.disks.iter().map(|d| d.path.clone()).collect()),
+            volume_dir: machine.volume_dir.clone(),
+            storage: Some(machine.storage),
+        }
+    }
+
+    /// Removes what lvlab made for a machine no longer in the manifest,
+    /// whose domain's mark names `vm_dir`.
+    pub fn remove_files_in(vm_dir: &std::path::Path) -> Self {
+        Action::RemoveFiles {
+            dir: vm_dir.to_path_buf(),
+            disks: None,
+            volume_dir: vm_dir.to_path_buf(),
+            storage: None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Action::DownloadImage {

@@ -94,7 +94,8 @@ pub fn snapshot_xml(name: &SnapshotName, description: &str, with_memory: bool) -
     )
 }
 
-fn xml_text(text: &str) -> String {
+/// `text` as XML character data.
+pub(crate) fn xml_text(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
