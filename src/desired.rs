@@ -103,6 +103,9 @@ pub struct MachineSpec {
     pub image_path: PathBuf,
     /// `<disk_image_basedir>/<environment>/<vm_name>/`.
     pub vm_dir: PathBuf,
+    /// `pool_basedir`: where lvlab's storage pools live on a remote host
+    /// (the images pool is `<pool_basedir>/images`).
+    pub pool_basedir: PathBuf,
     pub disks: Vec<DiskSpec>,
     pub interfaces: Vec<InterfaceSpec>,
     pub nameservers: Nameservers,

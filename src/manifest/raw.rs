@@ -122,6 +122,9 @@ pub struct RawMachine {
     pub cloud_image_basedir: Option<String>,
     /// Where the VM directories are (`<dir>/<environment>/<vm_name>`).
     pub disk_image_basedir: Option<String>,
+    /// On a remote host, where lvlab's storage pools are (images in
+    /// `<dir>/images`; default `/var/lib/libvirt/lvlab`).
+    pub pool_basedir: Option<String>,
     /// The boot disk's default strategy.
     #[schemars(with = "Option<schema::DiskStrategy>")]
     pub disk_strategy: Option<String>,

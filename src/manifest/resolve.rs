@@ -23,6 +23,8 @@ use settings::Settings;
 
 const DEFAULT_LIBVIRT_URI: &str = "qemu:///session";
 const DEFAULT_BASEDIR: &str = "/var/lib/libvirt/images/lvlab";
+/// Where lvlab's storage pools live on a remote host.
+const DEFAULT_POOL_BASEDIR: &str = "/var/lib/libvirt/lvlab";
 const DEFAULT_CPU: u64 = 2;
 const DEFAULT_MEMORY_MIB: u64 = 2048;
 
@@ -340,13 +342,16 @@ fn resolve_machine(
     };
     let domain_type = resolve_domain_type(r, m);
     let graphics = resolve_graphics(r, m);
-    let cache_base = basedir(r, m, "cloud_image_basedir", |x| {
+    let cache_base = basedir(r, m, "cloud_image_basedir", DEFAULT_BASEDIR, |x| {
         x.cloud_image_basedir.as_ref()
     });
-    let vm_dir = basedir(r, m, "disk_image_basedir", |x| {
+    let vm_dir = basedir(r, m, "disk_image_basedir", DEFAULT_BASEDIR, |x| {
         x.disk_image_basedir.as_ref()
     })
     .map(|disk_base| names::vm_dir(&disk_base, environment, &vm_name));
+    let pool_basedir = basedir(r, m, "pool_basedir", DEFAULT_POOL_BASEDIR, |x| {
+        x.pool_basedir.as_ref()
+    });
     let disks = vm_dir
         .as_ref()
         .and_then(|vm_dir| storage::resolve_disks(r, m, vm_dir));
@@ -364,8 +369,8 @@ fn resolve_machine(
         (None, Some((domain, _))) => format!("{hostname}.{domain}"),
         (None, None) => hostname.clone(),
     };
-    let (domain_type, graphics, cache_base, vm_dir) =
-        (domain_type?, graphics?, cache_base?, vm_dir?);
+    let (domain_type, graphics, cache_base, vm_dir, pool_basedir) =
+        (domain_type?, graphics?, cache_base?, vm_dir?, pool_basedir?);
     let (disks, interfaces, nameservers) = (disks?, interfaces?, nameservers?);
     let provision = provision::resolve_provision(r, m);
     let (shared_directories, cloud_init) = (shared_directories?, cloud_init?);
@@ -387,6 +392,7 @@ fn resolve_machine(
             .pick("autostart", |x| x.autostart.as_ref())
             .is_some_and(|(flag, _)| flag.0),
         vm_dir,
+        pool_basedir,
         disks,
         interfaces,
         nameservers,
@@ -520,6 +526,7 @@ fn basedir<'a>(
     r: &mut Resolver,
     m: &Layered<'a>,
     key: &str,
+    default: &str,
     field: impl Fn(&'a RawMachine) -> Option<&'a String>,
 ) -> Option<PathBuf> {
     match m.pick(key, field) {
@@ -527,6 +534,6 @@ fn basedir<'a>(
             let expanded = values::expand_path(text, r.base());
             r.check(&path, expanded)
         }
-        None => Some(PathBuf::from(DEFAULT_BASEDIR)),
+        None => Some(PathBuf::from(default)),
     }
 }
