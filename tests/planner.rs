@@ -145,11 +145,13 @@ impl World {
                         present: false,
                         verified: false,
                         stale: false,
+                        size: None,
                         missing_source: None,
                     };
                     (m.image_path.clone(), state)
                 })
                 .collect(),
+            host_images: Vec::new(),
         };
         Self { desired, observed }
     }
@@ -1043,6 +1045,7 @@ fn an_images_plan_names_each_asked_for_cache_file_once_even_when_ready() {
         present,
         verified: present,
         stale: false,
+        size: None,
         missing_source: None,
     };
     let observed = Observed {
@@ -1051,6 +1054,7 @@ fn an_images_plan_names_each_asked_for_cache_file_once_even_when_ready() {
             (ready.clone(), state(&ready, true)),
             (elsewhere.clone(), state(&elsewhere, false)),
         ]),
+        host_images: Vec::new(),
     };
     let asked = vec![
         address("debian12", &ready),

@@ -15,7 +15,10 @@
 
 mod endpoint;
 mod facts;
+pub mod images_pool;
+pub mod pools;
 mod storage;
+mod volume_stream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,0 +1,198 @@
+//! A host's images pool: where the cached images lvlab boots machines
+//! from live on a host whose files lvlab cannot reach (the pool
+//! `<pool_basedir>/images`, labelled `images`, shared by every lab on the
+//! host). Images are downloaded and verified once on the lvlab host, then
+//! uploaded here once per host through a libvirt stream, and checked on
+//! arrival: no libvirt call computes a digest remotely, so the check is
+//! the volume's physical size and its first and last MiB read back.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use virt::storage_pool::StoragePool;
+
+use super::pools::{self, PoolError, PoolMark};
+use super::volume_stream;
+use crate::desired::MachineSpec;
+use crate::libvirt::{Connection, LibvirtError};
+
+/// The images pool's label in its name (`lvlab-images-<hash>`).
+pub const IMAGES_LABEL: &str = "images";
+
+/// How much of each end of an uploaded image is read back and compared.
+const CHECKED_END: u64 = 1 << 20;
+
+/// `virStorageVolGetInfoFlags`: the physical size, in `allocation`.
+const VOL_GET_PHYSICAL: u32 = 1;
+
+/// The images pool's directory on the host `machine` runs on.
+pub fn images_pool_dir(machine: &MachineSpec) -> PathBuf {
+    machine.pool_basedir.join(IMAGES_LABEL)
+}
+
+/// The name of a cached image's volume: its file name in the cache.
+pub fn image_volume_name(image: &Path) -> String {
+    image
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Where the cached `image` lives on `machine`'s host once uploaded: the
+/// backing file of the overlays made from it there.
+pub fn image_volume_path(machine: &MachineSpec, image: &Path) -> PathBuf {
+    images_pool_dir(machine).join(image_volume_name(image))
+}
+
+/// The volumes of the images pool at `dir` by name, each with its
+/// physical size in bytes; none when there is no pool there. lvlab's mark
+/// is not an image.
+pub fn list(conn: &Connection, dir: &Path) -> Result<BTreeMap<String, u64>, LibvirtError> {
+    let Some(pool) = pools::find_dir_pool(conn, dir) else {
+        return Ok(BTreeMap::new());
+    };
+    if !pool.is_active().unwrap_or(false) {
+        return Ok(BTreeMap::new());
+    }
+    let volumes = pool
+        .list_all_volumes(0)
+        .map_err(|e| conn.error("list the images pool's volumes", e))?;
+    let mut sizes = BTreeMap::new();
+    for volume in volumes {
+        let name = volume.name().map_err(|e| conn.error("name a volume", e))?;
+        if name == pools::MARK_VOLUME {
+            continue;
+        }
+        let info = volume
+            .info_flags(VOL_GET_PHYSICAL)
+            .map_err(|e| conn.error("read a volume's size", e))?;
+        sizes.insert(name, info.allocation);
+    }
+    Ok(sizes)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Libvirt(#[from] LibvirtError),
+    /// What arrived is not the file sent.
+    #[error(
+        "the upload of {} to {uri} did not arrive intact: {what}; the volume was \
+         deleted\n  hint: run the apply again to upload it again",
+        .path.display()
+    )]
+    Mismatch {
+        path: PathBuf,
+        uri: String,
+        what: String,
+    },
+}
+
+/// Uploads the cached `image` into the images pool at `dir` (made when
+/// missing), replacing a volume of its name, telling `progress` of each
+/// chunk sent; then checks what arrived. A failed or mismatching upload
+/// leaves no volume behind.
+pub fn upload(
+    conn: &Connection,
+    dir: &Path,
+    image: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<(), UploadError> {
+    let local = |source| UploadError::Local {
+        path: image.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(image).map_err(local)?;
+    let size = file.metadata().map_err(local)?.len();
+    let pool = pools::ensure_dir_pool(conn, dir, IMAGES_LABEL, &PoolMark::images())?;
+    let name = image_volume_name(image);
+    if let Ok(old) = pool.lookup_storage_vol_by_name(&name) {
+        old.delete(0)
+            .map_err(|e| conn.error("delete an incomplete image volume", e))?;
+    }
+    // Raw, of the file's exact size: the bytes sent are the whole file, and
+    // the refresh below lets libvirt see the qcow2 inside.
+    let volume = pools::create_raw_volume(conn, &pool, &name, size)?;
+    let sent = volume_stream::upload(conn, &volume, &mut file, size, progress)
+        .map_err(UploadError::from)
+        .and_then(|()| check_arrival(conn, &pool, &name, &mut file, size, image));
+    if let Err(err) = sent {
+        // Whatever is there is not the image; the next plan sees it missing.
+        let _ = volume.delete(0);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// The volume's physical size is the file's, and its first and last MiB
+/// are the file's.
+fn check_arrival(
+    conn: &Connection,
+    pool: &StoragePool,
+    name: &str,
+    file: &mut File,
+    size: u64,
+    image: &Path,
+) -> Result<(), UploadError> {
+    pool.refresh(0)
+        .map_err(|e| conn.error("refresh the images pool", e))?;
+    let volume = pool
+        .lookup_storage_vol_by_name(name)
+        .map_err(|e| conn.error("find the uploaded volume", e))?;
+    let mismatch = |what: String| UploadError::Mismatch {
+        path: image.to_path_buf(),
+        uri: conn.uri().to_string(),
+        what,
+    };
+    let physical = volume
+        .info_flags(VOL_GET_PHYSICAL)
+        .map_err(|e| conn.error("read a volume's size", e))?
+        .allocation;
+    if physical != size {
+        return Err(mismatch(format!("{physical} of {size} bytes")));
+    }
+    let last = size.saturating_sub(CHECKED_END);
+    for (offset, which) in [(0, "first"), (last, "last")] {
+        let length = CHECKED_END.min(size - offset);
+        let remote = volume_stream::download(conn, &volume, offset, length)?;
+        let local = read_at(file, offset, length).map_err(|source| UploadError::Local {
+            path: image.to_path_buf(),
+            source,
+        })?;
+        if remote != local {
+            return Err(mismatch(format!("its {which} MiB differs from the file's")));
+        }
+    }
+    Ok(())
+}
+
+fn read_at(file: &mut File, offset: u64, length: u64) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.take(length).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Deletes the image volume `name` from the images pool at `dir`; never a
+/// pool without lvlab's images mark.
+pub fn remove(conn: &Connection, dir: &Path, name: &str) -> Result<(), PoolError> {
+    let pool = pools::ensure_dir_pool(conn, dir, IMAGES_LABEL, &PoolMark::images())?;
+    let volume = pool
+        .lookup_storage_vol_by_name(name)
+        .map_err(|e| conn.error("find an image volume", e))?;
+    volume
+        .delete(0)
+        .map_err(|e| conn.error("delete an image volume", e))?;
+    Ok(())
+}
