@@ -259,3 +259,101 @@ fn an_image_is_uploaded_once_per_host_and_again_when_its_copy_is_incomplete() {
         "{text}"
     );
 }
+
+#[test]
+fn images_clean_removes_an_uploaded_image_no_machine_on_the_host_boots() {
+    let remote = RemoteHost::start();
+    let lab = RemoteLab::new();
+    lab.cache_image("tiny.qcow2", 1);
+    lab.cache_image("other.qcow2", 2);
+    let uri = remote.uri("system");
+    let images = [("tiny", "tiny.qcow2"), ("other", "other.qcow2")];
+    lab.manifest(&uri, &["a"], &images, "tiny");
+    lab.ok(&["apply", "--target", "stopped", "--auto-approve"]);
+    // The machine now boots `other`: its upload is planned for the host
+    // (the machine itself needs --replace), and `tiny` there is unused.
+    lab.manifest(&uri, &["a"], &images, "other");
+    lab.ok(&["apply", "--target", "stopped", "--auto-approve"]);
+    let tiny = lab.images_dir().join("tiny.qcow2");
+    let other = lab.images_dir().join("other.qcow2");
+    assert!(tiny.is_file() && other.is_file());
+
+    let listed = lab.ok(&["images", "list"]);
+    let user = format!("used by {}/a", lab.env);
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.contains(name) && l.contains("uploaded"))
+            .unwrap_or_else(|| panic!("{name} listed as uploaded:\n{listed}"))
+            .to_string()
+    };
+    assert!(line("other.qcow2").contains(&user), "{listed}");
+    assert!(!line("tiny.qcow2").contains("used by"), "{listed}");
+
+    let dry = lab.ok(&["images", "clean"]);
+    assert!(
+        dry.contains(&format!("would remove {}", uri.split('?').next().unwrap())),
+        "{dry}"
+    );
+    assert!(dry.contains(&tiny.display().to_string()), "{dry}");
+    assert!(tiny.is_file(), "a dry run removes nothing");
+
+    let cleaned = lab.ok(&["images", "clean", "--force"]);
+    assert!(
+        cleaned.contains(&format!("{} (no machine", tiny.display())),
+        "{cleaned}"
+    );
+    assert!(!tiny.exists(), "{cleaned}");
+    assert!(other.is_file(), "the image a machine boots stays");
+    assert!(
+        lab.images_dir().join(".lvlab-pool").is_file(),
+        "lvlab's mark stays"
+    );
+    assert!(remote.logins() > 0);
+}
+
+#[test]
+fn a_pool_without_lvlabs_mark_at_the_images_directory_is_refused() {
+    let remote = RemoteHost::start();
+    let lab = RemoteLab::new();
+    lab.cache_image("tiny.qcow2", 3);
+    let dir = lab.images_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep.img"), "someone else's").unwrap();
+    let name = format!("foreign-{}", lab.env);
+    let xml = lab.dir.path().join("pool.xml");
+    std::fs::write(
+        &xml,
+        format!(
+            "<pool type='dir'><name>{name}</name><target><path>{}</path></target></pool>",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    virsh(&["pool-define", xml.to_str().unwrap()]);
+    virsh(&["pool-start", &name]);
+    lab.manifest(
+        &remote.uri("system"),
+        &["a"],
+        &[("tiny", "tiny.qcow2")],
+        "tiny",
+    );
+
+    let out = lab.lvlab(&["apply", "--target", "stopped", "--auto-approve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains(&format!("storage pool {name}")),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("is not lvlab's images pool"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.img")).unwrap(),
+        "someone else's"
+    );
+    assert!(!dir.join("tiny.qcow2").exists(), "nothing uploaded into it");
+}

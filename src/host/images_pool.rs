@@ -47,16 +47,21 @@ pub fn image_volume_path(machine: &MachineSpec, image: &Path) -> PathBuf {
     images_pool_dir(machine).join(image_volume_name(image))
 }
 
+/// lvlab's images pool at `dir`, when there is one and it is active.
+fn find(conn: &Connection, dir: &Path) -> Option<StoragePool> {
+    pools::find_dir_pool(conn, dir).filter(|pool| {
+        pool.is_active().unwrap_or(false) && pools::carries_mark(conn, pool, &PoolMark::images())
+    })
+}
+
 /// The volumes of the images pool at `dir` by name, each with its
-/// physical size in bytes; none when there is no pool there. lvlab's mark
-/// is not an image.
+/// physical size in bytes; none when there is no pool of lvlab's there
+/// (an upload then makes one, or says whose pool is in the way). lvlab's
+/// mark is not an image.
 pub fn list(conn: &Connection, dir: &Path) -> Result<BTreeMap<String, u64>, LibvirtError> {
-    let Some(pool) = pools::find_dir_pool(conn, dir) else {
+    let Some(pool) = find(conn, dir) else {
         return Ok(BTreeMap::new());
     };
-    if !pool.is_active().unwrap_or(false) {
-        return Ok(BTreeMap::new());
-    }
     let volumes = pool
         .list_all_volumes(0)
         .map_err(|e| conn.error("list the images pool's volumes", e))?;
@@ -184,10 +189,13 @@ fn read_at(file: &mut File, offset: u64, length: u64) -> std::io::Result<Vec<u8>
     Ok(bytes)
 }
 
-/// Deletes the image volume `name` from the images pool at `dir`; never a
-/// pool without lvlab's images mark.
-pub fn remove(conn: &Connection, dir: &Path, name: &str) -> Result<(), PoolError> {
-    let pool = pools::ensure_dir_pool(conn, dir, IMAGES_LABEL, &PoolMark::images())?;
+/// Deletes the image volume `name` from lvlab's images pool at `dir`
+/// (none there: nothing to delete); never from another pool, never the
+/// mark.
+pub fn remove(conn: &Connection, dir: &Path, name: &str) -> Result<(), LibvirtError> {
+    let Some(pool) = find(conn, dir).filter(|_| name != pools::MARK_VOLUME) else {
+        return Ok(());
+    };
     let volume = pool
         .lookup_storage_vol_by_name(name)
         .map_err(|e| conn.error("find an image volume", e))?;

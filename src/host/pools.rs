@@ -93,7 +93,7 @@ pub fn ensure_dir_pool(
     }
     pool.refresh(0)
         .map_err(|e| conn.error("refresh a storage pool", e))?;
-    if read_mark(conn, &pool).as_ref() != Some(mark) {
+    if !carries_mark(conn, &pool, mark) {
         return Err(PoolError::Foreign {
             uri: conn.uri().to_string(),
             name: pool.name().unwrap_or(name),
@@ -144,6 +144,11 @@ fn write_mark(conn: &Connection, pool: &StoragePool, mark: &PoolMark) -> Result<
         json.len() as u64,
         &|_| {},
     )
+}
+
+/// Whether `pool` carries lvlab's `mark`.
+pub fn carries_mark(conn: &Connection, pool: &StoragePool, mark: &PoolMark) -> bool {
+    read_mark(conn, pool).as_ref() == Some(mark)
 }
 
 fn read_mark(conn: &Connection, pool: &StoragePool) -> Option<PoolMark> {
