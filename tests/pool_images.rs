@@ -111,8 +111,23 @@ impl RemoteLab {
         stdout
     }
 
+    /// `plan --json`, checked against the schema in docs/.
     fn plan_json(&self) -> Value {
-        serde_json::from_str(&self.ok(&["plan", "--json", "--target", "stopped"])).unwrap()
+        let plan =
+            serde_json::from_str(&self.ok(&["plan", "--json", "--target", "stopped"])).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan-json.schema.json");
+        let schema = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&plan)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{errors:#?}
+{plan:#}"
+        );
+        plan
     }
 
     fn images_dir(&self) -> PathBuf {
@@ -152,6 +167,18 @@ impl Drop for RemoteLab {
         }
         let _ = std::fs::remove_dir_all(&self.pool_base);
     }
+}
+
+/// `value` matches the strict schema `docs/<name>.schema.json`.
+fn assert_valid(name: &str, value: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/{name}.schema.json"));
+    let schema = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{value:#}");
 }
 
 fn virsh(args: &[&str]) -> String {
@@ -273,7 +300,20 @@ fn images_clean_removes_an_uploaded_image_no_machine_on_the_host_boots() {
     // The machine now boots `other`: its upload is planned for the host
     // (the machine itself needs --replace), and `tiny` there is unused.
     lab.manifest(&uri, &["a"], &images, "other");
-    lab.ok(&["apply", "--target", "stopped", "--auto-approve"]);
+    let stream = lab.ok(&["apply", "--target", "stopped", "--auto-approve", "--json"]);
+    let lines: Vec<Value> = stream
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines.iter().for_each(|l| assert_valid("apply-json", l));
+    let uploads: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["hook"]["action"] == "upload_image")
+        .collect();
+    let kinds: Vec<&Value> = uploads.iter().map(|l| &l["type"]).collect();
+    assert_eq!(kinds, ["apply_start", "apply_complete"], "{stream}");
+    assert_eq!(uploads[0]["hook"]["resource"]["kind"], "host_image");
+    assert_eq!(uploads[0]["hook"]["resource"]["key"], "other");
     let tiny = lab.images_dir().join("tiny.qcow2");
     let other = lab.images_dir().join("other.qcow2");
     assert!(tiny.is_file() && other.is_file());
