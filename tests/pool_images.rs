@@ -397,3 +397,26 @@ fn a_pool_without_lvlabs_mark_at_the_images_directory_is_refused() {
     );
     assert!(!dir.join("tiny.qcow2").exists(), "nothing uploaded into it");
 }
+
+#[test]
+fn a_failed_upload_leaves_no_volume_and_says_what_failed() {
+    let remote = RemoteHost::start();
+    let lab = RemoteLab::new();
+    let conn = lvlab::libvirt::Connection::open(&remote.uri("system")).unwrap();
+    let dir = lab.images_dir();
+    // A directory opens like a file but cannot be read: the upload fails
+    // after its volume was made.
+    let unreadable = lab.dir.path().join("broken.qcow2");
+    std::fs::create_dir(&unreadable).unwrap();
+    let error = lvlab::host::images_pool::upload(&conn, &dir, &unreadable, &|_| {})
+        .expect_err("an unreadable file cannot be uploaded")
+        .to_string();
+    assert!(
+        error.starts_with(&format!("cannot read {}: ", unreadable.display())),
+        "{error}"
+    );
+    assert!(!dir.join("broken.qcow2").exists(), "{error}");
+    let volumes = lvlab::host::images_pool::list(&conn, &dir).unwrap();
+    assert!(volumes.is_empty(), "{volumes:?}");
+    assert!(remote.logins() > 0);
+}

@@ -129,8 +129,8 @@ pub fn upload(
     // Raw, of the file's exact size: the bytes sent are the whole file, and
     // the refresh below lets libvirt see the qcow2 inside.
     let volume = pools::create_raw_volume(conn, &pool, &name, size)?;
-    let sent = volume_stream::upload(conn, &volume, &mut file, size, progress)
-        .map_err(UploadError::from)
+    let read = |chunk: &mut [u8]| file.read(chunk).map_err(local);
+    let sent = volume_stream::upload(conn, &volume, size, read, progress)
         .and_then(|()| check_arrival(conn, &pool, &name, &mut file, size, image));
     if let Err(err) = sent {
         // Whatever is there is not the image; the next plan sees it missing.

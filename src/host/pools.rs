@@ -137,13 +137,14 @@ fn define_pool(
 fn write_mark(conn: &Connection, pool: &StoragePool, mark: &PoolMark) -> Result<(), LibvirtError> {
     let json = serde_json::to_vec(mark).expect("a mark serializes");
     let volume = create_raw_volume(conn, pool, MARK_VOLUME, json.len() as u64)?;
-    volume_stream::upload(
-        conn,
-        &volume,
-        &mut json.as_slice(),
-        json.len() as u64,
-        &|_| {},
-    )
+    let mut rest = json.as_slice();
+    let read = |chunk: &mut [u8]| -> Result<usize, LibvirtError> {
+        let n = chunk.len().min(rest.len());
+        chunk[..n].copy_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        Ok(n)
+    };
+    volume_stream::upload(conn, &volume, json.len() as u64, read, &|_| {})
 }
 
 /// Whether `pool` carries lvlab's `mark`.

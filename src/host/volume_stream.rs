@@ -2,8 +2,6 @@
 //! (`virStorageVolUpload`, `virStorageVolDownload`): the one way lvlab
 //! moves a file's bytes to a host whose files it cannot reach.
 
-use std::io::Read;
-
 use virt::storage_vol::StorageVol;
 use virt::stream::Stream;
 
@@ -13,15 +11,17 @@ use crate::libvirt::{Connection, LibvirtError};
 /// 256 KiB of stream data in one.
 const CHUNK: usize = 256 * 1024;
 
-/// Writes `length` bytes read from `source` into `volume` from its start,
-/// telling `progress` how many bytes went each time.
-pub fn upload(
+/// Writes `length` bytes into `volume` from its start, each chunk as
+/// `read` fills it (`Ok(0)`: nothing more), telling `progress` how many
+/// bytes went each time. A failed read aborts the stream with the
+/// reader's own error.
+pub fn upload<E: From<LibvirtError>>(
     conn: &Connection,
     volume: &StorageVol,
-    source: &mut dyn Read,
     length: u64,
+    mut read: impl FnMut(&mut [u8]) -> Result<usize, E>,
     progress: &dyn Fn(u64),
-) -> Result<(), LibvirtError> {
+) -> Result<(), E> {
     let stream = Stream::new(conn.raw(), 0).map_err(|e| conn.error("open an upload stream", e))?;
     volume
         .upload(&stream, 0, length, 0)
@@ -30,25 +30,21 @@ pub fn upload(
     let mut left = length;
     while left > 0 {
         let want = CHUNK.min(usize::try_from(left).unwrap_or(CHUNK));
-        let read = match source.read(&mut buffer[..want]) {
+        let got = match read(&mut buffer[..want]) {
             Ok(0) => break,
-            Ok(read) => read,
+            Ok(got) => got,
             Err(err) => {
                 let _ = stream.abort();
-                return Err(LibvirtError::Call {
-                    uri: conn.uri().to_string(),
-                    what: "read the file it uploads",
-                    message: err.to_string(),
-                });
+                return Err(err);
             }
         };
-        send_all(conn, &stream, &buffer[..read])?;
-        left -= read as u64;
-        progress(read as u64);
+        send_all(conn, &stream, &buffer[..got])?;
+        left -= got as u64;
+        progress(got as u64);
     }
-    stream
+    Ok(stream
         .finish()
-        .map_err(|e| conn.error("finish a volume upload", e))
+        .map_err(|e| conn.error("finish a volume upload", e))?)
 }
 
 /// Sends all of `bytes`: a send may take fewer than it is given.
