@@ -74,12 +74,12 @@ impl RemoteLab {
         cached
     }
 
-    /// Machines `names` on `uri` booting image `os` (cached as `file`).
-    fn manifest(&self, uri: &str, names: &[&str], images: &[(&str, &str)], os: &str) {
+    /// `machines` (name, image key) on `uri`, and `images` (key, cached
+    /// file).
+    fn manifest(&self, uri: &str, machines: &[(&str, &str)], images: &[(&str, &str)]) {
         let base = self.dir.path();
         let mut manifest = LabManifest::lab(&self.env, uri, base).defaults(|d| {
-            d.os(os)
-                .tcg(256)
+            d.tcg(256)
                 .no_password()
                 .set("pool_basedir", self.pool_base.display())
         });
@@ -87,8 +87,8 @@ impl RemoteLab {
             let source = base.join("source").join(file);
             manifest = manifest.image(key, |i| i.url(source.display()));
         }
-        for name in names {
-            manifest = manifest.machine(name, |m| m.no_interfaces());
+        for (name, os) in machines {
+            manifest = manifest.machine(name, |m| m.os(os).no_interfaces());
         }
         manifest.write(base);
     }
@@ -217,7 +217,8 @@ fn an_image_is_uploaded_once_per_host_and_again_when_its_copy_is_incomplete() {
     let lab = RemoteLab::new();
     let cached = lab.cache_image("tiny.qcow2", 7);
     let uri = remote.uri("system");
-    lab.manifest(&uri, &["a", "b"], &[("tiny", "tiny.qcow2")], "tiny");
+    let machines = [("a", "tiny"), ("b", "tiny")];
+    lab.manifest(&uri, &machines, &[("tiny", "tiny.qcow2")]);
 
     let plan = lab.plan_json();
     let uploads = actions(&plan, "upload_image");
@@ -295,31 +296,39 @@ fn images_clean_removes_an_uploaded_image_no_machine_on_the_host_boots() {
     lab.cache_image("other.qcow2", 2);
     let uri = remote.uri("system");
     let images = [("tiny", "tiny.qcow2"), ("other", "other.qcow2")];
-    lab.manifest(&uri, &["a"], &images, "tiny");
-    lab.ok(&["apply", "--target", "stopped", "--auto-approve"]);
-    // The machine now boots `other`: its upload is planned for the host
-    // (the machine itself needs --replace), and `tiny` there is unused.
-    lab.manifest(&uri, &["a"], &images, "other");
+    // Two images uploaded to one host at once.
+    lab.manifest(&uri, &[("a", "tiny"), ("b", "other")], &images);
     let stream = lab.ok(&["apply", "--target", "stopped", "--auto-approve", "--json"]);
     let lines: Vec<Value> = stream
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     lines.iter().for_each(|l| assert_valid("apply-json", l));
-    let uploads: Vec<&Value> = lines
+    let mut uploads: Vec<(&Value, &Value)> = lines
         .iter()
         .filter(|l| l["hook"]["action"] == "upload_image")
+        .map(|l| (&l["type"], &l["hook"]["resource"]["key"]))
         .collect();
-    let kinds: Vec<&Value> = uploads.iter().map(|l| &l["type"]).collect();
-    assert_eq!(kinds, ["apply_start", "apply_complete"], "{stream}");
-    assert_eq!(uploads[0]["hook"]["resource"]["kind"], "host_image");
-    assert_eq!(uploads[0]["hook"]["resource"]["key"], "other");
+    uploads.sort_by_key(|(kind, key)| (kind.to_string(), key.to_string()));
+    assert_eq!(
+        uploads,
+        [
+            (&Value::from("apply_complete"), &Value::from("other")),
+            (&Value::from("apply_complete"), &Value::from("tiny")),
+            (&Value::from("apply_start"), &Value::from("other")),
+            (&Value::from("apply_start"), &Value::from("tiny")),
+        ],
+        "{stream}"
+    );
+    // Both machines boot `tiny` now (b needs --replace for it): `other`
+    // on the host is unused.
+    lab.manifest(&uri, &[("a", "tiny"), ("b", "tiny")], &images);
     let tiny = lab.images_dir().join("tiny.qcow2");
     let other = lab.images_dir().join("other.qcow2");
     assert!(tiny.is_file() && other.is_file());
 
     let listed = lab.ok(&["images", "list"]);
-    let user = format!("used by {}/a", lab.env);
+    let users = format!("used by {env}/a, {env}/b", env = lab.env);
     let line = |name: &str| {
         listed
             .lines()
@@ -327,24 +336,25 @@ fn images_clean_removes_an_uploaded_image_no_machine_on_the_host_boots() {
             .unwrap_or_else(|| panic!("{name} listed as uploaded:\n{listed}"))
             .to_string()
     };
-    assert!(line("other.qcow2").contains(&user), "{listed}");
-    assert!(!line("tiny.qcow2").contains("used by"), "{listed}");
+    assert!(line("tiny.qcow2").contains(&users), "{listed}");
+    assert!(!line("other.qcow2").contains("used by"), "{listed}");
 
     let dry = lab.ok(&["images", "clean"]);
     assert!(
         dry.contains(&format!("would remove {}", uri.split('?').next().unwrap())),
         "{dry}"
     );
-    assert!(dry.contains(&tiny.display().to_string()), "{dry}");
-    assert!(tiny.is_file(), "a dry run removes nothing");
+    assert!(dry.contains(&other.display().to_string()), "{dry}");
+    assert!(!dry.contains(&tiny.display().to_string()), "{dry}");
+    assert!(other.is_file(), "a dry run removes nothing");
 
     let cleaned = lab.ok(&["images", "clean", "--force"]);
     assert!(
-        cleaned.contains(&format!("{} (no machine", tiny.display())),
+        cleaned.contains(&format!("{} (no machine", other.display())),
         "{cleaned}"
     );
-    assert!(!tiny.exists(), "{cleaned}");
-    assert!(other.is_file(), "the image a machine boots stays");
+    assert!(!other.exists(), "{cleaned}");
+    assert!(tiny.is_file(), "the image machines boot stays");
     assert!(
         lab.images_dir().join(".lvlab-pool").is_file(),
         "lvlab's mark stays"
@@ -372,12 +382,8 @@ fn a_pool_without_lvlabs_mark_at_the_images_directory_is_refused() {
     .unwrap();
     virsh(&["pool-define", xml.to_str().unwrap()]);
     virsh(&["pool-start", &name]);
-    lab.manifest(
-        &remote.uri("system"),
-        &["a"],
-        &[("tiny", "tiny.qcow2")],
-        "tiny",
-    );
+    let tiny = [("tiny", "tiny.qcow2")];
+    lab.manifest(&remote.uri("system"), &[("a", "tiny")], &tiny);
 
     let out = lab.lvlab(&["apply", "--target", "stopped", "--auto-approve"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -120,7 +120,12 @@ pub fn upload(
     };
     let mut file = File::open(image).map_err(local)?;
     let size = file.metadata().map_err(local)?.len();
-    let pool = pools::ensure_dir_pool(conn, dir, IMAGES_LABEL, &PoolMark::images())?;
+    // Two images' uploads to one host would both define a missing pool.
+    static ENSURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let pool = {
+        let _one = ENSURING.lock().unwrap_or_else(|e| e.into_inner());
+        pools::ensure_dir_pool(conn, dir, IMAGES_LABEL, &PoolMark::images())?
+    };
     let name = image_volume_name(image);
     if let Ok(old) = pool.lookup_storage_vol_by_name(&name) {
         old.delete(0)
@@ -150,8 +155,8 @@ fn check_arrival(
     size: u64,
     image: &Path,
 ) -> Result<(), UploadError> {
-    pool.refresh(0)
-        .map_err(|e| conn.error("refresh the images pool", e))?;
+    // No pool refresh: libvirt refuses one while another volume is being
+    // made, and reading a volume's info reads its file again anyway.
     let volume = pool
         .lookup_storage_vol_by_name(name)
         .map_err(|e| conn.error("find the uploaded volume", e))?;

@@ -91,8 +91,11 @@ pub fn ensure_dir_pool(
         pool.create(0)
             .map_err(|e| conn.error("start a storage pool", e))?;
     }
-    pool.refresh(0)
-        .map_err(|e| conn.error("refresh a storage pool", e))?;
+    // Refused while a volume is being made in it; the volumes read next
+    // are read again from their files anyway.
+    if let Err(err) = pool.refresh(0) {
+        tracing::debug!("storage pool {name} not refreshed: {}", err.message());
+    }
     if !carries_mark(conn, &pool, mark) {
         return Err(PoolError::Foreign {
             uri: conn.uri().to_string(),

@@ -27,7 +27,10 @@ pub fn domain_files(conn: &Connection) -> Result<BTreeMap<PathBuf, Vec<String>>,
         .map_err(|e| conn.error("list domains", e))?;
     let mut files: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for domain in domains {
-        let (name, xml) = describe(conn, &domain)?;
+        // A domain undefined since the listing uses nothing.
+        let Some((name, xml)) = describe(conn, &domain)? else {
+            continue;
+        };
         for source in disk_sources(&xml) {
             for file in backing_chain(&source) {
                 let users = files.entry(file).or_default();
@@ -66,15 +69,17 @@ pub fn domain_files_on(uris: &[String]) -> (Option<DomainFiles>, Vec<String>) {
     (files, problems)
 }
 
-fn describe(conn: &Connection, domain: &Domain) -> Result<(String, String), LibvirtError> {
+/// The domain's name and XML; `None` when it no longer exists.
+fn describe(conn: &Connection, domain: &Domain) -> Result<Option<(String, String)>, LibvirtError> {
     let name = domain
         .name()
         .map_err(|e| conn.error("read a domain's name", e))?;
     // 0: the live (or persistent, for a stopped domain) definition.
-    let xml = domain
-        .xml_desc(0)
-        .map_err(|e| conn.error("read a domain's XML", e))?;
-    Ok((name, xml))
+    match domain.xml_desc(0) {
+        Ok(xml) => Ok(Some((name, xml))),
+        Err(err) if super::domains::is_no_domain(&err) => Ok(None),
+        Err(err) => Err(conn.error("read a domain's XML", err)),
+    }
 }
 
 /// The file paths of a domain XML's disks, with any `<backingStore>` files
