@@ -2,8 +2,9 @@
 //! libvirtd reached through `qemu+ssh://` to a test sshd. The plan uploads
 //! an image once per host however many machines boot it, the upload's
 //! bytes are the cached file's, a host that has it gets no upload, a
-//! truncated copy is uploaded again, and `images clean` removes an
-//! uploaded image no machine there uses. Every pool lives under
+//! truncated copy is uploaded again (and a plan saved before is stale), a
+//! failed upload leaves no volume, a pool without lvlab's mark is refused,
+//! and `images clean` removes an uploaded image no machine there uses. Every pool lives under
 //! `/var/lib/libvirt/lvlab-tests/<unique>/`, removed with its pools.
 
 #[path = "support/lab_manifest.rs"]
@@ -245,6 +246,14 @@ fn an_image_is_uploaded_once_per_host_and_again_when_its_copy_is_incomplete() {
         [serde_json::json!({"reason": "image_not_on_host", "uri": uri})]
     );
 
+    let saved = lab.dir.path().join("before-upload.plan");
+    lab.ok(&[
+        "plan",
+        "--target",
+        "stopped",
+        "--out",
+        saved.to_str().unwrap(),
+    ]);
     let applied = lab.ok(&["apply", "--target", "stopped", "--auto-approve"]);
     assert_eq!(
         applied.matches("upload to the host's images pool").count(),
@@ -260,6 +269,9 @@ fn an_image_is_uploaded_once_per_host_and_again_when_its_copy_is_incomplete() {
 
     let again = lab.plan_json();
     assert!(actions(&again, "upload_image").is_empty(), "{again:#}");
+    let saved = lab.dir.path().join("complete.plan");
+    let saved = saved.to_str().unwrap();
+    lab.ok(&["plan", "--target", "stopped", "--out", saved]);
 
     let size = std::fs::metadata(&cached).unwrap().len();
     let half = size / 2;
@@ -270,6 +282,11 @@ fn an_image_is_uploaded_once_per_host_and_again_when_its_copy_is_incomplete() {
         .set_len(half)
         .unwrap();
     virsh(&["pool-refresh", &lab.images_pool()]);
+    // Only the pool changed: the plan saved before is stale.
+    let stale = lab.lvlab(&["apply", saved, "--auto-approve"]);
+    let stderr = String::from_utf8_lossy(&stale.stderr);
+    assert!(!stale.status.success(), "{stderr}");
+    assert!(stderr.contains("Saved plan is stale"), "{stderr}");
     let incomplete = lab.plan_json();
     assert_eq!(actions(&incomplete, "upload_image").len(), 1);
     assert_eq!(
