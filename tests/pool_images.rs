@@ -4,8 +4,9 @@
 //! bytes are the cached file's, a host that has it gets no upload, a
 //! truncated copy is uploaded again (and a plan saved before is stale), a
 //! failed upload leaves no volume, a pool without lvlab's mark is refused,
-//! and `images clean` removes an uploaded image no machine there uses. Every pool lives under
-//! `/var/lib/libvirt/lvlab-tests/<unique>/`, removed with its pools.
+//! and `images clean` removes an uploaded image no machine there uses.
+//! Every pool lives under `/var/lib/libvirt/lvlab-tests/<unique>/`,
+//! removed with its pools.
 
 #[path = "support/lab_manifest.rs"]
 mod lab_manifest;
