@@ -20,11 +20,12 @@ pub fn upload_image(
     let cache_dir = image_path.parent().unwrap_or(Path::new("/"));
     let image = crate::images::ensure::current_path(cache_dir, spec);
     // A bar of its own beside the image's download bar.
-    let bar = format!("{}@{}", spec.key, crate::plan::host_label(host.uri()));
+    let target = crate::plan::host_label(host.uri());
+    let bar = format!("{}@{target}", spec.key);
     reporter.on_start(&bar);
     reporter.on_phase(&bar, Phase::Upload);
     let size = std::fs::metadata(&image).map(|m| m.len()).ok();
-    reporter.on_transfer(&bar, host.uri(), 0, size);
+    reporter.on_transfer(&bar, target, 0, size);
     let result = images_pool::upload(&host.connection(), dir, &image, &|bytes| {
         reporter.on_progress(&bar, bytes)
     });

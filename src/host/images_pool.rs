@@ -27,9 +27,16 @@ const CHECKED_END: u64 = 1 << 20;
 /// `virStorageVolGetInfoFlags`: the physical size, in `allocation`.
 const VOL_GET_PHYSICAL: u32 = 1;
 
-/// The images pool's directory on the host `machine` runs on.
+/// The images pool's directory on the host `machine` runs on:
+/// `<pool_basedir>/images` on a remote host; on this machine the image
+/// cache itself, so that nothing is uploaded here.
 pub fn images_pool_dir(machine: &MachineSpec) -> PathBuf {
-    machine.pool_basedir.join(IMAGES_LABEL)
+    if super::is_remote_uri(&machine.libvirt_uri) {
+        machine.pool_basedir.join(IMAGES_LABEL)
+    } else {
+        let cache = machine.image_path.parent().unwrap_or(Path::new("/"));
+        cache.to_path_buf()
+    }
 }
 
 /// The name of a cached image's volume: its file name in the cache.
@@ -41,7 +48,8 @@ pub fn image_volume_name(image: &Path) -> String {
         .into_owned()
 }
 
-/// Where the cached `image` lives on `machine`'s host once uploaded: the
+/// Where the cached `image` (a file in `machine`'s image cache) lives on
+/// `machine`'s host once uploaded (on this machine: the file itself): the
 /// backing file of the overlays made from it there.
 pub fn image_volume_path(machine: &MachineSpec, image: &Path) -> PathBuf {
     images_pool_dir(machine).join(image_volume_name(image))
@@ -208,4 +216,37 @@ pub fn remove(conn: &Connection, dir: &Path, name: &str) -> Result<(), LibvirtEr
         .delete(0)
         .map_err(|e| conn.error("delete an image volume", e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(uri: &str, pool_basedir: &str) -> MachineSpec {
+        let yaml = format!(
+            "environment:\n  - name: lab\n    libvirt_uri: {uri}\n    config_defaults:\n      \
+             os: debian12\n      cloud_image_basedir: /cache\n      disk_image_basedir: /vms\n      \
+             {pool_basedir}\n      cloud_init: {{pubkey: ssh-ed25519 \
+             AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl lab}}\n    \
+             machines:\n      - vm_name: web\nimages:\n  debian12:\n    \
+             image_url: https://example.org/debian-12.qcow2\n"
+        );
+        let desired = crate::manifest::load_str(&yaml, Path::new("/srv/lab/Lvlab.yml"))
+            .unwrap_or_else(|e| panic!("{}", e.render(false)));
+        desired.environments[0].machines[0].clone()
+    }
+
+    #[test]
+    fn a_remote_hosts_images_pool_is_under_pool_basedir_and_a_local_ones_is_the_cache() {
+        let image = Path::new("/cache/cloud-images/debian-12.qcow2");
+        let remote = machine("qemu+ssh://root@hv2/system", "");
+        assert_eq!(
+            image_volume_path(&remote, image),
+            Path::new("/var/lib/libvirt/lvlab/images/debian-12.qcow2")
+        );
+        let elsewhere = machine("qemu+ssh://root@hv2/system", "pool_basedir: /srv/pools");
+        assert_eq!(images_pool_dir(&elsewhere), Path::new("/srv/pools/images"));
+        let local = machine("qemu:///system", "pool_basedir: /srv/pools");
+        assert_eq!(image_volume_path(&local, image), image);
+    }
 }
