@@ -139,8 +139,8 @@ pub fn upload(
         old.delete(0)
             .map_err(|e| conn.error("delete an incomplete image volume", e))?;
     }
-    // Raw, of the file's exact size: the bytes sent are the whole file, and
-    // the refresh below lets libvirt see the qcow2 inside.
+    // Raw, of the file's exact size: the bytes sent are the whole file (libvirt
+    // refreshes the pool once an upload ends, and then sees the qcow2 inside).
     let volume = pools::create_raw_volume(conn, &pool, &name, size)?;
     let read = |chunk: &mut [u8]| file.read(chunk).map_err(local);
     let sent = volume_stream::upload(conn, &volume, size, read, progress)
