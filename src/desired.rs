@@ -115,6 +115,9 @@ pub struct MachineSpec {
     /// and seed ISO: `vm_dir` itself, except for `storage: pool` on a
     /// remote host (`<pool_basedir>/<environment>/<vm_name>`).
     pub volume_dir: PathBuf,
+    /// `pool_basedir`: where lvlab's storage pools live on a remote host
+    /// (the images pool is `<pool_basedir>/images`).
+    pub pool_basedir: PathBuf,
     pub disks: Vec<DiskSpec>,
     pub interfaces: Vec<InterfaceSpec>,
     pub nameservers: Nameservers,

@@ -39,6 +39,13 @@ pub fn escape_controls_by_line(text: &str) -> String {
         .join("\n")
 }
 
+/// `text` as XML element text.
+pub fn xml_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }

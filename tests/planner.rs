@@ -9,6 +9,7 @@ use lvlab::desired::{Desired, MachineSpec};
 use lvlab::domain::{spec_digest, DefinitionFields, HostFacts, OwnershipMark, SpecFields};
 use lvlab::manifest::load_str;
 use lvlab::observe::capabilities::HostLimits;
+use lvlab::observe::host_images::HostImages;
 use lvlab::observe::networks::{Lease, Leases, NetworkIpv4, ObservedNetwork};
 use lvlab::observe::{
     ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
@@ -145,11 +146,13 @@ impl World {
                         present: false,
                         verified: false,
                         stale: false,
+                        size: None,
                         missing_source: None,
                     };
                     (m.image_path.clone(), state)
                 })
                 .collect(),
+            host_images: Vec::new(),
         };
         Self { desired, observed }
     }
@@ -1047,6 +1050,7 @@ fn an_images_plan_names_each_asked_for_cache_file_once_even_when_ready() {
         present,
         verified: present,
         stale: false,
+        size: None,
         missing_source: None,
     };
     let observed = Observed {
@@ -1055,6 +1059,7 @@ fn an_images_plan_names_each_asked_for_cache_file_once_even_when_ready() {
             (ready.clone(), state(&ready, true)),
             (elsewhere.clone(), state(&elsewhere, false)),
         ]),
+        host_images: Vec::new(),
     };
     let asked = vec![
         address("debian12", &ready),
@@ -1589,4 +1594,113 @@ fn reprovision_names_a_machine_with_a_list() {
         err.to_string(),
         "--reprovision db: the machine has no `provision:` list to run"
     );
+}
+
+// Pool images: machines on a remote host boot their image from the
+// host's images pool, uploaded once per host.
+
+const REMOTE_URI: &str = "qemu+ssh://root@hv2/system";
+const IMAGE_SIZE: u64 = 1000;
+
+/// The lab on a remote host, its image cached (`IMAGE_SIZE` bytes), and the
+/// host's images pool holding `volumes`.
+fn remote_host_world(volumes: &[(&str, u64)]) -> World {
+    let mut world = World::new(&MANIFEST.replace("test:///default", REMOTE_URI)).image_cached();
+    for state in world.observed.images.values_mut() {
+        state.size = Some(IMAGE_SIZE);
+    }
+    world.observed.host_images = vec![HostImages {
+        uri: REMOTE_URI.into(),
+        dir: "/var/lib/libvirt/lvlab/images".into(),
+        volumes: volumes.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
+    }];
+    world
+}
+
+fn upload_blocks(plan: &Plan) -> Vec<(String, Vec<Reason>)> {
+    plan.blocks
+        .iter()
+        .filter(|b| matches!(b.address, Address::HostImage { .. }))
+        .map(|b| (b.address.to_string(), b.reasons.clone()))
+        .collect()
+}
+
+#[test]
+fn two_machines_on_a_host_lacking_the_image_wait_for_one_upload() {
+    let plan = remote_host_world(&[]).plan(Target::Running, all()).unwrap();
+    let upload = "image.debian12@qemu+ssh://root@hv2/system: upload to the host's images pool";
+    let uploads = steps(&plan).into_iter().filter(|s| s == upload).count();
+    assert_eq!(uploads, 1, "{:#?}", steps(&plan));
+    let edges = edges(&plan);
+    for machine in ["web", "db"] {
+        let edge = format!("{upload} -> lab.{machine}: create disk disk0.qcow2");
+        assert!(edges.contains(&edge), "{edge}: {edges:#?}");
+    }
+    assert_eq!(
+        upload_blocks(&plan),
+        [(
+            "image.debian12@qemu+ssh://root@hv2/system".to_string(),
+            vec![Reason::ImageNotOnHost {
+                uri: REMOTE_URI.into()
+            }]
+        )]
+    );
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains("image debian12 will be uploaded to qemu+ssh://root@hv2/system")
+            && text.contains("(because not on qemu+ssh://root@hv2/system yet)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_host_holding_the_image_gets_no_upload_and_a_short_copy_gets_one() {
+    let there = remote_host_world(&[("debian-12.qcow2", IMAGE_SIZE)]);
+    let plan = there.plan(Target::Running, all()).unwrap();
+    assert!(upload_blocks(&plan).is_empty(), "{:#?}", steps(&plan));
+    let short = remote_host_world(&[("debian-12.qcow2", 400)])
+        .deployed("web", PowerState::Running)
+        .deployed("db", PowerState::Running);
+    let plan = short.plan(Target::Running, all()).unwrap();
+    assert_eq!(
+        upload_blocks(&plan)[0].1,
+        [Reason::ImageIncompleteOnHost {
+            uri: REMOTE_URI.into(),
+            size: 400,
+            expected: IMAGE_SIZE
+        }],
+        "existing machines keep their host's image complete"
+    );
+    let text = plan::render_text(&plan, "Lvlab.yml", false);
+    assert!(
+        text.contains("its copy on qemu+ssh://root@hv2/system is incomplete: 400 of 1000 bytes"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_image_fetched_again_is_uploaded_again_after_its_download() {
+    let mut world = remote_host_world(&[("debian-12.qcow2", IMAGE_SIZE)]);
+    for state in world.observed.images.values_mut() {
+        state.present = false;
+    }
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert_eq!(
+        upload_blocks(&plan)[0].1,
+        [Reason::ImageFetchedAgain {
+            uri: REMOTE_URI.into()
+        }]
+    );
+    let download = "image.debian12: verify signature, download image, verify checksum";
+    let edge = format!(
+        "{download} -> image.debian12@qemu+ssh://root@hv2/system: upload to the host's images pool"
+    );
+    assert!(edges(&plan).contains(&edge), "{:#?}", edges(&plan));
+}
+
+#[test]
+fn machines_with_local_files_upload_nothing() {
+    let world = World::new(MANIFEST).image_cached();
+    let plan = world.plan(Target::Running, all()).unwrap();
+    assert!(upload_blocks(&plan).is_empty());
 }

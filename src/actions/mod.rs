@@ -6,6 +6,7 @@ mod domain;
 mod files;
 pub mod image;
 mod start;
+mod upload;
 
 /// What the KVM probe shares with a KVM guest's start.
 pub(crate) use domain::KVM_WATCH;
@@ -73,6 +74,14 @@ impl Job for StepJob<'_> {
                 let options = ctx.image_options;
                 image::ImageJob::new(spec, path, ctx.fetcher, options, ctx.image_reporter).run()
             }
+            (Address::HostImage { key, path, uri }, Action::UploadImage { dir }) => {
+                let spec = &ctx.desired.images[key];
+                upload::upload_image(ctx.hosts.get(uri), spec, path, dir, ctx.image_reporter)
+            }
+            (Address::HostImage { .. }, _) => Err(ActionError::Precondition {
+                address: self.step.address.to_string(),
+                message: format!("{}: only an upload belongs to it", self.step.address),
+            }),
             (
                 Address::Machine {
                     environment,
@@ -211,10 +220,12 @@ fn run_machine_action(
             address: domain.to_string(),
             message: format!("{domain}: a provisioning is its step's own job"),
         }),
-        Action::DownloadImage { .. } => Err(ActionError::Precondition {
-            address: domain.to_string(),
-            message: format!("{domain}: image actions belong to an image"),
-        }),
+        Action::DownloadImage { .. } | Action::UploadImage { .. } => {
+            Err(ActionError::Precondition {
+                address: domain.to_string(),
+                message: format!("{domain}: image actions belong to an image"),
+            })
+        }
     }
 }
 

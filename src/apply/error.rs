@@ -39,6 +39,13 @@ pub enum ActionError {
         #[source]
         source: Arc<ImageError>,
     },
+    /// Uploading the cached image `key` into a host's images pool.
+    #[error("{source}")]
+    ImageUpload {
+        key: String,
+        #[source]
+        source: crate::host::images_pool::UploadError,
+    },
     /// Writing `machine`'s cloud-init seed.
     #[error("{source}")]
     Seed {
@@ -126,7 +133,7 @@ impl ActionError {
         match self {
             ActionError::Libvirt { .. } => "libvirt",
             ActionError::Storage { .. } => "storage",
-            ActionError::Image { .. } => "image",
+            ActionError::Image { .. } | ActionError::ImageUpload { .. } => "image",
             ActionError::Seed { .. } => "seed",
             ActionError::Provision { .. } => "provision",
             ActionError::Precondition { .. } => "precondition",

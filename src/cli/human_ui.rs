@@ -142,7 +142,7 @@ impl Ui for HumanUi<'_> {
 pub(super) fn machine_name(step: &Step) -> &str {
     match &step.address {
         Address::Machine { vm_name, .. } => vm_name,
-        Address::Image { key, .. } => key,
+        Address::Image { key, .. } | Address::HostImage { key, .. } => key,
     }
 }
 
@@ -155,6 +155,7 @@ fn describe(step: &Step) -> String {
 pub(super) fn progress_verb(action: &Action) -> &'static str {
     match action {
         Action::DownloadImage { .. }
+        | Action::UploadImage { .. }
         | Action::CreateDisk { .. }
         | Action::BuildSeed { .. }
         | Action::DefineDomain { .. } => "creating",

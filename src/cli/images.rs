@@ -2,7 +2,7 @@
 //! caches hold ([`crate::images::listing`]) and the plan of what can go
 //! ([`crate::images::clean`]), and removes it on `--force`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -10,8 +10,10 @@ use clap::{Args, Subcommand};
 use super::image_set;
 use super::progress::bytes;
 use super::{CliError, GlobalArgs, Printer};
+use crate::desired::Desired;
 use crate::images::clean::{self, DirCleanup, InUse, RemovalReason};
 use crate::images::listing::{self, FileKind, ListedFile};
+use crate::images::on_hosts::{self, HostImage};
 use crate::images::set::ImageSet;
 
 #[derive(Debug, Args)]
@@ -51,21 +53,40 @@ pub fn run(
     args: &ImagesArgs,
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
-    let set = image_set::load(global)?.set;
+    let loaded = image_set::load(global)?;
+    let (set, desired) = (&loaded.set, &loaded.desired);
     match &args.command {
-        ImagesCommand::List { json } => list(&set, *json, printer),
-        ImagesCommand::Clean { force } => clean(&set, *force, printer),
+        ImagesCommand::List { json } => list(set, desired, *json, printer),
+        ImagesCommand::Clean { force } => clean(set, desired, *force, printer),
     }
 }
 
-fn list(set: &ImageSet, json: bool, printer: &Printer) -> Result<ExitCode, CliError> {
-    let rows = listing::list(set).map_err(|e| CliError::Other(e.to_string()))?;
+/// The images uploaded to the manifest's hosts; a host that cannot be
+/// read is a warning (the caches are still listed and cleaned).
+fn host_images(desired: &Desired, printer: &Printer) -> Vec<HostImage> {
+    let (images, problems) = on_hosts::list(desired);
+    for problem in problems {
+        printer.error(&format!("warning: {problem}"));
+    }
+    images
+}
+
+fn list(
+    set: &ImageSet,
+    desired: &Desired,
+    json: bool,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
+    let mut rows = listing::list(set).map_err(|e| CliError::Other(e.to_string()))?;
+    let on_hosts = host_images(desired, printer);
     if json {
+        rows.extend(on_hosts.iter().map(host_row));
         let text =
             serde_json::to_string_pretty(&rows).map_err(|e| CliError::Other(e.to_string()))?;
         printer.out(&text);
         return Ok(ExitCode::SUCCESS);
     }
+    print_host_images(&on_hosts, printer);
     if rows.is_empty() {
         let dirs: Vec<String> = set
             .cache_dirs()
@@ -84,6 +105,34 @@ fn list(set: &ImageSet, json: bool, printer: &Printer) -> Result<ExitCode, CliEr
     Ok(ExitCode::SUCCESS)
 }
 
+/// An uploaded image as a row of `images list --json`.
+fn host_row(image: &HostImage) -> ListedFile {
+    ListedFile {
+        path: image.path.clone(),
+        size: image.size,
+        kind: FileKind::Image,
+        images: image.images.clone(),
+        current: None,
+        verified: None,
+        machines: image.machines.clone(),
+        host: Some(image.uri.clone()),
+    }
+}
+
+/// Per host and images pool, each uploaded image.
+fn print_host_images(images: &[HostImage], printer: &Printer) {
+    let mut heading = None;
+    for image in images {
+        let dir = image.path.parent().unwrap_or(Path::new("/"));
+        let this = format!("{} {}:", crate::plan::host_label(&image.uri), dir.display());
+        if heading.as_ref() != Some(&this) {
+            printer.out(&this);
+            heading = Some(this);
+        }
+        printer.out(&list_line(&host_row(image)));
+    }
+}
+
 fn list_line(row: &ListedFile) -> String {
     let name = row
         .path
@@ -94,6 +143,7 @@ fn list_line(row: &ListedFile) -> String {
         (FileKind::Image, Some(true), Some(true)) => "verified",
         (FileKind::Image, Some(false), Some(true)) => "UNVERIFIED",
         (FileKind::Image, Some(true), Some(false)) => "verified, superseded",
+        (FileKind::Image, None, None) => "uploaded",
         (FileKind::Image, _, _) => "image, superseded",
         (kind, _, _) => kind.label(),
     };
@@ -125,7 +175,12 @@ fn group_by_dir(rows: &[ListedFile]) -> Vec<(PathBuf, Vec<&ListedFile>)> {
     out
 }
 
-fn clean(set: &ImageSet, force: bool, printer: &Printer) -> Result<ExitCode, CliError> {
+fn clean(
+    set: &ImageSet,
+    desired: &Desired,
+    force: bool,
+    printer: &Printer,
+) -> Result<ExitCode, CliError> {
     let (domain_files, problems) = crate::observe::disks::domain_files_on(&set.uris);
     for problem in &problems {
         printer.error(&format!("warning: {problem}"));
@@ -135,18 +190,63 @@ fn clean(set: &ImageSet, force: bool, printer: &Printer) -> Result<ExitCode, Cli
     for dir in &plan.dirs {
         clean_dir(dir, force, printer)?;
     }
+    let unused = unused_host_images(desired, domain_files.as_ref(), printer);
+    for image in &unused {
+        clean_host_image(image, force, printer)?;
+    }
+    let files = plan.files() + unused.len();
+    let size = plan.bytes() + unused.iter().map(|i| i.size).sum::<u64>();
     let verb = if force { "removed" } else { "would free" };
-    let hint = if force || plan.files() == 0 {
+    let hint = if force || files == 0 {
         ""
     } else {
         "; run `lvlab images clean --force` to remove them"
     };
-    printer.out(&format!(
-        "{} files, {verb} {}{hint}",
-        plan.files(),
-        bytes(plan.bytes())
-    ));
+    printer.out(&format!("{files} files, {verb} {}{hint}", bytes(size)));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The uploaded images no machine of the manifest on their host boots and
+/// no domain's disk there uses; none when the domains could not be read.
+fn unused_host_images(
+    desired: &Desired,
+    domain_files: Option<&crate::images::DomainFiles>,
+    printer: &Printer,
+) -> Vec<HostImage> {
+    let Some(domain_files) = domain_files else {
+        return Vec::new();
+    };
+    host_images(desired, printer)
+        .into_iter()
+        .filter(|image| image.machines.is_empty())
+        .filter(|image| {
+            let on_host = format!("({})", image.uri);
+            let users = domain_files.get(&image.path);
+            let used = users.is_some_and(|u| u.iter().any(|user| user.ends_with(&on_host)));
+            if used {
+                printer.out(&format!(
+                    "keep   {} {} (in use by {})",
+                    crate::plan::host_label(&image.uri),
+                    image.path.display(),
+                    users.map(|u| u.join(", ")).unwrap_or_default()
+                ));
+            }
+            !used
+        })
+        .collect()
+}
+
+fn clean_host_image(image: &HostImage, force: bool, printer: &Printer) -> Result<(), CliError> {
+    let host = crate::plan::host_label(&image.uri);
+    let path = image.path.display();
+    let why = "no machine on that host boots it";
+    if !force {
+        printer.out(&format!("would remove {host} {path} ({why})"));
+        return Ok(());
+    }
+    on_hosts::remove(image).map_err(CliError::Other)?;
+    printer.out(&format!("removed {host} {path} ({why})"));
+    Ok(())
 }
 
 /// One directory: what stays in use, then what goes (or would).

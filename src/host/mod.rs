@@ -17,10 +17,12 @@
 
 mod endpoint;
 mod facts;
+pub mod images_pool;
 mod place;
 mod pool_volumes;
 pub mod pools;
 mod storage;
+mod volume_stream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -130,7 +132,12 @@ impl Host {
             &machine.lab(),
             &machine.vm_dir,
         );
-        self.storage(machine.storage, mark)
+        match machine.storage {
+            StorageKind::Files => Box::new(LocalFiles),
+            StorageKind::Pool => Box::new(
+                PoolVolumes::new(self, mark).with_images(images_pool::images_pool_dir(machine)),
+            ),
+        }
     }
 
     /// This host's storage of `kind`; `mark` names whose pool a pool

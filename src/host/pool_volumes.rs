@@ -25,11 +25,24 @@ const SEED_MODE: &str = "0600";
 pub struct PoolVolumes<'h> {
     host: &'h Host,
     mark: PoolMark,
+    /// The host's images pool directory, for volumes made from an image.
+    images_dir: Option<PathBuf>,
 }
 
 impl<'h> PoolVolumes<'h> {
     pub fn new(host: &'h Host, mark: PoolMark) -> Self {
-        Self { host, mark }
+        Self {
+            host,
+            mark,
+            images_dir: None,
+        }
+    }
+
+    /// The same, making volumes from images in the images pool at `dir`
+    /// (see [`super::images_pool::images_pool_dir`]).
+    pub fn with_images(mut self, dir: PathBuf) -> Self {
+        self.images_dir = Some(dir);
+        self
     }
 
     /// The pool of `path`'s directory, made or adopted.
@@ -74,7 +87,12 @@ impl Storage for PoolVolumes<'_> {
         size: Option<u64>,
     ) -> Result<(), StorageError> {
         let conn = self.host.connection();
-        let source = image_on_host(&conn, self.host, image)?;
+        let images_dir = self.images_dir.as_deref().ok_or_else(|| PoolError::Call {
+            uri: self.host.uri().to_string(),
+            what: format!("make {} from an image", path.display()),
+            message: "no images pool is known for this machine (an lvlab bug)".into(),
+        })?;
+        let source = image_on_host(&conn, images_dir, image)?;
         let format = storage::image_format(image)?;
         let capacity = size.unwrap_or(0).max(storage::virtual_size(image)?);
         let name = volume_name(path);
@@ -165,24 +183,17 @@ impl Storage for PoolVolumes<'_> {
     }
 }
 
-/// The cached `image` as a volume on `host`, the one an overlay is backed
-/// by and a copy is cloned from. On this machine the images pool is the
-/// image cache directory itself, so nothing is copied.
-// TODO(pool-images): a remote host's images pool, the image uploaded.
+/// The cached `image` as a volume in the host's images pool at
+/// `images_dir`, the one an overlay is backed by and a copy is cloned
+/// from. On this machine that pool is the image cache directory itself, so
+/// nothing is copied; on a remote host the plan's upload step put it there.
 pub fn image_on_host(
     conn: &Connection,
-    host: &Host,
+    images_dir: &Path,
     image: &Path,
 ) -> Result<StorageVol, PoolError> {
-    if super::is_remote_uri(host.uri()) {
-        return Err(PoolError::ImageNotOnHost {
-            image: image.to_path_buf(),
-            uri: host.uri().to_string(),
-        });
-    }
-    let cache = image.parent().unwrap_or(Path::new("/"));
-    let pool = pools::ensure_dir_pool(conn, cache, pools::IMAGES_LABEL, &PoolMark::Images)?;
-    pool.lookup_storage_vol_by_name(&volume_name(image))
+    let pool = pools::ensure_dir_pool(conn, images_dir, pools::IMAGES_LABEL, &PoolMark::Images)?;
+    pool.lookup_storage_vol_by_name(&super::images_pool::image_volume_name(image))
         .map_err(PoolError::call(
             conn,
             format!("find image volume {}", image.display()),
@@ -226,7 +237,7 @@ fn volume_xml(
     mode: &str,
     backing: Option<(&str, &str)>,
 ) -> String {
-    let text = crate::snapshot::xml_text;
+    let text = crate::escape::xml_text;
     let backing = backing
         .map(|(path, format)| {
             format!(

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
-use virt::stream::Stream;
 
+use super::volume_stream;
 use crate::domain::LabIdentity;
-use crate::libvirt::Connection;
+use crate::libvirt::{Connection, LibvirtError};
 
 /// The volume in each of lvlab's pools that says whose it is.
 pub const MARK_VOLUME: &str = ".lvlab-pool";
@@ -152,6 +152,8 @@ impl PoolMark {
 /// Why a pool could not be made, adopted, read or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
+    #[error(transparent)]
+    Libvirt(#[from] LibvirtError),
     #[error("libvirt at {uri} failed to {what}: {message}")]
     Call {
         uri: String,
@@ -200,12 +202,6 @@ pub enum PoolError {
         dir: PathBuf,
         target: PathBuf,
     },
-    #[error(
-        "image {} is not on {uri}: uploading images to another host is not built yet\n  \
-         hint: until image upload is built, run machines that boot images on a local libvirt",
-        image.display()
-    )]
-    ImageNotOnHost { image: PathBuf, uri: String },
 }
 
 impl PoolError {
@@ -354,47 +350,46 @@ pub fn remove_if_empty(
 
 /// Writes `bytes` into the volume through an upload stream.
 pub fn upload(conn: &Connection, volume: &StorageVol, bytes: &[u8]) -> Result<(), PoolError> {
-    let what = || format!("upload to volume {}", volume.name().unwrap_or_default());
-    let stream = Stream::new(conn.raw(), 0).map_err(PoolError::call(conn, what()))?;
-    volume
-        .upload(&stream, 0, bytes.len() as u64, 0)
-        .map_err(PoolError::call(conn, what()))?;
-    let mut sent = 0;
-    while sent < bytes.len() {
-        match stream.send(&bytes[sent..]) {
-            Ok(n) if n > 0 => sent += n as usize,
-            Ok(_) => break,
-            Err(err) => {
-                let _ = stream.abort();
-                return Err(PoolError::call(conn, what())(err));
-            }
-        }
-    }
-    stream.finish().map_err(PoolError::call(conn, what()))
+    let mut rest = bytes;
+    let read = |chunk: &mut [u8]| -> Result<usize, LibvirtError> {
+        let n = chunk.len().min(rest.len());
+        chunk[..n].copy_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        Ok(n)
+    };
+    volume_stream::upload(conn, volume, bytes.len() as u64, read, &|_| {}).map_err(PoolError::from)
 }
 
 /// The first `length` bytes of the volume, through a download stream.
 pub fn download(conn: &Connection, volume: &StorageVol, length: u64) -> Result<Vec<u8>, PoolError> {
-    let what = || format!("download volume {}", volume.name().unwrap_or_default());
-    let stream = Stream::new(conn.raw(), 0).map_err(PoolError::call(conn, what()))?;
-    volume
-        .download(&stream, 0, length, 0)
-        .map_err(PoolError::call(conn, what()))?;
-    let mut bytes = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        match stream.recv(&mut buf) {
-            Ok(0) => break,
-            Ok(n) if n > 0 => bytes.extend_from_slice(&buf[..n as usize]),
-            Ok(_) => break,
-            Err(err) => {
-                let _ = stream.abort();
-                return Err(PoolError::call(conn, what())(err));
-            }
-        }
-    }
-    stream.finish().map_err(PoolError::call(conn, what()))?;
-    Ok(bytes)
+    volume_stream::download(conn, volume, 0, length).map_err(PoolError::from)
+}
+
+/// The pool whose target is `dir`, if libvirt has one (active or not),
+/// as it is (no refresh).
+pub fn find_dir_pool(conn: &Connection, dir: &Path) -> Option<StoragePool> {
+    lookup_by_dir(conn, dir)
+}
+
+/// Whether `pool` carries a mark `mark` accepts.
+pub fn carries_mark(conn: &Connection, pool: &StoragePool, mark: &PoolMark) -> bool {
+    read_mark(conn, pool).is_some_and(|found| mark.accepts(&found))
+}
+
+/// A raw volume of exactly `size` bytes named `name` in `pool`.
+pub fn create_raw_volume(
+    conn: &Connection,
+    pool: &StoragePool,
+    name: &str,
+    size: u64,
+) -> Result<StorageVol, LibvirtError> {
+    let xml = format!(
+        "<volume><name>{}</name><capacity unit='bytes'>{size}</capacity>\
+         <allocation unit='bytes'>0</allocation><target><format type='raw'/>\
+         <permissions><mode>0644</mode></permissions></target></volume>",
+        crate::escape::xml_text(name)
+    );
+    StorageVol::create_xml(pool, &xml, 0).map_err(|e| conn.error("create a volume", e))
 }
 
 /// The pool named `name`, or the one whose target is `dir`; a pool of
@@ -501,8 +496,8 @@ fn pool_xml(name: &str, dir: &Path) -> String {
     format!(
         "<pool type='dir'><name>{}</name><target><path>{}</path>\
          <permissions><mode>0755</mode></permissions></target></pool>",
-        crate::snapshot::xml_text(name),
-        crate::snapshot::xml_text(&dir.display().to_string())
+        crate::escape::xml_text(name),
+        crate::escape::xml_text(&dir.display().to_string())
     )
 }
 

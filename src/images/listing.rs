@@ -50,6 +50,10 @@ pub struct ListedFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     pub machines: Vec<String>,
+    /// For an image uploaded to a host's images pool: the host's URI
+    /// (`path` is then the volume's path on that host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Every file in the set's cache directories, directory by directory.
@@ -102,6 +106,7 @@ pub fn list(set: &ImageSet) -> Result<Vec<ListedFile>, ScanError> {
                 current,
                 verified,
                 machines,
+                host: None,
             });
         }
     }

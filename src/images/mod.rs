@@ -21,6 +21,7 @@ mod error;
 pub mod fetch;
 pub mod hash;
 pub mod listing;
+pub mod on_hosts;
 pub mod progress;
 pub mod record;
 pub mod set;

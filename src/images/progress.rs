@@ -15,6 +15,8 @@ pub enum Phase {
     Download,
     /// Hashing a file already on disk (a placed-by-hand or cached image).
     Hashing,
+    /// Uploading a cached image to a host's images pool.
+    Upload,
 }
 
 impl Phase {
@@ -24,6 +26,7 @@ impl Phase {
             Phase::Signature => "signature",
             Phase::Download => "download",
             Phase::Hashing => "hashing",
+            Phase::Upload => "upload",
         }
     }
 }

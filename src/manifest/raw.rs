@@ -132,8 +132,8 @@ pub struct RawMachine {
     #[schemars(with = "Option<schema::StorageKind>")]
     pub storage: Option<String>,
     /// `storage: pool` on a remote host: where the hypervisor host keeps
-    /// the volume directories (`<dir>/<environment>/<vm_name>`; default
-    /// `/var/lib/libvirt/lvlab`).
+    /// lvlab's pools (`<dir>/<environment>/<vm_name>`, images in
+    /// `<dir>/images`; default `/var/lib/libvirt/lvlab`).
     pub pool_basedir: Option<String>,
     /// The boot disk's default strategy.
     #[schemars(with = "Option<schema::DiskStrategy>")]

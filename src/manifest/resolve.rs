@@ -24,6 +24,7 @@ use settings::Settings;
 
 const DEFAULT_LIBVIRT_URI: &str = "qemu:///session";
 const DEFAULT_BASEDIR: &str = "/var/lib/libvirt/images/lvlab";
+/// Where lvlab's storage pools live on a remote host.
 const DEFAULT_CPU: u64 = 2;
 const DEFAULT_MEMORY_MIB: u64 = 2048;
 
@@ -345,10 +346,10 @@ fn resolve_machine(
     };
     let domain_type = resolve_domain_type(r, m);
     let graphics = resolve_graphics(r, m);
-    let cache_base = basedir(r, m, "cloud_image_basedir", |x| {
+    let cache_base = basedir(r, m, "cloud_image_basedir", DEFAULT_BASEDIR, |x| {
         x.cloud_image_basedir.as_ref()
     });
-    let vm_dir = basedir(r, m, "disk_image_basedir", |x| {
+    let vm_dir = basedir(r, m, "disk_image_basedir", DEFAULT_BASEDIR, |x| {
         x.disk_image_basedir.as_ref()
     })
     .map(|disk_base| names::vm_dir(&disk_base, environment, &vm_name));
@@ -357,7 +358,7 @@ fn resolve_machine(
     });
     let disks = volumes
         .as_ref()
-        .and_then(|(_, volume_dir)| storage::resolve_disks(r, m, volume_dir));
+        .and_then(|(_, volume_dir, _)| storage::resolve_disks(r, m, volume_dir));
     let interfaces = interfaces::resolve_interfaces(r, m, environment, &vm_name);
     let nameservers = interfaces
         .as_ref()
@@ -375,7 +376,7 @@ fn resolve_machine(
     let (domain_type, graphics, cache_base, vm_dir) =
         (domain_type?, graphics?, cache_base?, vm_dir?);
     let (disks, interfaces, nameservers) = (disks?, interfaces?, nameservers?);
-    let (storage, volume_dir) = volumes?;
+    let (storage, volume_dir, pool_basedir) = volumes?;
     let provision = provision::resolve_provision(r, m);
     let (shared_directories, cloud_init) = (shared_directories?, cloud_init?);
     let provision = provision?;
@@ -399,6 +400,7 @@ fn resolve_machine(
         vm_dir,
         storage,
         volume_dir,
+        pool_basedir,
         disks,
         interfaces,
         nameservers,
@@ -532,6 +534,7 @@ fn basedir<'a>(
     r: &mut Resolver,
     m: &Layered<'a>,
     key: &str,
+    default: &str,
     field: impl Fn(&'a RawMachine) -> Option<&'a String>,
 ) -> Option<PathBuf> {
     match m.pick(key, field) {
@@ -539,6 +542,6 @@ fn basedir<'a>(
             let expanded = values::expand_path(text, r.base());
             r.check(&path, expanded)
         }
-        None => Some(PathBuf::from(DEFAULT_BASEDIR)),
+        None => Some(PathBuf::from(default)),
     }
 }

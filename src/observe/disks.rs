@@ -31,7 +31,10 @@ pub fn domain_files(conn: &Connection) -> Result<BTreeMap<PathBuf, Vec<String>>,
     let remote = crate::host::is_remote_uri(conn.uri());
     let mut files: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for domain in domains {
-        let (name, xml) = describe(conn, &domain)?;
+        // A domain undefined since the listing uses nothing.
+        let Some((name, xml)) = describe(conn, &domain)? else {
+            continue;
+        };
         for source in disk_sources(&xml) {
             let chain = if remote {
                 vec![source]
@@ -75,15 +78,17 @@ pub fn domain_files_on(uris: &[String]) -> (Option<DomainFiles>, Vec<String>) {
     (files, problems)
 }
 
-fn describe(conn: &Connection, domain: &Domain) -> Result<(String, String), LibvirtError> {
+/// The domain's name and XML; `None` when it no longer exists.
+fn describe(conn: &Connection, domain: &Domain) -> Result<Option<(String, String)>, LibvirtError> {
     let name = domain
         .name()
         .map_err(|e| conn.error("read a domain's name", e))?;
     // 0: the live (or persistent, for a stopped domain) definition.
-    let xml = domain
-        .xml_desc(0)
-        .map_err(|e| conn.error("read a domain's XML", e))?;
-    Ok((name, xml))
+    match domain.xml_desc(0) {
+        Ok(xml) => Ok(Some((name, xml))),
+        Err(err) if super::domains::is_no_domain(&err) => Ok(None),
+        Err(err) => Err(conn.error("read a domain's XML", err)),
+    }
 }
 
 /// The file paths of a domain XML's disks, with any `<backingStore>` files

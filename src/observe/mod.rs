@@ -9,6 +9,7 @@
 pub mod capabilities;
 pub mod disks;
 pub mod domains;
+pub mod host_images;
 pub mod networks;
 pub mod nic_addresses;
 pub mod osinfo;
@@ -40,6 +41,8 @@ pub struct Observed {
     pub environments: Vec<ObservedEnvironment>,
     /// Every image path a selected machine uses.
     pub images: BTreeMap<PathBuf, ImageState>,
+    /// The images pools of the hosts whose machines use one.
+    pub host_images: Vec<host_images::HostImages>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +85,8 @@ pub struct ImageState {
     pub verified: bool,
     /// The record describes another file (its size differs).
     pub stale: bool,
+    /// The file's size in bytes, when present.
+    pub size: Option<u64>,
     /// The image's source, when it is a local file that does not exist.
     pub missing_source: Option<PathBuf>,
 }
@@ -144,6 +149,7 @@ pub fn observe(
     let mut observed = Observed {
         environments: Vec::new(),
         images: BTreeMap::new(),
+        host_images: Vec::new(),
     };
     // Environments on one libvirt share what it says: ask each URI once.
     let mut views: BTreeMap<&str, HostView> = BTreeMap::new();
@@ -192,6 +198,8 @@ pub fn observe(
             machines,
         });
     }
+    let machines = environments.iter().flat_map(|e| &e.machines);
+    observed.host_images = host_images::read(hosts, machines)?;
     Ok(observed)
 }
 
@@ -252,6 +260,7 @@ pub fn images(desired: &Desired, addresses: &[ImageAddress]) -> Observed {
     Observed {
         environments: Vec::new(),
         images,
+        host_images: Vec::new(),
     }
 }
 
@@ -275,6 +284,7 @@ fn image_state(image_path: &std::path::Path, image: &ImageSpec) -> ImageState {
         present,
         verified: current.is_some_and(|f| f.verified),
         stale: present && current.is_some_and(|f| Some(f.size) != size),
+        size,
         path,
         missing_source,
     }

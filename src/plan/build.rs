@@ -17,6 +17,7 @@ use super::{
 use crate::cloudinit;
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
 use crate::domain::{ChangeKind, DefinitionFields, FieldChange, OwnershipMark, SEED_FIELD};
+use crate::host::images_pool;
 use crate::observe::{
     ImageState, MachineFiles, Observed, ObservedDomain, ObservedEnvironment, PowerState,
 };
@@ -58,6 +59,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         blocks: Vec::new(),
         notes: input.feasible.notes.clone(),
         image_ready: BTreeMap::new(),
+        uploads: BTreeMap::new(),
         image_blocks: Vec::new(),
         snapshots: Vec::new(),
     };
@@ -107,6 +109,9 @@ struct Planner<'a> {
     /// Image path -> the node after which the image is usable (`None`:
     /// already cached).
     image_ready: BTreeMap<PathBuf, Option<NodeIndex>>,
+    /// (host URI, image volume path) -> the node after which the image is
+    /// usable on that host (`None`: it is there already).
+    uploads: BTreeMap<(String, PathBuf), Option<NodeIndex>>,
     image_blocks: Vec<Block>,
     snapshots: Vec<MachineSnapshots>,
 }
@@ -148,6 +153,7 @@ impl<'a> Planner<'a> {
                 self.block(address, Change::Create, vec![Reason::NotDeployed]);
             }
             (_, Some(domain)) => {
+                self.host_image(machine, false);
                 let adopted = domain
                     .mark
                     .as_ref()
@@ -358,7 +364,10 @@ impl<'a> Planner<'a> {
                 machine.vm_name, variant.requested, variant.chosen
             ));
         }
-        let image = self.image(&machine.os, &machine.image_path, false);
+        let image = match self.host_image(machine, true) {
+            HostImage::Local => self.image(&machine.os, &machine.image_path, false),
+            HostImage::Ready(node) => node,
+        };
         let define = self.add(
             address,
             Action::DefineDomain {
@@ -428,6 +437,62 @@ impl<'a> Planner<'a> {
         let ready = reason.map(|reason| self.image_action(key, path, reason));
         self.image_ready.insert(path.to_path_buf(), ready);
         ready
+    }
+
+    /// For a machine whose disks live in its host's pools: the upload of
+    /// its image into the host's images pool, once per host and image,
+    /// when the pool lacks it or holds another size, after the image's
+    /// download when there is one. An existing machine (`creating` false)
+    /// whose host holds the image needs nothing of the cache.
+    fn host_image(&mut self, machine: &MachineSpec, creating: bool) -> HostImage {
+        if !crate::observe::host_images::uses_images_pool(machine) {
+            return HostImage::Local;
+        }
+        let observed = self.input.observed;
+        let state = observed.images.get(&machine.image_path);
+        let cached = state.map_or(&machine.image_path, |s| &s.path);
+        let dir = images_pool::images_pool_dir(machine);
+        let volume = dir.join(images_pool::image_volume_name(cached));
+        let uri = machine.libvirt_uri.clone();
+        if let Some(ready) = self.uploads.get(&(uri.clone(), volume.clone())) {
+            return HostImage::Ready(*ready);
+        }
+        let name = images_pool::image_volume_name(cached);
+        let there = crate::observe::host_images::find(&observed.host_images, &uri, &dir)
+            .and_then(|pool| pool.volumes.get(&name).copied());
+        let spec = &self.input.desired.images[&machine.os];
+        let fetch = image_reason(spec, state, &machine.image_path).is_some();
+        let reason = match (there, fetch, state.and_then(|s| s.size)) {
+            (None, _, _) => Some(Reason::ImageNotOnHost { uri: uri.clone() }),
+            (Some(_), true, _) if creating => Some(Reason::ImageFetchedAgain { uri: uri.clone() }),
+            (Some(size), false, Some(expected)) if size != expected => {
+                Some(Reason::ImageIncompleteOnHost {
+                    uri: uri.clone(),
+                    size,
+                    expected,
+                })
+            }
+            _ => None,
+        };
+        let ready = reason.map(|reason| {
+            let image = self.image(&machine.os, &machine.image_path, false);
+            let address = Address::HostImage {
+                key: spec.key.clone(),
+                path: machine.image_path.clone(),
+                uri: uri.clone(),
+            };
+            let upload = self.add(&address, Action::UploadImage { dir });
+            self.chain(image, upload);
+            self.image_blocks.push(Block {
+                address,
+                change: Change::Create,
+                reasons: vec![reason],
+                diffs: Vec::new(),
+            });
+            upload
+        });
+        self.uploads.insert((uri, volume), ready);
+        HostImage::Ready(ready)
     }
 
     fn image_action(&mut self, key: &str, path: &Path, reason: Reason) -> NodeIndex {
@@ -540,6 +605,14 @@ impl<'a> Planner<'a> {
             diffs,
         });
     }
+}
+
+/// Where a machine's disks find its image.
+enum HostImage {
+    /// In the cache on this machine (a files storage): its download, if any.
+    Local,
+    /// In its host's images pool: the node after which it is there, if any.
+    Ready(Option<NodeIndex>),
 }
 
 /// Why an image must be fetched into the cache at `path`; `None` when the

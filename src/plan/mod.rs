@@ -77,6 +77,13 @@ pub enum Address {
         key: String,
         path: PathBuf,
     },
+    /// The cached image `path` (of key `key`) in the images pool of the
+    /// host at `uri`.
+    HostImage {
+        key: String,
+        path: PathBuf,
+        uri: String,
+    },
     Machine {
         environment: String,
         vm_name: String,
@@ -88,6 +95,7 @@ impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Address::Image { key, .. } => write!(f, "image.{key}"),
+            Address::HostImage { key, uri, .. } => write!(f, "image.{key}@{}", host_label(uri)),
             Address::Machine {
                 environment,
                 vm_name,
@@ -95,6 +103,12 @@ impl std::fmt::Display for Address {
             } => write!(f, "{environment}.{vm_name}"),
         }
     }
+}
+
+/// A host as addresses name it: its URI without the query (which carries
+/// key files and options, not which host).
+pub fn host_label(uri: &str) -> &str {
+    uri.split_once('?').map_or(uri, |(host, _)| host)
 }
 
 /// One step. Plain data, with every fact apply needs decided here: the
@@ -108,6 +122,11 @@ pub enum Action {
     DownloadImage {
         checksum: bool,
         signature: bool,
+    },
+    /// Upload the cached image into the host's images pool at `dir` and
+    /// check what arrived (size, first and last MiB).
+    UploadImage {
+        dir: PathBuf,
     },
     CreateDisk {
         index: usize,
@@ -257,6 +276,7 @@ impl Action {
             Action::DownloadImage { .. } => {
                 "verify signature, download image, verify checksum".into()
             }
+            Action::UploadImage { .. } => "upload to the host's images pool".into(),
             Action::CreateDisk { path, .. } => format!(
                 "create disk {}",
                 path.file_name().unwrap_or_default().to_string_lossy()
@@ -295,6 +315,21 @@ pub enum Reason {
     /// is read again (and, on `init --refresh`, the publisher asked).
     ImageRequested {
         path: PathBuf,
+    },
+    /// The host's images pool lacks the image.
+    ImageNotOnHost {
+        uri: String,
+    },
+    /// The host's copy is not the cached file's size.
+    ImageIncompleteOnHost {
+        uri: String,
+        size: u64,
+        expected: u64,
+    },
+    /// The image is fetched again in this plan: the host's copy is
+    /// replaced by the new file.
+    ImageFetchedAgain {
+        uri: String,
     },
     DiskMissing {
         path: PathBuf,

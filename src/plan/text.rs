@@ -94,6 +94,9 @@ fn header(plan: &Plan, block: &Block) -> String {
                 format!("image {key} will be downloaded and verified")
             };
         }
+        Address::HostImage { key, uri, .. } => {
+            return format!("image {key} will be uploaded to {}", super::host_label(uri));
+        }
         Address::Machine {
             vm_name, domain, ..
         } => format!("{vm_name} ({domain})"),
@@ -114,7 +117,7 @@ fn header(plan: &Plan, block: &Block) -> String {
 fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
     let domain = match address {
         Address::Machine { domain, .. } => domain.as_str(),
-        Address::Image { key, .. } => key.as_str(),
+        Address::Image { key, .. } | Address::HostImage { key, .. } => key.as_str(),
     };
     match reason {
         Reason::NotDeployed => vec![format!("{domain} does not exist")],
@@ -130,6 +133,19 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
         Reason::ImageRequested { path } => {
             vec![format!("{} is asked for by name", path.display())]
         }
+        Reason::ImageNotOnHost { uri } => vec![format!("not on {} yet", super::host_label(uri))],
+        Reason::ImageIncompleteOnHost {
+            uri,
+            size,
+            expected,
+        } => vec![format!(
+            "its copy on {} is incomplete: {size} of {expected} bytes",
+            super::host_label(uri)
+        )],
+        Reason::ImageFetchedAgain { uri } => vec![format!(
+            "the image is fetched again: its copy on {} is replaced",
+            super::host_label(uri)
+        )],
         Reason::DiskMissing { path } => vec![format!("disk {} is missing", path.display())],
         Reason::SeedMissing => vec!["the seed ISO is missing".into()],
         Reason::SpecChanged { changes, running } => changes

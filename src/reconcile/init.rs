@@ -73,7 +73,7 @@ pub fn init_images(
                 &ensure,
                 reporter,
             )),
-            Address::Machine { .. } => None,
+            Address::Machine { .. } | Address::HostImage { .. } => None,
         },
         |_, &()| Some(()),
     );

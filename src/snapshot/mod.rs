@@ -90,15 +90,8 @@ pub fn snapshot_xml(name: &SnapshotName, description: &str, with_memory: bool) -
     };
     format!(
         "<domainsnapshot>\n  <name>{name}</name>\n  <description>{}</description>{memory}\n</domainsnapshot>\n",
-        xml_text(description)
+        crate::escape::xml_text(description)
     )
-}
-
-/// `text` as XML character data.
-pub(crate) fn xml_text(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

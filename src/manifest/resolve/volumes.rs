@@ -13,14 +13,15 @@ use crate::manifest::names;
 /// Where a remote host keeps pool volume directories unless told.
 pub const DEFAULT_POOL_BASEDIR: &str = "/var/lib/libvirt/lvlab";
 
-/// The machine's storage kind and its volume directory.
+/// The machine's storage kind, its volume directory and its
+/// `pool_basedir`.
 pub(super) fn resolve_volumes(
     r: &mut Resolver,
     m: &Layered,
     libvirt_uri: &str,
     (environment, vm_name): (&str, &str),
     vm_dir: &Path,
-) -> Option<(StorageKind, PathBuf)> {
+) -> Option<(StorageKind, PathBuf, PathBuf)> {
     let remote = crate::host::is_remote_uri(libvirt_uri);
     let picked = m
         .pick("storage", |x| x.storage.as_ref())
@@ -49,7 +50,7 @@ pub(super) fn resolve_volumes(
         StorageKind::Pool if remote => names::vm_dir(&pool_basedir, environment, vm_name),
         _ => vm_dir.to_path_buf(),
     };
-    Some((storage, volume_dir))
+    Some((storage, volume_dir, pool_basedir))
 }
 
 fn parse_storage_kind(text: &str) -> Result<StorageKind, String> {
