@@ -412,7 +412,7 @@ fn a_pool_without_lvlabs_mark_at_the_images_directory_is_refused() {
         "{stdout}\n{stderr}"
     );
     assert!(
-        format!("{stdout}{stderr}").contains("is not lvlab's images pool"),
+        format!("{stdout}{stderr}").contains(&format!("{} is already storage pool", dir.display())),
         "{stdout}\n{stderr}"
     );
     assert_eq!(
