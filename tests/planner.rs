@@ -103,6 +103,7 @@ impl World {
             environments: vec![ObservedEnvironment {
                 name: env.name.clone(),
                 uri: env.libvirt_uri.clone(),
+                uris: vec![env.libvirt_uri.clone()],
                 host: HostFacts {
                     uri: env.libvirt_uri.clone(),
                     arch: "x86_64".into(),
@@ -136,6 +137,7 @@ impl World {
                     .map(|m| (m.vm_name.clone(), MachineFiles::default()))
                     .collect(),
             }],
+            unreachable: Vec::new(),
             images: env
                 .machines
                 .iter()
@@ -1051,6 +1053,7 @@ fn an_images_plan_names_each_asked_for_cache_file_once_even_when_ready() {
             (ready.clone(), state(&ready, true)),
             (elsewhere.clone(), state(&elsewhere, false)),
         ]),
+        unreachable: Vec::new(),
     };
     let asked = vec![
         address("debian12", &ready),

@@ -73,12 +73,18 @@ impl ReachState {
 pub fn gather(lab: &Lab, names: &[String]) -> Result<Vec<MachineReach>, LibvirtError> {
     let mut found = Vec::new();
     for env in &lab.environments {
-        let host = lab.hosts.get(&env.libvirt_uri);
-        let conn = host.connection();
         for machine in &env.machines {
             if !names.is_empty() && !names.contains(&machine.vm_name) {
                 continue;
             }
+            // A machine on a host that could not be opened cannot be reached.
+            let Some(host) = lab.hosts.find(&machine.libvirt_uri) else {
+                if let Some(unreachable) = lab.hosts.unreachable(&machine.libvirt_uri) {
+                    tracing::warn!("{}: {unreachable}", machine.vm_name);
+                }
+                continue;
+            };
+            let conn = host.connection();
             let state = match domains::find(&conn, &machine.domain_name)? {
                 None => ReachState::Undeployed,
                 Some(d)

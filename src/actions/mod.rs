@@ -76,12 +76,13 @@ impl Job for StepJob<'_> {
                 Address::Machine {
                     environment,
                     domain,
+                    uri,
                     ..
                 },
                 Action::Provision { digest, machine },
             ) => {
                 let env = environment_spec(ctx, environment)?;
-                let host = ctx.hosts.get(&env.libvirt_uri);
+                let host = ctx.hosts.get(uri);
                 let output = |line: &str| ctx.provision_reporter.provision_output(self.step, line);
                 crate::provision::run::provision(
                     host,
@@ -97,17 +98,9 @@ impl Job for StepJob<'_> {
                 domain::record_provision(&host.connection(), domain, digest)
                     .map_err(ActionError::libvirt(domain))
             }
-            (
-                Address::Machine {
-                    environment,
-                    domain,
-                    ..
-                },
-                action,
-            ) => {
-                let env = environment_spec(ctx, environment)?;
-                let host = ctx.hosts.get(&env.libvirt_uri);
-                run_machine_action(host, domain, action, ctx)
+            // The step names its host: an orphan's has no machine spec.
+            (Address::Machine { domain, uri, .. }, action) => {
+                run_machine_action(ctx.hosts.get(uri), domain, action, ctx)
             }
         }
     }
