@@ -294,6 +294,9 @@ fn an_unreachable_host_fails_only_its_machines() {
         .unwrap();
     assert_eq!(db["state"], "unreachable", "{db}");
     assert_eq!(db["host"], UNREACHABLE, "{db}");
+    let (code, _, stderr) = lab_dir.lvlab(&["ssh", "db", "--print"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(UNREACHABLE), "{stderr}");
     let (_, table, _) = lab_dir.lvlab(&["status"]);
     assert!(
         table.contains("HOST") && table.contains("unreachable"),

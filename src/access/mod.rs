@@ -77,10 +77,21 @@ pub fn gather(lab: &Lab, names: &[String]) -> Result<Vec<MachineReach>, LibvirtE
             if !names.is_empty() && !names.contains(&machine.vm_name) {
                 continue;
             }
-            // A machine on a host that could not be opened cannot be reached.
+            // A machine on a host that could not be opened cannot be
+            // reached: an error when named, left out of a listing.
             let Some(host) = lab.hosts.find(&machine.libvirt_uri) else {
-                if let Some(unreachable) = lab.hosts.unreachable(&machine.libvirt_uri) {
-                    tracing::warn!("{}: {unreachable}", machine.vm_name);
+                let unreachable = lab.hosts.unreachable(&machine.libvirt_uri);
+                match unreachable {
+                    Some(u) if !names.is_empty() => {
+                        return Err(LibvirtError::Connect {
+                            uri: u.uri.clone(),
+                            message: u.message.clone(),
+                            hint:
+                                "the machine's host is unreachable; the lab's other hosts answered",
+                        })
+                    }
+                    Some(u) => tracing::warn!("{}: {u}", machine.vm_name),
+                    None => {}
                 }
                 continue;
             };
