@@ -226,6 +226,18 @@ fn a_machine_moved_to_another_host_is_made_there_and_its_old_domain_is_an_orphan
         .find(|b| b.change == Change::Destroy)
         .unwrap_or_else(|| panic!("{plan_text}"));
     assert_eq!(orphan.address.uri(), Some(a.as_str()));
+    // The old domain goes before the machine is made on its new host.
+    let graph = &planned.plan.graph;
+    let undefine = graph
+        .node_indices()
+        .find(|i| graph[*i].action == lvlab::plan::Action::UndefineDomain)
+        .unwrap();
+    assert!(
+        graph
+            .neighbors(undefine)
+            .any(|next| graph[next].address.uri() == Some(b.as_str())),
+        "{plan_text}"
+    );
     assert_eq!(orphan.reasons, [Reason::PlacedElsewhere { uri: b.clone() }]);
     assert!(
         host_section(&plan_text, &a).contains(&format!("machine web is now placed on {b}")),

@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{Desired, EnvironmentSpec, ImageAddress, ImageSpec, MachineSpec};
+use crate::desired::{
+    libvirt_uris, Desired, EnvironmentSpec, ImageAddress, ImageSpec, MachineSpec,
+};
 use crate::host::{Host, HostFacts, Hosts, Storage, Unreachable};
 use crate::images;
 use crate::libvirt::LibvirtError;
@@ -173,10 +175,11 @@ pub fn observe(
 ) -> Result<Observed, LibvirtError> {
     let reachable: Vec<&Host> = hosts.iter().collect();
     let views = crate::parallel::in_parallel(&reachable, reachable.len(), |host| {
-        let on_host = environments
-            .iter()
-            .copied()
-            .filter(|env| placed_uris(env).any(|uri| is_on(hosts, uri, host)));
+        let on_host = environments.iter().copied().filter(|env| {
+            libvirt_uris([*env])
+                .iter()
+                .any(|uri| is_on(hosts, uri, host))
+        });
         HostView::read(host, &lab_names(on_host))
     });
     let mut observed = Observed {
@@ -187,10 +190,8 @@ pub fn observe(
     for (host, view) in reachable.iter().zip(views) {
         let view = view?;
         for env in environments {
-            let uris: Vec<String> = placed_uris(env)
-                .filter(|uri| is_on(hosts, uri, host))
-                .map(str::to_string)
-                .collect();
+            let mut uris = libvirt_uris([*env]);
+            uris.retain(|uri| is_on(hosts, uri, host));
             if uris.is_empty() {
                 continue;
             }
@@ -228,17 +229,6 @@ pub fn observe(
         }
     }
     Ok(observed)
-}
-
-/// The URIs an environment's machines are placed with, and its own.
-fn placed_uris(env: &EnvironmentSpec) -> impl Iterator<Item = &str> {
-    let mut uris = vec![env.libvirt_uri.as_str()];
-    for machine in &env.machines {
-        if !uris.contains(&machine.libvirt_uri.as_str()) {
-            uris.push(&machine.libvirt_uri);
-        }
-    }
-    uris.into_iter()
 }
 
 /// Whether `uri` was opened as `host`.

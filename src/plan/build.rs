@@ -59,6 +59,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         notes: input.feasible.notes.clone(),
         image_ready: BTreeMap::new(),
         image_blocks: Vec::new(),
+        made: BTreeMap::new(),
         snapshots: Vec::new(),
         unreachable: Vec::new(),
     };
@@ -115,6 +116,9 @@ struct Planner<'a> {
     /// already cached).
     image_ready: BTreeMap<PathBuf, Option<NodeIndex>>,
     image_blocks: Vec<Block>,
+    /// The first steps of each machine made by this plan, by (environment,
+    /// vm_name): a moved machine's old domain goes before they run.
+    made: BTreeMap<(String, String), Vec<NodeIndex>>,
     snapshots: Vec<MachineSnapshots>,
     unreachable: Vec<UnreachableMachine>,
 }
@@ -440,11 +444,13 @@ impl<'a> Planner<'a> {
         );
         self.graph.add_edge(seed, define, ());
         roots.push(seed);
-        for root in roots {
+        for root in &roots {
             for before in after {
-                self.graph.add_edge(*before, root, ());
+                self.graph.add_edge(*before, *root, ());
             }
         }
+        let key = (machine.environment.clone(), machine.vm_name.clone());
+        self.made.insert(key, roots);
         if self.input.target == Target::Running {
             let start = self.add(address, start_action(&rendered));
             self.graph.add_edge(define, start, ());
@@ -538,9 +544,14 @@ impl<'a> Planner<'a> {
                 uri: observed.uris[0].clone(),
             };
             let reason = match placed {
-                // Its files are the placed machine's now: only the domain goes.
+                // Its files are the placed machine's now: only the domain
+                // goes, before the machine is made on its new host.
                 Some(machine) => {
-                    self.unmake(&address, domain);
+                    let undefine = self.unmake(&address, domain);
+                    let key = (env.name.clone(), machine.vm_name.clone());
+                    for root in self.made.get(&key).cloned().unwrap_or_default() {
+                        self.graph.add_edge(undefine, root, ());
+                    }
                     Reason::PlacedElsewhere {
                         uri: machine.libvirt_uri.clone(),
                     }
