@@ -87,7 +87,8 @@ pub struct MachineSpec {
     /// `vm_name` for a one-off machine.
     pub domain_name: String,
     pub environment: String,
-    /// The libvirt host the machine runs on (its environment's).
+    /// The libvirt host the machine runs on: its own `libvirt_uri` key,
+    /// else its environment's.
     pub libvirt_uri: String,
     /// Its environment's `lab_id`: with the VM directory, which lab the
     /// machine's domain and pool belong to ([`MachineSpec::lab`]).
@@ -552,14 +553,19 @@ pub struct ImageAddress {
     pub path: PathBuf,
 }
 
-/// The environments' libvirt URIs, each once, in order.
+/// The libvirt URIs the environments' machines are placed on, each once,
+/// in order (an environment's own first, so that one without machines
+/// still names its host).
 pub fn libvirt_uris<'a>(
     environments: impl IntoIterator<Item = &'a EnvironmentSpec>,
 ) -> Vec<String> {
     let mut uris: Vec<String> = Vec::new();
     for env in environments {
-        if !uris.contains(&env.libvirt_uri) {
-            uris.push(env.libvirt_uri.clone());
+        let placed = env.machines.iter().map(|m| &m.libvirt_uri);
+        for uri in std::iter::once(&env.libvirt_uri).chain(placed) {
+            if !uris.contains(uri) {
+                uris.push(uri.clone());
+            }
         }
     }
     uris

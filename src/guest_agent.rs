@@ -76,7 +76,7 @@ pub fn new_console_password(
     user: &str,
     lock_timeout: Duration,
 ) -> Result<OneTimePassword, GuestAgentError> {
-    let host = Host::open(&env.libvirt_uri)?;
+    let host = Host::open(&machine.libvirt_uri)?;
     let _lock = EnvironmentLock::acquire(
         &crate::apply::state_dir()?,
         host.canonical_uri(),

@@ -174,11 +174,11 @@ pub fn to_delete(
 pub fn check_deletable(lab: &Lab) -> Result<(), OneOffError> {
     let observed = lab.observe()?;
     for env in &lab.environments {
-        let Some(seen) = observed.environment(&env.name) else {
-            continue;
-        };
         for machine in &env.machines {
-            let (name, uri) = (&machine.domain_name, &env.libvirt_uri);
+            let Some(seen) = observed.of(machine) else {
+                continue;
+            };
+            let (name, uri) = (&machine.domain_name, &machine.libvirt_uri);
             match seen.domain(name) {
                 Some(domain) => match &domain.mark {
                     Some(mark) if env.owns_machine(mark, machine) => {}

@@ -62,7 +62,8 @@ impl<'d> Lab<'d> {
         desired: &'d Desired,
         environments: Vec<&'d EnvironmentSpec>,
     ) -> Result<Self, LibvirtError> {
-        let hosts = Hosts::open(environments.iter().map(|e| e.libvirt_uri.as_str()))?;
+        let uris = crate::desired::libvirt_uris(environments.iter().copied());
+        let hosts = Hosts::open(uris.iter().map(String::as_str))?;
         Ok(Self {
             desired,
             environments,
@@ -74,17 +75,22 @@ impl<'d> Lab<'d> {
         observe::observe(self.desired, &self.environments, &self.hosts)
     }
 
-    /// One lock per (canonical URI, environment), whichever manifest
-    /// names them: two manifests with one environment name serialize.
+    /// One lock per (canonical URI, environment) on every reachable host
+    /// the environments are placed on, whichever manifest names them: two
+    /// manifests with one environment name serialize.
     pub fn lock(&self, timeout: Duration) -> Result<Vec<EnvironmentLock>, LockError> {
-        let pairs: Vec<(String, String)> = self
-            .environments
-            .iter()
-            .map(|env| {
-                let uri = self.hosts.get(&env.libvirt_uri).canonical_uri();
-                (uri.to_string(), env.name.clone())
-            })
-            .collect();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for env in &self.environments {
+            for uri in crate::desired::libvirt_uris([*env]) {
+                let Some(host) = self.hosts.find(&uri) else {
+                    continue;
+                };
+                let pair = (host.canonical_uri().to_string(), env.name.clone());
+                if !pairs.contains(&pair) {
+                    pairs.push(pair);
+                }
+            }
+        }
         EnvironmentLock::acquire_all(&apply::state_dir()?, pairs, timeout)
     }
 
@@ -105,10 +111,13 @@ impl<'d> Lab<'d> {
             .environments
             .iter()
             .flat_map(|env| {
-                let seen = observed.environment(&env.name);
                 env.machines
                     .iter()
-                    .filter(move |m| seen.is_some_and(|s| s.domain(&m.domain_name).is_some()))
+                    .filter(|m| {
+                        observed
+                            .of(m)
+                            .is_some_and(|s| s.domain(&m.domain_name).is_some())
+                    })
                     .map(|m| m.vm_name.clone())
             })
             .collect())

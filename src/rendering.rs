@@ -97,12 +97,15 @@ pub fn render(
         }
     }
     for env in environments {
-        let Some(seen) = observed.environment(&env.name) else {
-            continue;
-        };
+        // Machines on an unreachable host are not planned: nothing renders.
+        let reachable: Vec<(&MachineSpec, &ObservedEnvironment)> = env
+            .machines
+            .iter()
+            .filter_map(|m| Some((m, observed.of(m)?)))
+            .collect();
         // The machines are independent: rendered on every core (a seed
         // and a definition each, and reads of its host key), in order.
-        let each = |machine: &MachineSpec| {
+        let each = |(machine, seen): &(&MachineSpec, &ObservedEnvironment)| {
             render_machine(
                 desired,
                 env,
@@ -113,11 +116,7 @@ pub fn render(
                 &image_digests[machine.image_path.as_path()],
             )
         };
-        for (machine, result) in env
-            .machines
-            .iter()
-            .zip(in_parallel(&env.machines, cores(), each))
-        {
+        for ((machine, _), result) in reachable.iter().zip(in_parallel(&reachable, cores(), each)) {
             let (one, password) = result?;
             rendered
                 .machines

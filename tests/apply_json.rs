@@ -332,7 +332,8 @@ fn the_line_schema_refuses_undocumented_fields() {
         "@level": "info", "@message": "m", "@module": "lvlab.ui",
         "@timestamp": "2026-11-29T13:08:31Z", "type": "apply_complete",
         "hook": {"resource": {"addr": "lab.web", "kind": "machine", "environment": "lab",
-                              "vm_name": "web", "domain": "web_lab"},
+                              "vm_name": "web", "domain": "web_lab",
+                              "uri": "qemu:///session"},
                  "action": "define_domain", "description": "define domain",
                  "elapsed_seconds": 0.1}
     });

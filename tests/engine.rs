@@ -52,7 +52,7 @@ fn plan_apply_then_plan_again_shows_no_changes() {
     assert_eq!(plan.summary.add, 2);
 
     let observed = lab.observe().unwrap();
-    let env = observed.environment("lab").unwrap();
+    let env = observed.placements("lab").next().unwrap();
     for name in ["web_lab", "db_lab"] {
         let domain = env.domain(name).unwrap();
         assert_eq!(domain.state, PowerState::Running);
@@ -144,7 +144,8 @@ fn drift_stop_start_and_destroy_converge() {
         .connection();
     for (name, mib, cpus) in [("db_lab", 512, 2), ("web_lab", 256, 1)] {
         let state = observed
-            .environment("lab")
+            .placements("lab")
+            .next()
             .unwrap()
             .domain(name)
             .unwrap()

@@ -104,6 +104,7 @@ impl World {
             environments: vec![ObservedEnvironment {
                 name: env.name.clone(),
                 uri: env.libvirt_uri.clone(),
+                uris: vec![env.libvirt_uri.clone()],
                 host: HostFacts {
                     uri: env.libvirt_uri.clone(),
                     arch: "x86_64".into(),
@@ -137,6 +138,7 @@ impl World {
                     .map(|m| (m.vm_name.clone(), MachineFiles::default()))
                     .collect(),
             }],
+            unreachable: Vec::new(),
             images: env
                 .machines
                 .iter()
@@ -1060,6 +1062,7 @@ fn an_images_plan_names_each_asked_for_cache_file_once_even_when_ready() {
             (elsewhere.clone(), state(&elsewhere, false)),
         ]),
         host_images: Vec::new(),
+        unreachable: Vec::new(),
     };
     let asked = vec![
         address("debian12", &ready),

@@ -283,19 +283,24 @@ fn the_plan_shows_snapshots_as_facts_and_never_as_changes() {
     assert_eq!(
         with["snapshots"],
         serde_json::json!([{
-            "address": {"kind": "machine", "environment": "lab", "vm_name": "web", "domain": "web_lab"},
+            "address": {"kind": "machine", "environment": "lab", "vm_name": "web", "domain": "web_lab",
+                        "uri": format!("test://{}", state_file("snapshots.xml").display())},
             "names": ["base", "pre-salt"],
         }])
     );
 
     // The same host without them plans exactly the same changes.
-    let bare = StateLab::on(&without_snapshots(&lab));
+    let bare_file = without_snapshots(&lab);
+    let bare = StateLab::on(&bare_file);
     let without = bare.json(&["plan", "--json"]);
     assert_eq!(without["snapshots"], serde_json::json!([]));
     for field in ["actions", "changes", "summary", "notes"] {
+        // Each step names its host: the two files are two hosts.
         let strip = |plan: &serde_json::Value| {
             serde_json::to_string(&plan[field])
                 .unwrap()
+                .replace(&state_file("snapshots.xml").display().to_string(), "HOST")
+                .replace(&bare_file.display().to_string(), "HOST")
                 .replace(&lab.dir.path().display().to_string(), "LAB")
                 .replace(&bare.dir.path().display().to_string(), "LAB")
         };

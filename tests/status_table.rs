@@ -118,6 +118,7 @@ fn status_json_keeps_every_field_whatever_the_width() {
         "environment",
         "machine",
         "domain",
+        "host",
         "state",
         "vcpus",
         "memory_mib",

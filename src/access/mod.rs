@@ -76,12 +76,29 @@ impl ReachState {
 pub fn gather(lab: &Lab, names: &[String]) -> Result<Vec<MachineReach>, LibvirtError> {
     let mut found = Vec::new();
     for env in &lab.environments {
-        let host = lab.hosts.get(&env.libvirt_uri);
-        let conn = host.connection();
         for machine in &env.machines {
             if !names.is_empty() && !names.contains(&machine.vm_name) {
                 continue;
             }
+            // A machine on a host that could not be opened cannot be
+            // reached: an error when named, left out of a listing.
+            let Some(host) = lab.hosts.find(&machine.libvirt_uri) else {
+                let unreachable = lab.hosts.unreachable(&machine.libvirt_uri);
+                match unreachable {
+                    Some(u) if !names.is_empty() => {
+                        return Err(LibvirtError::Connect {
+                            uri: u.uri.clone(),
+                            message: u.message.clone(),
+                            hint:
+                                "the machine's host is unreachable; the lab's other hosts answered",
+                        })
+                    }
+                    Some(u) => tracing::warn!("{}: {u}", machine.vm_name),
+                    None => {}
+                }
+                continue;
+            };
+            let conn = host.connection();
             let state = match domains::find(&conn, &machine.domain_name)? {
                 None => ReachState::Undeployed,
                 Some(d)

@@ -86,12 +86,13 @@ impl Job for StepJob<'_> {
                 Address::Machine {
                     environment,
                     domain,
+                    uri,
                     ..
                 },
                 Action::Provision { digest, machine },
             ) => {
                 let env = environment_spec(ctx, environment)?;
-                let host = ctx.hosts.get(&env.libvirt_uri);
+                let host = ctx.hosts.get(uri);
                 let output = |line: &str| ctx.provision_reporter.provision_output(self.step, line);
                 crate::provision::run::provision(
                     host,
@@ -111,6 +112,7 @@ impl Job for StepJob<'_> {
                 Address::Machine {
                     environment,
                     vm_name,
+                    uri,
                     ..
                 },
                 Action::RemoveFiles {
@@ -121,7 +123,7 @@ impl Job for StepJob<'_> {
                 },
             ) => {
                 let env = environment_spec(ctx, environment)?;
-                let host = ctx.hosts.get(&env.libvirt_uri);
+                let host = ctx.hosts.get(uri);
                 // The pool's mark names the machine of the address, in its lab.
                 let lab = crate::domain::LabIdentity::of(env.lab_id.as_deref(), dir);
                 let mark = PoolMark::machine(environment, vm_name, &lab, dir);
@@ -134,25 +136,19 @@ impl Job for StepJob<'_> {
                     environment,
                     domain,
                     vm_name,
+                    uri,
                 },
                 Action::StartDomain { watch },
             ) => {
-                let env = environment_spec(ctx, environment)?;
-                let host = ctx.hosts.get(&env.libvirt_uri);
-                let machine = env.machines.iter().find(|m| &m.vm_name == vm_name);
+                let host = ctx.hosts.get(uri);
+                let machine = environment_spec(ctx, environment)
+                    .ok()
+                    .and_then(|env| env.machines.iter().find(|m| &m.vm_name == vm_name));
                 start::start(host, &host.connection(), machine, domain, *watch)
             }
-            (
-                Address::Machine {
-                    environment,
-                    domain,
-                    ..
-                },
-                action,
-            ) => {
-                let env = environment_spec(ctx, environment)?;
-                let host = ctx.hosts.get(&env.libvirt_uri);
-                run_machine_action(host, domain, action, ctx)
+            // The step names its host: an orphan's has no machine spec.
+            (Address::Machine { domain, uri, .. }, action) => {
+                run_machine_action(ctx.hosts.get(uri), domain, action, ctx)
             }
         }
     }

@@ -167,6 +167,38 @@ pub(super) fn progress_verb(action: &Action) -> &'static str {
     }
 }
 
+/// A line per host, for a plan over several.
+fn report_hosts(plan: &Plan, printer: &Printer) {
+    let hosts = plan.hosts();
+    if hosts.len() < 2 {
+        return;
+    }
+    for uri in hosts {
+        let unreachable = plan
+            .unreachable
+            .iter()
+            .filter(|u| u.address.uri() == Some(uri))
+            .count();
+        if unreachable > 0 {
+            printer.out(&format!(
+                "  {uri}: unreachable, {unreachable} machine(s) not planned"
+            ));
+            continue;
+        }
+        let blocks: Vec<_> = plan
+            .blocks
+            .iter()
+            .filter(|b| b.address.uri() == Some(uri))
+            .cloned()
+            .collect();
+        let s = crate::plan::summarize(&blocks);
+        printer.out(&format!(
+            "  {uri}: {} added, {} changed, {} destroyed",
+            s.add, s.change, s.destroy
+        ));
+    }
+}
+
 fn seconds(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
@@ -179,6 +211,7 @@ fn report(plan: &Plan, outcome: &Outcome, printer: &Printer) {
             "Apply complete! Resources: {} added, {} changed, {} destroyed.",
             s.add, s.change, s.destroy
         ));
+        report_hosts(plan, printer);
         return;
     }
     for (node, error) in &outcome.failed {

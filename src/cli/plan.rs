@@ -61,6 +61,7 @@ pub fn run(global: &GlobalArgs, args: &PlanArgs, printer: &Printer) -> Result<Ex
             ));
         }
     }
+    crate::reconcile::OperationError::unless_reachable(&planned.plan)?;
     let changes = !planned.plan.blocks.is_empty();
     Ok(if args.detailed_exitcode && changes {
         ExitCode::from(2)

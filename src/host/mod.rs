@@ -332,37 +332,79 @@ fn find_virtiofsd() -> Option<PathBuf> {
 }
 
 /// The hosts of the selected environments, one per canonical URI: two
-/// spellings of one libvirt share a host (and its `test:` state).
+/// spellings of one libvirt share a host (and its `test:` state). A host
+/// that cannot be opened is kept as [`Unreachable`]: it fails only the
+/// machines placed on it.
 #[derive(Default)]
 pub struct Hosts {
     hosts: Vec<Host>,
     /// Each URI asked for, to its host.
     by_uri: BTreeMap<String, usize>,
+    /// The URIs that could not be opened, in the order asked.
+    unreachable: Vec<Unreachable>,
+}
+
+/// A libvirt URI that could not be opened, and libvirt's reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unreachable {
+    pub uri: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host unreachable: {}: {}", self.uri, self.message)
+    }
 }
 
 impl Hosts {
-    /// Opens each URI's host once.
+    /// Opens each URI's host once, all at once (an unreachable one may
+    /// take `--libvirt-timeout`). Fails only when none opens: then nothing
+    /// can be done, and the first host's error (with its hint) says why.
     pub fn open<'a>(uris: impl IntoIterator<Item = &'a str>) -> Result<Self, LibvirtError> {
-        let mut hosts = Self::default();
+        let mut wanted: Vec<&str> = Vec::new();
         for uri in uris {
-            if hosts.by_uri.contains_key(uri) {
-                continue;
+            if !wanted.contains(&uri) {
+                wanted.push(uri);
             }
-            let host = Host::open(uri)?;
-            let index = match hosts
-                .hosts
-                .iter()
-                .position(|h| h.canonical_uri == host.canonical_uri)
-            {
-                Some(same) => same,
-                None => {
-                    hosts.hosts.push(host);
-                    hosts.hosts.len() - 1
-                }
-            };
-            hosts.by_uri.insert(uri.to_string(), index);
         }
-        Ok(hosts)
+        let opened = crate::parallel::in_parallel(&wanted, wanted.len(), |uri| Host::open(uri));
+        let mut hosts = Self::default();
+        let mut first_error = None;
+        for (uri, host) in wanted.into_iter().zip(opened) {
+            match host {
+                Ok(host) => hosts.add(uri, host),
+                Err(err) => {
+                    hosts.unreachable.push(Unreachable {
+                        uri: uri.to_string(),
+                        message: match &err {
+                            LibvirtError::Connect { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        },
+                    });
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) if hosts.hosts.is_empty() => Err(err),
+            _ => Ok(hosts),
+        }
+    }
+
+    fn add(&mut self, uri: &str, host: Host) {
+        let index = match self
+            .hosts
+            .iter()
+            .position(|h| h.canonical_uri == host.canonical_uri)
+        {
+            Some(same) => same,
+            None => {
+                self.hosts.push(host);
+                self.hosts.len() - 1
+            }
+        };
+        self.by_uri.insert(uri.to_string(), index);
     }
 
     /// The host `machine` runs on.
@@ -371,13 +413,31 @@ impl Hosts {
     }
 
     /// The host of `uri`; panics if it was not opened, which is a bug in
-    /// the caller (every URI of the selected environments is opened).
+    /// the caller (every reachable URI of the selected environments is
+    /// opened; [`Hosts::find`] first where a host may be unreachable).
     pub fn get(&self, uri: &str) -> &Host {
-        let index = self
-            .by_uri
-            .get(uri)
-            .unwrap_or_else(|| panic!("no host for {uri} was opened"));
-        &self.hosts[*index]
+        self.find(uri)
+            .unwrap_or_else(|| panic!("no host for {uri} was opened"))
+    }
+
+    /// The host of `uri`, when it was opened.
+    pub fn find(&self, uri: &str) -> Option<&Host> {
+        self.by_uri.get(uri).map(|index| &self.hosts[*index])
+    }
+
+    /// Why `uri` could not be opened, when it could not.
+    pub fn unreachable(&self, uri: &str) -> Option<&Unreachable> {
+        self.unreachable.iter().find(|u| u.uri == uri)
+    }
+
+    /// Every URI that could not be opened.
+    pub fn all_unreachable(&self) -> &[Unreachable] {
+        &self.unreachable
+    }
+
+    /// The opened hosts, one per canonical URI.
+    pub fn iter(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter()
     }
 }
 

@@ -67,23 +67,24 @@ pub fn plan_notes(input: &crate::plan::CheckInput) -> Vec<String> {
     }
     let mut notes: Vec<String> = Vec::new();
     for env in input.environments {
-        let Some(observed) = input.observed.environment(&env.name) else {
-            continue;
-        };
-        let host = &observed.host;
-        let Some(probe) = host.kvm_probe.as_ref().filter(|_| !auto_uses_kvm(host)) else {
-            continue;
-        };
-        let wants_auto = env.machines.iter().any(|m| {
-            m.domain_type == DomainType::Auto && crate::plan::is_selected(input.selection, m)
-        });
-        let note = format!(
-            "KVM is offered on {} but does not run guests here (probed {}): using TCG for \
+        for observed in input.observed.placements(&env.name) {
+            let host = &observed.host;
+            let Some(probe) = host.kvm_probe.as_ref().filter(|_| !auto_uses_kvm(host)) else {
+                continue;
+            };
+            let wants_auto = env.machines.iter().any(|m| {
+                observed.uris.contains(&m.libvirt_uri)
+                    && m.domain_type == DomainType::Auto
+                    && crate::plan::is_selected(input.selection, m)
+            });
+            let note = format!(
+                "KVM is offered on {} but does not run guests here (probed {}): using TCG for \
              domain_type auto; `lvlab capabilities --probe` probes again",
-            host.uri, probe.probed_at
-        );
-        if host.kvm && wants_auto && !notes.contains(&note) {
-            notes.push(note);
+                host.uri, probe.probed_at
+            );
+            if host.kvm && wants_auto && !notes.contains(&note) {
+                notes.push(note);
+            }
         }
     }
     notes

@@ -95,6 +95,9 @@ pub struct RawMachine {
     /// The machine's name, unique in its environment (machine only).
     #[schemars(with = "Option<schema::Name>")]
     pub vm_name: Option<String>,
+    /// The libvirt host this machine runs on, instead of its environment's
+    /// `libvirt_uri` (machine only: a lab may span several hosts).
+    pub libvirt_uri: Option<String>,
     /// The guest's short hostname (default: `vm_name` up to the first `.`).
     #[schemars(with = "Option<schema::Hostname>")]
     pub hostname: Option<String>,

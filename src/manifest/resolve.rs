@@ -223,15 +223,7 @@ fn resolve_environment(
     let libvirt_uri = env
         .libvirt_uri
         .unwrap_or_else(|| DEFAULT_LIBVIRT_URI.to_string());
-    if !libvirt_uri.contains(':') {
-        r.report(
-            Problem::value(
-                path.key("libvirt_uri"),
-                format!("`{libvirt_uri}` is not a libvirt URI"),
-            )
-            .hint("use e.g. qemu:///system, qemu:///session or qemu+ssh://host/system"),
-        );
-    }
+    check_libvirt_uri(r, &libvirt_uri, &path.key("libvirt_uri"));
     if let Some(id) = &env.lab_id {
         r.check(&path.key("lab_id"), values::check_name(id));
     }
@@ -294,8 +286,28 @@ fn resolve_environment(
     })
 }
 
+/// A `libvirt_uri` (an environment's or a machine's) must at least look
+/// like a URI; libvirt judges the rest when it connects.
+fn check_libvirt_uri(r: &mut Resolver, uri: &str, path: &KeyPath) {
+    if !uri.contains(':') {
+        r.report(
+            Problem::value(path.clone(), format!("`{uri}` is not a libvirt URI"))
+                .hint("use e.g. qemu:///system, qemu:///session or qemu+ssh://host/system"),
+        );
+    }
+}
+
 /// Keys that name one machine make no sense as defaults for all.
 fn check_defaults(r: &mut Resolver, defaults: &RawMachine, path: &KeyPath) {
+    if defaults.libvirt_uri.is_some() {
+        r.report(
+            Problem::key(path.key("libvirt_uri"), "`libvirt_uri` cannot be a default")
+                .label("places machines one by one")
+                .hint(
+                    "set `libvirt_uri` on the environment, or on each machine that runs elsewhere",
+                ),
+        );
+    }
     let per_machine = [
         ("vm_name", defaults.vm_name.is_some()),
         ("hostname", defaults.hostname.is_some()),
@@ -327,6 +339,13 @@ fn resolve_machine(
         return None;
     };
     r.check(&m.machine_path.key("vm_name"), values::check_name(&vm_name))?;
+    let libvirt_uri = match &m.machine.libvirt_uri {
+        Some(uri) => {
+            check_libvirt_uri(r, uri, &m.machine_path.key("libvirt_uri"));
+            uri.as_str()
+        }
+        None => libvirt_uri,
+    };
     // Every key is checked before giving up, so one run reports all of a
     // machine's problems; only values that others need end the machine early.
     let hostname = resolve_hostname(r, m, &vm_name);

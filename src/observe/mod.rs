@@ -25,8 +25,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{Desired, EnvironmentSpec, ImageAddress, ImageSpec, MachineSpec};
-use crate::host::{Host, HostFacts, Hosts, Storage};
+use crate::desired::{
+    libvirt_uris, Desired, EnvironmentSpec, ImageAddress, ImageSpec, MachineSpec,
+};
+use crate::host::{Host, HostFacts, Hosts, Storage, Unreachable};
 use crate::images;
 use crate::libvirt::LibvirtError;
 pub use domains::{ObservedDomain, PowerState};
@@ -38,28 +40,39 @@ pub const RECORDED_FILES: &[&str] = &["domain.xml", "meta-data", "user-data", "n
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Observed {
+    /// Each selected environment on each host it is placed on.
     pub environments: Vec<ObservedEnvironment>,
     /// Every image path a selected machine uses.
     pub images: BTreeMap<PathBuf, ImageState>,
     /// The images pools of the hosts whose machines use one.
     pub host_images: Vec<host_images::HostImages>,
+    /// The hosts that could not be opened: their machines are not
+    /// observed (nor planned).
+    pub unreachable: Vec<Unreachable>,
 }
 
+/// One environment on one host: an environment whose machines are placed
+/// on several hosts has one of these per host.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObservedEnvironment {
     pub name: String,
+    /// The host's canonical URI.
     pub uri: String,
+    /// The spellings of `uri` the manifest places this environment's
+    /// machines with (usually one).
+    pub uris: Vec<String>,
     #[serde(skip)]
     pub host: HostFacts,
-    /// The domains on the environment's connection whose names can be
-    /// lvlab's for one of the selected environments on it, lvlab's or not,
-    /// sorted by name; the host's other domains are never read.
+    /// The domains on the host whose names can be lvlab's for one of the
+    /// selected environments on it, lvlab's or not, sorted by name; the
+    /// host's other domains are never read.
     pub domains: Vec<ObservedDomain>,
     /// What one guest may ask of the host (vCPUs, memory).
     pub limits: capabilities::HostLimits,
-    /// The connection's libvirt networks, by name.
+    /// The host's libvirt networks, by name.
     pub networks: BTreeMap<String, networks::ObservedNetwork>,
-    /// The files of each machine in the manifest, by vm_name.
+    /// The files of each machine the manifest places on this host, by
+    /// vm_name.
     pub machines: BTreeMap<String, MachineFiles>,
 }
 
@@ -127,80 +140,119 @@ impl ObservedEnvironment {
 }
 
 impl Observed {
-    pub fn environment(&self, name: &str) -> Option<&ObservedEnvironment> {
-        self.environments.iter().find(|e| e.name == name)
+    /// What was observed of `machine`'s environment on the host the
+    /// machine is placed on (`None` when that host is unreachable).
+    pub fn of(&self, machine: &MachineSpec) -> Option<&ObservedEnvironment> {
+        self.environments
+            .iter()
+            .find(|e| e.name == machine.environment && e.uris.contains(&machine.libvirt_uri))
     }
 
-    /// A digest of everything a plan depends on: a saved plan made from a
-    /// different fingerprint is stale.
+    /// The environment `name` on each host it was observed on.
+    pub fn placements<'s>(
+        &'s self,
+        name: &'s str,
+    ) -> impl Iterator<Item = &'s ObservedEnvironment> {
+        self.environments.iter().filter(move |e| e.name == name)
+    }
+
+    /// Why `machine`'s host could not be observed, when it could not.
+    pub fn unreachable_host(&self, machine: &MachineSpec) -> Option<&Unreachable> {
+        self.unreachable
+            .iter()
+            .find(|u| u.uri == machine.libvirt_uri)
+    }
+
+    /// A digest of everything a plan depends on, on every host: a saved
+    /// plan made from a different fingerprint is stale.
     pub fn fingerprint(&self) -> String {
         let json = serde_json::to_vec(self).expect("observed state serializes");
         format!("sha256:{:x}", Sha256::digest(json))
     }
 }
 
-/// Observes the given environments through `hosts` (which must hold a
-/// host for each environment's URI).
+/// Observes the given environments on every host their machines are
+/// placed on: each host once, the hosts in parallel. `hosts` holds a host
+/// (or its [`Unreachable`]) for each of [`crate::desired::libvirt_uris`].
 pub fn observe(
     desired: &Desired,
     environments: &[&EnvironmentSpec],
     hosts: &Hosts,
 ) -> Result<Observed, LibvirtError> {
+    let reachable: Vec<&Host> = hosts.iter().collect();
+    let views = crate::parallel::in_parallel(&reachable, reachable.len(), |host| {
+        let on_host = environments.iter().copied().filter(|env| {
+            libvirt_uris([*env])
+                .iter()
+                .any(|uri| is_on(hosts, uri, host))
+        });
+        HostView::read(host, &lab_names(on_host))
+    });
     let mut observed = Observed {
         environments: Vec::new(),
         images: BTreeMap::new(),
         host_images: Vec::new(),
+        unreachable: Vec::new(),
     };
-    // Environments on one libvirt share what it says: ask each URI once.
-    let mut views: BTreeMap<&str, HostView> = BTreeMap::new();
-    for env in environments {
-        let uri = env.libvirt_uri.as_str();
-        let host = hosts.get(uri);
-        if !views.contains_key(uri) {
-            let names = lab_names(
-                environments
-                    .iter()
-                    .copied()
-                    .filter(|e| e.libvirt_uri == uri),
-            );
-            views.insert(uri, HostView::read(host, &names)?);
+    for (host, view) in reachable.iter().zip(views) {
+        let view = view?;
+        for env in environments {
+            let mut uris = libvirt_uris([*env]);
+            uris.retain(|uri| is_on(hosts, uri, host));
+            if uris.is_empty() {
+                continue;
+            }
+            let machines = env
+                .machines
+                .iter()
+                .filter(|m| uris.contains(&m.libvirt_uri))
+                .map(|m| {
+                    (
+                        m.vm_name.clone(),
+                        machine_files(host.storage_for(m).as_ref(), m),
+                    )
+                })
+                .collect();
+            observed.environments.push(ObservedEnvironment {
+                name: env.name.clone(),
+                uri: host.canonical_uri().to_string(),
+                uris,
+                host: view.facts.clone(),
+                limits: view.limits.clone(),
+                domains: view.domains.clone(),
+                networks: view.networks.clone(),
+                machines,
+            });
         }
-        let HostView {
-            facts,
-            limits,
-            domains,
-            networks,
-        } = views[uri].clone();
-        let machines = env
-            .machines
-            .iter()
-            .map(|m| {
-                (
-                    m.vm_name.clone(),
-                    machine_files(host.storage_for(m).as_ref(), m),
-                )
-            })
-            .collect();
+    }
+    for env in environments {
         for machine in &env.machines {
+            if let Some(unreachable) = hosts.unreachable(&machine.libvirt_uri) {
+                if !observed.unreachable.contains(unreachable) {
+                    observed.unreachable.push(unreachable.clone());
+                }
+                continue;
+            }
             // Machines often share an image: read its record once.
             observed
                 .images
                 .entry(machine.image_path.clone())
                 .or_insert_with(|| image_state(&machine.image_path, &desired.images[&machine.os]));
         }
-        observed.environments.push(ObservedEnvironment {
-            name: env.name.clone(),
-            uri: env.libvirt_uri.clone(),
-            host: facts,
-            limits,
-            domains,
-            networks,
-            machines,
-        });
     }
-    let machines = environments.iter().flat_map(|e| &e.machines);
+    let machines = environments
+        .iter()
+        .flat_map(|e| &e.machines)
+        .filter(|m| hosts.unreachable(&m.libvirt_uri).is_none());
     observed.host_images = host_images::read(hosts, machines)?;
     Ok(observed)
+}
+
+/// Whether `uri` was opened as `host`.
+fn is_on(hosts: &Hosts, uri: &str, host: &Host) -> bool {
+    hosts
+        .find(uri)
+        .is_some_and(|h| h.canonical_uri() == host.canonical_uri())
 }
 
 /// The domain names `environments` can use: their names for a manifest's,
@@ -221,7 +273,6 @@ fn lab_names<'e>(environments: impl Iterator<Item = &'e EnvironmentSpec>) -> dom
 
 /// What one libvirt connection reports, for the selected environments on
 /// it.
-#[derive(Clone)]
 struct HostView {
     facts: HostFacts,
     limits: capabilities::HostLimits,
@@ -261,6 +312,7 @@ pub fn images(desired: &Desired, addresses: &[ImageAddress]) -> Observed {
         environments: Vec::new(),
         images,
         host_images: Vec::new(),
+        unreachable: Vec::new(),
     }
 }
 

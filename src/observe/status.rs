@@ -11,6 +11,8 @@ use crate::host::Hosts;
 #[derive(Debug, Serialize)]
 pub struct MachineStatus {
     pub environment: String,
+    /// The libvirt URI the machine is placed on.
+    pub host: String,
     pub machine: String,
     pub domain: String,
     pub state: String,
@@ -42,14 +44,34 @@ pub fn machines(
 ) -> Vec<MachineStatus> {
     let mut rows = Vec::new();
     for env in environments {
-        let Some(seen) = observed.environment(&env.name) else {
-            continue;
-        };
         for machine in &env.machines {
-            rows.push(machine_status(env, seen, observed, hosts, machine));
+            rows.push(match observed.of(machine) {
+                Some(seen) => machine_status(env, seen, observed, hosts, machine),
+                None => unreachable(machine),
+            });
         }
     }
     rows
+}
+
+/// A machine whose host could not be opened: only the manifest's facts.
+fn unreachable(machine: &MachineSpec) -> MachineStatus {
+    MachineStatus {
+        environment: machine.environment.clone(),
+        host: machine.libvirt_uri.clone(),
+        machine: machine.vm_name.clone(),
+        domain: machine.domain_name.clone(),
+        state: "unreachable".into(),
+        vcpus: None,
+        memory_mib: None,
+        addresses: Vec::new(),
+        ssh: None,
+        ssh_proxy_command: None,
+        uptime_seconds: None,
+        image: machine.os.clone(),
+        image_cached: false,
+        mount_tags: Vec::new(),
+    }
 }
 
 fn machine_status(
@@ -73,6 +95,7 @@ fn machine_status(
     let ssh = running.then(|| host.ssh_endpoint(machine, files)).flatten();
     MachineStatus {
         environment: env.name.clone(),
+        host: machine.libvirt_uri.clone(),
         machine: machine.vm_name.clone(),
         domain: machine.domain_name.clone(),
         state: state(env, seen, machine),

@@ -12,7 +12,7 @@ use super::checks::{Feasible, Problems};
 use super::provision::Provisioning;
 use super::{
     Action, Address, Block, Change, MachineSnapshots, Plan, PlannedMachine, Reason, Selection,
-    StartWatch, Step, Summary, Target,
+    StartWatch, Step, Summary, Target, UnreachableMachine,
 };
 use crate::cloudinit;
 use crate::desired::{Desired, EnvironmentSpec, ImageSpec, MachineSpec};
@@ -61,21 +61,27 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         image_ready: BTreeMap::new(),
         uploads: BTreeMap::new(),
         image_blocks: Vec::new(),
+        made: BTreeMap::new(),
         snapshots: Vec::new(),
+        unreachable: Vec::new(),
     };
     for env in input.environments {
-        let observed = input
-            .observed
-            .environment(&env.name)
-            .ok_or_else(|| PlanError::NotObserved(env.name.clone()))?;
         for machine in &env.machines {
-            if planner.selected(machine) {
-                planner.machine(env, observed, machine)?;
-                planner.snapshots(observed, machine);
+            if !planner.selected(machine) {
+                continue;
+            }
+            match input.observed.of(machine) {
+                Some(observed) => {
+                    planner.machine(env, observed, machine)?;
+                    planner.snapshots(observed, machine);
+                }
+                None => planner.unreachable(machine)?,
             }
         }
         if input.selection.machines.is_empty() && !input.selection.images_only {
-            planner.orphans(env, observed);
+            for observed in input.observed.placements(&env.name) {
+                planner.orphans(env, observed);
+            }
         }
     }
     for image in &input.selection.images {
@@ -87,6 +93,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         blocks,
         notes,
         snapshots,
+        unreachable,
         ..
     } = planner;
     image_blocks.extend(blocks);
@@ -98,6 +105,7 @@ pub fn build(input: &PlanInput) -> Result<Plan, PlanError> {
         summary,
         notes,
         snapshots,
+        unreachable,
     })
 }
 
@@ -113,7 +121,11 @@ struct Planner<'a> {
     /// usable on that host (`None`: it is there already).
     uploads: BTreeMap<(String, PathBuf), Option<NodeIndex>>,
     image_blocks: Vec<Block>,
+    /// The first steps of each machine made by this plan, by (environment,
+    /// vm_name): a moved machine's old domain goes before they run.
+    made: BTreeMap<(String, String), Vec<NodeIndex>>,
     snapshots: Vec<MachineSnapshots>,
+    unreachable: Vec<UnreachableMachine>,
 }
 
 impl<'a> Planner<'a> {
@@ -162,6 +174,20 @@ impl<'a> Planner<'a> {
                 self.existing(&address, machine, domain, files, adopted)
             }
         }
+        Ok(())
+    }
+
+    /// A machine whose host could not be opened: listed, nothing planned.
+    fn unreachable(&mut self, machine: &MachineSpec) -> Result<(), PlanError> {
+        let host = self
+            .input
+            .observed
+            .unreachable_host(machine)
+            .ok_or_else(|| PlanError::NotObserved(machine.environment.clone()))?;
+        self.unreachable.push(UnreachableMachine {
+            address: machine_address(machine),
+            message: host.message.clone(),
+        });
         Ok(())
     }
 
@@ -336,15 +362,21 @@ impl<'a> Planner<'a> {
     /// Power off (if active), undefine, `remove` (an
     /// [`Action::RemoveFiles`]); returns the last node.
     fn destroy(&mut self, address: &Address, domain: &ObservedDomain, remove: Action) -> NodeIndex {
+        let undefine = self.unmake(address, domain);
+        let remove = self.add(address, remove);
+        self.chain(Some(undefine), remove);
+        remove
+    }
+
+    /// Power off (if active) and undefine; returns the undefine.
+    fn unmake(&mut self, address: &Address, domain: &ObservedDomain) -> NodeIndex {
         let mut previous = None;
         if domain.state.is_active() {
             previous = Some(self.add(address, Action::PowerOffDomain));
         }
         let undefine = self.add(address, Action::UndefineDomain);
         self.chain(previous, undefine);
-        let remove = self.add(address, remove);
-        self.chain(Some(undefine), remove);
-        remove
+        undefine
     }
 
     /// Disks, seed and definition, then a start for target running. Each
@@ -402,11 +434,13 @@ impl<'a> Planner<'a> {
         );
         self.graph.add_edge(seed, define, ());
         roots.push(seed);
-        for root in roots {
+        for root in &roots {
             for before in after {
-                self.graph.add_edge(*before, root, ());
+                self.graph.add_edge(*before, *root, ());
             }
         }
+        let key = (machine.environment.clone(), machine.vm_name.clone());
+        self.made.insert(key, roots);
         if self.input.target == Target::Running {
             let start = self.add(address, start_action(&rendered));
             self.graph.add_edge(define, start, ());
@@ -517,13 +551,14 @@ impl<'a> Planner<'a> {
         node
     }
 
-    /// This lab's domains of this environment that the manifest no longer
-    /// names; another lab's with the same environment name are only listed.
+    /// This lab's domains of this environment on `observed`'s host that
+    /// the manifest no longer places there (a machine no longer named, or
+    /// placed on another host now); another lab's with the same environment
+    /// name are only listed.
     fn orphans(&mut self, env: &EnvironmentSpec, observed: &ObservedEnvironment) {
-        let named: Vec<&str> = env.machines.iter().map(|m| m.vm_name.as_str()).collect();
         for domain in &observed.domains {
             let Some(mark) = &domain.mark else { continue };
-            if mark.environment != env.name || named.contains(&mark.vm_name.as_str()) {
+            if mark.environment != env.name || observed.machines.contains_key(&mark.vm_name) {
                 continue;
             }
             if !env.owns(mark) {
@@ -534,21 +569,49 @@ impl<'a> Planner<'a> {
                 ));
                 continue;
             }
+            let placed = env.machines.iter().find(|m| m.vm_name == mark.vm_name);
             if !self.input.selection.prune {
-                self.notes.push(format!(
-                    "{} is lvlab's but {} is no longer in the manifest; --prune destroys it",
-                    domain.name, mark.vm_name
-                ));
+                self.notes.push(match placed {
+                    Some(machine) => format!(
+                        "{} on {} is lvlab's but machine {} is now placed on {}; --prune destroys it",
+                        domain.name, observed.uri, mark.vm_name, machine.libvirt_uri
+                    ),
+                    None => format!(
+                        "{} is lvlab's but {} is no longer in the manifest; --prune destroys it",
+                        domain.name, mark.vm_name
+                    ),
+                });
                 continue;
             }
             let address = Address::Machine {
                 environment: env.name.clone(),
                 vm_name: mark.vm_name.clone(),
                 domain: domain.name.clone(),
+                uri: observed.uris[0].clone(),
             };
-            let remove = Action::remove_files_in(std::path::Path::new(&mark.vm_dir));
-            self.destroy(&address, domain, remove);
-            self.block(address, Change::Destroy, vec![Reason::NotInManifest]);
+            let reason = match placed {
+                // Its files are the placed machine's now: only the domain
+                // goes, before the machine is made on its new host.
+                Some(machine) => {
+                    let undefine = self.unmake(&address, domain);
+                    let key = (env.name.clone(), machine.vm_name.clone());
+                    for root in self.made.get(&key).cloned().unwrap_or_default() {
+                        self.graph.add_edge(undefine, root, ());
+                    }
+                    Reason::PlacedElsewhere {
+                        uri: machine.libvirt_uri.clone(),
+                    }
+                }
+                None => {
+                    self.destroy(
+                        &address,
+                        domain,
+                        Action::remove_files_in(Path::new(&mark.vm_dir)),
+                    );
+                    Reason::NotInManifest
+                }
+            };
+            self.block(address, Change::Destroy, vec![reason]);
         }
     }
 
@@ -651,6 +714,7 @@ fn machine_address(machine: &MachineSpec) -> Address {
         environment: machine.environment.clone(),
         vm_name: machine.vm_name.clone(),
         domain: machine.domain_name.clone(),
+        uri: machine.libvirt_uri.clone(),
     }
 }
 

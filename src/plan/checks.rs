@@ -175,15 +175,16 @@ pub fn check(input: &CheckInput) -> Result<Feasible, PlanError> {
     check_selection(input)?;
     let mut checks = Checks::default();
     for env in input.environments {
-        let observed = input
-            .observed
-            .environment(&env.name)
-            .ok_or_else(|| PlanError::NotObserved(env.name.clone()))?;
         let selected = env
             .machines
             .iter()
             .filter(|m| is_selected(input.selection, m));
         for machine in selected {
+            // A machine on an unreachable host is not planned: the plan
+            // says so, and nothing is checked.
+            let Some(observed) = input.observed.of(machine) else {
+                continue;
+            };
             checks.owner(input, env, observed, machine);
             checks.machine(input, observed, machine);
         }
@@ -540,18 +541,17 @@ fn memory_notes(input: &CheckInput) -> Vec<String> {
     }
     let mut by_host: BTreeMap<&str, (u64, Option<u64>)> = BTreeMap::new();
     for env in input.environments {
-        let Some(observed) = input.observed.environment(&env.name) else {
-            continue;
-        };
-        let host = by_host
-            .entry(observed.uri.as_str())
-            .or_insert((0, observed.limits.memory_kib.map(|kib| kib / 1024)));
-        host.0 += env
-            .machines
-            .iter()
-            .filter(|m| is_selected(input.selection, m))
-            .map(|m| m.memory_mib)
-            .sum::<u64>();
+        for machine in env.machines.iter() {
+            let Some(observed) = input.observed.of(machine) else {
+                continue;
+            };
+            let host = by_host
+                .entry(observed.uri.as_str())
+                .or_insert((0, observed.limits.memory_kib.map(|kib| kib / 1024)));
+            if is_selected(input.selection, machine) {
+                host.0 += machine.memory_mib;
+            }
+        }
     }
     by_host
         .into_iter()

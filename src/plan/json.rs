@@ -16,7 +16,18 @@ struct PlanDocument<'a> {
     changes: Vec<ChangeDocument<'a>>,
     notes: &'a [String],
     snapshots: &'a [MachineSnapshots],
+    /// Machines not planned because their host could not be opened.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    unreachable: Vec<UnreachableDocument<'a>>,
     summary: Summary,
+}
+
+#[derive(Serialize)]
+struct UnreachableDocument<'a> {
+    address: String,
+    resource: &'a Address,
+    message: &'a str,
+    diagnostic: String,
 }
 
 #[derive(Serialize)]
@@ -72,6 +83,16 @@ pub fn to_json(plan: &Plan) -> serde_json::Value {
         changes: plan.blocks.iter().map(change_document).collect(),
         notes: &plan.notes,
         snapshots: &plan.snapshots,
+        unreachable: plan
+            .unreachable
+            .iter()
+            .map(|u| UnreachableDocument {
+                address: u.address.to_string(),
+                resource: &u.address,
+                message: &u.message,
+                diagnostic: u.reason(),
+            })
+            .collect(),
         summary: plan.summary,
     };
     serde_json::to_value(document).expect("a plan serializes")

@@ -88,7 +88,21 @@ pub enum Address {
         environment: String,
         vm_name: String,
         domain: String,
+        /// The libvirt URI of the host the machine is on: every step on
+        /// the machine goes there.
+        uri: String,
     },
+}
+
+impl Address {
+    /// The libvirt URI the address is on: a machine's host, or the host
+    /// an image is uploaded to (`None` for the image cache, lvlab's own).
+    pub fn uri(&self) -> Option<&str> {
+        match self {
+            Address::Image { .. } => None,
+            Address::Machine { uri, .. } | Address::HostImage { uri, .. } => Some(uri),
+        }
+    }
 }
 
 impl std::fmt::Display for Address {
@@ -356,6 +370,11 @@ pub enum Reason {
     Running,
     TargetAbsent,
     NotInManifest,
+    /// The machine is in the manifest, placed on another host now: its
+    /// domain on this one is an orphan.
+    PlacedElsewhere {
+        uri: String,
+    },
     /// Another lab's domain taken over with `--adopt`.
     Adopted {
         owner: String,
@@ -433,6 +452,28 @@ pub struct Plan {
     /// The snapshots of the selected machines: observed facts, never a
     /// change.
     pub snapshots: Vec<MachineSnapshots>,
+    /// The selected machines whose host could not be opened: nothing is
+    /// planned for them, and the run fails once the others are done.
+    pub unreachable: Vec<UnreachableMachine>,
+}
+
+/// A machine not planned because its host could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreachableMachine {
+    pub address: Address,
+    /// libvirt's reason.
+    pub message: String,
+}
+
+impl UnreachableMachine {
+    /// "host unreachable: <uri>: <libvirt's message>".
+    pub fn reason(&self) -> String {
+        format!(
+            "host unreachable: {}: {}",
+            self.address.uri().unwrap_or_default(),
+            self.message
+        )
+    }
 }
 
 /// A machine's snapshots by name, oldest first.
@@ -449,5 +490,19 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.graph.node_count() == 0
+    }
+
+    /// The libvirt URIs the plan's machines are on, each once, in the
+    /// order they first appear (steps, then unreachable machines).
+    pub fn hosts(&self) -> Vec<&str> {
+        let mut uris: Vec<&str> = Vec::new();
+        let addresses = self.blocks.iter().map(|b| &b.address);
+        let unreachable = self.unreachable.iter().map(|u| &u.address);
+        for uri in addresses.chain(unreachable).filter_map(Address::uri) {
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
+        uris
     }
 }

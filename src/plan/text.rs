@@ -2,7 +2,7 @@
 //! terraform's symbols, reasons, unified diffs of changed rendered files
 //! (secrets redacted), and the summary line.
 
-use super::{Action, Address, Block, Change, MachineSnapshots, Plan, Reason};
+use super::{Action, Address, Block, Change, MachineSnapshots, Plan, Reason, UnreachableMachine};
 use crate::domain::{ChangeKind, FieldChange, SEED_FIELD};
 
 const RESET: &str = "\x1b[0m";
@@ -16,11 +16,32 @@ fn color(change: Change) -> &'static str {
 }
 
 /// The whole plan; `manifest` names the file in the "no changes" line.
+/// A plan over several hosts shows the images first, then a heading per
+/// host with its machines.
 pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
     let mut out = String::new();
-    for block in &plan.blocks {
+    let hosts = plan.hosts();
+    let grouped = hosts.len() > 1;
+    for block in plan.blocks.iter().filter(|b| b.address.uri().is_none()) {
         render_block(&mut out, plan, block, colored);
         out.push('\n');
+    }
+    for uri in hosts {
+        if grouped {
+            out.push_str(&format!("Host {uri}:\n\n"));
+        }
+        for block in plan.blocks.iter().filter(|b| b.address.uri() == Some(uri)) {
+            render_block(&mut out, plan, block, colored);
+            out.push('\n');
+        }
+        for machine in plan
+            .unreachable
+            .iter()
+            .filter(|u| u.address.uri() == Some(uri))
+        {
+            render_unreachable(&mut out, machine, colored);
+            out.push('\n');
+        }
     }
     for note in &plan.notes {
         out.push_str(&format!("Note: {note}\n"));
@@ -31,8 +52,17 @@ pub fn render_text(plan: &Plan, manifest: &str, colored: bool) -> String {
     if !plan.notes.is_empty() || !plan.snapshots.is_empty() {
         out.push('\n');
     }
-    if plan.blocks.is_empty() {
+    if !plan.unreachable.is_empty() {
+        let count = plan.unreachable.len();
+        let noun = if count == 1 { "machine" } else { "machines" };
+        out.push_str(&format!(
+            "{count} {noun} not planned: their host is unreachable.\n"
+        ));
+    }
+    if plan.blocks.is_empty() && plan.unreachable.is_empty() {
         out.push_str(&format!("No changes. The lab matches {manifest}.\n"));
+    } else if plan.blocks.is_empty() {
+        out.push_str("No changes on the reachable hosts.\n");
     } else {
         let s = plan.summary;
         out.push_str(&format!(
@@ -73,6 +103,18 @@ fn render_block(out: &mut String, plan: &Plan, block: &Block, colored: bool) {
     for (name, old, new) in &block.diffs {
         render_diff(out, name, old, new, colored);
     }
+}
+
+/// A machine whose host could not be opened: nothing planned, and why.
+fn render_unreachable(out: &mut String, machine: &UnreachableMachine, colored: bool) {
+    let symbol = if colored {
+        format!("\x1b[31m!{RESET}")
+    } else {
+        "!".to_string()
+    };
+    out.push_str(&format!("  # {} is not planned\n", machine.address));
+    out.push_str(&format!("{symbol} {}\n", machine.address));
+    out.push_str(&format!("      # (because {})\n", machine.reason()));
 }
 
 fn header(plan: &Plan, block: &Block) -> String {
@@ -163,6 +205,13 @@ fn reason_lines(reason: &Reason, address: &Address) -> Vec<String> {
         Reason::Running => vec!["it is running".into()],
         Reason::TargetAbsent => vec!["the target is absent".into()],
         Reason::NotInManifest => vec![format!("{domain} is not in the manifest")],
+        Reason::PlacedElsewhere { uri } => {
+            let vm_name = match address {
+                Address::Machine { vm_name, .. } => vm_name.as_str(),
+                Address::Image { key, .. } | Address::HostImage { key, .. } => key.as_str(),
+            };
+            vec![format!("machine {vm_name} is now placed on {uri}")]
+        }
         Reason::Adopted { owner } => vec![format!(
             "--adopt takes {domain} over from another lab ({owner}); the define rewrites its mark"
         )],

@@ -21,7 +21,7 @@ use crate::images::Reporter;
 use crate::libvirt::LibvirtError;
 use crate::observe::ssh_wait::{self, NotReachable, WaitReporter};
 use crate::plan::saved::{SavedPlan, SavedPlanError};
-use crate::plan::{Plan, Selection, Step, Target};
+use crate::plan::{Plan, Selection, Step, Target, UnreachableMachine};
 use crate::provision::ProvisionReporter;
 
 /// How often a long step is reported as still running (terraform's 10 s).
@@ -91,6 +91,31 @@ pub enum OperationError {
     /// `--wait` gave up on some machines.
     #[error(transparent)]
     Wait(#[from] NotReachable),
+    /// Machines on hosts that could not be opened were not planned; the
+    /// others' plan was carried out.
+    #[error("{}", unreachable_text(.0))]
+    Unreachable(Vec<UnreachableMachine>),
+}
+
+/// "web was not planned: host unreachable: <uri>: <message>", a line each.
+fn unreachable_text(machines: &[UnreachableMachine]) -> String {
+    machines
+        .iter()
+        .map(|m| format!("{} was not planned: {}", m.address, m.reason()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl OperationError {
+    /// The unreachable machines of `plan` as an error, once the reachable
+    /// ones are done; `Ok` when every host answered.
+    pub fn unless_reachable(plan: &Plan) -> Result<(), OperationError> {
+        if plan.unreachable.is_empty() {
+            Ok(())
+        } else {
+            Err(OperationError::Unreachable(plan.unreachable.clone()))
+        }
+    }
 }
 
 /// How an operation ended, short of an error.
@@ -156,6 +181,7 @@ impl<'a> Operation<'a> {
         ui.show_plan(&planned.plan);
         if planned.plan.is_empty() {
             self.wait_if_asked(lab, ui)?;
+            OperationError::unless_reachable(&planned.plan)?;
             return Ok(Ended::NothingToDo);
         }
         if let Some(confirm) = &self.confirm {
@@ -179,6 +205,7 @@ impl<'a> Operation<'a> {
         ui.applied(&planned.plan, &outcome);
         if outcome.succeeded() {
             self.wait_if_asked(lab, ui)?;
+            OperationError::unless_reachable(&planned.plan)?;
         }
         Ok(Ended::Applied(outcome))
     }
@@ -194,8 +221,8 @@ impl<'a> Operation<'a> {
             .environments
             .iter()
             .flat_map(|env| &env.machines)
-            .map(|machine| (lab.hosts.of(machine), machine))
-            .filter(|(_, m)| named.is_empty() || named.contains(&m.vm_name))
+            .filter(|m| named.is_empty() || named.contains(&m.vm_name))
+            .filter_map(|machine| Some((lab.hosts.find(&machine.libvirt_uri)?, machine)))
             .collect();
         ssh_wait::wait_for_ssh(&machines, timeout, &WaitToUi(ui)).map_err(OperationError::Wait)
     }

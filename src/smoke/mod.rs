@@ -252,8 +252,12 @@ fn millis(elapsed: Duration) -> f64 {
 /// offered and no answer for this kernel and QEMU is kept.
 fn host_detail(lab: &Lab) -> Result<String, String> {
     use crate::kvm_probe;
-    let uri = &lab.environments[0].libvirt_uri;
-    let host = lab.hosts.get(uri);
+    let host = lab
+        .hosts
+        .iter()
+        .next()
+        .ok_or("the lab has no reachable host")?;
+    let uri = host.uri();
     let caps = crate::observe::capabilities::read(&host.connection()).map_err(|e| e.to_string())?;
     if caps.driver.eq_ignore_ascii_case("test") {
         return Err(format!(

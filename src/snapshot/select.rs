@@ -146,8 +146,8 @@ fn deployed<'a>(
     let mut found = Vec::new();
     let mut problems = Vec::new();
     for env in environments {
-        let seen = observed.environment(&env.name);
         for machine in &env.machines {
+            let seen = observed.of(machine);
             let is_named = named.contains(&machine.vm_name);
             if !named.is_empty() && !is_named {
                 continue;
@@ -216,6 +216,7 @@ fn step(
             environment: env.name.clone(),
             vm_name: machine.vm_name.clone(),
             domain: domain.name.clone(),
+            uri: machine.libvirt_uri.clone(),
         },
         uri: machine.libvirt_uri.clone(),
         domain: domain.name.clone(),

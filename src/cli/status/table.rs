@@ -66,13 +66,21 @@ pub(super) fn render(rows: &[MachineStatus], options: &TableOptions) -> String {
     out
 }
 
+/// Whether the rows differ in what `field` says.
+fn several(rows: &[MachineStatus], field: impl Fn(&MachineStatus) -> &str) -> bool {
+    rows.iter()
+        .any(|r| rows.first().is_some_and(|f| field(f) != field(r)))
+}
+
 /// Machine, state, address, uptime; the environment first when the rows
-/// come from several.
+/// come from several, and the host when they are on several.
 fn fitting_columns(rows: &[MachineStatus]) -> (Vec<&'static str>, Vec<Vec<Cell>>) {
-    let several = rows
-        .iter()
-        .any(|r| rows.first().is_some_and(|f| f.environment != r.environment));
+    let several_hosts = several(rows, |r| &r.host);
+    let several = several(rows, |r| &r.environment);
     let mut header = vec!["MACHINE", "STATE", "ADDRESS", "UPTIME"];
+    if several_hosts {
+        header.insert(0, "HOST");
+    }
     if several {
         header.insert(0, "ENVIRONMENT");
     }
@@ -89,6 +97,9 @@ fn fitting_columns(rows: &[MachineStatus]) -> (Vec<&'static str>, Vec<Vec<Cell>>
                 Cell::from(address.unwrap_or_else(dash)),
                 Cell::from(uptime(r)),
             ];
+            if several_hosts {
+                row.insert(0, Cell::from(r.host.clone()));
+            }
             if several {
                 row.insert(0, Cell::from(r.environment.clone()));
             }
@@ -98,9 +109,10 @@ fn fitting_columns(rows: &[MachineStatus]) -> (Vec<&'static str>, Vec<Vec<Cell>>
     (header, cells)
 }
 
-/// Every column status knows.
+/// Every column status knows (the host when the rows are on several).
 fn wide_columns(rows: &[MachineStatus]) -> (Vec<&'static str>, Vec<Vec<Cell>>) {
     let with_shares = rows.iter().any(|r| !r.mount_tags.is_empty());
+    let several_hosts = several(rows, |r| &r.host);
     let mut header = vec![
         "ENVIRONMENT",
         "MACHINE",
@@ -115,6 +127,9 @@ fn wide_columns(rows: &[MachineStatus]) -> (Vec<&'static str>, Vec<Vec<Cell>>) {
     ];
     if with_shares {
         header.push("SHARES");
+    }
+    if several_hosts {
+        header.insert(1, "HOST");
     }
     let cells = rows
         .iter()
@@ -139,6 +154,9 @@ fn wide_columns(rows: &[MachineStatus]) -> (Vec<&'static str>, Vec<Vec<Cell>>) {
             if with_shares {
                 row.push(Cell::from(list(&r.mount_tags)));
             }
+            if several_hosts {
+                row.insert(1, Cell::from(r.host.clone()));
+            }
             row
         })
         .collect();
@@ -151,7 +169,7 @@ fn state_cell(state: &str) -> Cell {
     } else {
         match state {
             "running" => Some(Tone::Green),
-            "crashed" => Some(Tone::Red),
+            "crashed" | "unreachable" => Some(Tone::Red),
             "undeployed" => None,
             _ => Some(Tone::Yellow),
         }
