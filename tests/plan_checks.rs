@@ -324,6 +324,12 @@ fn prepare_example(name: &str, source: &Path, dir: &Path) -> Example {
             user_key(&home);
             stock
         }
+        "two-hosts" => {
+            // `--connect` puts both hosts' machines on the test host; db
+            // keeps its pool storage (decided by its own remote URI).
+            user_key(&home);
+            stock
+        }
         other => panic!("examples/{other}: say here what it needs before it plans"),
     }
 }
