@@ -46,10 +46,7 @@ impl RemoteLab {
             std::process::id(),
             COUNT.fetch_add(1, Ordering::SeqCst)
         );
-        let pool_base = Path::new("/var/lib/libvirt/lvlab-tests").join(&unique);
-        std::fs::create_dir_all(&pool_base).unwrap();
-        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-        std::fs::set_permissions(&pool_base, mode).unwrap();
+        let pool_base = remote_host::system_readable_dir(&unique);
         let lab = Self {
             dir: tempfile::tempdir().unwrap(),
             env: unique,

@@ -19,7 +19,6 @@ mod run;
 #[path = "support/tiny_image.rs"]
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -31,7 +30,6 @@ use lvlab::libvirt::Connection;
 use virt::storage_pool::StoragePool;
 
 const SYSTEM: &str = "qemu:///system";
-const TESTS_DIR: &str = "/var/lib/libvirt/lvlab-tests";
 
 struct SystemLab {
     dir: PathBuf,
@@ -42,11 +40,7 @@ impl SystemLab {
     /// An empty lab directory with the tiny image cached.
     fn new(name: &str) -> Self {
         let env = format!("{name}{}", std::process::id());
-        let dir = Path::new(TESTS_DIR).join(&env);
-        for d in [Path::new(TESTS_DIR), &dir] {
-            std::fs::create_dir_all(d).unwrap();
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let dir = remote_host::system_readable_dir(&env);
         support::tiny_image(&dir.join("cache/cloud-images/tiny.qcow2"), "16M");
         Self { dir, env }
     }

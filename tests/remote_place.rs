@@ -17,7 +17,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -26,11 +26,8 @@ use lvlab::host::{Host, Route};
 use lvlab::observe::ssh::probe_route;
 use remote_host::RemoteHost;
 
-/// Where the system daemon's QEMU (user libvirt-qemu) can read a lab's
-/// files: a tempdir is 0700.
-const SYSTEM_READABLE: &str = "/var/lib/libvirt/lvlab-tests";
-
-/// A lab on the remote URI, its files under [`SYSTEM_READABLE`]; on drop
+/// A lab on the remote URI, its files under
+/// [`remote_host::SYSTEM_READABLE`]; on drop
 /// (a failed test too) its domains are destroyed and its directory
 /// removed, before the sshd stops.
 struct RemoteLab {
@@ -41,13 +38,8 @@ struct RemoteLab {
 
 impl RemoteLab {
     fn new(name: &str) -> Self {
-        use std::os::unix::fs::PermissionsExt;
         let env = format!("{name}{}", std::process::id());
-        let dir = Path::new(SYSTEM_READABLE).join(&env);
-        std::fs::create_dir_all(&dir).unwrap();
-        for open in [Path::new(SYSTEM_READABLE), &dir] {
-            std::fs::set_permissions(open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let dir = remote_host::system_readable_dir(&env);
         Self {
             dir,
             env,

@@ -147,3 +147,19 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// Where tests keep files a `qemu:///system` domain or pool uses: QEMU
+/// runs there as `libvirt-qemu`, which cannot enter a 0700 tempdir.
+pub const SYSTEM_READABLE: &str = "/var/lib/libvirt/lvlab-tests";
+
+/// `SYSTEM_READABLE/<name>`, made (with its parent) mode 0755; the caller
+/// removes it.
+pub fn system_readable_dir(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(SYSTEM_READABLE).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for open in [Path::new(SYSTEM_READABLE), &dir] {
+        std::fs::set_permissions(open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
