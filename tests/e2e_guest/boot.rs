@@ -13,7 +13,7 @@ use crate::image;
 use crate::lab::{ssh, text, virsh, Guest, Lab, GUESTS, USER};
 use crate::run;
 
-fn ssh_timeout() -> Duration {
+pub fn ssh_timeout() -> Duration {
     let secs = std::env::var("LVLAB_E2E_SSH_TIMEOUT")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -26,8 +26,14 @@
 //! `--reprovision`. Then an ACPI `down` (no `--force`) and a `destroy
 //! --force` that leaves nothing behind; last, one at a time on the same
 //! image, `lvlab smoke` (a guest of its own), which must pass every step,
-//! and a one-off machine made by `createvm --wait`, logged into and
-//! removed by `deletevm`.
+//! a one-off machine made by `createvm --wait`, logged into and
+//! removed by `deletevm`, and one guest on a "remote" host (this machine's
+//! `qemu:///system` through `qemu+ssh://` to an sshd the test starts on
+//! loopback): the image uploaded once to the host's images pool, its disks
+//! and seed volumes of its own pool attached by path, its root an overlay
+//! of the upload, `up --wait`, `lvlab ssh` and `status` reaching it through
+//! the URI's `ProxyCommand`, the sshd's log showing the logins, and
+//! `destroy --force` and `images clean --force` leaving nothing of it.
 //!
 //! Ignored by the fast `cargo test`; `scripts/e2e.sh` builds (or finds) the
 //! image and runs it:
@@ -38,10 +44,11 @@
 //! ```
 //!
 //! Knobs: `LVLAB_E2E_SSH_TIMEOUT` (seconds `up --wait` waits for the
-//! guests' SSH, default 600); `LVLAB_E2E_BREAK=mac|userdata` breaks guest
-//! `beta`'s seed on purpose (a network-config matching a MAC the guest does
-//! not have, or a user-data that is not `#cloud-config`) to show the
-//! failure messages.
+//! guests' SSH, default 600); `LVLAB_E2E_ONLY=remote` runs `init` and the
+//! remote guest alone (some 90 s instead of the whole tier);
+//! `LVLAB_E2E_BREAK=mac|userdata` breaks guest `beta`'s seed on purpose (a
+//! network-config matching a MAC the guest does not have, or a user-data
+//! that is not `#cloud-config`) to show the failure messages.
 //!
 //! Every check says what it expected and what it found; all checks run and
 //! fail together at the end. Each guest's serial console is kept in
@@ -54,7 +61,9 @@
 //! `cloud_init.rs`, `identity.rs`, `network.rs`, `disks.rs`, `devices.rs`,
 //! `access.rs` (ssh, ssh-config, passwd), `snapshots.rs` (inside each
 //! guest, through `guest.rs`; the last two run checks kept in
-//! `tests/support/`) and `lifecycle.rs` (down and destroy); `lab.rs` makes the lab, `checks.rs` keeps the tally and
+//! `tests/support/`), `lifecycle.rs` (down and destroy), `smoke.rs`,
+//! `oneoff.rs` and `remote.rs` (a guest each, one at a time after the
+//! lab's); `lab.rs` makes the lab, `checks.rs` keeps the tally and
 //! `figures.rs` prints the timings.
 
 #[allow(dead_code)]
@@ -63,6 +72,8 @@ mod gpg;
 #[allow(dead_code)]
 #[path = "../support/http.rs"]
 mod http;
+#[path = "../support/lab_manifest.rs"]
+mod lab_manifest;
 #[path = "../support/lvlab_run.rs"]
 mod run;
 // Checks other test files compile too; run here on real guests.
@@ -70,6 +81,8 @@ mod run;
 mod passwd_checks;
 #[path = "../support/provision_checks.rs"]
 mod provision_checks;
+#[path = "../support/remote_host.rs"]
+mod remote_host;
 #[path = "../support/smoke_checks.rs"]
 mod smoke_checks;
 #[path = "../support/snapshot_checks.rs"]
@@ -91,6 +104,7 @@ mod lab;
 mod lifecycle;
 mod network;
 mod oneoff;
+mod remote;
 mod smoke;
 mod snapshots;
 
@@ -116,6 +130,10 @@ fn two_real_guests_come_up_with_their_seed_applied() {
 
     // The image through the real pipeline: download, checksum, signature.
     let init = image::init(&mut checks, &lab);
+    if std::env::var("LVLAB_E2E_ONLY").as_deref() == Ok("remote") {
+        remote::check(&mut checks, &lab);
+        return checks.finish_expecting(&lab, remote::CHECKS);
+    }
 
     let mut up = boot::up(&lab);
     image::check_reused(&mut checks, &lab);
@@ -137,6 +155,7 @@ fn two_real_guests_come_up_with_their_seed_applied() {
     // Its own guest, after the lab's are gone: not two boots at once.
     smoke::check(&mut checks, &lab);
     oneoff::check(&mut checks, &lab, &image);
+    remote::check(&mut checks, &lab);
 
     let figures = Figures {
         init,
