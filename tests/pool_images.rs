@@ -24,10 +24,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lab_manifest::LabManifest;
-use remote_host::RemoteHost;
+use remote_host::{system_virsh, RemoteHost};
 use serde_json::Value;
-
-const SYSTEM: &str = "qemu:///system";
 
 /// A lab on the remote host: its directory, its environment name (unique
 /// on the system libvirtd), its pool base; removes its domains and pools
@@ -136,10 +134,10 @@ impl RemoteLab {
     /// The name of the libvirt pool at [`RemoteLab::images_dir`].
     fn images_pool(&self) -> String {
         let path = format!("<path>{}</path>", self.images_dir().display());
-        virsh(&["pool-list", "--all", "--name"])
+        system_virsh(&["pool-list", "--all", "--name"])
             .lines()
             .map(str::trim)
-            .find(|p| !p.is_empty() && virsh(&["pool-dumpxml", p]).contains(&path))
+            .find(|p| !p.is_empty() && system_virsh(&["pool-dumpxml", p]).contains(&path))
             .expect("the images pool is defined")
             .to_string()
     }
@@ -147,24 +145,7 @@ impl RemoteLab {
 
 impl Drop for RemoteLab {
     fn drop(&mut self) {
-        for name in virsh(&["list", "--all", "--name"]).lines() {
-            if name.ends_with(&format!("_{}", self.env)) {
-                virsh(&["destroy", name]);
-                virsh(&["undefine", name]);
-            }
-        }
-        for pool in virsh(&["pool-list", "--all", "--name"]).lines() {
-            let pool = pool.trim();
-            if pool.is_empty() {
-                continue;
-            }
-            let xml = virsh(&["pool-dumpxml", pool]);
-            if xml.contains(&format!("<path>{}", self.pool_base.display())) {
-                virsh(&["pool-destroy", pool]);
-                virsh(&["pool-undefine", pool]);
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.pool_base);
+        remote_host::remove_system_leftovers(&self.env, &self.pool_base);
     }
 }
 
@@ -178,15 +159,6 @@ fn assert_valid(name: &str, value: &Value) {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:#?}\n{value:#}");
-}
-
-fn virsh(args: &[&str]) -> String {
-    let out = Command::new("virsh")
-        .args(["-c", SYSTEM, "-q"])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The plan's actions of kind `action`.
@@ -279,7 +251,7 @@ fn an_image_is_uploaded_once_per_host_and_again_when_its_copy_is_incomplete() {
         .unwrap()
         .set_len(half)
         .unwrap();
-    virsh(&["pool-refresh", &lab.images_pool()]);
+    system_virsh(&["pool-refresh", &lab.images_pool()]);
     // Only the pool changed: the plan saved before is stale.
     let stale = lab.lvlab(&["apply", saved, "--auto-approve"]);
     let stderr = String::from_utf8_lossy(&stale.stderr);
@@ -395,8 +367,8 @@ fn a_pool_without_lvlabs_mark_at_the_images_directory_is_refused() {
         ),
     )
     .unwrap();
-    virsh(&["pool-define", xml.to_str().unwrap()]);
-    virsh(&["pool-start", &name]);
+    system_virsh(&["pool-define", xml.to_str().unwrap()]);
+    system_virsh(&["pool-start", &name]);
     let tiny = [("tiny", "tiny.qcow2")];
     lab.manifest(&remote.uri("system"), &[("a", "tiny")], &tiny);
 

@@ -50,8 +50,11 @@ impl RemoteLab {
     /// The tiny lab on the remote system URI: TCG, 128 MiB, no console
     /// password.
     fn manifest(&self) -> LabManifest {
-        LabManifest::tiny(&self.env, &self.remote.uri("system"), &self.dir)
-            .defaults(|d| d.tcg(128).no_password())
+        LabManifest::tiny(&self.env, &self.remote.uri("system"), &self.dir).defaults(|d| {
+            d.tcg(128)
+                .no_password()
+                .set("pool_basedir", self.dir.join("pools").display())
+        })
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -80,7 +83,7 @@ impl RemoteLab {
 impl Drop for RemoteLab {
     fn drop(&mut self) {
         let _ = self.run(&["destroy", "--force"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remote_host::remove_system_leftovers(&self.env, &self.dir);
     }
 }
 
@@ -181,7 +184,8 @@ fn the_ssh_wait_probes_a_remote_hosts_loopback_through_the_host() {
     assert!(matches!(route, Route::ProxyCommand(_)), "{route:?}");
     let before = remote.logins();
 
-    let banner = probe_route(banner_server(), &route, Duration::from_secs(10)).unwrap();
+    // Generous: an SSH login on a loaded 2-core machine can take seconds.
+    let banner = probe_route(banner_server(), &route, Duration::from_secs(30)).unwrap();
     assert_eq!(banner, "SSH-2.0-test");
     assert!(remote.logins() > before, "{}", remote.log());
 

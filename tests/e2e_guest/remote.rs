@@ -10,13 +10,13 @@
 //! --force` leave nothing of it on the host.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use crate::checks::Checks;
 use crate::lab::{text, Lab, DOMAIN, USER};
 use crate::lab_manifest::LabManifest;
-use crate::remote_host::RemoteHost;
+use crate::remote_host::{system_virsh, RemoteHost};
 use crate::{boot, run};
 
 const VM: &str = "far";
@@ -386,16 +386,4 @@ fn text_at(xml: &str, [outer, inner]: &[&str; 2]) -> Option<PathBuf> {
         .find(|n| n.has_tag_name(*inner))?
         .text()?;
     Some(PathBuf::from(text))
-}
-
-/// `virsh` on this machine's system daemon, directly (the checks look at
-/// what lvlab did through the sshd, not through it), stdout only.
-fn system_virsh(args: &[&str]) -> String {
-    let out = Command::new("virsh")
-        .args(["-c", SYSTEM, "-q"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("virsh (libvirt-clients) is installed by scripts/setup.sh");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -163,3 +163,40 @@ pub fn system_readable_dir(name: &str) -> PathBuf {
     }
     dir
 }
+
+/// What `virsh -c qemu:///system -q ARGS` prints (the system daemon the
+/// remote-host tests reach over SSH), whatever its exit status.
+pub fn system_virsh(args: &[&str]) -> String {
+    let out = Command::new("virsh")
+        .args(["-c", "qemu:///system", "-q"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("virsh (libvirt-clients) is installed by scripts/setup.sh");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes from the system daemon what a failed test may have left: the
+/// domains of environment `env`, and the pools whose directory is `dir`
+/// or below it; then `dir` itself.
+pub fn remove_system_leftovers(env: &str, dir: &Path) {
+    for name in system_virsh(&["list", "--all", "--name"]).lines() {
+        if name.trim().ends_with(&format!("_{env}")) {
+            system_virsh(&["destroy", name.trim()]);
+            system_virsh(&["undefine", name.trim()]);
+        }
+    }
+    for pool in system_virsh(&["pool-list", "--all", "--name"]).lines() {
+        let pool = pool.trim();
+        let xml = system_virsh(&["pool-dumpxml", pool]);
+        let target = xml
+            .split_once("<path>")
+            .and_then(|(_, rest)| rest.split_once("</path>"))
+            .map(|(path, _)| PathBuf::from(path));
+        if !pool.is_empty() && target.is_some_and(|t| t.starts_with(dir)) {
+            system_virsh(&["pool-destroy", pool]);
+            system_virsh(&["pool-undefine", pool]);
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
