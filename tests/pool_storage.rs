@@ -303,10 +303,29 @@ fn a_remote_hosts_volumes_are_made_uploaded_and_removed_through_libvirt() {
     assert!(pools::download(&conn, &iso, seed.len() as u64).unwrap() == seed);
     assert!(mark.accepts(&pools::read_mark(&conn, &pool).unwrap()));
 
+    // A second machine of the environment keeps the environment's
+    // directory until it goes too.
+    let db_dir = lab.dir.join("volumes/lab/db");
+    let db_mark = PoolMark::machine("lab", "db", &LabIdentity::LabId("ci".into()), &db_dir);
+    let db = host.storage(StorageKind::Pool, db_mark);
+    db.create_blank(&db_dir.join("disk0.qcow2"), 8 << 20)
+        .unwrap();
+
     let left = volumes.remove_volumes(&dir, &names).unwrap();
     assert!(left.is_empty(), "{left:?}");
     assert!(pools::pool_of_dir(&conn, &dir).is_none(), "the pool went");
     assert!(!dir.exists(), "and its directory");
+    assert!(lab.dir.join("volumes/lab").exists(), "db is still there");
+    let left = db.remove_volumes(&db_dir, &["disk0.qcow2".into()]).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        !lab.dir.join("volumes/lab").exists(),
+        "the environment's directory, emptied by its last machine"
+    );
+    assert!(
+        lab.dir.join("volumes").exists(),
+        "but not the base directory"
+    );
     assert!(
         remote.logins() > 0,
         "not through the test sshd:\n{}",

@@ -179,6 +179,12 @@ impl Storage for PoolVolumes<'_> {
             }
         }
         let left = pools::remove_if_empty(&conn, pool, dir, &self.mark)?;
+        if left.is_empty() {
+            // `<pool_basedir>/<environment>`, emptied by its last machine.
+            if let Some(parent) = dir.parent() {
+                pools::remove_dir_if_empty(&conn, parent);
+            }
+        }
         Ok(left.into_iter().map(|name| dir.join(name)).collect())
     }
 }

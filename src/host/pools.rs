@@ -348,6 +348,25 @@ pub fn remove_if_empty(
     Ok(Vec::new())
 }
 
+/// Removes the host's directory `dir` when it is empty, and nothing else:
+/// libvirt has no call for a directory, but deleting a stopped `dir` pool
+/// is an `rmdir` of its target, which leaves a directory holding anything.
+/// So a pool is defined over `dir` for the moment and undefined again. A
+/// directory some pool already has is left alone.
+pub fn remove_dir_if_empty(conn: &Connection, dir: &Path) {
+    if lookup_by_dir(conn, dir).is_some() {
+        return;
+    }
+    let name = pool_name("rmdir", dir);
+    let Ok(pool) = conn.raw().define_storage_pool_xml(&pool_xml(&name, dir), 0) else {
+        return;
+    };
+    if let Err(err) = pool.delete(0) {
+        tracing::debug!("kept directory {}: {}", dir.display(), err.message());
+    }
+    let _ = pool.undefine();
+}
+
 /// Writes `bytes` into the volume through an upload stream.
 pub fn upload(conn: &Connection, volume: &StorageVol, bytes: &[u8]) -> Result<(), PoolError> {
     let mut rest = bytes;
