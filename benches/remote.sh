@@ -10,7 +10,8 @@
 #     REMOTE_ROUNDS rounds;
 #   - `plan` of 50 defined (stopped) machines spread over two hosts, 25 on
 #     qemu:///session and 25 on the remote URI, against the same 50 on
-#     qemu:///session alone.
+#     qemu:///session alone; the same through a shared SSH connection
+#     (ControlPersist), and what one SSH login through the sshd costs.
 #
 # Usage: benches/remote.sh
 #   LVLAB_BIN=PATH  time this lvlab instead of a release build
@@ -95,6 +96,12 @@ remove_pools() {
     done
 }
 
+# Ends the shared SSH connection of the plan part, if it runs.
+mux_exit() {
+    [ -n "${port:-}" ] || return 0
+    ssh -o ControlPath="$work/mux-%C" -O exit -p "$port" root@127.0.0.1 >/dev/null 2>&1 || true
+}
+
 cleanup() {
     local lab
     set +e
@@ -107,6 +114,7 @@ cleanup() {
         remove_domains qemu:///system
     fi
     remove_pools
+    mux_exit
     [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
     rm -rf "$work" "$scratch"
 }
@@ -276,10 +284,40 @@ plan_ms() { # $1 manifest: median of $runs plans (after one untimed)
     for i in $(seq "$runs"); do timed "$1" plan --target stopped; done | median
 }
 
+# The same two-host lab through a shared SSH connection (what
+# `ControlMaster auto` with `ControlPersist` in ~/.ssh/config gives a user):
+# libvirt runs the URI's `command` instead of `ssh`, here ssh with those
+# options. Each lvlab still opens a session through it, but logs in once.
+mux_lab=$work/two-mux.yml
+printf '#!/bin/sh\nexec ssh -o ControlMaster=auto -o ControlPath=%s/mux-%%C -o ControlPersist=60 "$@"\n' \
+    "$work" >"$work/ssh-mux"
+chmod +x "$work/ssh-mux"
+sed "s|no_verify=1\"|no_verify=1\&command=$work/ssh-mux\"|" "$two_lab" >"$mux_lab"
+
+# Milliseconds of an SSH login through the bench's sshd running `true`,
+# median of $runs: what each lvlab run pays to reach the remote host.
+login_ms() { # $1 ssh, or the shared connection's wrapper
+    local i start
+    for i in $(seq "$runs"); do
+        start=$(now_ms)
+        "$1" -p "$port" -i "$key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+            -o LogLevel=ERROR root@127.0.0.1 true
+        echo $(($(now_ms) - start))
+    done | median
+}
+
 lvlab "$one_lab" apply --auto-approve --target stopped >/dev/null
 lvlab "$two_lab" apply --auto-approve --target stopped >/dev/null
 one=$(plan_ms "$one_lab")
 two=$(plan_ms "$two_lab")
+shared=$(plan_ms "$mux_lab")
+login=$(login_ms ssh)
+shared_login=$(login_ms "$work/ssh-mux")
+mux_exit
 row remote.plan50.one_host "$one" ms "median of $runs, plan of 50 stopped machines on qemu:///session"
 row remote.plan50.two_hosts "$two" ms "median of $runs, plan of 50 stopped machines, 25 on qemu:///session and 25 on qemu+ssh://127.0.0.1 (pool storage)"
 row remote.plan50.two_hosts_vs_one "$(ratio "$two" "$one")" x "what spreading the 50 over a second, remote host costs a plan"
+row remote.plan50.two_hosts_shared_ssh "$shared" ms "median of $runs, the same two-host plan through a shared SSH connection (ControlPersist)"
+row remote.plan50.two_hosts_shared_ssh_vs_one "$(ratio "$shared" "$one")" x "that against the one-host plan"
+row remote.ssh.login "$login" ms "median of $runs, ssh root@127.0.0.1 true through the bench's sshd: what any lvlab run on the remote URI pays first"
+row remote.ssh.shared "$shared_login" ms "median of $runs, the same through the shared connection"
