@@ -51,9 +51,7 @@ fi
 # (its pools), so it is under /var/lib/libvirt where libvirt's QEMU user
 # reaches; the image (big) is under /var/tmp.
 work=/var/lib/libvirt/lvlab-bench-$tag
-scratch=$(mktemp -d /var/tmp/lvlab-remote-bench.XXXXXX)
-mkdir -p "$work"
-chmod 755 "$work"
+scratch=
 labs=()     # manifests whose machines the cleanup destroys
 envs=()     # their environment names: domains left with them are removed
 sshd_pid=
@@ -116,10 +114,13 @@ cleanup() {
     remove_pools
     mux_exit
     [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null
-    rm -rf "$work" "$scratch"
+    rm -rf "$work" ${scratch:+"$scratch"}
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+scratch=$(mktemp -d /var/tmp/lvlab-remote-bench.XXXXXX)
+mkdir -p "$work"
+chmod 755 "$work"
 
 # The sshd: its own host key, a client key that logs in as root.
 mkdir -p "$work/sshd" /run/sshd
