@@ -4,8 +4,9 @@
 # Exits non-zero when a row fails or a figure is missing.
 #
 #   benches/check.sh           every row, release builds (cargo bench, then
-#                              benches/images.sh [SIZE], default 2G, and
-#                              benches/scale.sh: minutes)
+#                              benches/images.sh [SIZE], default 2G,
+#                              benches/scale.sh and, as root,
+#                              benches/remote.sh: minutes)
 #   benches/check.sh --quick   the quick rows, for CI (scripts/test.sh): the
 #                              benches in their short form, built in the test
 #                              profile `cargo test` has just built (a release
@@ -41,6 +42,8 @@ scale.plan50.crowded_vs_empty   <  1.2   x     quick
 scale.up10_vs_up1               <  3     x     full
 scale.destroy10_vs_destroy1     <  1.3   x     full
 scale.plan1000.deployed         <  500   ms    full
+remote.upload.lvlab_vs_scp      >  0.8   x     full
+remote.plan50.two_hosts_vs_one  <  2     x     full
 EOF
 }
 
@@ -59,6 +62,7 @@ else
     for name in seed reconcile; do bench "$name" || exit 1; done | tee "$out"
     bash benches/images.sh "$@" | tee -a "$out"
     bash benches/scale.sh | tee -a "$out"
+    bash benches/remote.sh | tee -a "$out"
 fi
 
 [ -s "$out" ] || { echo "benches/check.sh: the benches printed no figure" >&2; exit 1; }

@@ -219,6 +219,37 @@ fn a_pool_lab_keeps_each_machines_volumes_in_its_marked_pool_and_destroy_leaves_
 }
 
 #[test]
+fn a_machines_stopped_pool_reads_as_holding_nothing_and_apply_starts_it_again() {
+    // The plan refreshes a machine's pool without asking first whether it
+    // runs (one round trip fewer per machine on a remote host): a stopped
+    // one refuses the refresh and lists nothing: the machine lost its boot
+    // disk, so it must be replaced, and the replacement starts the pool.
+    let lab = SystemLab::new("stopped");
+    lab.manifest()
+        .machine("web", |m| m.no_interfaces().set("disk_strategy", "backing"))
+        .write(&lab.dir);
+    lab.ok(&["apply", "--auto-approve", "--target", "stopped"]);
+    let conn = Connection::open(SYSTEM).unwrap();
+    let pool = pools::find_dir_pool(&conn, &lab.vm_dir("web")).expect("the machine's pool");
+    pool.destroy().unwrap();
+
+    let plan = lab.ok(&["plan", "--target", "stopped"]);
+    assert!(plan.contains("must be replaced"), "{plan}");
+    lab.ok(&[
+        "apply",
+        "--auto-approve",
+        "--target",
+        "stopped",
+        "--replace",
+        "web",
+    ]);
+    assert!(pool.is_active().unwrap(), "apply started the pool again");
+    let after = lab.run(&["plan", "--target", "stopped", "--detailed-exitcode"]);
+    let (stdout, stderr) = run::texts(&after);
+    assert_eq!(after.status.code(), Some(0), "{stdout}\n{stderr}");
+}
+
+#[test]
 fn a_pool_under_lvlabs_name_without_its_mark_is_refused_and_left_alone() {
     let lab = SystemLab::new("planted");
     lab.manifest()

@@ -6,6 +6,7 @@
 //! `scripts/test.sh`; `scripts/soak.sh` asks cargo for 10000 cases per
 //! property unless `PROPTEST_CASES` says otherwise. What they start (setup,
 //! cargo, the tiers) is a stand-in that reports what it was given.
+//! `benches/check.sh`'s remote targets are rows `benches/remote.sh` prints.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -166,4 +167,29 @@ fn test_sh_runs_the_tiers_one_after_the_other_unless_skipped() {
         out.contains("real-guest tier skipped (LVLAB_SKIP_E2E=1)"),
         "{out}"
     );
+}
+
+#[test]
+fn every_remote_target_of_check_sh_is_a_row_remote_sh_prints() {
+    let read = |script: &str| {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(script)).unwrap()
+    };
+    let (check, remote) = (read("benches/check.sh"), read("benches/remote.sh"));
+    assert!(check.contains("bash benches/remote.sh | tee -a"), "{check}");
+    let keys: Vec<&str> = check
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|key| key.starts_with("remote."))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        2,
+        "the upload and two-host plan goals: {keys:?}"
+    );
+    for key in keys {
+        assert!(
+            remote.contains(&format!("row {key} ")),
+            "remote.sh prints no {key}"
+        );
+    }
 }

@@ -259,13 +259,13 @@ pub fn ensure_dir_pool(
 /// The pool whose target is `dir`, if libvirt has one; refreshed when
 /// active, so its volume list is what the directory holds now. A refresh
 /// refused while a volume is being made (another lvlab applying) leaves
-/// the list as libvirt knows it: every volume lvlab made is in it.
+/// the list as libvirt knows it: every volume lvlab made is in it. A
+/// stopped pool refuses the refresh too: asking first whether it is
+/// active would be one more round trip per machine on a remote host.
 pub fn pool_of_dir(conn: &Connection, dir: &Path) -> Option<StoragePool> {
     let pool = lookup_by_dir(conn, dir)?;
-    if pool.is_active().unwrap_or(false) {
-        if let Err(err) = refresh(conn, &pool) {
-            tracing::debug!("{err}");
-        }
+    if let Err(err) = refresh(conn, &pool) {
+        tracing::debug!("{err}");
     }
     Some(pool)
 }
