@@ -45,6 +45,10 @@ PACKAGES=(
 REMOTE_PACKAGES=(
     openssh-server
 )
+# benches/remote.sh reads apply's JSON lines with jq.
+BENCH_PACKAGES=(
+    jq
+)
 # The completion and man page tests load the scripts in a real zsh and render
 # the pages with man; the package tier's cargo-deb computes the .deb's
 # dependencies with dpkg-shlibdeps.
@@ -104,7 +108,7 @@ ensure_packages() {
     ensure_backports_source
     local missing_bpo missing
     missing_bpo=$(missing_packages "${BACKPORTS_PACKAGES[@]}")
-    missing=$(missing_packages "${PACKAGES[@]}" "${PACKAGE_TOOLS[@]}" "${E2E_PACKAGES[@]}" "${REMOTE_PACKAGES[@]}")
+    missing=$(missing_packages "${PACKAGES[@]}" "${PACKAGE_TOOLS[@]}" "${E2E_PACKAGES[@]}" "${REMOTE_PACKAGES[@]}" "${BENCH_PACKAGES[@]}")
     if [ -z "$missing_bpo" ] && [ -z "$missing" ]; then
         say "Debian packages: all present"
         return
