@@ -26,7 +26,12 @@ fn a_plan_spans_the_local_session_and_a_remote_host() {
     LabManifest::tiny(&env, "qemu:///session", dir.path())
         .defaults(|d| d.tcg(128).user_network().no_password())
         .machine("here", |m| m)
-        .machine("there", |m| m.set("libvirt_uri", format!("'{remote_uri}'")))
+        .machine("there", |m| {
+            // Its own images pool directory: what another test left in the
+            // default one cannot change this plan.
+            m.set("libvirt_uri", format!("'{remote_uri}'"))
+                .set("pool_basedir", dir.path().join("pools").display())
+        })
         .write(dir.path());
 
     let out = run::lvlab(dir.path()).arg("plan").output().unwrap();
@@ -51,7 +56,10 @@ fn a_plan_spans_the_local_session_and_a_remote_host() {
     assert!(local_part.contains(&format!("+ {env}.here")), "{stdout}");
     assert!(!local_part.contains(&format!("{env}.there")), "{stdout}");
     assert!(far_part.contains(&format!("+ {env}.there")), "{stdout}");
-    assert!(stdout.contains("Plan: 2 to add"), "{stdout}");
+    // The remote machine's image goes to that host's images pool first.
+    assert!(far_part.contains("+ image.tiny@qemu+ssh://"), "{stdout}");
+    assert!(!local_part.contains("image.tiny@"), "{stdout}");
+    assert!(stdout.contains("Plan: 3 to add"), "{stdout}");
     assert!(
         remote.logins() > 0,
         "the remote host was not reached through the test sshd:\n{}",
