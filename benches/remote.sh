@@ -56,12 +56,8 @@ labs=()     # manifests whose machines the cleanup destroys
 envs=()     # their environment names: domains left with them are removed
 sshd_pid=
 
-lvlab() { # $1 manifest, then lvlab's arguments
-    local manifest=$1
-    shift
-    env LVLAB_NO_HOST_CONFIG=1 LVLAB_STATE_DIR="$work/state" NO_COLOR=1 \
-        "$LVLAB_BIN" -q -f "$manifest" "$@"
-}
+# shellcheck source=benches/support/lib.sh
+. benches/support/lib.sh
 
 # Domains of the bench's environments left on a host (a destroy that
 # failed): undefined, never left behind. Their names end in `_<env>`.
@@ -154,10 +150,6 @@ key=$work/sshd/client_key
 remote_uri="qemu+ssh://root@127.0.0.1:$port/system?keyfile=$key&no_verify=1"
 logins() { grep -c 'Accepted publickey for root' "$work/sshd/sshd.log" || true; }
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-row() { printf '%s = %s %s  %s\n' "$@"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 mib_per_s() { awk -v bytes="$1" -v ms="$2" 'BEGIN { printf "%.1f", bytes / 1048576 / (ms / 1000) }'; } # $1 bytes, $2 ms
 
 # One environment of `count` machines named `m<i>` on `uri`, all booting
@@ -278,17 +270,6 @@ two_lab=$work/two.yml
 } >"$two_lab"
 labs+=("$one_lab" "$two_lab")
 
-timed() { # milliseconds `lvlab MANIFEST ARGS...` takes
-    local start
-    start=$(now_ms)
-    lvlab "$@" >/dev/null
-    echo $(($(now_ms) - start))
-}
-plan_ms() { # $1 manifest: median of $runs plans (after one untimed)
-    local i
-    lvlab "$1" plan --target stopped >/dev/null
-    for i in $(seq "$runs"); do timed "$1" plan --target stopped; done | median
-}
 
 # The same two-host lab through a shared SSH connection (what
 # `ControlMaster auto` with `ControlPersist` in ~/.ssh/config gives a user):

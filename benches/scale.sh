@@ -56,12 +56,8 @@ tag=$$
 labs=()        # manifests whose machines the cleanup destroys
 defined=()     # the unrelated domains the cleanup undefines
 
-lvlab() { # $1 manifest, then lvlab's arguments
-    local manifest=$1
-    shift
-    env LVLAB_NO_HOST_CONFIG=1 LVLAB_STATE_DIR="$work/state" NO_COLOR=1 \
-        "$LVLAB_BIN" -q -f "$manifest" "$@"
-}
+# shellcheck source=benches/support/lib.sh
+. benches/support/lib.sh
 
 undefine_unrelated() {
     [ "${#defined[@]}" -gt 0 ] || return 0
@@ -130,27 +126,6 @@ define_unrelated() { # $1 how many
         { echo "benches/scale.sh: could not define $1 domains on $uri" >&2; exit 1; }
 }
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-# Milliseconds `lvlab MANIFEST ARGS...` takes.
-timed() {
-    local start
-    start=$(now_ms)
-    lvlab "$@" >/dev/null
-    echo $(($(now_ms) - start))
-}
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
-# Median of $runs plans of the stopped lab (after one untimed plan).
-plan_ms() { # $1 manifest
-    local i
-    lvlab "$1" plan --target stopped >/dev/null
-    for i in $(seq "$runs"); do timed "$1" plan --target stopped; done | median
-}
-
-row() { printf '%s = %s %s  %s\n' "$@"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 # `plan` of $small defined (stopped) machines, without and with the
 # unrelated domains on the host.
