@@ -191,8 +191,14 @@ fn clean(
         clean_dir(dir, force, printer)?;
     }
     let unused = unused_host_images(desired, domain_files.as_ref(), printer);
+    // Each remote host opened once (an SSH login), only to remove.
+    let hosts = if force && !unused.is_empty() {
+        crate::host::Hosts::open(unused.iter().map(|i| i.uri.as_str()))?
+    } else {
+        crate::host::Hosts::default()
+    };
     for image in &unused {
-        clean_host_image(image, force, printer)?;
+        clean_host_image(image, &hosts, force, printer)?;
     }
     let files = plan.files() + unused.len();
     let size = plan.bytes() + unused.iter().map(|i| i.size).sum::<u64>();
@@ -236,7 +242,12 @@ fn unused_host_images(
         .collect()
 }
 
-fn clean_host_image(image: &HostImage, force: bool, printer: &Printer) -> Result<(), CliError> {
+fn clean_host_image(
+    image: &HostImage,
+    hosts: &crate::host::Hosts,
+    force: bool,
+    printer: &Printer,
+) -> Result<(), CliError> {
     let host = crate::plan::host_label(&image.uri);
     let path = image.path.display();
     let why = "no machine on that host boots it";
@@ -244,7 +255,7 @@ fn clean_host_image(image: &HostImage, force: bool, printer: &Printer) -> Result
         printer.out(&format!("would remove {host} {path} ({why})"));
         return Ok(());
     }
-    on_hosts::remove(image).map_err(CliError::Other)?;
+    on_hosts::remove(hosts, image).map_err(CliError::Other)?;
     printer.out(&format!("removed {host} {path} ({why})"));
     Ok(())
 }

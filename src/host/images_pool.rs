@@ -36,20 +36,11 @@ pub fn images_pool_dir(machine: &MachineSpec) -> PathBuf {
     }
 }
 
-/// The name of a cached image's volume: its file name in the cache.
-pub fn image_volume_name(image: &Path) -> String {
-    image
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Where the cached `image` (a file in `machine`'s image cache) lives on
 /// `machine`'s host once uploaded (on this machine: the file itself): the
 /// backing file of the overlays made from it there.
 pub fn image_volume_path(machine: &MachineSpec, image: &Path) -> PathBuf {
-    images_pool_dir(machine).join(image_volume_name(image))
+    images_pool_dir(machine).join(pools::volume_name(image))
 }
 
 /// lvlab's images pool at `dir`, when there is one and it is active.
@@ -131,7 +122,7 @@ pub fn upload(
         let _one = ENSURING.lock().unwrap_or_else(|e| e.into_inner());
         pools::ensure_dir_pool(conn, dir, IMAGES_LABEL, &PoolMark::Images)?
     };
-    let name = image_volume_name(image);
+    let name = pools::volume_name(image);
     if let Ok(old) = pool.lookup_storage_vol_by_name(&name) {
         old.delete(0)
             .map_err(|e| conn.error("delete an incomplete image volume", e))?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 
-use super::pools::{self, PoolError, PoolMark, MARK_VOLUME};
+use super::pools::{self, volume_name, PoolError, PoolMark, VolumeXml, MARK_VOLUME};
 use super::{Host, Storage};
 use crate::libvirt::Connection;
 use crate::storage::{self, FromImage, StorageError};
@@ -102,17 +102,11 @@ impl Storage for PoolVolumes<'_> {
                     &conn,
                     format!("read the path of {}", image.display()),
                 ))?;
-                let xml = volume_xml(
-                    &name,
-                    capacity,
-                    "qcow2",
-                    DISK_MODE,
-                    Some((&backing, format)),
-                );
+                let xml = disk_xml(&name, capacity, Some((&backing, format)));
                 self.create(&conn, path, &xml, None)?;
             }
             FromImage::Copy => {
-                let xml = volume_xml(&name, capacity, "qcow2", DISK_MODE, None);
+                let xml = disk_xml(&name, capacity, None);
                 let volume = self.create(&conn, path, &xml, Some(&source))?;
                 grow(&conn, &volume, path, capacity)?;
             }
@@ -122,20 +116,22 @@ impl Storage for PoolVolumes<'_> {
 
     fn create_blank(&self, path: &Path, size: u64) -> Result<(), StorageError> {
         let conn = self.host.connection();
-        let xml = volume_xml(&volume_name(path), size, "qcow2", DISK_MODE, None);
+        let xml = disk_xml(&volume_name(path), size, None);
         self.create(&conn, path, &xml, None)?;
         Ok(())
     }
 
     fn write_volume(&self, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         let conn = self.host.connection();
-        let xml = volume_xml(
-            &volume_name(path),
-            bytes.len() as u64,
-            "raw",
-            SEED_MODE,
-            None,
-        );
+        let xml = VolumeXml {
+            name: &volume_name(path),
+            capacity: bytes.len() as u64,
+            allocation: None,
+            format: "raw",
+            mode: SEED_MODE,
+            backing: None,
+        }
+        .render();
         let volume = self.create(&conn, path, &xml, None)?;
         if let Err(err) = pools::upload(&conn, &volume, bytes) {
             // Half a seed is no seed: the next plan makes it again.
@@ -199,7 +195,7 @@ pub fn image_on_host(
     image: &Path,
 ) -> Result<StorageVol, PoolError> {
     let pool = pools::ensure_dir_pool(conn, images_dir, pools::IMAGES_LABEL, &PoolMark::Images)?;
-    pool.lookup_storage_vol_by_name(&super::images_pool::image_volume_name(image))
+    pool.lookup_storage_vol_by_name(&volume_name(image))
         .map_err(PoolError::call(
             conn,
             format!("find image volume {}", image.display()),
@@ -229,33 +225,15 @@ fn grow(
     Ok(())
 }
 
-fn volume_name(path: &Path) -> String {
-    path.file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn volume_xml(
-    name: &str,
-    capacity: u64,
-    format: &str,
-    mode: &str,
-    backing: Option<(&str, &str)>,
-) -> String {
-    let text = crate::escape::xml_text;
-    let backing = backing
-        .map(|(path, format)| {
-            format!(
-                "<backingStore><path>{}</path><format type='{format}'/></backingStore>",
-                text(path)
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<volume><name>{}</name><capacity unit='bytes'>{capacity}</capacity>\
-         <target><format type='{format}'/><permissions><mode>{mode}</mode></permissions>\
-         </target>{backing}</volume>",
-        text(name)
-    )
+/// A qcow2 disk volume, an overlay of `backing` (path, format) when given.
+fn disk_xml(name: &str, capacity: u64, backing: Option<(&str, &str)>) -> String {
+    VolumeXml {
+        name,
+        capacity,
+        allocation: None,
+        format: "qcow2",
+        mode: DISK_MODE,
+        backing,
+    }
+    .render()
 }

@@ -395,20 +395,73 @@ pub fn carries_mark(conn: &Connection, pool: &StoragePool, mark: &PoolMark) -> b
     read_mark(conn, pool).is_some_and(|found| mark.accepts(&found))
 }
 
-/// A raw volume of exactly `size` bytes named `name` in `pool`.
+/// A raw volume of exactly `size` bytes named `name` in `pool`, nothing
+/// allocated until it is written.
 pub fn create_raw_volume(
     conn: &Connection,
     pool: &StoragePool,
     name: &str,
     size: u64,
 ) -> Result<StorageVol, LibvirtError> {
-    let xml = format!(
-        "<volume><name>{}</name><capacity unit='bytes'>{size}</capacity>\
-         <allocation unit='bytes'>0</allocation><target><format type='raw'/>\
-         <permissions><mode>0644</mode></permissions></target></volume>",
-        crate::escape::xml_text(name)
-    );
+    let xml = VolumeXml {
+        name,
+        capacity: size,
+        allocation: Some(0),
+        format: "raw",
+        mode: "0644",
+        backing: None,
+    }
+    .render();
     StorageVol::create_xml(pool, &xml, 0).map_err(|e| conn.error("create a volume", e))
+}
+
+/// The name of the volume at `path` in its directory's pool: the file's
+/// name (a cached image's too).
+pub fn volume_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A volume's definition, for `virStorageVolCreateXML`.
+pub(super) struct VolumeXml<'a> {
+    pub name: &'a str,
+    pub capacity: u64,
+    /// Bytes to allocate up front; `None` leaves it to libvirt (all of it).
+    pub allocation: Option<u64>,
+    pub format: &'a str,
+    pub mode: &'a str,
+    /// The backing file's path and format, for an overlay.
+    pub backing: Option<(&'a str, &'a str)>,
+}
+
+impl VolumeXml<'_> {
+    pub fn render(&self) -> String {
+        let text = crate::escape::xml_text;
+        let allocation = self
+            .allocation
+            .map(|bytes| format!("<allocation unit='bytes'>{bytes}</allocation>"))
+            .unwrap_or_default();
+        let backing = self
+            .backing
+            .map(|(path, format)| {
+                format!(
+                    "<backingStore><path>{}</path><format type='{format}'/></backingStore>",
+                    text(path)
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "<volume><name>{}</name><capacity unit='bytes'>{}</capacity>{allocation}\
+             <target><format type='{}'/><permissions><mode>{}</mode></permissions>\
+             </target>{backing}</volume>",
+            text(self.name),
+            self.capacity,
+            self.format,
+            self.mode
+        )
+    }
 }
 
 /// The pool named `name`, or the one whose target is `dir`; a pool of

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::desired::{Desired, MachineSpec};
-use crate::host::{images_pool, Host};
+use crate::host::{images_pool, Host, Hosts};
 use crate::observe::host_images::uses_images_pool;
 
 /// One image volume in a host's images pool.
@@ -85,13 +85,20 @@ fn boots(desired: &Desired, machine: &MachineSpec, name: &str) -> bool {
     let current = super::ensure::current_path(cache_dir, &desired.images[&machine.os]);
     [current.as_path(), machine.image_path.as_path()]
         .iter()
-        .any(|path| images_pool::image_volume_name(path) == name)
+        .any(|path| crate::host::pools::volume_name(path) == name)
 }
 
-/// Removes the uploaded image at `image.path` from its host's images pool.
-pub fn remove(image: &HostImage) -> Result<(), String> {
+/// Removes the uploaded image at `image.path` from its host's images
+/// pool, through `hosts` (opened once for every image removed: each
+/// opening of a remote host is an SSH login).
+pub fn remove(hosts: &Hosts, image: &HostImage) -> Result<(), String> {
+    let host = hosts
+        .find(&image.uri)
+        .ok_or_else(|| match hosts.unreachable(&image.uri) {
+            Some(unreachable) => unreachable.to_string(),
+            None => format!("host {} was not opened", image.uri),
+        })?;
     let dir = image.path.parent().unwrap_or(Path::new("/"));
-    let name = images_pool::image_volume_name(&image.path);
-    let host = Host::open(&image.uri).map_err(|e| e.to_string())?;
+    let name = crate::host::pools::volume_name(&image.path);
     images_pool::remove(&host.connection(), dir, &name).map_err(|e| e.to_string())
 }
