@@ -11,6 +11,7 @@ use super::image_set;
 use super::progress::bytes;
 use super::{CliError, GlobalArgs, Printer};
 use crate::desired::Desired;
+use crate::host::Hosts;
 use crate::images::clean::{self, DirCleanup, InUse, RemovalReason};
 use crate::images::listing::{self, FileKind, ListedFile};
 use crate::images::on_hosts::{self, HostImage};
@@ -61,14 +62,17 @@ pub fn run(
     }
 }
 
-/// The images uploaded to the manifest's hosts; a host that cannot be
-/// read is a warning (the caches are still listed and cleaned).
-fn host_images(desired: &Desired, printer: &Printer) -> Vec<HostImage> {
-    let (images, problems) = on_hosts::list(desired);
+/// The images uploaded to the manifest's hosts (opened once, in `hosts`);
+/// a host that cannot be opened or read is a warning (the caches are
+/// still listed and cleaned).
+fn host_images(desired: &Desired, printer: &Printer) -> (Vec<HostImage>, Hosts) {
+    let (hosts, mut problems) = on_hosts::open_hosts(desired);
+    let (images, unread) = on_hosts::list(desired, &hosts);
+    problems.extend(unread);
     for problem in problems {
         printer.error(&format!("warning: {problem}"));
     }
-    images
+    (images, hosts)
 }
 
 fn list(
@@ -78,7 +82,7 @@ fn list(
     printer: &Printer,
 ) -> Result<ExitCode, CliError> {
     let mut rows = listing::list(set).map_err(|e| CliError::Other(e.to_string()))?;
-    let on_hosts = host_images(desired, printer);
+    let (on_hosts, _) = host_images(desired, printer);
     if json {
         rows.extend(on_hosts.iter().map(host_row));
         let text =
@@ -190,13 +194,7 @@ fn clean(
     for dir in &plan.dirs {
         clean_dir(dir, force, printer)?;
     }
-    let unused = unused_host_images(desired, domain_files.as_ref(), printer);
-    // Each remote host opened once (an SSH login), only to remove.
-    let hosts = if force && !unused.is_empty() {
-        crate::host::Hosts::open(unused.iter().map(|i| i.uri.as_str()))?
-    } else {
-        crate::host::Hosts::default()
-    };
+    let (unused, hosts) = unused_host_images(desired, domain_files.as_ref(), printer);
     for image in &unused {
         clean_host_image(image, &hosts, force, printer)?;
     }
@@ -213,16 +211,18 @@ fn clean(
 }
 
 /// The uploaded images no machine of the manifest on their host boots and
-/// no domain's disk there uses; none when the domains could not be read.
+/// no domain's disk there uses (none when the domains could not be read),
+/// and their hosts, to remove them through.
 fn unused_host_images(
     desired: &Desired,
     domain_files: Option<&crate::images::DomainFiles>,
     printer: &Printer,
-) -> Vec<HostImage> {
+) -> (Vec<HostImage>, Hosts) {
     let Some(domain_files) = domain_files else {
-        return Vec::new();
+        return (Vec::new(), Hosts::default());
     };
-    host_images(desired, printer)
+    let (images, hosts) = host_images(desired, printer);
+    let unused = images
         .into_iter()
         .filter(|image| image.machines.is_empty())
         .filter(|image| {
@@ -239,12 +239,13 @@ fn unused_host_images(
             }
             !used
         })
-        .collect()
+        .collect();
+    (unused, hosts)
 }
 
 fn clean_host_image(
     image: &HostImage,
-    hosts: &crate::host::Hosts,
+    hosts: &Hosts,
     force: bool,
     printer: &Printer,
 ) -> Result<(), CliError> {

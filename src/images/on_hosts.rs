@@ -4,12 +4,11 @@
 //! them. Only lvlab's images pools are read, and only their image volumes
 //! are ever removed.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::desired::{Desired, MachineSpec};
-use crate::host::{images_pool, Host, Hosts};
-use crate::observe::host_images::uses_images_pool;
+use crate::host::{images_pool, Hosts};
+use crate::observe::host_images::{self, uses_images_pool};
 
 /// One image volume in a host's images pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,49 +23,69 @@ pub struct HostImage {
     pub machines: Vec<String>,
 }
 
-/// The images pools of the manifest's hosts with what they hold, and the
-/// hosts that could not be read (each with libvirt's message).
-pub fn list(desired: &Desired) -> (Vec<HostImage>, Vec<String>) {
-    let machines: Vec<&MachineSpec> = desired
+/// The machines whose images go to their host's images pool.
+fn pool_machines(desired: &Desired) -> Vec<&MachineSpec> {
+    desired
         .environments
         .iter()
         .flat_map(|e| &e.machines)
         .filter(|m| uses_images_pool(m))
-        .collect();
-    let pools: BTreeSet<(&str, PathBuf)> = machines
+        .collect()
+}
+
+/// The hosts holding the manifest's images pools, each opened once (a
+/// remote host's opening is an SSH login), and the messages of those that
+/// could not be.
+pub fn open_hosts(desired: &Desired) -> (Hosts, Vec<String>) {
+    let machines = pool_machines(desired);
+    if machines.is_empty() {
+        return (Hosts::default(), Vec::new());
+    }
+    match Hosts::open(machines.iter().map(|m| m.libvirt_uri.as_str())) {
+        Ok(hosts) => {
+            let problems = hosts.all_unreachable().iter().map(|u| u.to_string());
+            let problems = problems.collect();
+            (hosts, problems)
+        }
+        Err(err) => (Hosts::default(), vec![err.to_string()]),
+    }
+}
+
+/// The images pools of the manifest's hosts among `hosts` with what they
+/// hold, and what could not be read.
+pub fn list(desired: &Desired, hosts: &Hosts) -> (Vec<HostImage>, Vec<String>) {
+    let machines = pool_machines(desired);
+    let reachable = machines
         .iter()
-        .map(|m| (m.libvirt_uri.as_str(), images_pool::images_pool_dir(m)))
-        .collect();
+        .copied()
+        .filter(|m| hosts.find(&m.libvirt_uri).is_some());
+    let pools = match host_images::read(hosts, reachable) {
+        Ok(pools) => pools,
+        Err(err) => return (Vec::new(), vec![err.to_string()]),
+    };
     let mut found = Vec::new();
-    let mut problems = Vec::new();
-    for (uri, dir) in pools {
-        let volumes = Host::open(uri).and_then(|h| images_pool::list(&h.connection(), &dir));
-        let volumes = match volumes {
-            Ok(volumes) => volumes,
-            Err(err) => {
-                problems.push(err.to_string());
-                continue;
-            }
-        };
-        for (name, size) in volumes {
+    for pool in pools {
+        for (name, size) in &pool.volumes {
             let users: Vec<&&MachineSpec> = machines
                 .iter()
-                .filter(|m| m.libvirt_uri == uri && images_pool::images_pool_dir(m) == dir)
-                .filter(|m| boots(desired, m, &name))
+                .filter(|m| {
+                    m.libvirt_uri == pool.uri && images_pool::images_pool_dir(m) == pool.dir
+                })
+                .filter(|m| boots(desired, m, name))
                 .collect();
             let mut images: Vec<String> = desired
                 .images
                 .values()
-                .filter(|spec| spec.file_name == name)
+                .filter(|spec| &spec.file_name == name)
                 .map(|spec| spec.key.clone())
                 .collect();
             images.extend(users.iter().map(|m| m.os.clone()));
             images.sort();
             images.dedup();
             found.push(HostImage {
-                uri: uri.to_string(),
-                path: dir.join(&name),
-                size,
+                uri: pool.uri.clone(),
+                path: pool.dir.join(name),
+                size: *size,
                 images,
                 machines: users
                     .iter()
@@ -75,7 +94,7 @@ pub fn list(desired: &Desired) -> (Vec<HostImage>, Vec<String>) {
             });
         }
     }
-    (found, problems)
+    (found, Vec::new())
 }
 
 /// Whether `machine` boots the volume `name`: its image's file now (after
@@ -89,8 +108,7 @@ fn boots(desired: &Desired, machine: &MachineSpec, name: &str) -> bool {
 }
 
 /// Removes the uploaded image at `image.path` from its host's images
-/// pool, through `hosts` (opened once for every image removed: each
-/// opening of a remote host is an SSH login).
+/// pool, through `hosts` (from [`open_hosts`]).
 pub fn remove(hosts: &Hosts, image: &HostImage) -> Result<(), String> {
     let host = hosts
         .find(&image.uri)

@@ -486,12 +486,12 @@ impl<'a> Planner<'a> {
         let state = observed.images.get(&machine.image_path);
         let cached = state.map_or(&machine.image_path, |s| &s.path);
         let dir = images_pool::images_pool_dir(machine);
-        let volume = dir.join(crate::host::pools::volume_name(cached));
+        let name = crate::host::pools::volume_name(cached);
+        let volume = dir.join(&name);
         let uri = machine.libvirt_uri.clone();
         if let Some(ready) = self.uploads.get(&(uri.clone(), volume.clone())) {
             return HostImage::Ready(*ready);
         }
-        let name = crate::host::pools::volume_name(cached);
         let there = crate::observe::host_images::find(&observed.host_images, &uri, &dir)
             .and_then(|pool| pool.volumes.get(&name).copied());
         let spec = &self.input.desired.images[&machine.os];
